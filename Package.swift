@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "RoleMesh",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rolemesh", targets: ["rolemesh"]),
+        .executable(name: "rolemesh-bench", targets: ["rolemesh-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // libsodium (Ed25519, X25519, XChaCha20-Poly1305) from the system: Debian libsodium-dev.
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
+        ),
+        // The pure core: wire format, membership, failure detection, routing, config.
+        // No sockets, no clocks, no files: everything time- or I/O-related is injected.
+        .target(name: "RoleMeshCore", dependencies: ["CSodium"]),
+        // An in-memory network in virtual time that drives the real core.
+        .target(name: "RoleMeshSimulation", dependencies: ["RoleMeshCore"]),
+        // The shell: Dispatch sockets, files, the control socket, probes, child processes.
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "CSodium"]),
+        .executableTarget(
+            name: "rolemesh",
+            dependencies: [
+                "RoleMeshAgent", "RoleMeshCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
+        .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
+        .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"]),
+        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "rolemesh"]),
+    ]
+)

@@ -1,0 +1,47 @@
+/// What one node knows about another member.
+struct Member {
+    /// The newest heartbeat accepted from it, and its signed form for relaying.
+    var heartbeat: Heartbeat
+    var entry: SignedEntry
+    var state: MemberState
+    /// When a newer heartbeat last arrived, directly or relayed.
+    var lastHeard: Millis
+    /// When `state` last changed (dead and left members are forgotten after 24 h).
+    var stateSince: Millis
+    /// Set while this node itself suspects the member.
+    var suspectSince: Millis?
+    /// Other nodes that accused it of being suspect at its current incarnation.
+    var accusers: Set<String> = []
+    /// The signed claim this node holds that the member is dead.
+    var deathClaim: SignedEntry?
+    var deathIncarnation: UInt64 = 0
+    /// Source address of its last direct datagram, for members that advertise 0.0.0.0.
+    var observed: WireAddress?
+
+    var address: WireAddress { observed.map { heartbeat.address.filling(from: $0) } ?? heartbeat.address }
+
+    /// Dead and left are final for an incarnation: only a higher incarnation revives.
+    var finalIncarnation: UInt64? {
+        switch state {
+        case .dead: return deathIncarnation
+        case .left: return heartbeat.incarnation
+        default: return nil
+        }
+    }
+
+    var isReachable: Bool { state == .alive || state == .suspect }
+}
+
+/// A member as `status` shows it.
+public struct MemberSnapshot: Equatable, Sendable {
+    public var name: String
+    public var address: WireAddress
+    public var state: MemberState
+    public var incarnation: UInt64
+    public var roles: [String]
+    public var backup: [String: Int]
+    public var draining: Bool
+    public var signals: Signals
+    public var lastHeardMs: Int64
+    public var isSelf: Bool
+}

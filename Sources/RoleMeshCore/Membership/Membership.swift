@@ -1,0 +1,473 @@
+/// The membership and failure-detection core: a deterministic state machine.
+///
+/// Inputs are datagrams, ticks and local commands, each with the current time; outputs are
+/// `MembershipAction`s (datagrams to send, events, incarnations to persist) that the shell
+/// carries out. No clocks, sockets or files here, so the simulation can drive a thousand of
+/// these in virtual time.
+///
+/// The rules, in short (README "How membership works" has the long form):
+/// - every node signs a heartbeat each `heartbeat` interval and sends it to its peers; statements
+///   are relayed with their origin's signature, so one lossy link is routed around;
+/// - silence longer than `suspectAfter` makes this node suspect a member and say so, signed;
+/// - it declares the member dead after `suspicionTimeout` only once `confirmations` other nodes
+///   (fewer if fewer are alive) accused it too; a suspected node refutes by raising its incarnation;
+/// - dead and left are final for an incarnation; a node's incarnation only rises (persisted by the
+///   shell), so a restarted node always overrides its old death;
+/// - a tick gap longer than `pauseThreshold` means this process was suspended: it accuses nobody,
+///   raises its incarnation and resynchronises.
+public final class Membership {
+    public struct Config: Sendable {
+        public var name: String
+        public var address: WireAddress
+        public var incarnation: UInt64
+        public var roles: [String]
+        public var backup: [String: Int]
+        public var draining: Bool
+        public var signals: Signals
+        public var profile: TimingProfile
+        /// Seeds and members remembered from the last run: contacted while this node is alone.
+        public var bootstrap: [WireAddress]
+
+        public init(name: String, address: WireAddress, incarnation: UInt64 = 1, roles: [String] = [],
+                    backup: [String: Int] = [:], draining: Bool = false, signals: Signals = Signals(),
+                    profile: TimingProfile = .lan, bootstrap: [WireAddress] = []) {
+            self.name = name; self.address = address; self.incarnation = incarnation; self.roles = roles
+            self.backup = backup; self.draining = draining; self.signals = signals
+            self.profile = profile; self.bootstrap = bootstrap
+        }
+    }
+
+    public let name: String
+    public let profile: TimingProfile
+    let crypto: StatementCrypto
+    var rng: SplitMix64
+    public private(set) var me: Heartbeat
+    private(set) var myEntry: SignedEntry
+    var members: [String: Member] = [:]
+    var queue = BroadcastQueue()
+    var seenAccusations: Set<Accusation> = []
+    public internal(set) var dropped = DropCounters()
+    var bootstrap: [WireAddress]
+    var lastTick: Millis?
+    var nextBeat: Millis
+    var nextSync: Millis
+    var nextDeadRetry: Millis
+    var nextJoin: Millis
+    var lastNotice: [WireAddress: Millis] = [:]
+    var lastSyncReply: [String: Millis] = [:]
+    var outbox: [MembershipAction] = []
+    public private(set) var hasLeft = false
+    /// Observers of the view, called after every input (routing uses this to emit role moves).
+    var viewObservers: [(Membership) -> Void] = []
+
+    static let retention: Millis = 24 * 3600 * 1000
+    static let relayMultiplier = 4
+    static let beatRelayLimit = 2
+    static let maxSeenAccusations = 10_000
+
+    public init(config: Config, crypto: StatementCrypto, seed: UInt64, now: Millis) {
+        name = config.name
+        profile = config.profile
+        self.crypto = crypto
+        rng = SplitMix64(seed: seed)
+        me = Heartbeat(name: config.name, incarnation: config.incarnation, seq: 0, draining: config.draining,
+                       address: config.address, roles: config.roles, backup: config.backup, signals: config.signals)
+        myEntry = SignedEntry(statement: .heartbeat(me), body: [], signature: [])
+        bootstrap = config.bootstrap
+        // Spread first beats so nodes started together do not send in lockstep.
+        nextBeat = now + Millis.random(in: 0..<config.profile.heartbeat, using: &rng)
+        nextSync = now + config.profile.syncInterval
+        nextDeadRetry = now + config.profile.deadRetry
+        nextJoin = now + config.profile.joinRetry
+        myEntry = sign(.heartbeat(me))
+    }
+
+    // MARK: - Inputs
+
+    /// Announce ourselves to the seeds and remembered peers.
+    public func start(now: Millis) -> [MembershipAction] {
+        lastTick = now
+        for address in bootstrap where address != me.address { sendFullState(.syncRequest, to: address) }
+        return drain()
+    }
+
+    public func tick(now: Millis) -> [MembershipAction] {
+        guard !hasLeft else { return drain() }
+        if let last = lastTick, now - last > profile.pauseThreshold { resumeAfterPause(now: now, gap: now - last) }
+        lastTick = now
+        detectFailures(now: now)
+        if now >= nextBeat {
+            nextBeat = now + profile.heartbeat
+            me.seq += 1
+            myEntry = sign(.heartbeat(me))
+            gossip()
+        } else if queue.unsentUrgent > 0 {
+            gossip()
+        }
+        if now >= nextSync {
+            nextSync = now + profile.syncInterval
+            let peers = members.values.filter(\.isReachable)
+            if let peer = peers.randomElement(using: &rng) { sendFullState(.syncRequest, to: peer.address) }
+        }
+        if now >= nextDeadRetry {
+            nextDeadRetry = now + profile.deadRetry
+            for m in members.values where m.state == .dead { sendFullState(.syncRequest, to: m.address) }
+        }
+        if now >= nextJoin {
+            nextJoin = now + profile.joinRetry
+            if !members.values.contains(where: \.isReachable) {
+                for address in bootstrap where address != me.address { sendFullState(.syncRequest, to: address) }
+            }
+        }
+        forgetOldMembers(now: now)
+        return drain()
+    }
+
+    /// A datagram as it came off the socket.
+    public func receive(bytes: [UInt8], from: WireAddress, now: Millis) -> [MembershipAction] {
+        guard !hasLeft else { return [] }
+        let datagram: Datagram
+        do { datagram = try Wire.decode(bytes) } catch {
+            dropped.malformed += 1
+            return []
+        }
+        return receive(datagram, from: from, now: now)
+    }
+
+    /// A decoded datagram (the simulation skips the byte encoding).
+    public func receive(_ d: Datagram, from: WireAddress, now: Millis) -> [MembershipAction] {
+        guard !hasLeft, let first = d.entries.first, case .heartbeat(let sender) = first.statement else { return drain() }
+        if sender.name == name { dropped.replay += 1; return drain() }   // our own words played back to us
+        switch acceptHeartbeat(first, sender, observed: from, now: now) {
+        case .accepted: break
+        case .duplicate:
+            if members[sender.name]?.finalIncarnation != nil {
+                dropped.replay += 1
+                return drain()
+            }
+        case .final:
+            // It speaks at an incarnation we hold dead or left: tell it, so it refutes.
+            sendNotice(about: sender.name, to: from, now: now)
+        case .stale:
+            dropped.replay += 1
+            sendNotice(about: sender.name, to: from, now: now)
+            return drain()
+        case .unknownKey: dropped.unknownKey += 1; return drain()
+        case .badSignature: dropped.badSignature += 1; return drain()
+        }
+        for entry in d.entries.dropFirst() {
+            switch entry.statement {
+            case .heartbeat(let hb):
+                switch acceptHeartbeat(entry, hb, observed: nil, now: now) {
+                case .unknownKey: dropped.unknownKey += 1
+                case .badSignature: dropped.badSignature += 1
+                default: break
+                }
+            case .accusation(let a):
+                acceptAccusation(entry, a, now: now)
+            }
+        }
+        if d.kind == .syncRequest, now - (lastSyncReply[sender.name] ?? Millis.min / 2) >= profile.heartbeat {
+            lastSyncReply[sender.name] = now
+            sendFullState(.syncReply, to: from)
+        }
+        notifyObservers()
+        return drain()
+    }
+
+    /// Graceful leave: a signed `left` heartbeat to everyone, twice against loss.
+    public func leave(now: Millis) -> [MembershipAction] {
+        guard !hasLeft else { return drain() }
+        me.status = .left
+        me.seq += 1
+        myEntry = sign(.heartbeat(me))
+        for _ in 0..<2 {
+            for m in members.values where m.isReachable {
+                outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address))
+            }
+        }
+        hasLeft = true
+        return drain()
+    }
+
+    /// Changes to this node's own roles, backups, draining flag or signals. Anything but
+    /// signals goes out at once; signals ride on the next heartbeat.
+    public func updateSelf(now: Millis, _ change: (inout Heartbeat) -> Void) -> [MembershipAction] {
+        var next = me
+        change(&next)
+        next.signals = next.signals.quantized
+        guard next != me, !hasLeft else { return drain() }
+        let urgent = !next.sameIdentity(as: me)
+        me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.signals = next.signals
+        if urgent {
+            me.seq += 1
+            myEntry = sign(.heartbeat(me))
+            gossip()
+            notifyObservers()
+        }
+        return drain()
+    }
+
+    /// Trust in `name` was revoked: forget it entirely.
+    public func revoke(_ name: String) {
+        members[name] = nil
+        queue.remove(origin: name)
+        seenAccusations = seenAccusations.filter { $0.accuser != name && $0.target != name }
+        for key in members.keys { members[key]?.accusers.remove(name) }
+        notifyObservers()
+    }
+
+    // MARK: - Heartbeats
+
+    enum Outcome { case accepted, duplicate, stale, final, unknownKey, badSignature }
+
+    func acceptHeartbeat(_ entry: SignedEntry, _ hb: Heartbeat, observed: WireAddress?, now: Millis) -> Outcome {
+        if hb.name == name { return acceptOwnRecord(entry, hb) }
+        let old = members[hb.name]
+        if let m = old {
+            if entry.signature == m.entry.signature, entry.body == m.entry.body {
+                if let observed { members[hb.name]?.observed = observed }
+                return .duplicate
+            }
+            if hb.version <= m.heartbeat.version { return .stale }
+            if let final = m.finalIncarnation, hb.incarnation <= final { return .final }
+        }
+        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: hb.name) else {
+            return .unknownKey
+        }
+        guard valid else { return .badSignature }
+
+        let newState: MemberState = hb.status == .left ? .left : .alive
+        var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: now, stateSince: now)
+        if let old, old.heartbeat.incarnation != hb.incarnation {
+            m.accusers = []
+            seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.incarnation >= hb.incarnation }
+        }
+        m.heartbeat = hb
+        m.entry = entry
+        m.lastHeard = now
+        m.suspectSince = nil
+        if let observed { m.observed = observed }
+        let changedState = old == nil || old!.state != newState
+        let changedIdentity = old.map { !hb.sameIdentity(as: $0.heartbeat) } ?? true
+        if changedState {
+            m.state = newState
+            m.stateSince = now
+            m.deathClaim = nil
+            outbox.append(.event(.state(newState, hb.name)))
+        } else if let old, !hb.sameIdentity(as: old.heartbeat, ignoringIncarnation: true) {
+            outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
+        }
+        members[hb.name] = m
+        let urgent = changedState || changedIdentity
+        queue.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
+                  limit: urgent ? relayLimit : Self.beatRelayLimit, urgent: urgent)
+        return .accepted
+    }
+
+    /// Someone holds a newer record of us than we do: our state was lost. Jump above it.
+    func acceptOwnRecord(_ entry: SignedEntry, _ hb: Heartbeat) -> Outcome {
+        guard hb.version > me.version, !hasLeft else { return .duplicate }
+        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: name), valid else {
+            return .badSignature
+        }
+        refute(atLeast: hb.incarnation)
+        return .accepted
+    }
+
+    // MARK: - Accusations
+
+    func acceptAccusation(_ entry: SignedEntry, _ a: Accusation, now: Millis) {
+        guard a.accuser != name, !seenAccusations.contains(a) else { return }
+        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: a.accuser) else {
+            dropped.unknownKey += 1
+            return
+        }
+        guard valid else { dropped.badSignature += 1; return }
+        if seenAccusations.count >= Self.maxSeenAccusations { seenAccusations.removeAll() }
+        seenAccusations.insert(a)
+        if a.target == name {
+            if a.incarnation >= me.incarnation { refute(atLeast: a.incarnation) }
+            return
+        }
+        guard var m = members[a.target] else { return }
+        let key = "a:\(a.accuser):\(a.kind.rawValue):\(a.target)"
+        switch a.kind {
+        case .suspect:
+            guard m.isReachable, a.incarnation == m.heartbeat.incarnation else { return }
+            m.accusers.insert(a.accuser)
+            members[a.target] = m
+            queue.add(key: key, entry: entry, origin: a.accuser, limit: relayLimit, urgent: true)
+        case .dead:
+            guard m.finalIncarnation == nil, a.incarnation >= m.heartbeat.incarnation else { return }
+            // Hearsay does not kill a member we heard from just now; it will refute if it must.
+            let silent = now - m.lastHeard >= suspectAfter / 2
+            guard silent || a.incarnation > m.heartbeat.incarnation else { return }
+            markDead(&m, claim: entry, incarnation: a.incarnation, now: now)
+            members[a.target] = m
+            queue.add(key: key, entry: entry, origin: a.accuser, limit: relayLimit, urgent: true)
+        }
+    }
+
+    func detectFailures(now: Millis) {
+        let threshold = suspectAfter
+        for key in Array(members.keys) {
+            guard var m = members[key], m.isReachable else { continue }
+            if m.suspectSince == nil, now - m.lastHeard > threshold {
+                m.suspectSince = now
+                if m.state == .alive {
+                    m.state = .suspect
+                    m.stateSince = now
+                    outbox.append(.event(.state(.suspect, key)))
+                }
+                let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
+                                                        incarnation: m.heartbeat.incarnation)))
+                queue.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
+            }
+            if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
+                let witnesses = members.values.filter { $0.state == .alive && $0.heartbeat.name != key }.count
+                if m.accusers.count >= min(profile.confirmations, witnesses) {
+                    let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key,
+                                                            incarnation: m.heartbeat.incarnation)))
+                    markDead(&m, claim: claim, incarnation: m.heartbeat.incarnation, now: now)
+                    queue.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
+                }
+            }
+            members[key] = m
+        }
+        notifyObservers()
+    }
+
+    func markDead(_ m: inout Member, claim: SignedEntry, incarnation: UInt64, now: Millis) {
+        m.state = .dead
+        m.deathClaim = claim
+        m.deathIncarnation = incarnation
+        m.suspectSince = nil
+        m.stateSince = now
+        outbox.append(.event(.state(.dead, m.heartbeat.name)))
+    }
+
+    /// Raise our incarnation above `inc` and tell everyone, including those who think us dead.
+    func refute(atLeast inc: UInt64) {
+        me.incarnation = max(me.incarnation, inc) + 1
+        me.seq = 0
+        myEntry = sign(.heartbeat(me))
+        outbox.append(.persistIncarnation(me.incarnation))
+        for m in members.values where m.state != .left {
+            outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address))
+        }
+    }
+
+    func resumeAfterPause(now: Millis, gap: Millis) {
+        outbox.append(.log("no tick for \(gap) ms: this process was suspended; refreshing instead of accusing"))
+        for key in Array(members.keys) where members[key]!.isReachable {
+            members[key]!.lastHeard = now
+            members[key]!.suspectSince = nil
+            if members[key]!.state == .suspect {
+                members[key]!.state = .alive
+                members[key]!.stateSince = now
+                outbox.append(.event(.state(.alive, key)))
+            }
+        }
+        refute(atLeast: me.incarnation)
+        for m in members.values where m.state != .left { sendFullState(.syncRequest, to: m.address) }
+        nextBeat = now + profile.heartbeat
+    }
+
+    // MARK: - Sending
+
+    /// Our heartbeat plus piggybacked news to every reachable member (or a random sample).
+    func gossip() {
+        var targets = members.values.filter(\.isReachable)
+        if targets.count > profile.maxFanout {
+            targets.shuffle(using: &rng)
+            targets.removeLast(targets.count - profile.maxFanout)
+        }
+        let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
+        for t in targets {
+            let extra = queue.take(budget: budget, recipient: t.heartbeat.name)
+            outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address))
+        }
+    }
+
+    /// Everything we know, in as many datagrams as it takes, each led by our own heartbeat.
+    func sendFullState(_ kind: DatagramKind, to address: WireAddress) {
+        var entries: [SignedEntry] = []
+        for m in members.values.sorted(by: { $0.heartbeat.name < $1.heartbeat.name }) {
+            entries.append(m.entry)
+            if let claim = m.deathClaim { entries.append(claim) }
+        }
+        for d in pack(entries, kind: kind) { outbox.append(.send(d, to: address)) }
+    }
+
+    func pack(_ entries: [SignedEntry], kind: DatagramKind) -> [Datagram] {
+        var out: [Datagram] = []
+        var current = [myEntry]
+        var size = Wire.headerSize + myEntry.encodedSize
+        for e in entries {
+            if size + e.encodedSize > Wire.maxDatagramSize || current.count == 255 {
+                out.append(Datagram(kind: kind, entries: current))
+                current = [myEntry]; size = Wire.headerSize + myEntry.encodedSize
+            }
+            current.append(e); size += e.encodedSize
+        }
+        out.append(Datagram(kind: kind, entries: current))
+        return out
+    }
+
+    /// Tell a node what we hold about it: its newest record, and our claim it is dead.
+    func sendNotice(about node: String, to address: WireAddress, now: Millis) {
+        guard let m = members[node], now - (lastNotice[address] ?? Millis.min / 2) >= profile.suspectAfter else { return }
+        lastNotice[address] = now
+        var entries = [myEntry, m.entry]
+        if let claim = m.deathClaim { entries.append(claim) }
+        outbox.append(.send(Datagram(kind: .gossip, entries: entries), to: address))
+    }
+
+    func sign(_ s: Statement) -> SignedEntry {
+        let body = Wire.encodeBody(s)
+        return SignedEntry(statement: s, body: body, signature: crypto.sign(Wire.signedMessage(for: s, body: body)))
+    }
+
+    // MARK: - Helpers
+
+    var reachableCount: Int { members.values.reduce(0) { $0 + ($1.isReachable ? 1 : 0) } }
+    var suspectAfter: Millis { profile.suspectAfter(memberCount: reachableCount + 1) }
+    /// How often a relayed piece of news is passed on: SWIM's λ·log(N).
+    var relayLimit: Int {
+        var n = members.count + 1, digits = 0
+        while n > 0 { digits += 1; n /= 10 }
+        return Self.relayMultiplier * digits
+    }
+    /// Our own news goes to every reachable member directly, plus a few spares.
+    var ownLimit: Int { max(relayLimit, min(reachableCount, profile.maxFanout) + 2) }
+
+    func forgetOldMembers(now: Millis) {
+        for (key, m) in members where !m.isReachable && now - m.stateSince > Self.retention {
+            members[key] = nil
+        }
+        if lastNotice.count > 1024 { lastNotice.removeAll() }
+    }
+
+    func notifyObservers() { for o in viewObservers { o(self) } }
+
+    func drain() -> [MembershipAction] {
+        defer { outbox.removeAll(keepingCapacity: true) }
+        return outbox
+    }
+}
+
+public enum MembershipAction: Sendable {
+    case send(Datagram, to: WireAddress)
+    case event(MeshEvent)
+    case persistIncarnation(UInt64)
+    case log(String)
+}
+
+extension Heartbeat {
+    /// Everything a peer should hear about at once: all but the sequence number and signals.
+    func sameIdentity(as o: Heartbeat, ignoringIncarnation: Bool = false) -> Bool {
+        status == o.status && draining == o.draining && address == o.address && roles == o.roles
+            && backup == o.backup && (ignoringIncarnation || incarnation == o.incarnation)
+    }
+}

@@ -1,0 +1,29 @@
+extension Membership {
+    /// Every member including ourselves, as `status` lists them, sorted by name.
+    public func snapshot(now: Millis) -> [MemberSnapshot] {
+        var out = [MemberSnapshot(name: name, address: me.address, state: hasLeft ? .left : .alive,
+                                  incarnation: me.incarnation, roles: me.roles, backup: me.backup,
+                                  draining: me.draining, signals: me.signals, lastHeardMs: 0, isSelf: true)]
+        for m in members.values {
+            out.append(MemberSnapshot(name: m.heartbeat.name, address: m.address, state: m.state,
+                                      incarnation: m.heartbeat.incarnation, roles: m.heartbeat.roles,
+                                      backup: m.heartbeat.backup, draining: m.heartbeat.draining,
+                                      signals: m.heartbeat.signals, lastHeardMs: max(0, now - m.lastHeard),
+                                      isSelf: false))
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
+    /// Addresses worth remembering for the next start (not members that left).
+    public var rememberedPeers: [String: WireAddress] {
+        var out: [String: WireAddress] = [:]
+        for m in members.values where m.state != .left { out[m.heartbeat.name] = m.address }
+        return out
+    }
+
+    public func state(of node: String) -> MemberState? {
+        node == name ? (hasLeft ? .left : .alive) : members[node]?.state
+    }
+
+    public var memberCount: Int { members.count + 1 }
+}

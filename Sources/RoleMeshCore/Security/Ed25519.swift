@@ -1,0 +1,77 @@
+import CSodium
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Ed25519 through libsodium. Keys are stored as base64 text: the public key (32 bytes)
+/// in `keys/NAME.pub`, the 32-byte seed in `keys/NAME.secret`.
+public enum Ed25519 {
+    public static let publicKeySize = Int(crypto_sign_PUBLICKEYBYTES)
+    public static let seedSize = Int(crypto_sign_SEEDBYTES)
+    public static let signatureSize = Int(crypto_sign_BYTES)
+
+    /// libsodium must be initialised once before use; `sodium_init` is idempotent and thread-safe.
+    public static let ready: Bool = sodium_init() >= 0
+
+    public struct KeyPair: Sendable {
+        public let seed: [UInt8]
+        public let publicKey: [UInt8]
+        let secretKey: [UInt8]     // libsodium's 64-byte form: seed || public key
+
+        public init(seed: [UInt8]) {
+            precondition(Ed25519.ready && seed.count == Ed25519.seedSize)
+            var pk = [UInt8](repeating: 0, count: Ed25519.publicKeySize)
+            var sk = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
+            _ = crypto_sign_seed_keypair(&pk, &sk, seed)
+            self.seed = seed; self.publicKey = pk; self.secretKey = sk
+        }
+
+        public static func generate() -> KeyPair {
+            KeyPair(seed: Ed25519.randomBytes(Ed25519.seedSize))
+        }
+
+        public func sign(_ message: [UInt8]) -> [UInt8] {
+            var sig = [UInt8](repeating: 0, count: Ed25519.signatureSize)
+            _ = crypto_sign_detached(&sig, nil, message, UInt64(message.count), secretKey)
+            return sig
+        }
+    }
+
+    public static func verify(signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
+        guard ready, signature.count == signatureSize, publicKey.count == publicKeySize else { return false }
+        return crypto_sign_verify_detached(signature, message, UInt64(message.count), publicKey) == 0
+    }
+
+    public static func randomBytes(_ n: Int) -> [UInt8] {
+        precondition(ready)
+        var b = [UInt8](repeating: 0, count: n)
+        randombytes_buf(&b, n)
+        return b
+    }
+}
+
+/// How the membership core signs its own statements and checks others'.
+/// Injected, so the simulation can run a thousand nodes without real crypto.
+public protocol StatementCrypto: AnyObject {
+    func sign(_ message: [UInt8]) -> [UInt8]
+    /// `nil` when the origin's key is not trusted.
+    func verify(signature: [UInt8], message: [UInt8], origin: String) -> Bool?
+    func isTrusted(_ origin: String) -> Bool
+}
+
+/// The real thing: our key pair and the trusted public keys from `keys/`.
+public final class KeyRing: StatementCrypto {
+    public let keyPair: Ed25519.KeyPair
+    public private(set) var trusted: [String: [UInt8]]
+
+    public init(keyPair: Ed25519.KeyPair, trusted: [String: [UInt8]]) {
+        self.keyPair = keyPair; self.trusted = trusted
+    }
+    public func replaceTrusted(_ keys: [String: [UInt8]]) { trusted = keys }
+    public func sign(_ message: [UInt8]) -> [UInt8] { keyPair.sign(message) }
+    public func isTrusted(_ origin: String) -> Bool { trusted[origin] != nil }
+    public func verify(signature: [UInt8], message: [UInt8], origin: String) -> Bool? {
+        guard let pk = trusted[origin] else { return nil }
+        return Ed25519.verify(signature: signature, message: message, publicKey: pk)
+    }
+}

@@ -1,0 +1,132 @@
+/// The two kinds of signed statement that travel in gossip.
+///
+/// A `Heartbeat` is a node's own state, signed by that node; an `Accusation` is one node's
+/// claim that another is suspect or dead, signed by the accuser. Because each statement
+/// carries its origin's signature, any node can relay it and nobody can forge or alter it.
+
+/// Resource signals. `nil` means the device cannot read it — never a made-up 0.
+public struct Signals: Equatable, Hashable, Sendable {
+    public var load: Double?        // load average per core
+    public var cpus: Int?
+    public var memFree: Double?     // 0...1
+    public var battery: Double?     // 0...1
+    public var onBattery: Bool?
+    public var throttled: Bool?
+
+    public init(load: Double? = nil, cpus: Int? = nil, memFree: Double? = nil,
+                battery: Double? = nil, onBattery: Bool? = nil, throttled: Bool? = nil) {
+        self.load = load; self.cpus = cpus; self.memFree = memFree
+        self.battery = battery; self.onBattery = onBattery; self.throttled = throttled
+    }
+
+    /// Values as they survive the wire's fixed-point encoding, so a node compares its own
+    /// signals with what others will see.
+    public var quantized: Signals {
+        func q(_ v: Double?, _ scale: Double, _ maxv: Double) -> Double? {
+            v.map { (min(max($0, 0), maxv) * scale).rounded() / scale }
+        }
+        return Signals(load: q(load, 1000, 65.535), cpus: cpus.map { min(max($0, 0), 65535) },
+                       memFree: q(memFree, 10000, 1), battery: q(battery, 10000, 1),
+                       onBattery: onBattery, throttled: throttled)
+    }
+}
+
+public enum HeartbeatStatus: UInt8, Sendable { case alive = 0, left = 1 }
+
+public struct Heartbeat: Equatable, Sendable {
+    public var name: String
+    public var incarnation: UInt64
+    public var seq: UInt64
+    public var status: HeartbeatStatus
+    public var draining: Bool
+    public var address: WireAddress
+    public var roles: [String]
+    public var backup: [String: Int]
+    public var signals: Signals
+
+    public init(name: String, incarnation: UInt64, seq: UInt64, status: HeartbeatStatus = .alive,
+                draining: Bool = false, address: WireAddress, roles: [String] = [],
+                backup: [String: Int] = [:], signals: Signals = Signals()) {
+        self.name = name; self.incarnation = incarnation; self.seq = seq; self.status = status
+        self.draining = draining; self.address = address; self.roles = roles
+        self.backup = backup; self.signals = signals
+    }
+
+    /// (incarnation, seq) orders a node's heartbeats; incarnation survives restarts.
+    public var version: Version { Version(incarnation: incarnation, seq: seq) }
+
+    /// True when everything but the sequence number matches: a plain "still here" beat.
+    public func sameContent(as other: Heartbeat) -> Bool {
+        status == other.status && draining == other.draining && address == other.address
+            && roles == other.roles && backup == other.backup && signals == other.signals
+            && incarnation == other.incarnation
+    }
+}
+
+public struct Version: Comparable, Hashable, Sendable, CustomStringConvertible {
+    public var incarnation: UInt64
+    public var seq: UInt64
+    public init(incarnation: UInt64, seq: UInt64) { self.incarnation = incarnation; self.seq = seq }
+    public static func < (a: Version, b: Version) -> Bool {
+        (a.incarnation, a.seq) < (b.incarnation, b.seq)
+    }
+    public var description: String { "\(incarnation).\(seq)" }
+}
+
+public enum AccusationKind: UInt8, Sendable { case suspect = 1, dead = 2 }
+
+public struct Accusation: Equatable, Hashable, Sendable {
+    public var accuser: String
+    public var kind: AccusationKind
+    public var target: String
+    /// The target's incarnation the claim is about; a higher incarnation refutes it.
+    public var incarnation: UInt64
+    public init(accuser: String, kind: AccusationKind, target: String, incarnation: UInt64) {
+        self.accuser = accuser; self.kind = kind; self.target = target; self.incarnation = incarnation
+    }
+}
+
+public enum Statement: Equatable, Sendable {
+    case heartbeat(Heartbeat)
+    case accusation(Accusation)
+
+    /// The node whose key must have signed this statement.
+    public var origin: String {
+        switch self {
+        case .heartbeat(let h): return h.name
+        case .accusation(let a): return a.accuser
+        }
+    }
+}
+
+/// A statement with its canonical encoding and its origin's signature, exactly as relayed.
+public struct SignedEntry: Equatable, Sendable {
+    public var statement: Statement
+    public var body: [UInt8]
+    public var signature: [UInt8]
+
+    public init(statement: Statement, body: [UInt8], signature: [UInt8]) {
+        self.statement = statement; self.body = body; self.signature = signature
+    }
+
+    /// The bytes the signature covers: a domain tag, then the body.
+    public var signedMessage: [UInt8] { Wire.signedMessage(for: statement, body: body) }
+
+    /// Size on the wire: type, length, body, signature.
+    public var encodedSize: Int { 3 + body.count + Wire.signatureSize }
+}
+
+public enum DatagramKind: UInt8, Sendable {
+    case gossip = 1        // heartbeats and news, the steady stream
+    case syncRequest = 2   // full state; please answer with yours
+    case syncReply = 3     // full state, in answer
+}
+
+/// One UDP datagram. The first entry is always the sender's own heartbeat, so every
+/// datagram is attributable to a trusted, current sender.
+public struct Datagram: Equatable, Sendable {
+    public var kind: DatagramKind
+    public var entries: [SignedEntry]
+    public init(kind: DatagramKind, entries: [SignedEntry]) { self.kind = kind; self.entries = entries }
+    public var encodedSize: Int { Wire.headerSize + entries.reduce(0) { $0 + $1.encodedSize } }
+}

@@ -1,5 +1,5 @@
 import XCTest
-@testable import RoleMeshCore
+import RoleMeshCore
 
 final class ConfigTests: XCTestCase {
     /// The example from the contract, byte for byte.

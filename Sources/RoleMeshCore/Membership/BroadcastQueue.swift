@@ -77,7 +77,8 @@ struct BroadcastQueue {
                 ring.push(key, gen)
             }
         }
-        for s in skipped.reversed() { ring.pushFront(s.0, s.1) }
+        // Skipped items go to the back: order among them matters little, and it keeps push O(1).
+        for s in skipped { ring.push(s.0, s.1) }
     }
 }
 
@@ -88,9 +89,6 @@ private struct Ring {
     var count: Int { storage.count - head }
 
     mutating func push(_ key: String, _ gen: UInt64) { storage.append((key, gen)) }
-    mutating func pushFront(_ key: String, _ gen: UInt64) {
-        if head > 0 { head -= 1; storage[head] = (key, gen) } else { storage.insert((key, gen), at: 0) }
-    }
     mutating func pop() -> (String, UInt64)? {
         guard head < storage.count else { return nil }
         defer {

@@ -106,12 +106,13 @@ public final class Membership {
         }
         if now >= nextSync {
             nextSync = now + profile.syncInterval
-            let peers = members.values.filter(\.isReachable)
-            if let peer = peers.randomElement(using: &rng) { sendFullState(.syncRequest, to: peer.address) }
+            let peers = members.keys.filter { members[$0]!.isReachable }
+            if let peer = peers.randomElement(using: &rng) { sendFullState(.syncRequest, to: members[peer]!.address) }
         }
         if now >= nextDeadRetry {
             nextDeadRetry = now + profile.deadRetry
             for m in members.values where m.state == .dead { sendFullState(.syncRequest, to: m.address) }
+            forgetOldMembers(now: now)
         }
         if now >= nextJoin {
             nextJoin = now + profile.joinRetry
@@ -119,7 +120,6 @@ public final class Membership {
                 for address in bootstrap where address != me.address { sendFullState(.syncRequest, to: address) }
             }
         }
-        forgetOldMembers(now: now)
         return drain()
     }
 
@@ -311,9 +311,16 @@ public final class Membership {
 
     func detectFailures(now: Millis) {
         let threshold = suspectAfter
-        for key in Array(members.keys) {
-            guard var m = members[key], m.isReachable else { continue }
-            if m.suspectSince == nil, now - m.lastHeard > threshold {
+        // Only members with a timer running or just expired need work; the rest are read, not copied back.
+        var due: [String] = []
+        for i in members.indices {
+            let m = members.values[i]
+            if m.isReachable, m.suspectSince != nil || now - m.lastHeard > threshold { due.append(members.keys[i]) }
+        }
+        guard !due.isEmpty else { return }
+        for key in due {
+            guard var m = members[key] else { continue }
+            if m.suspectSince == nil {
                 m.suspectSince = now
                 if m.state == .alive {
                     m.state = .suspect
@@ -325,7 +332,7 @@ public final class Membership {
                 queue.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
             }
             if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
-                let witnesses = members.values.filter { $0.state == .alive && $0.heartbeat.name != key }.count
+                let witnesses = members.values.reduce(0) { $0 + ($1.state == .alive && $1.heartbeat.name != key ? 1 : 0) }
                 if m.accusers.count >= min(profile.confirmations, witnesses) {
                     let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key,
                                                             incarnation: m.heartbeat.incarnation)))
@@ -378,14 +385,16 @@ public final class Membership {
 
     /// Our heartbeat plus piggybacked news to every reachable member (or a random sample).
     func gossip() {
-        var targets = members.values.filter(\.isReachable)
+        var targets: [(name: String, address: WireAddress)] = []
+        targets.reserveCapacity(members.count)
+        for (key, m) in members where m.isReachable { targets.append((key, m.address)) }
         if targets.count > profile.maxFanout {
             targets.shuffle(using: &rng)
             targets.removeLast(targets.count - profile.maxFanout)
         }
         let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
         for t in targets {
-            let extra = queue.take(budget: budget, recipient: t.heartbeat.name)
+            let extra = queue.take(budget: budget, recipient: t.name)
             outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address))
         }
     }
@@ -431,8 +440,8 @@ public final class Membership {
 
     // MARK: - Helpers
 
-    var reachableCount: Int { members.values.reduce(0) { $0 + ($1.isReachable ? 1 : 0) } }
-    var suspectAfter: Millis { profile.suspectAfter(memberCount: reachableCount + 1) }
+    /// Scaled by the number of members we know (dead ones included: an upper bound is safe here).
+    var suspectAfter: Millis { profile.suspectAfter(memberCount: members.count + 1) }
     /// How often a relayed piece of news is passed on: SWIM's λ·log(N).
     var relayLimit: Int {
         var n = members.count + 1, digits = 0
@@ -440,7 +449,7 @@ public final class Membership {
         return Self.relayMultiplier * digits
     }
     /// Our own news goes to every reachable member directly, plus a few spares.
-    var ownLimit: Int { max(relayLimit, min(reachableCount, profile.maxFanout) + 2) }
+    var ownLimit: Int { max(relayLimit, min(members.count, profile.maxFanout) + 2) }
 
     func forgetOldMembers(now: Millis) {
         for (key, m) in members where !m.isReachable && now - m.stateSince > Self.retention {

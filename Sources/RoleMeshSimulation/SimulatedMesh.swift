@@ -1,0 +1,207 @@
+import RoleMeshCore
+
+/// Runs the real membership core for many nodes over an in-memory network in virtual time.
+/// Loss, delay and partitions are injected; every run with the same seed is identical.
+public final class SimulatedMesh {
+    public struct NodeHandle {
+        public let name: String
+        public let address: WireAddress
+        public var core: Membership
+        public var up = true
+        /// While set, the node's process is "suspended": no ticks, no receiving.
+        public var pausedUntil: Millis?
+    }
+
+    public private(set) var now: Millis = 0
+    public var loss: Double = 0
+    public var delay: ClosedRange<Millis> = 1...5
+    public private(set) var nodes: [String: NodeHandle] = [:]
+    public private(set) var delivered = 0
+    public private(set) var events: [(Millis, String, MeshEvent)] = []
+    public var recordEvents = true
+
+    let crypto = TrustingCrypto()
+    var rng: SplitMix64
+    var byAddress: [WireAddress: String] = [:]
+    var queue = EventHeap()
+    var groups: [String: Int] = [:]       // partition group per node; absent = group 0
+    var sequence: UInt64 = 0
+    var blocked: Set<[String]> = []
+
+    public init(seed: UInt64 = 1) { rng = SplitMix64(seed: seed) }
+
+    /// Adds and starts a node at 10.x.y.z:7946 (addresses are labels; nothing leaves the process).
+    @discardableResult
+    public func addNode(_ name: String, profile: TimingProfile = .lan, seeds: [String] = [],
+                        roles: [String] = [], incarnation: UInt64 = 1) -> WireAddress {
+        let i = nodes.count + 1
+        let address = WireAddress(ip: [10, UInt8((i >> 16) & 0xff), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)], port: 7946)
+        let bootstrap = seeds.compactMap { nodes[$0]?.address }
+        let core = Membership(
+            config: .init(name: name, address: address, incarnation: incarnation, roles: roles,
+                          profile: profile, bootstrap: bootstrap),
+            crypto: crypto, seed: rng.next(), now: now)
+        nodes[name] = NodeHandle(name: name, address: address, core: core)
+        byAddress[address] = name
+        crypto.trusted.insert(name)
+        perform(core.start(now: now), by: name)
+        schedule(at: now + Millis.random(in: 0..<profile.tick, using: &rng), .tick(name))
+        return address
+    }
+
+    /// SIGKILL: the node stops at once and says nothing.
+    public func kill(_ name: String) { nodes[name]?.up = false }
+
+    /// SIGSTOP for `duration`, then SIGCONT.
+    public func pause(_ name: String, for duration: Millis) { nodes[name]?.pausedUntil = now + duration }
+
+    public func leave(_ name: String) {
+        guard let n = nodes[name] else { return }
+        perform(n.core.leave(now: now), by: name)
+        nodes[name]?.up = false
+    }
+
+    /// Splits the mesh: nodes only reach nodes in the same group.
+    public func partition(_ parts: [[String]]) {
+        groups = [:]
+        for (g, part) in parts.enumerated() { for n in part { groups[n] = g + 1 } }
+    }
+    public func heal() { groups = [:]; blocked = [] }
+
+    /// Drops everything between two nodes, both ways, while each still reaches the others.
+    public func blockLink(_ a: String, _ b: String) { blocked.insert([a, b]); blocked.insert([b, a]) }
+
+    public func run(for duration: Millis) { run(until: now + duration) }
+
+    public func run(until end: Millis) {
+        while let next = queue.peekTime, next <= end {
+            let (time, event) = queue.pop()!
+            now = time
+            handle(event)
+        }
+        now = end
+    }
+
+    /// Runs until `condition` holds, checking every `step`; returns the time it took, or nil.
+    public func run(until condition: () -> Bool, step: Millis = 100, timeout: Millis) -> Millis? {
+        let start = now
+        while now - start < timeout {
+            if condition() { return now - start }
+            run(for: step)
+        }
+        return condition() ? now - start : nil
+    }
+
+    // MARK: - Views
+
+    public func state(of node: String, seenBy observer: String) -> MemberState? {
+        nodes[observer]?.core.state(of: node)
+    }
+
+    public var liveNodes: [String] { nodes.values.filter { $0.up }.map(\.name).sorted() }
+
+    /// True when every live node sees `node` in `state`.
+    public func everyone(sees node: String, as state: MemberState, excluding: Set<String> = []) -> Bool {
+        liveNodes.allSatisfy { $0 == node || excluding.contains($0) || self.state(of: node, seenBy: $0) == state }
+    }
+
+    // MARK: - Engine
+
+    enum Event {
+        case tick(String)
+        case deliver(Datagram, from: WireAddress, to: String)
+    }
+
+    func schedule(at time: Millis, _ e: Event) {
+        sequence += 1
+        queue.push(time: time, seq: sequence, e)
+    }
+
+    func handle(_ e: Event) {
+        switch e {
+        case .tick(let name):
+            guard var n = nodes[name], n.up else { return }
+            if let until = n.pausedUntil {
+                if now < until { schedule(at: until, .tick(name)); return }
+                n.pausedUntil = nil
+                nodes[name] = n
+            }
+            perform(n.core.tick(now: now), by: name)
+            schedule(at: now + n.core.profile.tick, .tick(name))
+        case .deliver(let d, let from, let to):
+            guard let n = nodes[to], n.up else { return }
+            if let until = n.pausedUntil, now < until {
+                schedule(at: until, .deliver(d, from: from, to: to))   // waits in the socket buffer
+                return
+            }
+            delivered += 1
+            perform(n.core.receive(d, from: from, now: now), by: to)
+        }
+    }
+
+    func perform(_ actions: [MembershipAction], by name: String) {
+        guard let sender = nodes[name] else { return }
+        for a in actions {
+            switch a {
+            case .send(let d, let to):
+                precondition(d.encodedSize <= Wire.maxDatagramSize, "datagram over the MTU budget")
+                guard let target = byAddress[to], target != name else { continue }
+                if (groups[name] ?? 0) != (groups[target] ?? 0) { continue }
+                if !blocked.isEmpty, blocked.contains([name, target]) { continue }
+                if loss > 0, Double.random(in: 0..<1, using: &rng) < loss { continue }
+                let lag = Millis.random(in: delay, using: &rng)
+                schedule(at: now + lag, .deliver(d, from: sender.address, to: target))
+            case .event(let e):
+                if recordEvents { events.append((now, name, e)) }
+            case .persistIncarnation, .log:
+                break
+            }
+        }
+    }
+}
+
+/// Signatures are not the point of the simulation: every listed node is trusted, every
+/// signature valid. (The real Ed25519 path has its own tests.)
+final class TrustingCrypto: StatementCrypto {
+    var trusted: Set<String> = []
+    static let zeroSignature = [UInt8](repeating: 0, count: Wire.signatureSize)
+    func sign(_ message: [UInt8]) -> [UInt8] { Self.zeroSignature }
+    func verify(signature: [UInt8], message: [UInt8], origin: String) -> Bool? { trusted.contains(origin) ? true : nil }
+    func isTrusted(_ origin: String) -> Bool { trusted.contains(origin) }
+}
+
+/// A binary min-heap of timed events; ties keep insertion order.
+struct EventHeap {
+    private var items: [(time: Millis, seq: UInt64, event: SimulatedMesh.Event)] = []
+    var peekTime: Millis? { items.first?.time }
+
+    mutating func push(time: Millis, seq: UInt64, _ e: SimulatedMesh.Event) {
+        items.append((time, seq, e))
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard less(i, p) else { break }
+            items.swapAt(i, p); i = p
+        }
+    }
+
+    mutating func pop() -> (Millis, SimulatedMesh.Event)? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count, less(l, m) { m = l }
+            if r < items.count, less(r, m) { m = r }
+            if m == i { break }
+            items.swapAt(i, m); i = m
+        }
+        return (top.time, top.event)
+    }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        (items[a].time, items[a].seq) < (items[b].time, items[b].seq)
+    }
+}

@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+import RoleMeshCore
+
+/// The shell around the membership core: sockets, timers, files and the control socket.
+///
+/// Confinement rule: every mutable field here, the core included, is touched only on `queue`.
+/// Dispatch sources and timers are created on `queue`, so their handlers run there too.
+public final class Agent: @unchecked Sendable {
+    public let dir: NodeDirectory
+    public private(set) var config: NodeConfig
+    let queue = DispatchQueue(label: "rolemesh.agent")
+    let keyRing: KeyRing
+    let state: StateStore
+    let core: Membership
+    let udp: UDPSocket
+    let control: ControlServer
+    var timers: [DispatchSourceTimer] = []
+    var signalSources: [DispatchSourceSignal] = []
+    var watchers: [ControlConnection] = []
+    var lastSavedPeers: [String: WireAddress] = [:]
+    var trustedSnapshot: [String: [UInt8]]
+    let startedAt = Clock.now()
+
+    public init(dir: NodeDirectory) throws(MeshError) {
+        self.dir = dir
+        let config = try dir.loadConfig()
+        self.config = config
+        guard let profile = TimingProfile.named(config.profile) else {
+            throw MeshError(MeshError.config, "unknown profile \(config.profile)")
+        }
+        let pair = try KeyStore.loadSecret(name: config.name, in: dir)
+        var trusted = KeyStore.loadTrusted(in: dir, report: Log.warn)
+        // We always trust ourselves (our own .pub may be missing on a node set up by hand).
+        trusted[config.name] = pair.publicKey
+        trustedSnapshot = trusted
+        keyRing = KeyRing(keyPair: pair, trusted: trusted)
+        guard let (host, port) = NodeConfig.splitHostPort(config.listen),
+              let listen = WireAddress(host: host, port: port) ?? SocketAddress.resolve(config.listen) else {
+            throw MeshError(MeshError.config, "\(dir.configFile.path): key \"listen\": cannot resolve \(config.listen)")
+        }
+        state = StateStore(dir: dir)
+        try state.prepare()
+        let incarnation = try state.nextIncarnation()
+        udp = try UDPSocket(bind: listen, queue: queue)
+        control = ControlServer(path: dir.socketPath, queue: queue)
+
+        var bootstrap: [WireAddress] = []
+        for seed in config.seeds {
+            if let a = SocketAddress.resolve(seed) { bootstrap.append(a) } else { Log.warn("cannot resolve seed \(seed) now; skipping it") }
+        }
+        for (_, addr) in state.loadPeers() { if let a = SocketAddress.resolve(addr), !bootstrap.contains(a) { bootstrap.append(a) } }
+        core = Membership(
+            config: .init(name: config.name, address: listen, incarnation: incarnation, roles: config.roles,
+                          backup: config.backup, profile: profile, bootstrap: bootstrap),
+            crypto: keyRing, seed: UInt64.random(in: 0...UInt64.max), now: Clock.now())
+        Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys)")
+    }
+
+    /// Starts everything on the agent queue; returns once the control socket is listening.
+    public func start() throws(MeshError) {
+        var failure: MeshError?
+        queue.sync {
+            do {
+                try control.start()
+            } catch let e as MeshError { failure = e } catch {}
+        }
+        if let failure { udp.stop(); throw failure }
+        queue.sync {
+            control.onRequest = { [unowned self] req, conn in self.handle(req, conn) }
+            udp.start { [unowned self] bytes, from in
+                self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
+            }
+            perform(core.start(now: Clock.now()))
+            every(ms: Int(core.profile.tick)) { [unowned self] in self.perform(self.core.tick(now: Clock.now())) }
+            every(ms: 2_000) { [unowned self] in self.reloadKeys() }
+            every(ms: 5_000) { [unowned self] in self.savePeersIfChanged() }
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig, SIG_IGN)
+                let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+                s.setEventHandler { [unowned self] in
+                    Log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): leaving the mesh")
+                    self.leaveAndExit()
+                }
+                s.resume()
+                signalSources.append(s)
+            }
+            signal(SIGPIPE, SIG_IGN)
+            startExtensions()
+        }
+    }
+
+    func every(ms: Int, _ body: @escaping () -> Void) {
+        let t = DispatchSource.makeTimerSource(queue: queue)
+        t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 20)))
+        t.setEventHandler(handler: body)
+        t.resume()
+        timers.append(t)
+    }
+
+    // MARK: - Actions from the core
+
+    func perform(_ actions: [MembershipAction]) {
+        for a in actions {
+            switch a {
+            case .send(let d, let to):
+                udp.send(Wire.encode(d), to: to)
+            case .event(let e):
+                publish(e)
+            case .persistIncarnation(let inc):
+                do { try state.saveIncarnation(inc) } catch { Log.warn(error.description) }
+            case .log(let s):
+                Log.info(s)
+            }
+        }
+    }
+
+    func publish(_ e: MeshEvent) {
+        var fields: [(String, JSON)] = [("event", .string(e.kind.rawValue)), ("node", .string(e.node)),
+                                        ("time", .string(Clock.rfc3339()))]
+        if e.kind == .roleMoved {
+            fields += [("role", .optional(e.role)), ("from", .optional(e.from)), ("to", .optional(e.to))]
+        }
+        if let d = e.detail { fields.append(("detail", .string(d))) }
+        if e.kind == .roleMoved {
+            Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
+        } else {
+            Log.info("\(e.node): \(e.kind.rawValue)")
+        }
+        let line = JSON.object(fields)
+        watchers.removeAll { !$0.send(line) }
+    }
+
+    // MARK: - Files
+
+    /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart).
+    func reloadKeys() {
+        var trusted = KeyStore.loadTrusted(in: dir)
+        trusted[config.name] = keyRing.keyPair.publicKey
+        guard trusted != trustedSnapshot else { return }
+        for (name, key) in trustedSnapshot where trusted[name] != key {
+            Log.info("trust in \(name) revoked (keys/\(name).pub removed or changed)")
+            core.revoke(name)
+        }
+        for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting \(name)") }
+        keyRing.replaceTrusted(trusted)
+        trustedSnapshot = trusted
+    }
+
+    func savePeersIfChanged() {
+        let peers = core.rememberedPeers
+        guard peers != lastSavedPeers else { return }
+        state.savePeers(peers)
+        lastSavedPeers = peers
+    }
+
+    // MARK: - Leaving
+
+    func leaveAndExit() {
+        perform(core.leave(now: Clock.now()))
+        savePeersIfChanged()
+        stopExtensions { [self] in
+            control.stop()
+            udp.stop()
+            Log.info("left the mesh")
+            exit(0)
+        }
+    }
+}

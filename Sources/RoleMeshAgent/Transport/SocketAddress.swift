@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import RoleMeshCore
+
+/// Conversions between `WireAddress` and the kernel's sockaddr structures, and name lookup.
+enum SocketAddress {
+    /// Calls `body` with a sockaddr for `a` and its length.
+    static func with<T>(_ a: WireAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        if a.isIPv6 {
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = a.port.bigEndian
+            withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: a.ip) }
+            return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = a.port.bigEndian
+            if a.ip.count == 4 { withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: a.ip) } }
+            return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+    }
+
+    static func from(_ storage: sockaddr_storage) -> WireAddress? {
+        var s = storage
+        switch Int32(s.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &s) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
+                var addr = p.pointee.sin_addr
+                return WireAddress(ip: withUnsafeBytes(of: &addr) { Array($0) }, port: UInt16(bigEndian: p.pointee.sin_port))
+            } }
+        case AF_INET6:
+            return withUnsafePointer(to: &s) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                var addr = p.pointee.sin6_addr
+                let ip = withUnsafeBytes(of: &addr) { Array($0) }
+                // An IPv4-mapped source on a dual-stack socket is the IPv4 peer it really is.
+                if ip[0..<10].allSatisfy({ $0 == 0 }) && ip[10] == 0xff && ip[11] == 0xff {
+                    return WireAddress(ip: Array(ip[12..<16]), port: UInt16(bigEndian: p.pointee.sin6_port))
+                }
+                return WireAddress(ip: ip, port: UInt16(bigEndian: p.pointee.sin6_port))
+            } }
+        default:
+            return nil
+        }
+    }
+
+    /// "HOST:PORT" with a numeric or DNS host; nil when it cannot be resolved now.
+    static func resolve(_ hostPort: String) -> WireAddress? {
+        guard let (host, port) = NodeConfig.splitHostPort(hostPort) else { return nil }
+        if let numeric = WireAddress(host: host, port: port) { return numeric }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { return nil }
+        defer { freeaddrinfo(res) }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
+        }
+        return from(storage)
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import RoleMeshAgent
+import RoleMeshCore
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a node: its directory, node.toml and key pair.")
+    @Argument(help: "This node's name (letters, digits, '.', '_', '-').") var name: String
+    @Option(help: "UDP gossip and TCP task address, HOST:PORT.") var listen: String = "0.0.0.0:7946"
+    @Option(name: .customLong("seed"), help: "A peer to contact on start (repeatable).") var seeds: [String] = []
+    @Option(name: .customLong("role"), help: "A role this node holds (repeatable).") var roles: [String] = []
+    @Option(name: .customLong("backup"), help: "A role this node stands by for, ROLE[=PRIORITY] (repeatable).") var backups: [String] = []
+    @Option(help: "Timing profile: lan, travel or fast.") var profile: String = "lan"
+    @OptionGroup var dir: DirOption
+
+    func validate() throws {
+        guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
+        guard TimingProfile.named(profile) != nil else { throw ValidationError("unknown profile \"\(profile)\" (lan, travel, fast)") }
+        for r in roles where !NodeName.isValid(r) { throw ValidationError("invalid role name \"\(r)\"") }
+        _ = try parsedBackups()
+    }
+
+    func parsedBackups() throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for b in backups {
+            let parts = b.split(separator: "=", maxSplits: 1).map(String.init)
+            let p = parts.count == 2 ? Int(parts[1]) : 1
+            guard let p, p >= 1, NodeName.isValid(parts[0]) else { throw ValidationError("invalid --backup \"\(b)\" (expected ROLE or ROLE=PRIORITY)") }
+            out[parts[0]] = p
+        }
+        return out
+    }
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let node = dir.node
+            let fm = FileManager.default
+            if fm.fileExists(atPath: node.configFile.path) {
+                throw MeshError(MeshError.cantCreate, "\(node.configFile.path) already exists; nothing was changed")
+            }
+            if fm.fileExists(atPath: node.secretKey(name).path) {
+                throw MeshError(MeshError.cantCreate, "\(node.secretKey(name).path) already exists; nothing was changed")
+            }
+            let config = NodeConfig(name: name, listen: listen, seeds: seeds, roles: roles,
+                                    backup: try parsedBackups(), profile: profile)
+            // Check what we are about to write, so init never creates a node.toml the agent refuses.
+            do { _ = try NodeConfig.parse(config.render()) } catch {
+                throw MeshError(MeshError.usage, "\(error)")
+            }
+            do {
+                try fm.createDirectory(at: node.root, withIntermediateDirectories: true)
+                try fm.createDirectory(at: node.rolesDir, withIntermediateDirectories: true)
+            } catch { throw MeshError(MeshError.other, "cannot create \(node.root.path): \(error.localizedDescription)") }
+            _ = try KeyStore.generate(name: name, in: node)
+            do { try config.render().write(to: node.configFile, atomically: true, encoding: .utf8) } catch {
+                throw MeshError(MeshError.other, "cannot write \(node.configFile.path)")
+            }
+            let pub = node.publicKey(name)
+            printOut(pub.path)
+            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+        }
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a key pair into DIR/keys/ and nothing else.")
+    @Argument(help: "The node name the keys are for.") var name: String
+    @OptionGroup var dir: DirOption
+
+    func validate() throws {
+        guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
+    }
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            _ = try KeyStore.generate(name: name, in: dir.node)
+            let pub = dir.node.publicKey(name)
+            printOut(pub.path)
+            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+        }
+    }
+}
+
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the agent in the foreground, logging to stderr. SIGINT/SIGTERM leave gracefully.")
+    @Flag(help: "Log debug detail.") var verbose = false
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            Log.verbose = verbose
+            let agent = try Agent(dir: dir.node)
+            try agent.start()
+            dispatchMain()
+        }
+    }
+}

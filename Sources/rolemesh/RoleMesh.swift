@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import RoleMeshAgent
+import RoleMeshCore
+
+@main
+struct RoleMesh: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rolemesh",
+        abstract: "A peer-to-peer agent for a personal compute mesh.",
+        subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
+            + extraCommands
+    )
+}
+
+/// `--dir DIR`, accepted anywhere after the command words.
+struct DirOption: ParsableArguments {
+    @Option(name: .long, help: "The node's directory (default: $ROLEMESH_DIR, else ~/.rolemesh).")
+    var dir: String?
+    var node: NodeDirectory { NodeDirectory.resolve(dir) }
+}
+
+/// Runs a command body, turning a MeshError into one sentence on stderr and its exit code.
+enum RoleMeshCLI {
+    static func run(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let e as MeshError {
+            fail(e)
+        }
+    }
+
+    static func fail(_ e: MeshError) -> Never {
+        FileHandle.standardError.write(Data("rolemesh: \(e.message)\n".utf8))
+        exit(e.code)
+    }
+}
+
+func printOut(_ s: String) {
+    FileHandle.standardOutput.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8))
+}

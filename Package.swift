@@ -35,6 +35,6 @@ let package = Package(
         .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
         .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"]),
-        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "rolemesh"]),
+        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "rolemesh"]),
     ]
 )

@@ -1,0 +1,126 @@
+import Foundation
+import XCTest
+import RoleMeshAgent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real agents on 127.0.0.x, observed through `rolemesh status --json` as a user would.
+final class MembershipIntegrationTests: XCTestCase {
+    var cluster: Cluster!
+
+    override func setUp() { cluster = Cluster(profile: "fast") }
+    override func tearDown() { cluster.shutdown() }
+
+    func testFiveNodesConvergeAndACrashIsNoticedByEverySurvivor() throws {
+        let nodes = try cluster.create(5)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) }, "5 nodes did not converge")
+        cluster.crash("node3")
+        let survivors = nodes.filter { $0 != "node3" }
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.everyone(survivors, sees: "node3", as: "dead") },
+                      "not every survivor saw node3 dead: \(survivors.map { self.cluster.states(seenBy: $0) })")
+        XCTAssertTrue(cluster.allAlive(survivors))
+    }
+
+    func testSixteenNodesConverge() throws {
+        let nodes = try cluster.create(16)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 40, interval: 0.5) { self.cluster.allAlive(nodes) },
+                      "16 nodes did not converge: \(self.cluster.states(seenBy: "node16"))")
+    }
+
+    func testLeaveAndSigtermShowLeftEverywhere() throws {
+        let nodes = try cluster.create(4)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let r = try cluster.cli(["leave", "--dir", cluster.dir("node2")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(cluster.waitForExit("node2"), 0)
+        let others = ["node1", "node3", "node4"]
+        XCTAssertTrue(waitUntil(timeout: 5) { self.cluster.everyone(others, sees: "node2", as: "left") })
+        cluster.signal("node4", SIGTERM)
+        XCTAssertEqual(cluster.waitForExit("node4"), 0, "SIGTERM is a graceful leave, exit 0")
+        XCTAssertTrue(waitUntil(timeout: 5) { self.cluster.everyone(["node1", "node3"], sees: "node4", as: "left") })
+        XCTAssertFalse(cluster.log("node1").contains("node4: member-dead"), "a leave must not look like a death")
+    }
+
+    func testSuspendedNodeDeclaresNobodyDeadAndRejoins() throws {
+        let nodes = try cluster.create(4)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        cluster.signal("node2", SIGSTOP)
+        let others = ["node1", "node3", "node4"]
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.everyone(others, sees: "node2", as: "dead") })
+        Thread.sleep(forTimeInterval: 1.5)       // well past the dead timeout
+        cluster.signal("node2", SIGCONT)
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.allAlive(nodes) },
+                      "after SIGCONT: \(nodes.map { self.cluster.states(seenBy: $0) })")
+        let log = cluster.log("node2")
+        XCTAssertFalse(log.contains("member-dead"), "the sleeper declared someone dead:\n\(log)")
+        XCTAssertFalse(log.contains("member-suspect"), "the sleeper suspected someone:\n\(log)")
+    }
+
+    func testRestartOnANewAddressKeepsOneMember() throws {
+        let nodes = try cluster.create(3)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        cluster.crash("node3")
+        // The laptop wakes up on another network: same key, same name, new address.
+        let toml = cluster.dir("node3") + "/node.toml"
+        let text = try String(contentsOfFile: toml, encoding: .utf8)
+        let newAddress = "127.0.9.9:\(cluster.port)"
+        try text.replacingOccurrences(of: cluster.address("node3"), with: newAddress).write(toFile: toml, atomically: true, encoding: .utf8)
+        try cluster.startOne("node3")
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            ["node1", "node2"].allSatisfy { o in
+                let ms = self.cluster.statusJSON(o)?["members"]?.array ?? []
+                let mine = ms.filter { $0["name"]?.string == "node3" }
+                return mine.count == 1 && mine[0]["address"]?.string == newAddress && mine[0]["state"]?.string == "alive"
+            }
+        }, "node3 should be one alive member at \(newAddress)")
+    }
+
+    func testUntrustedNodeNeverAppearsAndIsCounted() throws {
+        try cluster.create(3)
+        // A stranger who knows our seed but whose key nobody has.
+        let stranger = try cluster.create(1, prefix: "stranger", firstHost: 40, trustAll: false)[0]
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(["node1", "node2", "node3"]) })
+        XCTAssertTrue(waitUntil(timeout: 10) { (self.cluster.statusJSON("node1")?["dropped"]?["unknown_key"]?.int ?? 0) > 0 })
+        for o in ["node1", "node2", "node3"] { XCTAssertNil(cluster.states(seenBy: o)[stranger]) }
+        XCTAssertNil(cluster.states(seenBy: stranger)["node1"], "the stranger's agent must not accept us either")
+    }
+
+    func testTrustIsRevokedAndGrantedWithoutRestart() throws {
+        let nodes = try cluster.create(3)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        cluster.distrust("node3", by: "node1")
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.states(seenBy: "node1")["node3"] == nil },
+                      "node1 still lists node3 10 s after its key was removed")
+        cluster.trust("node3", by: "node1")
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.states(seenBy: "node1")["node3"] == "alive" })
+    }
+
+    func testSecretReadableByOthersIsRefused() throws {
+        try cluster.create(1)
+        chmod(cluster.dir("node1") + "/keys/node1.secret", 0o644)
+        let r = try cluster.cli(["agent", "--dir", cluster.dir("node1")], timeout: 10)
+        XCTAssertEqual(r.status, 78)
+        XCTAssertTrue(r.stderr.contains("readable by group or others"), r.stderr)
+    }
+
+    func testInitTwiceChangesNothingAndBadConfigNamesKeyAndLine() throws {
+        try cluster.create(1)
+        let before = try String(contentsOfFile: cluster.dir("node1") + "/node.toml", encoding: .utf8)
+        let again = try cluster.cli(["init", "node1", "--dir", cluster.dir("node1")])
+        XCTAssertEqual(again.status, 73)
+        XCTAssertEqual(try String(contentsOfFile: cluster.dir("node1") + "/node.toml", encoding: .utf8), before)
+        try (before + "max_taks = 3\n").write(toFile: cluster.dir("node1") + "/node.toml", atomically: true, encoding: .utf8)
+        let lines = before.split(separator: "\n", omittingEmptySubsequences: false).count
+        let r = try cluster.cli(["agent", "--dir", cluster.dir("node1")], timeout: 10)
+        XCTAssertEqual(r.status, 78)
+        XCTAssertTrue(r.stderr.contains("max_taks") && r.stderr.contains("line \(lines)"), r.stderr)
+    }
+}

@@ -34,6 +34,7 @@ let package = Package(
         ),
         .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
+        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshCore"]),
         .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"]),
         .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "rolemesh"]),
     ]

@@ -1,0 +1,107 @@
+import XCTest
+import RoleMeshCore
+
+/// The membership core driven by hand, with real Ed25519 signatures.
+final class MembershipTests: XCTestCase {
+    var keys: [String: Ed25519.KeyPair] = [:]
+    var nodes: [String: Membership] = [:]
+    var inbox: [(Datagram, WireAddress, String)] = []
+    var now: Millis = 0
+
+    func address(_ name: String) -> WireAddress { WireAddress(ip: [127, 0, 0, UInt8(name.last!.asciiValue! - 48 + 1)], port: 7946) }
+
+    func make(_ names: [String], profile: TimingProfile = .fast) {
+        for n in names { keys[n] = Ed25519.KeyPair(seed: Array(repeating: n.last!.asciiValue!, count: 32)) }
+        let trusted = keys.mapValues(\.publicKey)
+        for n in names {
+            nodes[n] = Membership(config: .init(name: n, address: address(n), profile: profile, bootstrap: [address(names[0])]),
+                                  crypto: KeyRing(keyPair: keys[n]!, trusted: trusted), seed: 1, now: now)
+            route(nodes[n]!.start(now: now), from: n)
+        }
+    }
+
+    func route(_ actions: [MembershipAction], from: String) {
+        for case .send(let d, let to) in actions {
+            if let target = nodes.keys.first(where: { address($0) == to }) { inbox.append((d, address(from), target)) }
+        }
+    }
+
+    /// Advances virtual time, delivering everything except to/from `down` nodes.
+    func run(_ ms: Millis, down: Set<String> = []) {
+        let end = now + ms
+        while now < end {
+            now += 10
+            var guardCount = 0
+            while !inbox.isEmpty, guardCount < 100_000 {
+                guardCount += 1
+                let (d, from, to) = inbox.removeFirst()
+                let sender = nodes.keys.first { address($0) == from }!
+                if down.contains(to) || down.contains(sender) { continue }
+                route(nodes[to]!.receive(d, from: from, now: now), from: to)
+            }
+            for (n, core) in nodes where !down.contains(n) { route(core.tick(now: now), from: n) }
+        }
+    }
+
+    func testThreeNodesMeetThroughOneSeed() {
+        make(["n1", "n2", "n3"])
+        run(500)
+        for (_, core) in nodes { XCTAssertEqual(core.snapshot(now: now).filter { $0.state == .alive }.count, 3) }
+    }
+
+    func testCrashIsDeadOnlyAfterConfirmation() {
+        make(["n1", "n2", "n3", "n4"])
+        run(500)
+        run(450, down: ["n4"])
+        XCTAssertNotEqual(nodes["n1"]!.state(of: "n4"), .dead, "too early: suspicion must run its course")
+        run(600, down: ["n4"])
+        for n in ["n1", "n2", "n3"] { XCTAssertEqual(nodes[n]!.state(of: "n4"), .dead) }
+    }
+
+    func testForgedHeartbeatIsCountedAndIgnored() {
+        make(["n1", "n2"])
+        run(300)
+        // n2's name, signed with a key that is not n2's.
+        let forger = Ed25519.KeyPair(seed: Array(repeating: 99, count: 32))
+        let hb = Statement.heartbeat(Heartbeat(name: "n2", incarnation: 50, seq: 1, address: address("n2"), roles: ["evil"]))
+        let body = Wire.encodeBody(hb)
+        let entry = SignedEntry(statement: hb, body: body, signature: forger.sign(Wire.signedMessage(for: hb, body: body)))
+        _ = nodes["n1"]!.receive(Datagram(kind: .gossip, entries: [entry]), from: address("n2"), now: now)
+        XCTAssertEqual(nodes["n1"]!.dropped.badSignature, 1)
+        XCTAssertEqual(nodes["n1"]!.snapshot(now: now).first { $0.name == "n2" }?.roles, [])
+    }
+
+    func testSuspectedNodeRefutesByRaisingItsIncarnation() {
+        make(["n1", "n2"])
+        run(300)
+        let inc = nodes["n2"]!.me.incarnation
+        let claim = Statement.accusation(Accusation(accuser: "n1", kind: .suspect, target: "n2", incarnation: inc))
+        let body = Wire.encodeBody(claim)
+        let entry = SignedEntry(statement: claim, body: body, signature: keys["n1"]!.sign(Wire.signedMessage(for: claim, body: body)))
+        let n1Entry = nodes["n1"]!.snapshot(now: now)   // n1 must lead its datagram with its own heartbeat
+        _ = n1Entry
+        let actions = nodes["n2"]!.receive(Datagram(kind: .gossip, entries: [selfEntry("n1"), entry]), from: address("n1"), now: now)
+        XCTAssertEqual(nodes["n2"]!.me.incarnation, inc + 1)
+        XCTAssertTrue(actions.contains { if case .persistIncarnation(inc + 1) = $0 { return true }; return false })
+    }
+
+    func selfEntry(_ name: String) -> SignedEntry {
+        let core = nodes[name]!
+        let s = Statement.heartbeat(core.me)
+        let body = Wire.encodeBody(s)
+        return SignedEntry(statement: s, body: body, signature: keys[name]!.sign(Wire.signedMessage(for: s, body: body)))
+    }
+
+    func testUnknownSenderIsCounted() {
+        make(["n1"])
+        let stranger = Ed25519.KeyPair(seed: Array(repeating: 5, count: 32))
+        let hb = Statement.heartbeat(Heartbeat(name: "x9", incarnation: 1, seq: 1, address: address("n9")))
+        let body = Wire.encodeBody(hb)
+        let entry = SignedEntry(statement: hb, body: body, signature: stranger.sign(Wire.signedMessage(for: hb, body: body)))
+        _ = nodes["n1"]!.receive(bytes: Wire.encode(Datagram(kind: .gossip, entries: [entry])), from: address("n9"), now: now)
+        _ = nodes["n1"]!.receive(bytes: [1, 2, 3], from: address("n9"), now: now)
+        XCTAssertEqual(nodes["n1"]!.dropped.unknownKey, 1)
+        XCTAssertEqual(nodes["n1"]!.dropped.malformed, 1)
+        XCTAssertNil(nodes["n1"]!.state(of: "x9"))
+    }
+}

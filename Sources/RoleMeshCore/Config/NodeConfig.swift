@@ -153,8 +153,11 @@ public enum NodeName {
 
     /// `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`
     public static func isValid(_ s: String) -> Bool {
-        guard let first = s.first, s.count <= 63, first.isASCIILetter || first.isASCIIDigitChar else { return false }
-        return s.allSatisfy { $0.isASCIILetter || $0.isASCIIDigitChar || $0 == "." || $0 == "_" || $0 == "-" }
+        // Byte-wise on purpose: Character comparisons would let combining marks through.
+        let b = Array(s.utf8)
+        func alnum(_ c: UInt8) -> Bool { (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
+        guard let first = b.first, b.count <= 63, alnum(first) else { return false }
+        return b.allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
     }
 }
 

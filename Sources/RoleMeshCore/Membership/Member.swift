@@ -44,4 +44,11 @@ public struct MemberSnapshot: Equatable, Sendable {
     public var signals: Signals
     public var lastHeardMs: Int64
     public var isSelf: Bool
+
+    public init(name: String, address: WireAddress, state: MemberState, incarnation: UInt64, roles: [String],
+                backup: [String: Int], draining: Bool, signals: Signals, lastHeardMs: Int64, isSelf: Bool) {
+        self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
+        self.roles = roles; self.backup = backup; self.draining = draining; self.signals = signals
+        self.lastHeardMs = lastHeardMs; self.isSelf = isSelf
+    }
 }

@@ -57,8 +57,12 @@ public final class Membership {
     var lastSyncReply: [String: Millis] = [:]
     var outbox: [MembershipAction] = []
     public private(set) var hasLeft = false
-    /// Observers of the view, called after every input (routing uses this to emit role moves).
-    var viewObservers: [(Membership) -> Void] = []
+    /// Set when anything routing depends on changed; routes are recomputed once per input.
+    var viewChanged = true
+    /// The light route of every role as last announced, to emit `role-moved`.
+    var lastRoutes: [String: String] = [:]
+    /// Whether any node ever announced a role: until then there is nothing to route.
+    var rolesSeen = false
 
     static let retention: Millis = 24 * 3600 * 1000
     static let relayMultiplier = 4
@@ -171,7 +175,6 @@ public final class Membership {
             lastSyncReply[sender.name] = now
             sendFullState(.syncReply, to: from)
         }
-        notifyObservers()
         return drain()
     }
 
@@ -191,14 +194,15 @@ public final class Membership {
     }
 
     /// Changes to this node's own roles, backups, draining flag or signals. Anything but
-    /// signals goes out at once; signals ride on the next heartbeat.
-    public func updateSelf(now: Millis, _ change: (inout Heartbeat) -> Void) -> [MembershipAction] {
+    /// probed signals goes out at once; those ride on the next heartbeat.
+    public func updateSelf(now: Millis, announce: Bool = false, _ change: (inout Heartbeat) -> Void) -> [MembershipAction] {
         var next = me
         change(&next)
         next.signals = next.signals.quantized
         guard next != me, !hasLeft else { return drain() }
-        let urgent = !next.sameIdentity(as: me)
+        let urgent = announce || !next.sameIdentity(as: me)
         me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.signals = next.signals
+        notifyObservers()
         if urgent {
             me.seq += 1
             myEntry = sign(.heartbeat(me))
@@ -259,6 +263,8 @@ public final class Membership {
             outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
         }
         members[hb.name] = m
+        if !hb.roles.isEmpty || !hb.backup.isEmpty { rolesSeen = true }
+        if changedState || changedIdentity || old?.heartbeat.signals != hb.signals { notifyObservers() }
         let urgent = changedState || changedIdentity
         queue.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
                   limit: urgent ? relayLimit : Self.beatRelayLimit, urgent: urgent)
@@ -326,6 +332,7 @@ public final class Membership {
                     m.state = .suspect
                     m.stateSince = now
                     outbox.append(.event(.state(.suspect, key)))
+                    notifyObservers()
                 }
                 let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
                                                         incarnation: m.heartbeat.incarnation)))
@@ -342,7 +349,6 @@ public final class Membership {
             }
             members[key] = m
         }
-        notifyObservers()
     }
 
     func markDead(_ m: inout Member, claim: SignedEntry, incarnation: UInt64, now: Millis) {
@@ -352,6 +358,7 @@ public final class Membership {
         m.suspectSince = nil
         m.stateSince = now
         outbox.append(.event(.state(.dead, m.heartbeat.name)))
+        notifyObservers()
     }
 
     /// Raise our incarnation above `inc` and tell everyone, including those who think us dead.
@@ -374,6 +381,7 @@ public final class Membership {
                 members[key]!.state = .alive
                 members[key]!.stateSince = now
                 outbox.append(.event(.state(.alive, key)))
+                notifyObservers()
             }
         }
         refute(atLeast: me.incarnation)
@@ -458,9 +466,27 @@ public final class Membership {
         if lastNotice.count > 1024 { lastNotice.removeAll() }
     }
 
-    func notifyObservers() { for o in viewObservers { o(self) } }
+    func notifyObservers() { viewChanged = true }
+
+    /// Emits `role-moved` for every role whose light route changed since the last input.
+    func emitRoleMoves() {
+        guard viewChanged else { return }
+        viewChanged = false
+        guard rolesSeen || !me.roles.isEmpty || !me.backup.isEmpty || !lastRoutes.isEmpty else { return }
+        let view = snapshot(now: lastTick ?? 0)
+        var routes: [String: String] = [:]
+        for role in Routing.roles(in: view) {
+            if let node = Routing.route(role, heavy: false, members: view).node { routes[role] = node }
+        }
+        for role in Set(routes.keys).union(lastRoutes.keys).sorted() where routes[role] != lastRoutes[role] {
+            let to = routes[role], from = lastRoutes[role]
+            outbox.append(.event(MeshEvent(.roleMoved, node: to ?? from ?? name, role: role, from: from, to: to)))
+        }
+        lastRoutes = routes
+    }
 
     func drain() -> [MembershipAction] {
+        if !hasLeft { emitRoleMoves() }
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
     }

@@ -14,6 +14,15 @@ public enum Wire {
     static let heartbeatTag = Array("rolemesh/1 heartbeat\0".utf8)
     static let accusationTag = Array("rolemesh/1 accusation\0".utf8)
 
+    /// The largest heartbeat body that still fits a datagram alone: header, entry framing, signature.
+    public static let maxHeartbeatBody = maxDatagramSize - headerSize - 3 - signatureSize
+
+    /// Whether a node's own heartbeat (its roles and backups) fits on the wire.
+    public static func fits(_ h: Heartbeat) -> Bool {
+        h.roles.count <= maxListCount && h.backup.count <= maxListCount
+            && encodeBody(.heartbeat(h)).count <= maxHeartbeatBody
+    }
+
     public static func signedMessage(for statement: Statement, body: [UInt8]) -> [UInt8] {
         switch statement {
         case .heartbeat: return heartbeatTag + body
@@ -62,10 +71,10 @@ public enum Wire {
         if let b = q.onBattery { mask |= 16; if b { flags |= 1 } }
         if let t = q.throttled { mask |= 32; if t { flags |= 2 } }
         w.u8(mask); w.u8(flags)
-        if let v = q.load { w.u16(UInt16(v * 1000)) }
+        if let v = q.load { w.u16(UInt16((v * 1000).rounded())) }
         if let v = q.cpus { w.u16(UInt16(v)) }
-        if let v = q.memFree { w.u16(UInt16(v * 10000)) }
-        if let v = q.battery { w.u16(UInt16(v * 10000)) }
+        if let v = q.memFree { w.u16(UInt16((v * 10000).rounded())) }
+        if let v = q.battery { w.u16(UInt16((v * 10000).rounded())) }
     }
 
     public static func decodeBody(type: UInt8, _ r: inout ByteReader) throws(WireError) -> Statement {

@@ -1,0 +1,106 @@
+/// Where a task for a role goes: a pure function of the membership view, so every node
+/// that holds the same view makes the same choice. The rules (README "Routing rules"):
+///
+/// 1. Candidates are the members that are alive, not draining, and hold the role actively.
+/// 2. If there are none, the alive, non-draining backups, lowest priority number first.
+/// 3. A heavy task skips nodes on battery or throttled — a holder unfit for heavy work counts as
+///    absent, so heavy work falls to the backups; if nothing fit is left, no node is chosen.
+/// 4. Among candidates the highest `Score` wins; ties break by name.
+public struct RouteDecision: Equatable, Sendable {
+    public struct Skip: Equatable, Sendable {
+        public var node: String
+        public var reason: String
+    }
+    public var role: String
+    public var heavy: Bool
+    public var node: String?
+    public var skipped: [Skip]
+
+    /// One sentence for a person when no node can take the role.
+    public var failureSentence: String {
+        if skipped.isEmpty { return "no node holds or backs up role \(role)" }
+        let why = skipped.map { "\($0.node): \($0.reason)" }.joined(separator: "; ")
+        return "no node can take \(heavy ? "heavy " : "")\(role) now (\(why))"
+    }
+}
+
+public enum Routing {
+    public static func route(_ role: String, heavy: Bool, members: [MemberSnapshot]) -> RouteDecision {
+        var skipped: [RouteDecision.Skip] = []
+        let holders = members.filter { $0.roles.contains(role) }.sorted { $0.name < $1.name }
+        let backups = members.filter { $0.backup[role] != nil && !$0.roles.contains(role) }
+            .sorted { ($0.backup[role]!, $0.name) < ($1.backup[role]!, $1.name) }
+
+        // Rules 1 and 3: who among the holders can take it.
+        var fitHolders: [MemberSnapshot] = []
+        for m in holders {
+            if let why = unavailable(m, heavy: heavy) { skipped.append(.init(node: m.name, reason: why)) } else { fitHolders.append(m) }
+        }
+        var chosen: MemberSnapshot?
+        var losers: [MemberSnapshot] = []
+        if !fitHolders.isEmpty {
+            (chosen, losers) = best(fitHolders)
+            for b in backups {
+                skipped.append(.init(node: b.name, reason: unavailable(b, heavy: heavy)
+                    ?? "lower priority: backup \(b.backup[role]!), an active holder is available"))
+            }
+        } else {
+            // Rule 2: backups by priority; health breaks ties within a priority.
+            var fitBackups: [MemberSnapshot] = []
+            for b in backups {
+                if let why = unavailable(b, heavy: heavy) { skipped.append(.init(node: b.name, reason: why)) } else { fitBackups.append(b) }
+            }
+            if let top = fitBackups.map({ $0.backup[role]! }).min() {
+                (chosen, losers) = best(fitBackups.filter { $0.backup[role]! == top })
+                for b in fitBackups where b.backup[role]! != top {
+                    skipped.append(.init(node: b.name, reason: "lower priority: backup \(b.backup[role]!) after backup \(top)"))
+                }
+            }
+        }
+        if let chosen {
+            let s = Score.of(chosen.signals)
+            for l in losers {
+                let ls = Score.of(l.signals)
+                let detail = ls == s ? "\(fmt(ls)) = \(fmt(s)), tie broken by name" : "\(fmt(ls)) < \(fmt(s))"
+                skipped.append(.init(node: l.name, reason: "lower score \(detail)"))
+            }
+        }
+        // Skips listed in a stable order: the way a person reads the candidates.
+        let order = Dictionary(uniqueKeysWithValues: (holders + backups).enumerated().map { ($1.name, $0) })
+        skipped.sort { (order[$0.node] ?? 0) < (order[$1.node] ?? 0) }
+        return RouteDecision(role: role, heavy: heavy, node: chosen?.name, skipped: skipped)
+    }
+
+    /// Why a member cannot take work now, or nil if it can. Each reason starts with a contract phrase.
+    static func unavailable(_ m: MemberSnapshot, heavy: Bool) -> String? {
+        switch m.state {
+        case .suspect: return "suspect"
+        case .dead: return "dead"
+        case .left: return "left"
+        case .alive: break
+        }
+        if m.draining { return "draining" }
+        if heavy, m.signals.onBattery == true {
+            return "on battery" + (m.signals.battery.map { " (\(Int(($0 * 100).rounded()))%)" } ?? "")
+        }
+        if heavy, m.signals.throttled == true { return "throttled" }
+        return nil
+    }
+
+    /// Highest score first, then name: the same order on every node.
+    static func best(_ ms: [MemberSnapshot]) -> (MemberSnapshot?, [MemberSnapshot]) {
+        let sorted = ms.sorted { (-Score.of($0.signals), $0.name) < (-Score.of($1.signals), $1.name) }
+        return (sorted.first, Array(sorted.dropFirst()))
+    }
+
+    static func fmt(_ d: Double) -> String {
+        let v = Int((d * 100).rounded())
+        let frac = abs(v % 100)
+        return "\(v < 0 ? "-" : "")\(abs(v) / 100).\(frac < 10 ? "0" : "")\(frac)"
+    }
+
+    /// Every role that some member holds or backs up.
+    public static func roles(in members: [MemberSnapshot]) -> [String] {
+        Set(members.flatMap { $0.roles + Array($0.backup.keys) }).sorted()
+    }
+}

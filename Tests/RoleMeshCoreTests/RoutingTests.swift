@@ -1,0 +1,89 @@
+import XCTest
+import RoleMeshCore
+
+/// The five routing rules over hand-built views.
+final class RoutingTests: XCTestCase {
+    func m(_ name: String, _ state: MemberState = .alive, roles: [String] = [], backup: [String: Int] = [:],
+           draining: Bool = false, load: Double? = 0.2, mem: Double? = 0.5, onBattery: Bool? = false,
+           battery: Double? = nil, throttled: Bool? = false) -> MemberSnapshot {
+        MemberSnapshot(name: name, address: WireAddress(ip: [127, 0, 0, 1], port: 1), state: state, incarnation: 1,
+                       roles: roles, backup: backup, draining: draining,
+                       signals: Signals(load: load, cpus: 4, memFree: mem, battery: battery, onBattery: onBattery, throttled: throttled),
+                       lastHeardMs: 0, isSelf: false)
+    }
+
+    func testHighestScoringAliveHolderWins() {
+        let view = [m("a", roles: ["x"], load: 0.9), m("b", roles: ["x"], load: 0.1), m("c")]
+        let r = Routing.route("x", heavy: false, members: view)
+        XCTAssertEqual(r.node, "b")
+        XCTAssertEqual(r.skipped.map(\.node), ["a"])
+        XCTAssertTrue(r.skipped[0].reason.hasPrefix("lower score 0.40 < 0.80"), r.skipped[0].reason)
+    }
+
+    func testTiesBreakByName() {
+        let view = [m("zeta", roles: ["x"]), m("alpha", roles: ["x"])]
+        let r = Routing.route("x", heavy: false, members: view)
+        XCTAssertEqual(r.node, "alpha")
+        XCTAssertTrue(r.skipped[0].reason.hasPrefix("lower score") && r.skipped[0].reason.contains("tie broken by name"))
+    }
+
+    func testDeadSuspectLeftAndDrainingHoldersAreSkippedForBackups() {
+        let view = [m("h1", .dead, roles: ["x"]), m("h2", .suspect, roles: ["x"]), m("h3", .left, roles: ["x"]),
+                    m("h4", roles: ["x"], draining: true), m("b2", backup: ["x": 2]), m("b1", backup: ["x": 1], load: 0.99)]
+        let r = Routing.route("x", heavy: false, members: view)
+        XCTAssertEqual(r.node, "b1", "backups by priority before health")
+        let reasons = Dictionary(uniqueKeysWithValues: r.skipped.map { ($0.node, $0.reason) })
+        XCTAssertEqual(reasons["h1"], "dead")
+        XCTAssertEqual(reasons["h2"], "suspect")
+        XCTAssertEqual(reasons["h3"], "left")
+        XCTAssertEqual(reasons["h4"], "draining")
+        XCTAssertTrue(reasons["b2"]!.hasPrefix("lower priority"))
+    }
+
+    func testHealthBreaksTiesWithinABackupPriority() {
+        let view = [m("b", backup: ["x": 1], load: 0.8), m("c", backup: ["x": 1], load: 0.1), m("d", backup: ["x": 2], load: 0)]
+        XCTAssertEqual(Routing.route("x", heavy: false, members: view).node, "c")
+    }
+
+    func testBackupsAreNotUsedWhileAHolderIsAvailable() {
+        let view = [m("h", roles: ["x"], load: 0.99), m("b", backup: ["x": 1], load: 0)]
+        let r = Routing.route("x", heavy: false, members: view)
+        XCTAssertEqual(r.node, "h")
+        XCTAssertTrue(r.skipped.first { $0.node == "b" }!.reason.hasPrefix("lower priority"))
+    }
+
+    func testHeavyWorkSkipsBatteryAndThrottledButLightWorkDoesNot() {
+        let view = [m("laptop", roles: ["x"], load: 0, onBattery: true, battery: 0.4), m("pi", roles: ["x"], load: 0.9, throttled: true),
+                    m("server", backup: ["x": 1], load: 0.9)]
+        let heavy = Routing.route("x", heavy: true, members: view)
+        XCTAssertEqual(heavy.node, "server", "an unfit holder counts as absent for heavy work")
+        XCTAssertEqual(heavy.skipped.first { $0.node == "laptop" }?.reason, "on battery (40%)")
+        XCTAssertEqual(heavy.skipped.first { $0.node == "pi" }?.reason, "throttled")
+        let light = Routing.route("x", heavy: false, members: view)
+        XCTAssertEqual(light.node, "laptop")
+    }
+
+    func testNoCandidateNamesWhyEachNodeWasSkipped() {
+        let view = [m("laptop", roles: ["x"], onBattery: true), m("old", .dead, backup: ["x": 1])]
+        let r = Routing.route("x", heavy: true, members: view)
+        XCTAssertNil(r.node)
+        XCTAssertEqual(r.failureSentence, "no node can take heavy x now (laptop: on battery; old: dead)")
+        XCTAssertEqual(Routing.route("nothing", heavy: false, members: view).failureSentence, "no node holds or backs up role nothing")
+    }
+
+    func testUnknownSignalsCountAsNeutral() {
+        XCTAssertEqual(Score.of(Signals()), 0.6)
+        XCTAssertEqual(Score.of(Signals(load: 0, memFree: 1, onBattery: false)), 1.0)
+        XCTAssertEqual(Score.of(Signals(load: 2, memFree: 0, battery: 0.1, onBattery: true)), 0.02)
+    }
+
+    func testEveryOrderOfTheViewGivesTheSameAnswer() {
+        var view = [m("a", roles: ["x"], load: 0.5), m("b", roles: ["x"], load: 0.5), m("c", backup: ["x": 1]), m("d", roles: ["x"], load: 0.4)]
+        let expected = Routing.route("x", heavy: false, members: view)
+        var rng = SplitMix64(seed: 3)
+        for _ in 0..<20 {
+            view.shuffle(using: &rng)
+            XCTAssertEqual(Routing.route("x", heavy: false, members: view), expected)
+        }
+    }
+}

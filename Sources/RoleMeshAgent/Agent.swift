@@ -13,7 +13,7 @@ import RoleMeshCore
 /// Dispatch sources and timers are created on `queue`, so their handlers run there too.
 public final class Agent: @unchecked Sendable {
     public let dir: NodeDirectory
-    public private(set) var config: NodeConfig
+    public internal(set) var config: NodeConfig
     let queue = DispatchQueue(label: "rolemesh.agent")
     let keyRing: KeyRing
     let state: StateStore
@@ -26,6 +26,8 @@ public final class Agent: @unchecked Sendable {
     var lastSavedPeers: [String: WireAddress] = [:]
     var trustedSnapshot: [String: [UInt8]]
     let startedAt = Clock.now()
+    let probe = SignalProbe()
+    var overrides: LocalOverrides
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -46,6 +48,7 @@ public final class Agent: @unchecked Sendable {
         }
         state = StateStore(dir: dir)
         try state.prepare()
+        overrides = LocalOverrides.load(dir)
         let incarnation = try state.nextIncarnation()
         udp = try UDPSocket(bind: listen, queue: queue)
         control = ControlServer(path: dir.socketPath, queue: queue)
@@ -57,7 +60,7 @@ public final class Agent: @unchecked Sendable {
         for (_, addr) in state.loadPeers() { if let a = SocketAddress.resolve(addr), !bootstrap.contains(a) { bootstrap.append(a) } }
         core = Membership(
             config: .init(name: config.name, address: listen, incarnation: incarnation, roles: config.roles,
-                          backup: config.backup, profile: profile, bootstrap: bootstrap),
+                          backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
             crypto: keyRing, seed: UInt64.random(in: 0...UInt64.max), now: Clock.now())
         Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys)")
     }

@@ -1,4 +1,4 @@
 import ArgumentParser
 
-/// Commands added by later parts (routing, tasks).
-let extraCommands: [ParsableCommand.Type] = []
+/// Commands for routing and tasks.
+let extraCommands: [ParsableCommand.Type] = [Route.self, Roles.self, Backup.self, Signal.self, Drain.self, Undrain.self]

@@ -1,0 +1,121 @@
+import Foundation
+import RoleMeshCore
+
+/// Control requests about roles, routing, signals and draining.
+extension Agent {
+    func handleRouting(_ req: JSON, _ conn: ControlConnection) -> Bool {
+        switch req["cmd"]?.string ?? "" {
+        case "route":
+            guard let role = req["role"]?.string else { conn.fail(MeshError(MeshError.usage, "route needs a role")); return true }
+            conn.reply(routeJSON(route(role, heavy: req["heavy"]?.bool ?? false)))
+        case "roles", "backup":
+            do { try changeRoles(req) ; conn.reply(.object([("ok", .bool(true))])) } catch { conn.fail(error) }
+        case "signal":
+            do {
+                var o = overrides
+                if req["clear"]?.bool == true { o.pinned = Signals() } else {
+                    try o.pin((req["set"]?.array ?? []).compactMap(\.string))
+                }
+                overrides = o
+                overrides.save(dir)
+                refreshSignals(announce: true)
+                conn.reply(.object([("ok", .bool(true)), ("signals", signalsJSON(core.me.signals))]))
+            } catch { conn.fail(error) }
+        case "drain", "undrain":
+            overrides.draining = req["cmd"]?.string == "drain"
+            overrides.save(dir)
+            let draining = overrides.draining
+            perform(core.updateSelf(now: Clock.now()) { $0.draining = draining })
+            conn.reply(.object([("ok", .bool(true)), ("draining", .bool(draining))]))
+        default:
+            return false
+        }
+        return true
+    }
+
+    func route(_ role: String, heavy: Bool) -> RouteDecision {
+        Routing.route(role, heavy: heavy, members: core.snapshot(now: Clock.now()))
+    }
+
+    func routeJSON(_ r: RouteDecision) -> JSON {
+        var fields: [(String, JSON)] = [
+            ("role", .string(r.role)), ("heavy", .bool(r.heavy)), ("node", .optional(r.node)),
+            ("skipped", .array(r.skipped.map { .object([("node", .string($0.node)), ("reason", .string($0.reason))]) })),
+        ]
+        if r.node == nil { fields.append(("error", .string(r.failureSentence))); fields.append(("code", .int(Int(MeshError.unavailable)))) }
+        return .object(fields)
+    }
+
+    func rolesJSON() -> JSON {
+        let view = core.snapshot(now: Clock.now())
+        return .object(Routing.roles(in: view).map { role in
+            (role, .object([("route", .optional(Routing.route(role, heavy: false, members: view).node)),
+                            ("heavy_route", .optional(Routing.route(role, heavy: true, members: view).node))]))
+        })
+    }
+
+    /// `roles add|remove ROLE`, `backup add|remove ROLE [--priority P]`: the running node,
+    /// node.toml (edited in place, comments kept) and then the mesh.
+    func changeRoles(_ req: JSON) throws(MeshError) {
+        let kind = req["cmd"]?.string ?? ""
+        let add = req["action"]?.string == "add"
+        guard let role = req["role"]?.string, NodeName.isValid(role) else {
+            throw MeshError(MeshError.usage, "invalid role name \"\(req["role"]?.string ?? "")\"")
+        }
+        var next = core.me
+        if kind == "roles" {
+            if add { if !next.roles.contains(role) { next.roles.append(role) } } else { next.roles.removeAll { $0 == role } }
+        } else {
+            let p = req["priority"]?.int ?? 1
+            guard p >= 1, p <= 255 else { throw MeshError(MeshError.usage, "priority must be 1...255") }
+            next.backup[role] = add ? p : nil
+        }
+        guard Wire.fits(next) else {
+            throw MeshError(MeshError.usage, "too many roles: this node's heartbeat would no longer fit in one datagram")
+        }
+        var config = self.config
+        config.roles = next.roles
+        config.backup = next.backup
+        try persist(config)
+        self.config = config
+        perform(core.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
+    }
+
+    /// Rewrites only the `roles` and `backup` lines of node.toml.
+    func persist(_ config: NodeConfig) throws(MeshError) {
+        let path = dir.configFile
+        do {
+            var text = try String(contentsOf: path, encoding: .utf8)
+            text = try TOMLSubset.setting("roles", to: .array(config.roles.map(TOMLValue.string)), in: text)
+            text = try TOMLSubset.setting("backup", to: .table(config.backup.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) }), in: text)
+            let tmp = path.appendingPathExtension("tmp")
+            try text.write(to: tmp, atomically: false, encoding: .utf8)
+            guard rename(tmp.path, path.path) == 0 else { throw MeshError(MeshError.other, "cannot replace \(path.path)") }
+        } catch let e as MeshError {
+            throw e
+        } catch {
+            throw MeshError(MeshError.config, "cannot update \(path.path): \(error)")
+        }
+    }
+
+    /// Probe, pin, and hand the result to the core (it rides on the next heartbeat).
+    func refreshSignals(announce: Bool = false) {
+        let s = overrides.apply(to: probe.read())
+        perform(core.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
+    }
+}
+
+/// Hooks where the parts of the agent plug in.
+extension Agent {
+    func startExtensions() {
+        refreshSignals()
+        every(ms: core.profile.name == "travel" ? 5_000 : 1_000) { [unowned self] in self.refreshSignals() }
+        startTasks()
+    }
+
+    func stopExtensions(_ done: @escaping () -> Void) { stopTasks(done) }
+
+    func handleExtension(_ req: JSON, _ conn: ControlConnection) -> Bool {
+        handleRouting(req, conn) || handleTasks(req, conn)
+    }
+}

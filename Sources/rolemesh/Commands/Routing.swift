@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import RoleMeshAgent
+import RoleMeshCore
+
+struct Route: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Where a task for ROLE would go now, and why every other node was skipped.")
+    @Argument(help: "The role.") var role: String
+    @Flag(help: "Route heavy work (skips nodes on battery or throttled).") var heavy = false
+    @Flag(help: "One JSON document.") var json = false
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let c = try ControlClient(dir: dir.node)
+            try c.send(.object([("cmd", .string("route")), ("role", .string(role)), ("heavy", .bool(heavy))]))
+            guard let line = c.readLine(), var r = JSON.parse(line) else { throw MeshError(MeshError.other, "the agent gave no answer") }
+            let failure = r["error"]?.string
+            if case .object(let kv) = r { r = .object(kv.filter { $0.0 != "error" && $0.0 != "code" }) }
+            if json {
+                printOut(r.serialized)
+            } else {
+                printOut("\(role)\(heavy ? " (heavy)" : "") -> \(r["node"]?.string ?? "(no node)")")
+                for s in r["skipped"]?.array ?? [] {
+                    printOut("  skipped \(s["node"]?.string ?? "?"): \(s["reason"]?.string ?? "")")
+                }
+            }
+            if let failure { throw MeshError(MeshError.unavailable, failure) }
+        }
+    }
+}
+
+/// `rolemesh roles add|remove ROLE`
+struct Roles: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add or remove a role this node holds; persisted and gossiped.")
+    @Argument(help: "add or remove") var action: RoleAction
+    @Argument(help: "The role.") var role: String
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            _ = try ControlClient.call(dir.node, .object([("cmd", .string("roles")), ("action", .string(action.rawValue)), ("role", .string(role))]))
+        }
+    }
+}
+
+/// `rolemesh backup add|remove ROLE [--priority P]`
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stand by for a role (priority 1 is first), or stop; persisted and gossiped.")
+    @Argument(help: "add or remove") var action: RoleAction
+    @Argument(help: "The role.") var role: String
+    @Option(help: "Priority; 1 is first.") var priority: Int = 1
+    @OptionGroup var dir: DirOption
+
+    func validate() throws {
+        guard (1...255).contains(priority) else { throw ValidationError("--priority must be 1...255") }
+    }
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            _ = try ControlClient.call(dir.node, .object([("cmd", .string("backup")), ("action", .string(action.rawValue)),
+                                                           ("role", .string(role)), ("priority", .int(priority))]))
+        }
+    }
+}
+
+enum RoleAction: String, ExpressibleByArgument, CaseIterable { case add, remove }
+
+/// `rolemesh signal set KEY=VALUE...` · `rolemesh signal clear`
+struct Signal: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pin resource signals over what the probes read.",
+        discussion: "Keys: load (per core), mem_free (0..1), battery (0..1), on_battery (bool), throttled (bool).")
+    @Argument(help: "set or clear") var action: SignalAction
+    @Argument(help: "KEY=VALUE pairs (for set).") var assignments: [String] = []
+    @OptionGroup var dir: DirOption
+
+    enum SignalAction: String, ExpressibleByArgument, CaseIterable { case set, clear }
+
+    func validate() throws {
+        if action == .set, assignments.isEmpty { throw ValidationError("signal set needs KEY=VALUE") }
+        if action == .clear, !assignments.isEmpty { throw ValidationError("signal clear takes no arguments") }
+    }
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            var req: [(String, JSON)] = [("cmd", .string("signal"))]
+            if action == .clear { req.append(("clear", .bool(true))) } else { req.append(("set", .array(assignments.map(JSON.string)))) }
+            _ = try ControlClient.call(dir.node, .object(req))
+        }
+    }
+}
+
+struct Drain: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop taking new tasks (running ones finish).")
+    @OptionGroup var dir: DirOption
+    func run() throws { try RoleMeshCLI.run { _ = try ControlClient.call(dir.node, .object([("cmd", .string("drain"))])) } }
+}
+
+struct Undrain: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Take new tasks again.")
+    @OptionGroup var dir: DirOption
+    func run() throws { try RoleMeshCLI.run { _ = try ControlClient.call(dir.node, .object([("cmd", .string("undrain"))])) } }
+}

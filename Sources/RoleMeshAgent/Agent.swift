@@ -28,6 +28,12 @@ public final class Agent: @unchecked Sendable {
     let startedAt = Clock.now()
     let probe = SignalProbe()
     var overrides: LocalOverrides
+    let listenAddress: WireAddress
+    let taskListener: TaskListener
+    let journal: TaskJournal
+    var executor: Executor!
+    var submitter: Submitter!
+    var leaving = false
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -51,7 +57,10 @@ public final class Agent: @unchecked Sendable {
         overrides = LocalOverrides.load(dir)
         let incarnation = try state.nextIncarnation()
         udp = try UDPSocket(bind: listen, queue: queue)
+        do { taskListener = try TaskListener(bind: listen) } catch { udp.stop(); throw error }
+        listenAddress = listen
         control = ControlServer(path: dir.socketPath, queue: queue)
+        journal = TaskJournal(dir: dir)
 
         var bootstrap: [WireAddress] = []
         for seed in config.seeds {
@@ -62,6 +71,8 @@ public final class Agent: @unchecked Sendable {
             config: .init(name: config.name, address: listen, incarnation: incarnation, roles: config.roles,
                           backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
             crypto: keyRing, seed: UInt64.random(in: 0...UInt64.max), now: Clock.now())
+        executor = Executor(agent: self, journal: journal, maxTasks: config.maxTasks)
+        submitter = Submitter(agent: self, journal: journal)
         Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys)")
     }
 
@@ -73,7 +84,7 @@ public final class Agent: @unchecked Sendable {
                 try control.start()
             } catch let e as MeshError { failure = e } catch {}
         }
-        if let failure { udp.stop(); throw failure }
+        if let failure { udp.stop(); taskListener.stop(); throw failure }
         queue.sync {
             control.onRequest = { [unowned self] req, conn in self.handle(req, conn) }
             udp.start { [unowned self] bytes, from in
@@ -135,6 +146,7 @@ public final class Agent: @unchecked Sendable {
         } else {
             Log.info("\(e.node): \(e.kind.rawValue)")
         }
+        if e.kind == .memberDead || e.kind == .memberLeft { submitter.nodeLost(e.node) }
         let line = JSON.object(fields)
         watchers.removeAll { !$0.send(line) }
     }
@@ -165,9 +177,11 @@ public final class Agent: @unchecked Sendable {
     // MARK: - Leaving
 
     func leaveAndExit() {
-        perform(core.leave(now: Clock.now()))
-        savePeersIfChanged()
+        guard !leaving else { return }
+        // Running tasks finish first (bounded); the mesh hears we left once they are done.
         stopExtensions { [self] in
+            perform(core.leave(now: Clock.now()))
+            savePeersIfChanged()
             control.stop()
             udp.stop()
             Log.info("left the mesh")

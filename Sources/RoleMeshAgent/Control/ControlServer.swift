@@ -176,6 +176,17 @@ final class ControlConnection: @unchecked Sendable {
         reply(.object([("error", .string(e.message)), ("code", .int(Int(e.code)))]))
     }
 
+    /// Hands the socket to a blocking worker (task streams): no more Dispatch reads here.
+    func takeOver() -> Int32 {
+        isClosed = true
+        source?.cancel(); source = nil
+        FD.setBlocking(fd)
+        var tv = timeval(tv_sec: 0, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        onClose?()
+        return fd
+    }
+
     func close() {
         guard !isClosed else { return }
         isClosed = true

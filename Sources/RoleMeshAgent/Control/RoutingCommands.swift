@@ -113,7 +113,7 @@ extension Agent {
         startTasks()
     }
 
-    func stopExtensions(_ done: @escaping () -> Void) { stopTasks(done) }
+    func stopExtensions(_ done: @escaping @Sendable () -> Void) { stopTasks(done) }
 
     func handleExtension(_ req: JSON, _ conn: ControlConnection) -> Bool {
         handleRouting(req, conn) || handleTasks(req, conn)

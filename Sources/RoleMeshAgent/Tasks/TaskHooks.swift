@@ -1,8 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import Foundation
+import RoleMeshCore
 
-/// The task channel plugs in here (issue 4).
+/// The task channel and task commands, wired into the agent.
 extension Agent {
-    func startTasks() {}
-    func stopTasks(_ done: @escaping () -> Void) { done() }
-    func handleTasks(_ req: JSON, _ conn: ControlConnection) -> Bool { false }
+    var name: String { config.name }
+
+    /// Runs `body` on the agent queue from a worker thread. Never call it on the agent queue.
+    func sync<T>(_ body: (Agent) -> T) -> T { queue.sync { body(self) } }
+
+    /// Why this node takes no new tasks now, or nil.
+    var refusesTasks: String? {
+        if leaving { return "is leaving the mesh" }
+        if overrides.draining { return "is draining" }
+        return nil
+    }
+
+    func address(of node: String) -> WireAddress? {
+        core.snapshot(now: Clock.now()).first { $0.name == node && ($0.state == .alive || $0.state == .suspect) }?.address
+    }
+
+    /// Where a submission goes now (on the agent queue).
+    func target(for sub: Submission, excluding excluded: Set<String>) -> Result<(name: String, address: WireAddress), MeshError> {
+        var view = core.snapshot(now: Clock.now())
+        if let to = sub.to {
+            guard let m = view.first(where: { $0.name == to }) else {
+                return .failure(MeshError(MeshError.unavailable, "\(to) is not a member of this mesh"))
+            }
+            guard m.state == .alive || m.state == .suspect, !excluded.contains(to) else {
+                return .failure(MeshError(MeshError.unavailable, "\(to) is \(excluded.contains(to) ? "lost" : m.state.rawValue)"))
+            }
+            return .success((to, m.address))
+        }
+        for i in view.indices where excluded.contains(view[i].name) { view[i].state = .dead }
+        let d = Routing.route(sub.role, heavy: sub.heavy, members: view)
+        guard let node = d.node, let m = view.first(where: { $0.name == node }) else {
+            return .failure(MeshError(MeshError.unavailable, d.failureSentence))
+        }
+        return .success((node, m.address))
+    }
+
+    func startTasks() {
+        let listener = taskListener
+        let agent = self
+        listener.start(queue: queue) { fd in agent.acceptTaskConnection(fd) }
+        DispatchQueue.global().async { agent.submitter.resume() }
+    }
+
+    func acceptTaskConnection(_ fd: Int32) {
+        let (keyPair, trusted) = sync { ($0.keyRing.keyPair, $0.keyRing.trusted) }
+        do {
+            let ch = try SecureChannel.accept(fd: fd, me: name, keyPair: keyPair, trusted: trusted)
+            executor.serve(ch)
+        } catch {
+            Log.info(error.message)
+            Glibc.close(fd)
+        }
+    }
+
+    /// On leave: take no new tasks, let running ones finish (bounded), then go.
+    func stopTasks(_ done: @escaping @Sendable () -> Void) {
+        leaving = true
+        let grace: Double = core.profile.name == "fast" ? 5 : 30
+        executor.finishAll(within: grace) { [self] in
+            self.queue.async { self.taskListener.stop(); done() }
+        }
+    }
+
+    func handleTasks(_ req: JSON, _ conn: ControlConnection) -> Bool {
+        switch req["cmd"]?.string ?? "" {
+        case "submit":
+            guard var sub = Submission(json: req), NodeName.isValid(sub.role) else {
+                conn.fail(MeshError(MeshError.usage, "submit needs ROLE/TASK with a valid role name"))
+                return true
+            }
+            sub.id = TaskJournal.newID()
+            sub.submitted = Clock.rfc3339()
+            if req["detach"]?.bool == true {
+                // Fail fast when it can never run; otherwise answer with the id and go on alone.
+                if !sub.queue, case .failure(let e) = target(for: sub, excluding: []) { conn.fail(e); return true }
+                conn.reply(.object([("id", .string(sub.id))]))
+                let s = sub
+                DispatchQueue.global().async { self.submitter.run(s, sink: nil) }
+            } else {
+                let sink = PlainFrames(fd: conn.takeOver())
+                try? sink.send(Frame(.started, json: .object([("id", .string(sub.id)), ("state", .string("accepted"))])))
+                let s = sub
+                DispatchQueue.global().async { self.submitter.run(s, sink: sink) }
+            }
+        case "tasks":
+            conn.reply(.object([("tasks", .array(journal.all().map(\.json)))]))
+        case "logs":
+            let sink = PlainFrames(fd: conn.takeOver())
+            let id = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
+            DispatchQueue.global().async { self.submitter.logs(id: id, follow: follow, sink: sink) }
+        default:
+            return false
+        }
+        return true
+    }
 }

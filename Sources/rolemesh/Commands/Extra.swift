@@ -1,4 +1,5 @@
 import ArgumentParser
 
 /// Commands for routing and tasks.
-let extraCommands: [ParsableCommand.Type] = [Route.self, Roles.self, Backup.self, Signal.self, Drain.self, Undrain.self]
+let extraCommands: [ParsableCommand.Type] = [Route.self, Roles.self, Backup.self, Signal.self, Drain.self, Undrain.self,
+                                             Submit.self, Tasks.self, Logs.self]

@@ -44,7 +44,7 @@ struct Leave: ParsableCommand {
         try RoleMeshCLI.run {
             _ = try ControlClient.call(dir.node, .object([("cmd", .string("leave"))]))
             // Wait (bounded) for the agent to finish, as `systemctl stop` does.
-            for _ in 0..<100 where FileManager.default.fileExists(atPath: dir.node.socketPath) { usleep(50_000) }
+            for _ in 0..<700 where FileManager.default.fileExists(atPath: dir.node.socketPath) { usleep(50_000) }
         }
     }
 }

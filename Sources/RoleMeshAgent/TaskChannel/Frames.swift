@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Frames of a task stream. The same types travel on the control socket (CLI ↔ local agent,
+/// in the clear: both ends are the same user) and inside the encrypted task channel
+/// (agent ↔ agent). `protocol.md` ("Task channel") lists them.
+public enum FrameType: UInt8, Sendable {
+    case request = 1     // JSON: what to do
+    case stdin = 2       // bytes for the task's standard input
+    case stdinEOF = 3    // the task's standard input ends
+    case stdout = 4      // bytes the task wrote to standard output
+    case stderr = 5      // bytes the task wrote to standard error
+    case exit = 6        // JSON {"code": N, "state": "done|failed|cancelled"}: the end
+    case error = 7       // JSON {"code": N, "message": "..."}: the mesh failed; the end
+    case signal = 8      // one byte: a signal number to deliver to the task's process group
+    case started = 9     // JSON {"id": "...", "node": "..."}: the task started (or was queued)
+    case info = 10       // JSON {"message": "..."}: a line for the person at the terminal
+}
+
+public struct Frame: Sendable {
+    public var type: FrameType
+    public var payload: [UInt8]
+    public init(_ type: FrameType, _ payload: [UInt8] = []) { self.type = type; self.payload = payload }
+    public init(_ type: FrameType, json: JSON) { self.type = type; self.payload = Array(json.serialized.utf8) }
+    public var json: JSON? { JSON.parse(String(decoding: payload, as: UTF8.self)) }
+
+    /// Output is moved in chunks of this size: big enough for throughput, small enough to bound memory.
+    public static let maxPayload = 65_536
+}
+
+/// Something frames can be sent to and read from (a plain socket or an encrypted channel).
+public protocol FrameTransport: AnyObject {
+    func send(_ frame: Frame) throws(MeshError)
+    /// nil at a clean end of stream.
+    func receive() throws(MeshError) -> Frame?
+    func close()
+}
+
+/// Blocking I/O on a file descriptor, for the task threads.
+enum FD {
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ENOTSOCK {   // a pipe
+                    let m = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+                    if m < 0 { if errno == EINTR { continue }; return false }
+                    off += m
+                    continue
+                }
+                return false
+            }
+            off += n
+        }
+        return true
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeAll(fd, $0) }
+    }
+
+    /// Exactly `count` bytes, or nil at end of stream / error.
+    static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var off = 0
+        while off < count {
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + off, count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            off += n
+        }
+        return out
+    }
+
+    static func setBlocking(_ fd: Int32) { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
+
+    static func setTimeouts(_ fd: Int32, seconds: Int) {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+}
+
+/// Frames in the clear: [type u8][length u32][payload]. Used on the control socket only.
+public final class PlainFrames: FrameTransport, @unchecked Sendable {
+    public let fd: Int32
+    private let lock = NSLock()
+    private var closed = false
+    public init(fd: Int32) { self.fd = fd }
+
+    public func send(_ frame: Frame) throws(MeshError) {
+        var header = [UInt8](repeating: 0, count: 5)
+        header[0] = frame.type.rawValue
+        let n = UInt32(frame.payload.count)
+        header[1] = UInt8(n >> 24); header[2] = UInt8((n >> 16) & 0xff); header[3] = UInt8((n >> 8) & 0xff); header[4] = UInt8(n & 0xff)
+        lock.lock(); defer { lock.unlock() }
+        guard !closed, FD.writeAll(fd, header), FD.writeAll(fd, frame.payload) else {
+            throw MeshError(MeshError.other, "the connection closed")
+        }
+    }
+
+    public func receive() throws(MeshError) -> Frame? {
+        guard let h = FD.readExactly(fd, 5) else { return nil }
+        let n = Int(UInt32(h[1]) << 24 | UInt32(h[2]) << 16 | UInt32(h[3]) << 8 | UInt32(h[4]))
+        guard let type = FrameType(rawValue: h[0]), n <= Frame.maxPayload * 2 else {
+            throw MeshError(MeshError.other, "a malformed frame arrived")
+        }
+        guard let payload = n == 0 ? [] : FD.readExactly(fd, n) else { return nil }
+        return Frame(type, payload)
+    }
+
+    public func close() {
+        lock.lock(); defer { lock.unlock() }
+        guard !closed else { return }
+        closed = true
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        Glibc.close(fd)
+    }
+
+    /// Wakes a thread blocked reading, without closing the descriptor under it.
+    public func interrupt() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+}

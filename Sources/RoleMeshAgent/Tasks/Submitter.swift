@@ -1,0 +1,298 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+import RoleMeshCore
+
+/// A task someone asked this node to run somewhere: what `submit` sent, and what the
+/// queue persists under `DIR/state/queue/ID.json` until a node can take it.
+struct Submission: Sendable {
+    var id: String
+    var role: String
+    var task: String
+    var args: [String]
+    var heavy: Bool
+    var to: String?
+    var retry: Int
+    var queue: Bool
+    var submitted: String
+
+    var json: JSON {
+        .object([("id", .string(id)), ("role", .string(role)), ("task", .string(task)), ("args", .array(args.map(JSON.string))),
+                 ("heavy", .bool(heavy)), ("to", .optional(to)), ("retry", .int(retry)), ("queue", .bool(queue)),
+                 ("submitted", .string(submitted))])
+    }
+
+    init?(json j: JSON) {
+        guard let role = j["role"]?.string, let task = j["task"]?.string else { return nil }
+        id = j["id"]?.string ?? TaskJournal.newID()
+        self.role = role; self.task = task
+        args = (j["args"]?.array ?? []).compactMap(\.string)
+        heavy = j["heavy"]?.bool ?? false
+        to = j["to"]?.string
+        retry = max(0, j["retry"]?.int ?? 0)
+        queue = j["queue"]?.bool ?? false
+        submitted = j["submitted"]?.string ?? Clock.rfc3339()
+    }
+}
+
+/// Runs submissions from this node: picks the node (routing or `--to`), drives the task over
+/// the task channel, re-routes on loss while retries last, waits in the persisted queue when
+/// asked to, and relays the stream to the `submit` command (the sink) when one is attached.
+final class Submitter: @unchecked Sendable {
+    unowned let agent: Agent
+    let journal: TaskJournal
+    let queueDir: URL
+    private let lock = NSLock()
+    private var active: [String: (node: String, channel: SecureChannel)] = [:]
+
+    init(agent: Agent, journal: TaskJournal) {
+        self.agent = agent
+        self.journal = journal
+        queueDir = agent.dir.stateDir.appendingPathComponent("queue")
+        try? FileManager.default.createDirectory(at: queueDir, withIntermediateDirectories: true)
+    }
+
+    /// After a restart: queued submissions wait again; runs that were in flight are lost.
+    func resume() {
+        let queued = ((try? FileManager.default.contentsOfDirectory(atPath: queueDir.path)) ?? [])
+            .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
+            .compactMap { JSON.parse($0).flatMap(Submission.init(json:)) }
+        let queuedIDs = Set(queued.map(\.id))
+        for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) && r.from == agent.name {
+            journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
+        }
+        for s in queued { DispatchQueue.global().async { self.run(s, sink: nil) } }
+    }
+
+    /// Membership declared `node` dead or gone: wake runs blocked on it so they can re-route.
+    func nodeLost(_ node: String) {
+        lock.lock(); let victims = active.values.filter { $0.node == node }; lock.unlock()
+        for v in victims { v.channel.interrupt() }
+    }
+
+    func queueFile(_ id: String) -> URL { queueDir.appendingPathComponent("\(id).json") }
+
+    /// Blocking: runs on a worker thread until the task is over.
+    func run(_ sub: Submission, sink: PlainFrames?) {
+        let relay = Relay(sink: sink)
+        defer { relay.finish() }
+        func end(_ frame: Frame) { if let sink { try? sink.send(frame) } }
+        func fail(_ e: MeshError) {
+            end(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))])))
+        }
+        let me = agent.name
+        var record = TaskRecord(id: sub.id, role: sub.role, task: sub.task, node: nil, from: me, state: .queued, submitted: sub.submitted)
+        record.args = sub.args
+        var retriesLeft = sub.retry
+        var excluded: Set<String> = []
+        var announcedQueue = false
+
+        while true {
+            if relay.cancelled {
+                try? FileManager.default.removeItem(at: queueFile(sub.id))
+                if journal.record(sub.id) != nil { journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() } }
+                return end(Frame(.exit, json: .object([("code", .int(130)), ("state", .string("cancelled"))])))
+            }
+            let target: (name: String, address: WireAddress)
+            switch agent.sync({ $0.target(for: sub, excluding: excluded) }) {
+            case .success(let t): target = t
+            case .failure(let e):
+                guard sub.queue, e.code == MeshError.unavailable else {
+                    if journal.record(sub.id) != nil {
+                        journal.update(sub.id) { $0.state = .failed; $0.exitCode = Int(e.code); $0.finished = Clock.rfc3339() }
+                    }
+                    return fail(e)
+                }
+                if !announcedQueue {
+                    announcedQueue = true
+                    journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
+                    try? (sub.json.serialized + "\n").write(to: queueFile(sub.id), atomically: true, encoding: .utf8)
+                    end(Frame(.info, json: .object([("message", .string("queued: \(e.message); waiting for a node"))])))
+                }
+                relay.waitForCancel(seconds: 0.25)
+                continue
+            }
+
+            journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
+            let channel: SecureChannel
+            do {
+                let (keyPair, trusted, local) = agent.sync { ($0.keyRing.keyPair, $0.keyRing.trusted, $0.listenAddress) }
+                channel = try SecureChannel.connect(to: target.address, expected: target.name, me: me, keyPair: keyPair,
+                                                    trusted: trusted, from: local)
+            } catch {
+                if error.code == MeshError.tempFail, retriesLeft > 0 {
+                    retriesLeft -= 1
+                    excluded.insert(target.name)
+                    end(Frame(.info, json: .object([("message", .string("\(error.message); retrying elsewhere"))])))
+                    continue
+                }
+                journal.update(sub.id) { $0.state = error.code == MeshError.tempFail ? .lost : .failed; $0.exitCode = Int(error.code); $0.finished = Clock.rfc3339() }
+                return fail(error)
+            }
+            try? FileManager.default.removeItem(at: queueFile(sub.id))
+            lock.lock(); active[sub.id] = (target.name, channel); lock.unlock()
+            defer { lock.lock(); active[sub.id] = nil; lock.unlock(); channel.close() }
+
+            let request = JSON.object([("op", .string("run")), ("id", .string(sub.id)), ("role", .string(sub.role)),
+                                       ("task", .string(sub.task)), ("args", .array(sub.args.map(JSON.string))),
+                                       ("submitted", .string(sub.submitted))])
+            var outcome: Frame?
+            do {
+                try channel.send(Frame(.request, json: request))
+                relay.attach(channel)
+                while let f = try channel.receive() {
+                    switch f.type {
+                    case .started:
+                        journal.update(sub.id) { $0.state = .running; $0.node = target.name; $0.started = Clock.rfc3339() }
+                        relay.forward(f)
+                    case .stdout, .stderr, .info:
+                        relay.forward(f)
+                    case .exit, .error:
+                        outcome = f
+                    default: break
+                    }
+                    if outcome != nil { break }
+                }
+            } catch {}
+            relay.detach()
+
+            if let f = outcome, f.type == .exit, let j = f.json {
+                let code = j["code"]?.int ?? 1
+                let state = j["state"]?.string.flatMap(TaskRecord.State.init(rawValue:)) ?? (code == 0 ? .done : .failed)
+                journal.update(sub.id) { $0.state = state; $0.exitCode = code; $0.node = target.name; $0.finished = Clock.rfc3339() }
+                return end(f)
+            }
+            if let f = outcome, f.type == .error, let j = f.json {
+                let code = Int32(j["code"]?.int ?? 1)
+                let message = j["message"]?.string ?? "the task failed"
+                if code == MeshError.tempFail || code == MeshError.unavailable, retriesLeft > 0 {
+                    retriesLeft -= 1
+                    excluded.insert(target.name)
+                    end(Frame(.info, json: .object([("message", .string("\(message); retrying elsewhere"))])))
+                    continue
+                }
+                journal.update(sub.id) { $0.state = code == MeshError.tempFail ? .lost : .failed; $0.exitCode = Int(code); $0.finished = Clock.rfc3339() }
+                return fail(MeshError(code, message))
+            }
+            // The connection ended without an answer: the node was lost mid-run.
+            if relay.cancelled {
+                journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() }
+                return end(Frame(.exit, json: .object([("code", .int(130)), ("state", .string("cancelled"))])))
+            }
+            if retriesLeft > 0 {
+                retriesLeft -= 1
+                excluded.insert(target.name)
+                journal.update(sub.id) { $0.state = .queued; $0.node = nil }
+                end(Frame(.info, json: .object([("message", .string("\(target.name) was lost mid-run; retrying on the next route (\(retriesLeft) retries left)"))])))
+                continue
+            }
+            journal.update(sub.id) { $0.state = .lost; $0.node = target.name; $0.finished = Clock.rfc3339() }
+            return fail(MeshError(MeshError.tempFail, "\(target.name) was lost mid-run and no retry was left"))
+        }
+    }
+
+    /// `logs`: from our own journal when the task ran here, else from the node that ran it.
+    func logs(id: String, follow: Bool, sink: PlainFrames) {
+        defer { sink.close() }
+        func fail(_ e: MeshError) { try? sink.send(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))]))) }
+        guard TaskJournal.isValidID(id), let r = journal.record(id) else {
+            return fail(MeshError(MeshError.other, "no task \(id) is known to \(agent.name)"))
+        }
+        let req = JSON.object([("op", .string("logs")), ("id", .string(id)), ("follow", .bool(follow))])
+        if r.node == agent.name || FileManager.default.fileExists(atPath: journal.outputFile(id).path) {
+            return agent.executor.streamLogs(req, on: sink)
+        }
+        guard let node = r.node else { return fail(MeshError(MeshError.other, "task \(id) has not run yet (it is \(r.state.rawValue))")) }
+        do {
+            let (keyPair, trusted, local, address) = agent.sync { ($0.keyRing.keyPair, $0.keyRing.trusted, $0.listenAddress, $0.address(of: node)) }
+            guard let address else { return fail(MeshError(MeshError.unavailable, "\(node), which ran task \(id), is not reachable now")) }
+            let ch = try SecureChannel.connect(to: address, expected: node, me: agent.name, keyPair: keyPair, trusted: trusted, from: local)
+            defer { ch.close() }
+            try ch.send(Frame(.request, json: req))
+            while let f = try ch.receive() {
+                try sink.send(f)
+                if f.type == .exit || f.type == .error { return }
+            }
+            fail(MeshError(MeshError.tempFail, "the connection to \(node) was lost"))
+        } catch {
+            fail(error)
+        }
+    }
+}
+
+/// Carries the submitter's input (stdin, end of stdin, Ctrl-C) to whichever task connection
+/// is current, across retries; and output back to the submitter while it listens.
+final class Relay: @unchecked Sendable {
+    let sink: PlainFrames?
+    private let cond = NSCondition()
+    private var channel: SecureChannel?
+    private(set) var cancelled = false
+    private var sawEOF = false
+    private var sinkGone = false
+    private var finished = false
+
+    init(sink: PlainFrames?) {
+        self.sink = sink
+        guard let sink else { return }
+        DispatchQueue.global().async { [self] in
+            while let f = try? sink.receive() {
+                switch f.type {
+                case .signal:
+                    cond.lock(); cancelled = true; let ch = channel; cond.broadcast(); cond.unlock()
+                    try? ch?.send(f)
+                case .stdin, .stdinEOF:
+                    // Wait for a connection to hand the input to (bounded by the run's life).
+                    cond.lock()
+                    if f.type == .stdinEOF { sawEOF = true }
+                    while channel == nil && !finished && !cancelled { cond.wait(until: Date().addingTimeInterval(1)) }
+                    let ch = channel
+                    cond.unlock()
+                    try? ch?.send(f)
+                default: break
+                }
+            }
+            // The submit command went away without Ctrl-C (closed, killed): hang up on the task,
+            // as sshd does when its client vanishes.
+            cond.lock()
+            sinkGone = true
+            let ch = finished ? nil : channel
+            let hangUp = !finished
+            sawEOF = true
+            cond.broadcast()
+            cond.unlock()
+            if hangUp { try? ch?.send(Frame(.signal, [UInt8(SIGHUP)])) }
+        }
+    }
+
+    func attach(_ ch: SecureChannel) {
+        cond.lock(); channel = ch; let eof = sawEOF, gone = sinkGone, stop = cancelled; cond.broadcast(); cond.unlock()
+        if stop { try? ch.send(Frame(.signal, [UInt8(SIGINT)])) }
+        if eof || sink == nil || gone { try? ch.send(Frame(.stdinEOF)) }
+    }
+
+    func detach() { cond.lock(); channel = nil; cond.unlock() }
+
+    func forward(_ f: Frame) {
+        guard let sink else { return }
+        cond.lock(); let gone = sinkGone; cond.unlock()
+        if gone { return }
+        if (try? sink.send(f)) == nil { cond.lock(); sinkGone = true; cond.unlock() }
+    }
+
+    func waitForCancel(seconds: Double) {
+        cond.lock(); if !cancelled && !sinkGoneAndAttached { _ = cond.wait(until: Date().addingTimeInterval(seconds)) }; cond.unlock()
+        // A queued submission whose `submit` command went away is cancelled.
+        cond.lock(); if sink != nil && sinkGone { cancelled = true }; cond.unlock()
+    }
+
+    private var sinkGoneAndAttached: Bool { sink != nil && sinkGone }
+
+    func finish() {
+        cond.lock(); finished = true; channel = nil; cond.broadcast(); cond.unlock()
+        sink?.close()
+    }
+}

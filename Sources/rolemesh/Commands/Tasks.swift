@@ -1,0 +1,164 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import RoleMeshAgent
+import RoleMeshCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run ROLE/TASK on the node routing picks: stdin forwarded, output streamed, exit status passed through.")
+    @Argument(help: "ROLE/TASK") var target: String
+    @Flag(help: "Heavy work: skip nodes on battery or throttled.") var heavy = false
+    @Option(help: "Run on this node, overriding routing.") var to: String?
+    @Flag(help: "Print the task id and return at once; the task goes on.") var detach = false
+    @Flag(help: "If no node can take it now, wait (persisted across agent restarts) until one can.") var queue = false
+    @Option(help: "Run again on the next route, up to N times, if the node is lost mid-run.") var retry: Int = 0
+    @Argument(parsing: .postTerminator, help: "Arguments for the task, after --.") var args: [String] = []
+    @OptionGroup var dir: DirOption
+
+    func validate() throws {
+        let parts = target.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, NodeName.isValid(String(parts[0])), !parts[1].isEmpty else {
+            throw ValidationError("expected ROLE/TASK, got \"\(target)\"")
+        }
+        guard retry >= 0 else { throw ValidationError("--retry must be 0 or more") }
+    }
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let parts = target.split(separator: "/").map(String.init)
+            let req = JSON.object([("cmd", .string("submit")), ("role", .string(parts[0])), ("task", .string(parts[1])),
+                                   ("args", .array(args.map(JSON.string))), ("heavy", .bool(heavy)), ("to", .optional(to)),
+                                   ("detach", .bool(detach)), ("queue", .bool(queue)), ("retry", .int(retry))])
+            if detach {
+                let answer = try ControlClient.call(dir.node, req)
+                printOut(answer["id"]?.string ?? "")
+                return
+            }
+            let client = try ControlClient(dir: dir.node)
+            try client.send(req)
+            let frames = PlainFrames(fd: client.fd)
+            guard let first = try frames.receive() else { throw MeshError(MeshError.other, "the agent closed the connection") }
+            if first.type == .error { try Self.finish(first) }
+            Self.forwardInput(frames)
+            Self.forwardInterrupts(frames)
+            while let f = try frames.receive() {
+                switch f.type {
+                case .stdout: _ = FD_write(1, f.payload)
+                case .stderr: _ = FD_write(2, f.payload)
+                case .info: FileHandle.standardError.write(Data("rolemesh: \(f.json?["message"]?.string ?? "")\n".utf8))
+                case .exit, .error: try Self.finish(f)
+                default: break
+                }
+            }
+            throw MeshError(MeshError.other, "the local agent went away before the task ended")
+        }
+    }
+
+    /// Ends the command as the task ended: its exit status, or the mesh's error and code.
+    static func finish(_ f: Frame) throws -> Never {
+        let j = f.json ?? .null
+        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: j["code"]?.int ?? 1)) }
+        RoleMeshCLI.fail(MeshError(Int32(j["code"]?.int ?? 1), j["message"]?.string ?? "the task failed"))
+    }
+
+    /// Our stdin to the task, in chunks, then end-of-file.
+    static func forwardInput(_ frames: PlainFrames) {
+        Thread.detachNewThread {
+            var buf = [UInt8](repeating: 0, count: Frame.maxPayload)
+            while true {
+                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                guard (try? frames.send(Frame(.stdin, Array(buf[0..<n])))) != nil else { return }
+            }
+            try? frames.send(Frame(.stdinEOF))
+        }
+    }
+
+    /// Ctrl-C cancels the remote task; a second one gives up waiting.
+    static func forwardInterrupts(_ frames: PlainFrames) {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        nonisolated(unsafe) var count = 0
+        for sig in [SIGINT, SIGTERM] {
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler {
+                count += 1
+                if count > 1 { Glibc.exit(130) }
+                try? frames.send(Frame(.signal, [UInt8(sig)]))
+            }
+            s.resume()
+            signalSources.append(s)
+        }
+    }
+    nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+}
+
+func FD_write(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        off += n
+    }
+    return true
+}
+
+struct Tasks: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Tasks this node submitted or ran.")
+    @Flag(help: "One JSON document.") var json = false
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let answer = try ControlClient.call(dir.node, .object([("cmd", .string("tasks"))]))
+            let tasks = answer["tasks"]?.array ?? []
+            if json {
+                printOut(JSON.object([("tasks", .array(tasks.map { t in
+                    .object((t.object ?? []).filter { $0.0 != "args" })
+                }))]).serialized)
+                return
+            }
+            var rows = [["ID", "TASK", "NODE", "FROM", "STATE", "EXIT", "SUBMITTED"]]
+            for t in tasks {
+                rows.append([String((t["id"]?.string ?? "").prefix(12)), "\(t["role"]?.string ?? "?")/\(t["task"]?.string ?? "?")",
+                             t["node"]?.string ?? "-", t["from"]?.string ?? "?", t["state"]?.string ?? "?",
+                             t["exit_code"]?.int.map(String.init) ?? "-", String((t["submitted"]?.string ?? "").prefix(19))])
+            }
+            printOut(StatusText.table(rows))
+        }
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A task's output, fetched from wherever it ran.")
+    @Argument(help: "The task id (as `submit --detach` printed it).") var id: String
+    @Flag(help: "Keep printing output until the task ends.") var follow = false
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let client = try ControlClient(dir: dir.node)
+            try client.send(.object([("cmd", .string("logs")), ("id", .string(id)), ("follow", .bool(follow))]))
+            let frames = PlainFrames(fd: client.fd)
+            while let f = try frames.receive() {
+                switch f.type {
+                case .stdout: _ = FD_write(1, f.payload)
+                case .stderr: _ = FD_write(2, f.payload)
+                case .exit: return
+                case .error:
+                    let j = f.json ?? .null
+                    throw MeshError(Int32(j["code"]?.int ?? 1), j["message"]?.string ?? "cannot fetch the logs")
+                default: break
+                }
+            }
+            throw MeshError(MeshError.other, "the connection ended before the logs did")
+        }
+    }
+}

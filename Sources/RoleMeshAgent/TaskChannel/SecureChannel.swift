@@ -14,6 +14,7 @@ import RoleMeshCore
 ///   C → S  "RMT1" | name_c | eph_c                   (server refuses an untrusted name here, before any task data)
 ///   S → C  "RMT1" | name_s | eph_s | sig_s(transcript) or "RMTX" | code | message
 ///   C → S  sig_c(transcript)
+///   S → C  the first encrypted frame, `info` "ready": the client's proof was accepted
 /// Session keys come from `crypto_kx` over the ephemeral X25519 keys. Each frame is
 ///   length u32 | AEAD(type | payload), nonce = a per-direction counter, length as associated data,
 /// so a tampered, replayed, reordered or dropped frame fails to open and ends the connection.
@@ -92,7 +93,13 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         guard crypto_kx_client_session_keys(&rx, &tx, ephPK, ephSK, serverEph) == 0 else {
             throw MeshError(MeshError.noPermission, "key exchange with \(expected) failed")
         }
-        return SecureChannel(fd: fd, peer: expected, tx: tx, rx: rx)
+        // The server confirms it accepted our proof; without this a rejected client would only
+        // learn of it at its first read.
+        let channel = SecureChannel(fd: fd, peer: expected, tx: tx, rx: rx)
+        guard let ready = try? channel.receive(), ready.type == .info else {
+            throw MeshError(MeshError.noPermission, "\(expected) refused the task connection (it did not accept our identity)")
+        }
+        return channel
     }
 
     /// The server side, on an accepted socket. An untrusted client is refused (77) before
@@ -122,7 +129,9 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
             throw MeshError(MeshError.noPermission, "key exchange with \(client) failed")
         }
         FD.setTimeouts(fd, seconds: 0)
-        return SecureChannel(fd: fd, peer: client, tx: tx, rx: rx)
+        let channel = SecureChannel(fd: fd, peer: client, tx: tx, rx: rx)
+        try channel.send(Frame(.info, json: .object([("message", .string("ready"))])))
+        return channel
     }
 
     static func refuse(_ fd: Int32, code: Int32, _ message: String) {

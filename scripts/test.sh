@@ -5,4 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build -c release --build-tests
-exec swift test -c release --skip-build "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test -c release --skip-build "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over both runners (XCTest and Swift Testing).
+xc=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
+xc_run=$(echo "$xc" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/;t;s/.*/0/')
+xc_fail=$(echo "$xc" | sed -E 's/.*with ([0-9]+) failures?.*/\1/;t;s/.*/0/')
+st=$(grep -E "Test run with [0-9]+ tests?" "$log" | tail -1 || true)
+st_run=$(echo "$st" | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/;t;s/.*/0/')
+st_fail=$(echo "$st" | grep -oE "with [0-9]+ issues?" | grep -oE "[0-9]+" || echo 0)
+[ "$status" -ne 0 ] && [ "$((xc_fail + st_fail))" -eq 0 ] && xc_fail=1
+echo "$((xc_run + st_run - xc_fail - st_fail)) passed, $((xc_fail + st_fail)) failed"
+exit "$status"

@@ -148,7 +148,7 @@ public final class Agent: @unchecked Sendable {
         }
         if e.kind == .memberDead || e.kind == .memberLeft { submitter.nodeLost(e.node) }
         let line = JSON.object(fields)
-        watchers.removeAll { !$0.send(line) }
+        watchers.removeAll { !$0.send(line, patience: 0) }
     }
 
     // MARK: - Files

@@ -124,3 +124,30 @@ final class MembershipIntegrationTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("max_taks") && r.stderr.contains("line \(lines)"), r.stderr)
     }
 }
+
+/// The same agent over IPv6 (::1): gossip, status and a task.
+final class IPv6IntegrationTests: XCTestCase {
+    func testTwoAgentsOnIPv6LoopbackMeetAndRunATask() throws {
+        let cluster = Cluster(profile: "fast")
+        defer { cluster.shutdown() }
+        let port = cluster.port
+        for (name, p) in [("six1", port), ("six2", port + 1000)] {
+            cluster.hosts[name] = "::1"
+            let r = try cluster.cli(["init", name, "--dir", cluster.dir(name), "--listen", "[::1]:\(p)", "--seed", "[::1]:\(port)",
+                                     "--profile", "fast"] + (name == "six1" ? ["--role", "v6"] : []))
+            XCTAssertEqual(r.status, 0, r.stderr)
+            cluster.names.append(name)
+        }
+        cluster.trust("six1", by: "six2"); cluster.trust("six2", by: "six1")
+        let roleDir = cluster.dir("six1") + "/roles/v6"
+        try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: roleDir + "/hello", contents: Data("#!/bin/sh\necho hello from $ROLEMESH_NODE\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 10) { cluster.allAlive(["six1", "six2"]) })
+        XCTAssertEqual(cluster.member("six1", seenBy: "six2")?["address"]?.string, "[::1]:\(port)")
+        let r = try cluster.cli(["submit", "v6/hello", "--dir", cluster.dir("six2")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "hello from six1\n")
+    }
+}

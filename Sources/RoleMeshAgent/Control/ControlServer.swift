@@ -149,20 +149,26 @@ final class ControlConnection: @unchecked Sendable {
     }
 
     /// Writes one JSON line; false (and closes) when the client is gone or stuck.
+    /// `patience` bounds how long the agent queue may wait for a full socket: a `watch` that
+    /// stopped reading (Ctrl-Z) is dropped rather than allowed to stall heartbeats.
     @discardableResult
-    func send(_ json: JSON) -> Bool { sendRaw(Array((json.serialized + "\n").utf8)) }
+    func send(_ json: JSON, patience: Int32 = 2000) -> Bool { sendRaw(Array((json.serialized + "\n").utf8), patience: patience) }
 
     @discardableResult
-    func sendRaw(_ bytes: [UInt8]) -> Bool {
+    func sendRaw(_ bytes: [UInt8], patience: Int32 = 2000) -> Bool {
         guard !isClosed else { return false }
         var off = 0
-        // The socket is non-blocking for reads; writes wait up to SO_SNDTIMEO via poll.
+        var waited: Int32 = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 { off += n; continue }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) {
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN && waited < patience {
                 var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                if poll(&p, 1, 2000) > 0 { continue }
+                let step = min(50, patience - waited)
+                _ = poll(&p, 1, step)
+                waited += step
+                continue
             }
             close()
             return false

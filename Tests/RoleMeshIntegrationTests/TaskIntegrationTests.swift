@@ -87,6 +87,20 @@ final class TaskIntegrationTests: XCTestCase {
         }
     }
 
+    /// A `submit` from node1 left running, with its output pipes, for tests that act mid-task.
+    func startSubmit(_ args: [String], stdin: Data? = nil) throws -> (process: Process, out: Pipe, err: Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Cluster.binary)
+        p.arguments = ["submit", "--dir", cluster.dir("node1")] + args
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
+        try p.run()
+        if let stdin { DispatchQueue.global().async { inp.fileHandleForWriting.write(stdin); try? inp.fileHandleForWriting.close() } }
+        return (p, out, err)
+    }
+
     func peakRSS(_ pid: Int32) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
@@ -94,15 +108,7 @@ final class TaskIntegrationTests: XCTestCase {
     }
 
     func rawSubmit(_ args: [String], stdin: Data?) throws -> (status: Int32, stdout: Data) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["submit", "--dir", cluster.dir("node1")] + args
-        let out = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
-        try p.run()
-        if let stdin { DispatchQueue.global().async { inp.fileHandleForWriting.write(stdin); try? inp.fileHandleForWriting.close() } }
+        let (p, out, _) = try startSubmit(args, stdin: stdin)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, data)
@@ -110,14 +116,8 @@ final class TaskIntegrationTests: XCTestCase {
 
     func testFirstLineArrivesBeforeTheSlowTaskEnds() throws {
         try makeMesh()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["submit", "job/slow", "--dir", cluster.dir("node1")]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardInput = FileHandle.nullDevice
         let start = Date()
-        try p.run()
+        let (p, out, _) = try startSubmit(["job/slow"])
         let first = out.fileHandleForReading.availableData      // blocks until the first bytes
         let elapsed = Date().timeIntervalSince(start)
         XCTAssertEqual(String(decoding: first, as: UTF8.self), "first\n")
@@ -129,13 +129,7 @@ final class TaskIntegrationTests: XCTestCase {
 
     func testCtrlCCancelsAndLeavesNoRemoteProcess() throws {
         try makeMesh()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["submit", "job/sleepy", "--dir", cluster.dir("node1")]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let (p, out, _) = try startSubmit(["job/sleepy"])
         XCTAssertEqual(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self), "started\n")
         XCTAssertTrue(waitUntil(timeout: 5) { self.processes(matching: "sleep 30[01]") == 2 })
         kill(p.processIdentifier, SIGINT)
@@ -184,14 +178,7 @@ final class TaskIntegrationTests: XCTestCase {
 
     func testRetryCompletesOnTheBackupWhenThePrimaryDiesMidTask() throws {
         try makeMesh()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["submit", "job/slow", "--retry", "1", "--dir", cluster.dir("node1")]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let (p, out, err) = try startSubmit(["job/slow", "--retry", "1"])
         XCTAssertEqual(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self), "first\n")
         cluster.crash("node2")
         let rest = out.fileHandleForReading.readDataToEndOfFile()
@@ -206,14 +193,7 @@ final class TaskIntegrationTests: XCTestCase {
 
     func testLostWithoutRetryExits75() throws {
         try makeMesh(backup: false)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["submit", "job/slow", "--dir", cluster.dir("node1")]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let (p, out, err) = try startSubmit(["job/slow"])
         _ = out.fileHandleForReading.availableData
         cluster.crash("node2")
         p.waitUntilExit()
@@ -279,13 +259,7 @@ final class TaskIntegrationTests: XCTestCase {
         XCTAssertEqual(try cluster.cli(["undrain", "--dir", cluster.dir("node2")]).status, 0)
         XCTAssertTrue(waitUntil(timeout: 5) { (try? self.submit(["job/echo"]).status) == 0 })
         // A leave lets the running task finish first.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["submit", "job/slow", "--dir", cluster.dir("node1")]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let (p, out, _) = try startSubmit(["job/slow"])
         _ = out.fileHandleForReading.availableData
         cluster.signal("node2", SIGTERM)
         p.waitUntilExit()

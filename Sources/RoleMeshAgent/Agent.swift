@@ -26,7 +26,8 @@ public final class Agent: @unchecked Sendable {
     var lastSavedPeers: [String: WireAddress] = [:]
     var trustedSnapshot: [String: [UInt8]]
     let startedAt = Clock.now()
-    let probe = SignalProbe()
+    /// `ROLEMESH_PROBE_ROOT` points the probes at another filesystem root (tests use a fake /proc).
+    let probe = SignalProbe(root: ProcessInfo.processInfo.environment["ROLEMESH_PROBE_ROOT"] ?? "/")
     var overrides: LocalOverrides
     let listenAddress: WireAddress
     let taskListener: TaskListener

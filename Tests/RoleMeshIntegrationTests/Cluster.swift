@@ -70,8 +70,9 @@ final class Cluster {
         for n in names ?? self.names { try startOne(n) }
     }
 
-    func startOne(_ name: String) throws {
+    func startOne(_ name: String, environment: [String: String] = [:]) throws {
         let p = Process()
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.executableURL = URL(fileURLWithPath: Cluster.binary)
         p.arguments = ["agent", "--dir", dir(name)]
         let log = root.appendingPathComponent("\(name).log")

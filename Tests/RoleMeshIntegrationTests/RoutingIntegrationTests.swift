@@ -118,6 +118,33 @@ final class RoutingIntegrationTests: XCTestCase {
     }
 }
 
+extension RoutingIntegrationTests {
+    /// A load change read by the real probe reaches another node within two heartbeats.
+    func testProbedSignalsTravelAndStayFresh() throws {
+        let nodes = try cluster.create(2)
+        let fake = cluster.root.appendingPathComponent("fakeroot").path
+        try FileManager.default.createDirectory(atPath: fake + "/proc", withIntermediateDirectories: true)
+        try "processor\t: 0\nprocessor\t: 1\n".write(toFile: fake + "/proc/cpuinfo", atomically: true, encoding: .utf8)
+        try "MemTotal: 1000 kB\nMemAvailable: 250 kB\n".write(toFile: fake + "/proc/meminfo", atomically: true, encoding: .utf8)
+        try "0.50 0.40 0.30 1/100 1234\n".write(toFile: fake + "/proc/loadavg", atomically: true, encoding: .utf8)
+        try cluster.startOne("node1")
+        try cluster.startOne("node2", environment: ["ROLEMESH_PROBE_ROOT": fake])
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let signals = { self.cluster.member("node2", seenBy: "node1")?["signals"] }
+        XCTAssertTrue(waitUntil(timeout: 5) { signals()?["load"]?.double == 0.25 }, "\(String(describing: signals()))")
+        XCTAssertEqual(signals()?["cpus"]?.int, 2)
+        XCTAssertEqual(signals()?["mem_free"]?.double, 0.25)
+        XCTAssertTrue(signals()?["battery"]?.isNull == true, "no battery here: null, not 0")
+        XCTAssertTrue(signals()?["on_battery"]?.isNull == true)
+        let start = Date()
+        try "1.50 0.40 0.30 1/100 1234\n".write(toFile: fake + "/proc/loadavg", atomically: true, encoding: .utf8)
+        XCTAssertTrue(waitUntil(timeout: 5, interval: 0.02) { signals()?["load"]?.double == 0.75 })
+        let took = Date().timeIntervalSince(start)
+        print("probed load change seen by another node after \(Int(took * 1000)) ms (fast heartbeat: 100 ms)")
+        XCTAssertLessThan(took, 1.0, "a probed change must ride on the next heartbeats")
+    }
+}
+
 /// `rolemesh watch --json` in the background, collecting its lines.
 final class WatchStream: @unchecked Sendable {
     let process = Process()

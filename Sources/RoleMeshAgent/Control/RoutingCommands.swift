@@ -109,7 +109,8 @@ extension Agent {
 extension Agent {
     func startExtensions() {
         refreshSignals()
-        every(ms: core.profile.name == "travel" ? 5_000 : 1_000) { [unowned self] in self.refreshSignals() }
+        // Probed once per heartbeat, so a change rides on the next heartbeat (seen within two).
+        every(ms: Int(core.profile.heartbeat)) { [unowned self] in self.refreshSignals() }
         startTasks()
     }
 

@@ -92,7 +92,15 @@ public final class Agent: @unchecked Sendable {
                 self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
             }
             perform(core.start(now: Clock.now()))
-            every(ms: Int(core.profile.tick)) { [unowned self] in self.perform(self.core.tick(now: Clock.now())) }
+            // One timer drives the core; signals are probed on it once per heartbeat, so a change
+            // rides on the next heartbeat without another wakeup.
+            let probeEvery = max(1, Int(core.profile.heartbeat / core.profile.tick))
+            var ticks = 0
+            every(ms: Int(core.profile.tick)) { [unowned self] in
+                ticks += 1
+                if ticks % probeEvery == 0 { self.refreshSignals() }
+                self.perform(self.core.tick(now: Clock.now()))
+            }
             every(ms: 2_000) { [unowned self] in self.reloadKeys() }
             every(ms: 5_000) { [unowned self] in self.savePeersIfChanged() }
             for sig in [SIGINT, SIGTERM] {
@@ -112,7 +120,7 @@ public final class Agent: @unchecked Sendable {
 
     func every(ms: Int, _ body: @escaping () -> Void) {
         let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 20)))
+        t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 10)))
         t.setEventHandler(handler: body)
         t.resume()
         timers.append(t)

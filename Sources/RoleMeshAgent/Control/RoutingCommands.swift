@@ -109,8 +109,6 @@ extension Agent {
 extension Agent {
     func startExtensions() {
         refreshSignals()
-        // Probed once per heartbeat, so a change rides on the next heartbeat (seen within two).
-        every(ms: Int(core.profile.heartbeat)) { [unowned self] in self.refreshSignals() }
         startTasks()
     }
 

@@ -126,3 +126,9 @@ public final class PlainFrames: FrameTransport, @unchecked Sendable {
     /// Wakes a thread blocked reading, without closing the descriptor under it.
     public func interrupt() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 }
+
+/// Blocking work (a task's pipes, a connection waiting for a slot) gets a thread of its own:
+/// parked on I/O, it must not hold one of Dispatch's few pool threads, which the agent queue needs.
+func onWorkerThread(_ body: @escaping @Sendable () -> Void) {
+    Thread.detachNewThread(body)
+}

@@ -41,7 +41,7 @@ final class TaskListener: @unchecked Sendable {
                 FD.setBlocking(c)
                 var one: Int32 = 1
                 setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                DispatchQueue.global().async { onConnection(c) }
+                onWorkerThread { onConnection(c) }
             }
         }
         s.setCancelHandler { [fd] in Glibc.close(fd) }

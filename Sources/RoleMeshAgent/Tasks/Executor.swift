@@ -90,11 +90,9 @@ final class Executor: @unchecked Sendable {
         // The connection's input: stdin, end of stdin, signals. Started before waiting for a
         // slot, so a Ctrl-C while queued still cancels.
         let stdinPipe = Pipe()
-        let inputDone = DispatchSemaphore(value: 0)
         let stdinWriter = stdinPipe.fileHandleForWriting
         nonisolated(unsafe) var stdinOpen = true
-        DispatchQueue.global().async {
-            defer { inputDone.signal() }
+        onWorkerThread {
             while true {
                 guard let f = try? ch.receive() else { break }
                 switch f.type {
@@ -155,7 +153,7 @@ final class Executor: @unchecked Sendable {
         let pumps = DispatchGroup()
         for (pipe, type) in [(out, FrameType.stdout), (err, FrameType.stderr)] {
             pumps.enter()
-            DispatchQueue.global().async {
+            onWorkerThread {
                 defer { pumps.leave() }
                 let fd = pipe.fileHandleForReading.fileDescriptor
                 var buf = [UInt8](repeating: 0, count: Frame.maxPayload)
@@ -201,7 +199,7 @@ final class Executor: @unchecked Sendable {
 
     /// On leave: let running tasks finish for a while, then end them and tell their submitters.
     func finishAll(within seconds: Double, then done: @escaping @Sendable () -> Void) {
-        DispatchQueue.global().async {
+        onWorkerThread {
             let deadline = Date().addingTimeInterval(seconds)
             while self.runningCount > 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
             self.lock.lock(); let left = Array(self.running.values); self.lock.unlock()

@@ -65,7 +65,7 @@ final class Submitter: @unchecked Sendable {
         for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) && r.from == agent.name {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
         }
-        for s in queued { DispatchQueue.global().async { self.run(s, sink: nil) } }
+        for s in queued { onWorkerThread { self.run(s, sink: nil) } }
     }
 
     /// Membership declared `node` dead or gone: wake runs blocked on it so they can re-route.
@@ -238,7 +238,7 @@ final class Relay: @unchecked Sendable {
     init(sink: PlainFrames?) {
         self.sink = sink
         guard let sink else { return }
-        DispatchQueue.global().async { [self] in
+        onWorkerThread { [self] in
             while let f = try? sink.receive() {
                 switch f.type {
                 case .signal:

@@ -47,7 +47,7 @@ extension Agent {
         let listener = taskListener
         let agent = self
         listener.start(queue: queue) { fd in agent.acceptTaskConnection(fd) }
-        DispatchQueue.global().async { agent.submitter.resume() }
+        onWorkerThread { agent.submitter.resume() }
     }
 
     func acceptTaskConnection(_ fd: Int32) {
@@ -84,19 +84,19 @@ extension Agent {
                 if !sub.queue, case .failure(let e) = target(for: sub, excluding: []) { conn.fail(e); return true }
                 conn.reply(.object([("id", .string(sub.id))]))
                 let s = sub
-                DispatchQueue.global().async { self.submitter.run(s, sink: nil) }
+                onWorkerThread { self.submitter.run(s, sink: nil) }
             } else {
                 let sink = PlainFrames(fd: conn.takeOver())
                 try? sink.send(Frame(.started, json: .object([("id", .string(sub.id)), ("state", .string("accepted"))])))
                 let s = sub
-                DispatchQueue.global().async { self.submitter.run(s, sink: sink) }
+                onWorkerThread { self.submitter.run(s, sink: sink) }
             }
         case "tasks":
             conn.reply(.object([("tasks", .array(journal.all().map(\.json)))]))
         case "logs":
             let sink = PlainFrames(fd: conn.takeOver())
             let id = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
-            DispatchQueue.global().async { self.submitter.logs(id: id, follow: follow, sink: sink) }
+            onWorkerThread { self.submitter.logs(id: id, follow: follow, sink: sink) }
         default:
             return false
         }

@@ -53,6 +53,7 @@ public final class Membership {
     var nextSync: Millis
     var nextDeadRetry: Millis
     var nextJoin: Millis
+    var joinBackoff: Millis = 0
     var lastNotice: [WireAddress: Millis] = [:]
     var lastSyncReply: [String: Millis] = [:]
     var outbox: [MembershipAction] = []
@@ -82,7 +83,7 @@ public final class Membership {
         nextBeat = now + Millis.random(in: 0..<config.profile.heartbeat, using: &rng)
         nextSync = now + config.profile.syncInterval
         nextDeadRetry = now + config.profile.deadRetry
-        nextJoin = now + config.profile.joinRetry
+        nextJoin = now + config.profile.heartbeat
         myEntry = sign(.heartbeat(me))
     }
 
@@ -119,9 +120,14 @@ public final class Membership {
             forgetOldMembers(now: now)
         }
         if now >= nextJoin {
-            nextJoin = now + profile.joinRetry
+            // While alone, ask the seeds again: soon at first (a seed may have just started), then
+            // backing off to `joinRetry`.
+            joinBackoff = min(profile.joinRetry, max(profile.heartbeat, joinBackoff * 2))
+            nextJoin = now + joinBackoff
             if !members.values.contains(where: \.isReachable) {
                 for address in bootstrap where address != me.address { sendFullState(.syncRequest, to: address) }
+            } else {
+                joinBackoff = 0
             }
         }
         return drain()

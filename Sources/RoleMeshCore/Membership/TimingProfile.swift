@@ -32,7 +32,7 @@ public struct TimingProfile: Equatable, Sendable {
         confirmations: 2, maxFanout: 64, syncInterval: 2_000, deadRetry: 2_000, joinRetry: 500,
         pauseThreshold: 400)
     public static let lan = TimingProfile(
-        name: "lan", tick: 100, heartbeat: 300, suspectAfter: 1_200, suspicionTimeout: 600,
+        name: "lan", tick: 100, heartbeat: 400, suspectAfter: 1_200, suspicionTimeout: 600,
         confirmations: 2, maxFanout: 64, syncInterval: 10_000, deadRetry: 10_000, joinRetry: 2_000,
         pauseThreshold: 1_200)
     public static let travel = TimingProfile(

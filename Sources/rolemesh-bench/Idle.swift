@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RoleMeshAgent
+
+/// `idle`: a converged `lan` mesh doing nothing; CPU, RSS and UDP traffic per agent.
+/// Runs inside a network namespace of its own when possible, so the UDP counters hold only its traffic.
+enum IdleBench {
+    static let cpuTarget = 1.0      // % of one core
+    static let rssTarget = 30.0     // MiB
+
+    static func main(_ args: [String]) {
+        let opts = Options(args, allowed: ["nodes", "seconds"])
+        let n = opts.int("nodes", 10, min: 2, max: 200)
+        let seconds = opts.double("seconds", 30, min: 2, max: 3_600)
+        say("idle: \(n) lan agents, \(fmt(seconds, 0)) s window after convergence + 5 s settling; \(machineDescription())")
+
+        var ns: String?
+        var scope = "host network namespace: /proc/net/snmp is global (every process on the machine), divided by N"
+        if let why = Netns.unavailableReason {
+            note("no namespace (\(why)); counting UDP machine-wide")
+        } else {
+            do {
+                ns = try Netns.create(tag: "idle")
+                scope = "own network namespace \(ns!): counters hold only this mesh's traffic, divided by N"
+            } catch { note("\(error); counting UDP machine-wide") }
+        }
+        defer { if let ns { Netns.delete(ns) } }
+
+        do {
+            let mesh = try Mesh(label: "idle", count: n, profile: "lan", octet: 103, netns: ns)
+            defer { mesh.shutdown() }
+            try mesh.start()
+            let converge = try mesh.waitConverged(timeout: 60)
+            note("converged in \(fmt(converge)) s; settling 5 s")
+            sleepSeconds(5)
+            let pids = mesh.names.map { ($0, mesh.pids[$0]!) }
+            let probe: pid_t? = ns == nil ? nil : pids[0].1
+
+            var cpu0: [String: Double] = [:], rssMax: [String: Double] = [:]
+            for (name, pid) in pids { cpu0[name] = ProcFS.cpuSeconds(pid); rssMax[name] = ProcFS.rssMiB(pid) }
+            let udp0 = ProcFS.udp(probe), lo0 = ProcFS.loopback(probe)
+            let t0 = monoNow()
+            // One sample a second for RSS peaks; no control requests during the window.
+            let samples = Int(seconds.rounded(.up))
+            for i in 1...samples {
+                sleepSeconds(t0 + min(Double(i), seconds) - monoNow())
+                for (name, pid) in pids { if let r = ProcFS.rssMiB(pid) { rssMax[name] = max(rssMax[name] ?? 0, r) } }
+            }
+            let window = monoNow() - t0
+            var cpuPct: [String: Double] = [:]
+            for (name, pid) in pids {
+                if let a = cpu0[name], let b = ProcFS.cpuSeconds(pid) { cpuPct[name] = (b - a) / window * 100 }
+            }
+            let udp1 = ProcFS.udp(probe), lo1 = ProcFS.loopback(probe)
+            let alive = mesh.converged()
+
+            let perAgent = Double(n) * window
+            let outPkts = ((udp1["OutDatagrams"] ?? 0) - (udp0["OutDatagrams"] ?? 0)) / perAgent
+            let inPkts = ((udp1["InDatagrams"] ?? 0) - (udp0["InDatagrams"] ?? 0)) / perAgent
+            var ipBytes: Double?
+            if let a = lo0, let b = lo1 {
+                // Loopback counts each packet once (tx = rx); its byte counter includes a 14-byte Ethernet header.
+                let pk = b.txPackets - a.txPackets
+                ipBytes = (b.txBytes - a.txBytes - 14 * pk) / perAgent
+            }
+
+            var rows = [["AGENT", "PID", "CPU % of a core", "RSS MiB (peak)"]]
+            for (name, pid) in pids {
+                rows.append([name, String(pid), fmt(cpuPct[name], 3), fmt(rssMax[name], 1)])
+            }
+            say(table(rows))
+            say("")
+            let cpuVals = Summary(values: Array(cpuPct.values)), rssVals = Summary(values: Array(rssMax.values))
+            let cpuMet = cpuVals.max.map { $0 < cpuTarget }, rssMet = rssVals.max.map { $0 < rssTarget }
+            say(table([
+                ["FIGURE (per agent)", "MEAN", "MAX", "TARGET", "VERDICT"],
+                ["CPU % of one core", fmt(cpuVals.mean, 3), fmt(cpuVals.max, 3), "< \(fmt(cpuTarget, 0)) %", metText(cpuMet)],
+                ["RSS MiB", fmt(rssVals.mean, 1), fmt(rssVals.max, 1), "< \(fmt(rssTarget, 0)) MiB", metText(rssMet)],
+                ["UDP packets sent /s", fmt(outPkts, 1), "-", "-", "-"],
+                ["UDP packets received /s", fmt(inPkts, 1), "-", "-", "-"],
+                ["bytes sent /s (IP+UDP headers incl.)", fmt(ipBytes, 0), "-", "-", "-"],
+            ]))
+            say("UDP scope: \(scope).")
+            say("mesh still fully alive after the window: \(alive)")
+            say("Anchor: Serf idle 0.1 % of a core, 14.4 MiB, 2.1 packets/s and 280 B/s sent per agent (anchors.md).")
+            printResult("idle", [
+                ("nodes", .int(n)), ("seconds", .double(window)),
+                ("cpu_pct_mean", .optional(cpuVals.mean)), ("cpu_pct_max", .optional(cpuVals.max)),
+                ("rss_mib_mean", .optional(rssVals.mean)), ("rss_mib_max", .optional(rssVals.max)),
+                ("udp_out_pkts_per_agent_s", .double(outPkts)), ("udp_in_pkts_per_agent_s", .double(inPkts)),
+                ("ip_bytes_out_per_agent_s", .optional(ipBytes)),
+                ("udp_scope", .string(ns == nil ? "global" : "namespace")),
+                ("cpu_met", .optional(cpuMet)), ("rss_met", .optional(rssMet)), ("still_converged", .bool(alive)),
+            ])
+        } catch {
+            say("idle failed: \(error)")
+            printResult("idle", [("error", .string("\(error)"))])
+        }
+    }
+}

@@ -1,0 +1,182 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RoleMeshAgent
+
+// Small shared pieces: argv options, clocks, statistics, tables and the RESULT line.
+
+/// Seconds on a monotonic clock.
+func monoNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func sleepSeconds(_ s: Double) {
+    guard s > 0 else { return }
+    usleep(useconds_t(min(s, 60) * 1_000_000))
+}
+
+/// Polls `condition` every `interval` seconds until it holds or `timeout` passes.
+@discardableResult
+func waitUntil(timeout: Double, interval: Double = 0.1, _ condition: () -> Bool) -> Bool {
+    let deadline = monoNow() + timeout
+    let maxPolls = Int(timeout / interval) + 2
+    for _ in 0..<maxPolls {
+        if condition() { return true }
+        if monoNow() >= deadline { break }
+        sleepSeconds(interval)
+    }
+    return condition()
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ s: String) { description = s }
+}
+
+/// `--name value` or `--name=value`; anything else is a usage error (exit 64).
+struct Options {
+    private var values: [String: String] = [:]
+
+    init(_ args: [String], allowed: [String]) {
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            guard a.hasPrefix("--") else { usage("unexpected argument \(a)") }
+            var key = String(a.dropFirst(2))
+            var value: String?
+            if let eq = key.firstIndex(of: "=") {
+                value = String(key[key.index(after: eq)...])
+                key = String(key[..<eq])
+            }
+            guard allowed.contains(key) else { usage("unknown option --\(key)") }
+            if value == nil {
+                guard i + 1 < args.count else { usage("--\(key) needs a value") }
+                i += 1
+                value = args[i]
+            }
+            values[key] = value
+            i += 1
+        }
+    }
+
+    func int(_ key: String, _ def: Int, min lo: Int = 1, max hi: Int = 1_000_000) -> Int {
+        guard let s = values[key] else { return def }
+        guard let v = Int(s), v >= lo, v <= hi else { usage("--\(key) must be an integer in \(lo)...\(hi)") }
+        return v
+    }
+
+    func double(_ key: String, _ def: Double, min lo: Double = 0, max hi: Double = 1e6) -> Double {
+        guard let s = values[key] else { return def }
+        guard let v = Double(s), v >= lo, v <= hi else { usage("--\(key) must be a number in \(lo)...\(hi)") }
+        return v
+    }
+}
+
+func usage(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("rolemesh-bench: \(message)\n\(usageText)\n".utf8))
+    Cleanup.shared.runAll()
+    exit(64)
+}
+
+let usageText = """
+usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
+       rolemesh-bench verify   [--seconds 3]
+       rolemesh-bench idle     [--nodes 10] [--seconds 30]
+       rolemesh-bench failover [--nodes 10] [--runs 3] [--loss-minutes 2] [--loss-percent 10]
+       rolemesh-bench tasks    [--runs 20] [--megabytes 50]
+"""
+
+func say(_ s: String) {
+    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+}
+
+/// Progress notes go to stderr so stdout stays the table and the RESULT line.
+func note(_ s: String) {
+    FileHandle.standardError.write(Data("[bench] \(s)\n".utf8))
+}
+
+// MARK: - Statistics
+
+struct Summary {
+    var values: [Double]
+    var count: Int { values.count }
+    var median: Double? {
+        guard !values.isEmpty else { return nil }
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    var min: Double? { values.min() }
+    var max: Double? { values.max() }
+    var mean: Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
+
+    var json: JSON {
+        .object([("median", .optional(median)), ("min", .optional(min)), ("max", .optional(max)),
+                 ("runs", .array(values.map { .double($0) }))])
+    }
+
+    /// "0.62 s (0.55–0.71, 3 runs)"
+    func text(unit: String = "s", digits: Int = 2) -> String {
+        guard let m = median, let lo = min, let hi = max else { return "no data" }
+        return "\(fmt(m, digits)) \(unit) (range \(fmt(lo, digits))–\(fmt(hi, digits)), \(count) run\(count == 1 ? "" : "s"))"
+    }
+}
+
+func fmt(_ v: Double?, _ digits: Int = 2) -> String {
+    guard let v, v.isFinite else { return "-" }
+    return String(format: "%.\(digits)f", v)
+}
+
+func metText(_ ok: Bool?) -> String {
+    switch ok {
+    case .some(true): return "MET"
+    case .some(false): return "NOT MET"
+    case .none: return "NO DATA"
+    }
+}
+
+// MARK: - Output
+
+func table(_ rows: [[String]]) -> String {
+    var widths = [Int](repeating: 0, count: rows.map(\.count).max() ?? 0)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = Swift.max(widths[i], c.count) } }
+    return rows.map { r in
+        r.enumerated().map { i, c in
+            i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+/// The machine-readable last line of every subcommand.
+func printResult(_ bench: String, _ fields: [(String, JSON)]) {
+    let all: [(String, JSON)] = [("bench", .string(bench)), ("date", .string(Clock.rfc3339()))] + fields
+    say("RESULT " + JSON.object(all).serialized)
+}
+
+/// Where this machine stands, for the record.
+func machineDescription() -> String {
+    let cpu = readFile("/proc/cpuinfo")?.split(separator: "\n").first { $0.hasPrefix("model name") }
+        .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "?"
+    var u = utsname()
+    uname(&u)
+    let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    return "cpus=\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) cpu=\"\(cpu)\" kernel=\(release)"
+}
+
+/// A whole file via read(2) (works for /proc files, whose size reads as 0).
+func readFile(_ path: String, limit: Int = 4 << 20) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out = [UInt8]()
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while out.count < limit {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}

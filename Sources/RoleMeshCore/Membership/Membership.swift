@@ -102,7 +102,8 @@ public final class Membership {
         lastTick = now
         detectFailures(now: now)
         if now >= nextBeat {
-            nextBeat = now + profile.heartbeat
+            // Keep the cadence: a beat that fired a little late does not delay the next one.
+            nextBeat = max(nextBeat + profile.heartbeat, now + profile.heartbeat / 2)
             me.seq += 1
             myEntry = sign(.heartbeat(me))
             gossip()

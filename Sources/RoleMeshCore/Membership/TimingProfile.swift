@@ -32,9 +32,9 @@ public struct TimingProfile: Equatable, Sendable {
         confirmations: 2, maxFanout: 64, syncInterval: 2_000, deadRetry: 2_000, joinRetry: 500,
         pauseThreshold: 400)
     public static let lan = TimingProfile(
-        name: "lan", tick: 100, heartbeat: 400, suspectAfter: 1_200, suspicionTimeout: 600,
+        name: "lan", tick: 100, heartbeat: 400, suspectAfter: 1_600, suspicionTimeout: 400,
         confirmations: 2, maxFanout: 64, syncInterval: 10_000, deadRetry: 10_000, joinRetry: 2_000,
-        pauseThreshold: 1_200)
+        pauseThreshold: 1_600)
     public static let travel = TimingProfile(
         name: "travel", tick: 500, heartbeat: 2_000, suspectAfter: 8_000, suspicionTimeout: 4_000,
         confirmations: 2, maxFanout: 32, syncInterval: 30_000, deadRetry: 30_000, joinRetry: 10_000,

@@ -249,6 +249,24 @@ final class TaskIntegrationTests: XCTestCase {
         XCTAssertEqual(try submit(["job/echo", "--to", "node2"], from: stranger).status, 69, "node2 is not even in its view")
     }
 
+    func testAtMostMaxTasksRunAtOnceAndTheRestWaitInLine() throws {
+        let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
+        let toml = cluster.dir("node2") + "/node.toml"
+        try (try String(contentsOfFile: toml, encoding: .utf8)).replacingOccurrences(of: "max_tasks = 2", with: "max_tasks = 1")
+            .write(toFile: toml, atomically: true, encoding: .utf8)
+        addTask("node2", "slow", "#!/bin/sh\necho first; sleep 2; echo second\n")
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let a = try submit(["job/slow", "--detach"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(waitUntil(timeout: 5) { self.taskState(a, on: "node2") == "running" })
+        let b = try submit(["job/slow", "--detach"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(waitUntil(timeout: 3) { self.taskState(b, on: "node2") == "queued" }, "the second task waits for the only slot")
+        XCTAssertEqual(taskState(a, on: "node2"), "running")
+        XCTAssertTrue(waitUntil(timeout: 10) { self.taskState(b, on: "node1") == "done" })
+        let ta = taskJSON(a, on: "node2")!, tb = taskJSON(b, on: "node2")!
+        XCTAssertLessThanOrEqual(ta["finished"]!.string!, tb["started"]!.string!, "they ran one after the other")
+    }
+
     func testDrainingNodeRefusesAndLeaveFinishesRunningTasks() throws {
         try makeMesh(backup: false)
         XCTAssertEqual(try cluster.cli(["drain", "--dir", cluster.dir("node2")]).status, 0)

@@ -105,3 +105,26 @@ final class MembershipTests: XCTestCase {
         XCTAssertNil(nodes["n1"]!.state(of: "x9"))
     }
 }
+
+extension MembershipTests {
+    /// A member heard of only through relays, advertising 0.0.0.0, gets nothing until it speaks.
+    func testNoDatagramGoesToAnUnspecifiedAddress() {
+        make(["n1", "n2"])
+        run(300)
+        let ghost = Ed25519.KeyPair(seed: Array(repeating: 7, count: 32))
+        keys["x7"] = ghost
+        let relay = Membership(config: .init(name: "n1", address: address("n1"), profile: .fast),
+                               crypto: KeyRing(keyPair: keys["n1"]!, trusted: keys.mapValues(\.publicKey)), seed: 2, now: now)
+        let hb = Statement.heartbeat(Heartbeat(name: "x7", incarnation: 1, seq: 1, address: WireAddress(host: "0.0.0.0", port: 7946)!))
+        let body = Wire.encodeBody(hb)
+        let entry = SignedEntry(statement: hb, body: body, signature: ghost.sign(Wire.signedMessage(for: hb, body: body)))
+        _ = relay.receive(Datagram(kind: .gossip, entries: [selfEntry("n2"), entry]), from: address("n2"), now: now)
+        XCTAssertEqual(relay.state(of: "x7"), .alive)
+        var sent: [WireAddress] = []
+        for t in 1...20 {
+            for case .send(_, let to) in relay.tick(now: now + Millis(t * 50)) { sent.append(to) }
+        }
+        XCTAssertFalse(sent.isEmpty)
+        XCTAssertFalse(sent.contains { $0.isUnspecified }, "sent to 0.0.0.0")
+    }
+}

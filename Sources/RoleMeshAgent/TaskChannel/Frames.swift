@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import RoleMeshCore
 
 /// Frames of a task stream. The same types travel on the control socket (CLI ↔ local agent,
 /// in the clear: both ends are the same user) and inside the encrypted task channel
@@ -30,6 +31,21 @@ public struct Frame: Sendable {
 
     /// Output is moved in chunks of this size: big enough for throughput, small enough to bound memory.
     public static let maxPayload = 65_536
+
+    /// `type u8 · length u32`: the header of a plain frame (control socket, stored task output).
+    static func plainHeader(_ type: FrameType, count: Int) -> [UInt8] {
+        var w = ByteWriter(capacity: 5)
+        w.u8(type.rawValue)
+        w.u32(UInt32(count))
+        return w.bytes
+    }
+
+    /// The type byte and payload length of a plain frame header (the first 5 bytes of `bytes`).
+    static func parsePlainHeader(_ bytes: [UInt8]) -> (type: UInt8, length: Int)? {
+        var r = ByteReader(bytes, to: min(5, bytes.count))
+        guard let type = try? r.u8(), let n = try? r.u32() else { return nil }
+        return (type, Int(n))
+    }
 }
 
 /// Something frames can be sent to and read from (a plain socket or an encrypted channel).
@@ -95,10 +111,7 @@ public final class PlainFrames: FrameTransport, @unchecked Sendable {
     public init(fd: Int32) { self.fd = fd }
 
     public func send(_ frame: Frame) throws(MeshError) {
-        var header = [UInt8](repeating: 0, count: 5)
-        header[0] = frame.type.rawValue
-        let n = UInt32(frame.payload.count)
-        header[1] = UInt8(n >> 24); header[2] = UInt8((n >> 16) & 0xff); header[3] = UInt8((n >> 8) & 0xff); header[4] = UInt8(n & 0xff)
+        let header = Frame.plainHeader(frame.type, count: frame.payload.count)
         lock.lock(); defer { lock.unlock() }
         guard !closed, FD.writeAll(fd, header), FD.writeAll(fd, frame.payload) else {
             throw MeshError(MeshError.other, "the connection closed")
@@ -106,9 +119,8 @@ public final class PlainFrames: FrameTransport, @unchecked Sendable {
     }
 
     public func receive() throws(MeshError) -> Frame? {
-        guard let h = FD.readExactly(fd, 5) else { return nil }
-        let n = Int(UInt32(h[1]) << 24 | UInt32(h[2]) << 16 | UInt32(h[3]) << 8 | UInt32(h[4]))
-        guard let type = FrameType(rawValue: h[0]), n <= Frame.maxPayload * 2 else {
+        guard let h = FD.readExactly(fd, 5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
+        guard let type = FrameType(rawValue: t), n <= Frame.maxPayload * 2 else {
             throw MeshError(MeshError.other, "a malformed frame arrived")
         }
         guard let payload = n == 0 ? [] : FD.readExactly(fd, n) else { return nil }

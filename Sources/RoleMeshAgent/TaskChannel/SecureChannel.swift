@@ -165,7 +165,9 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
     public func send(_ frame: Frame) throws(MeshError) {
         let plain = [frame.type.rawValue] + frame.payload
         let len = UInt32(plain.count + Self.aeadOverhead)
-        let header: [UInt8] = [UInt8(len >> 24), UInt8((len >> 16) & 0xff), UInt8((len >> 8) & 0xff), UInt8(len & 0xff)]
+        var w = ByteWriter(capacity: 4)
+        w.u32(len)
+        let header = w.bytes
         sendLock.lock(); defer { sendLock.unlock() }
         var out = [UInt8](repeating: 0, count: 4 + Int(len))
         out[0..<4] = header[0..<4]
@@ -182,7 +184,8 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
     public func receive() throws(MeshError) -> Frame? {
         receiveLock.lock(); defer { receiveLock.unlock() }
         guard let header = FD.readExactly(fd, 4) else { return nil }
-        let len = Int(UInt32(header[0]) << 24 | UInt32(header[1]) << 16 | UInt32(header[2]) << 8 | UInt32(header[3]))
+        var r = ByteReader(header)
+        let len = Int((try? r.u32()) ?? 0)
         guard len > Self.aeadOverhead, len <= Frame.maxPayload * 2 + Self.aeadOverhead + 1,
               let cipher = FD.readExactly(fd, len) else {
             throw MeshError(MeshError.tempFail, "the task channel with \(peer) broke")

@@ -251,8 +251,7 @@ final class OutputLog: @unchecked Sendable {
     }
 
     func append(_ type: FrameType, _ bytes: [UInt8]) {
-        let n = UInt32(bytes.count)
-        let header: [UInt8] = [type.rawValue, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
+        let header = Frame.plainHeader(type, count: bytes.count)
         lock.lock(); defer { lock.unlock() }
         handle?.write(Data(header + bytes))
     }
@@ -268,10 +267,9 @@ final class OutputLog: @unchecked Sendable {
 
         func next() -> (FrameType, [UInt8])? {
             while true {
-                if buffer.count >= 5 {
-                    let n = Int(UInt32(buffer[1]) << 24 | UInt32(buffer[2]) << 16 | UInt32(buffer[3]) << 8 | UInt32(buffer[4]))
+                if buffer.count >= 5, let (t, n) = Frame.parsePlainHeader(buffer) {
                     if buffer.count >= 5 + n {
-                        let type = FrameType(rawValue: buffer[0]) ?? .stdout
+                        let type = FrameType(rawValue: t) ?? .stdout
                         let bytes = Array(buffer[5..<5 + n])
                         buffer.removeFirst(5 + n)
                         return (type, bytes)

@@ -193,7 +193,7 @@ public final class Membership {
         myEntry = sign(.heartbeat(me))
         for _ in 0..<2 {
             for m in members.values where m.isReachable {
-                outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address))
+                send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
             }
         }
         hasLeft = true
@@ -375,7 +375,7 @@ public final class Membership {
         myEntry = sign(.heartbeat(me))
         outbox.append(.persistIncarnation(me.incarnation))
         for m in members.values where m.state != .left {
-            outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address))
+            send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
         }
     }
 
@@ -410,7 +410,7 @@ public final class Membership {
         let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
         for t in targets {
             let extra = queue.take(budget: budget, recipient: t.name)
-            outbox.append(.send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address))
+            send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address)
         }
     }
 
@@ -421,7 +421,7 @@ public final class Membership {
             entries.append(m.entry)
             if let claim = m.deathClaim { entries.append(claim) }
         }
-        for d in pack(entries, kind: kind) { outbox.append(.send(d, to: address)) }
+        for d in pack(entries, kind: kind) { send(d, to: address) }
     }
 
     func pack(_ entries: [SignedEntry], kind: DatagramKind) -> [Datagram] {
@@ -445,7 +445,14 @@ public final class Membership {
         lastNotice[address] = now
         var entries = [myEntry, m.entry]
         if let claim = m.deathClaim { entries.append(claim) }
-        outbox.append(.send(Datagram(kind: .gossip, entries: entries), to: address))
+        send(Datagram(kind: .gossip, entries: entries), to: address)
+    }
+
+    /// Every datagram leaves through here. A member that advertises 0.0.0.0 and was only heard of
+    /// through relays has no address yet: it will be reached once it speaks to us directly.
+    func send(_ d: Datagram, to address: WireAddress) {
+        guard !address.isUnspecified else { return }
+        outbox.append(.send(d, to: address))
     }
 
     func sign(_ s: Statement) -> SignedEntry {

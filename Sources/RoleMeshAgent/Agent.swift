@@ -68,8 +68,15 @@ public final class Agent: @unchecked Sendable {
             if let a = SocketAddress.resolve(seed) { bootstrap.append(a) } else { Log.warn("cannot resolve seed \(seed) now; skipping it") }
         }
         for (_, addr) in state.loadPeers() { if let a = SocketAddress.resolve(addr), !bootstrap.contains(a) { bootstrap.append(a) } }
+        // Listening on 0.0.0.0 (or ::): advertise the address our seeds see, so nodes that only
+        // hear of us through relays can still reach us.
+        var advertised = listen
+        if listen.isUnspecified, let ip = bootstrap.lazy.compactMap({ SocketAddress.localIP(toward: $0) }).first(where: { listen.isIPv6 || !$0.isIPv6 }) {
+            advertised = WireAddress(ip: ip.ip, port: listen.port)
+            Log.info("listening on \(listen), advertising \(advertised)")
+        }
         core = Membership(
-            config: .init(name: config.name, address: listen, incarnation: incarnation, roles: config.roles,
+            config: .init(name: config.name, address: advertised, incarnation: incarnation, roles: config.roles,
                           backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
             crypto: keyRing, seed: UInt64.random(in: 0...UInt64.max), now: Clock.now())
         executor = Executor(agent: self, journal: journal, maxTasks: config.maxTasks)

@@ -151,3 +151,32 @@ final class IPv6IntegrationTests: XCTestCase {
         XCTAssertEqual(r.stdout, "hello from six1\n")
     }
 }
+
+/// Nodes on the default `listen = "0.0.0.0:PORT"`: each advertises the address its seed sees,
+/// so members known only through relays are reachable too.
+final class WildcardListenIntegrationTests: XCTestCase {
+    func testNodesListeningOnAllAddressesReachEachOther() throws {
+        let cluster = Cluster(profile: "fast")
+        defer { cluster.shutdown() }
+        let base = cluster.port
+        let names = ["any1", "any2", "any3"]
+        for (i, name) in names.enumerated() {
+            cluster.hosts[name] = "127.0.0.1"
+            let r = try cluster.cli(["init", name, "--dir", cluster.dir(name), "--listen", "0.0.0.0:\(Int(base) + i * 1000)",
+                                     "--seed", "127.0.0.1:\(base)", "--profile", "fast"] + (name == "any2" ? ["--role", "wild"] : []))
+            XCTAssertEqual(r.status, 0, r.stderr)
+            cluster.names.append(name)
+        }
+        for a in names { for b in names { cluster.trust(a, by: b) } }
+        let roleDir = cluster.dir("any2") + "/roles/wild"
+        try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: roleDir + "/hi", contents: Data("#!/bin/sh\necho hi from $ROLEMESH_NODE\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 10) { cluster.allAlive(names) })
+        XCTAssertEqual(cluster.member("any2", seenBy: "any3")?["address"]?.string, "127.0.0.1:\(Int(base) + 1000)")
+        let r = try cluster.cli(["submit", "wild/hi", "--dir", cluster.dir("any3")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "hi from any2\n")
+    }
+}

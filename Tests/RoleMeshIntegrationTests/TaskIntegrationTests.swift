@@ -60,8 +60,11 @@ final class TaskIntegrationTests: XCTestCase {
         let missing = try submit(["job/nope"])
         XCTAssertEqual(missing.status, 77)
         XCTAssertTrue(missing.stderr.contains("has no task job/nope"), missing.stderr)
-        let escape = try submit(["job/..", "--to", "node2"])
-        XCTAssertEqual(escape.status, 77)
+        XCTAssertEqual(try submit(["job/..", "--to", "node2"]).status, 64, "not a file name in the role's folder")
+        // A link leading out of the role's folder is refused by the executing node.
+        try FileManager.default.createSymbolicLink(atPath: cluster.dir("node2") + "/roles/job/outside", withDestinationPath: "/bin/echo")
+        let escape = try submit(["job/outside", "--to", "node2"])
+        XCTAssertEqual(escape.status, 77, escape.stderr)
         XCTAssertEqual(try submit(["job/echo", "--to", "ghost"]).status, 69)
     }
 

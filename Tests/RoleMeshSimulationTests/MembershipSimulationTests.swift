@@ -107,6 +107,17 @@ final class MembershipSimulationTests: XCTestCase {
                         "a healed partition converges (dead members are retried)")
     }
 
+    func testANodeJoiningLaterSeesTheDeadAsDead() {
+        let (mesh, names) = makeMesh(5, profile: .fast, seed: 13)
+        XCTAssertNotNil(mesh.run(until: { self.converged(mesh, names) }, step: 50, timeout: 5_000))
+        mesh.kill("n0002")
+        XCTAssertNotNil(mesh.run(until: { mesh.everyone(sees: "n0002", as: .dead) }, step: 10, timeout: 3_000))
+        mesh.addNode("late", profile: .fast, seeds: ["n0000"])
+        mesh.run(for: 5_000)
+        XCTAssertEqual(mesh.state(of: "n0002", seenBy: "late"), .dead, "learned through a sync, the dead must not linger as suspect")
+        for n in names where n != "n0002" { XCTAssertEqual(mesh.state(of: n, seenBy: "late"), .alive) }
+    }
+
     func testOneLossyLinkDoesNotKill() {
         let (mesh, names) = makeMesh(5, profile: .fast, seed: 9)
         XCTAssertNotNil(mesh.run(until: { self.converged(mesh, names) }, step: 50, timeout: 5_000))

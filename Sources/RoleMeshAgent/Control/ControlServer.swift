@@ -143,7 +143,7 @@ final class ControlConnection: @unchecked Sendable {
             gotRequest = true
             onLine?(line)
             if !rest.isEmpty { onData?(rest) }
-        } else if pending.count > 1 << 20 {
+        } else if pending.count > Frame.maxFrame {
             fail(MeshError(MeshError.usage, "request too long"))
         }
     }
@@ -196,8 +196,14 @@ final class ControlConnection: @unchecked Sendable {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        source?.cancel(); source = nil
-        Glibc.close(fd)
+        if let source {
+            // The descriptor is closed once Dispatch has let go of it, never before.
+            source.setCancelHandler { [fd] in _ = Glibc.close(fd) }
+            source.cancel()
+            self.source = nil
+        } else {
+            Glibc.close(fd)
+        }
         onClose?()
     }
 }

@@ -63,12 +63,17 @@ extension Agent {
             throw MeshError(MeshError.usage, "invalid role name \"\(req["role"]?.string ?? "")\"")
         }
         var next = core.me
+        // A node holds a role actively or stands by for it, not both: adding one drops the other.
         if kind == "roles" {
-            if add { if !next.roles.contains(role) { next.roles.append(role) } } else { next.roles.removeAll { $0 == role } }
+            if add {
+                if !next.roles.contains(role) { next.roles.append(role) }
+                next.backup[role] = nil
+            } else { next.roles.removeAll { $0 == role } }
         } else {
             let p = req["priority"]?.int ?? 1
             guard p >= 1, p <= 255 else { throw MeshError(MeshError.usage, "priority must be 1...255") }
             next.backup[role] = add ? p : nil
+            if add { next.roles.removeAll { $0 == role } }
         }
         guard Wire.fits(next) else {
             throw MeshError(MeshError.usage, "too many roles: this node's heartbeat would no longer fit in one datagram")

@@ -105,7 +105,8 @@ public struct SignalProbe: Sendable {
         }
         let onBattery: Bool?
         if externalOnline { onBattery = false }
-        else if batteries == 0 { onBattery = externalKnown ? false : nil }
+        // No battery registered in an existing power_supply folder: this machine cannot run on one.
+        else if batteries == 0 { onBattery = externalKnown || exists(dir) ? false : nil }
         else if statuses.contains("Discharging") { onBattery = true }
         else if statuses.contains(where: { ["Charging", "Full", "Not charging"].contains($0) }) { onBattery = false }
         else { onBattery = externalKnown ? true : nil }   // supply known offline, status unclear
@@ -166,6 +167,11 @@ public struct SignalProbe: Sendable {
 
     private func list(_ rel: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: root + rel)) ?? []).sorted()
+    }
+
+    private func exists(_ rel: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: root + rel, isDirectory: &isDir) && isDir.boolValue
     }
 
     #if os(macOS)

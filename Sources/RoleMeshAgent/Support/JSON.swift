@@ -179,7 +179,7 @@ public indirect enum JSON: Equatable, Sendable {
     }
     public var string: String? { if case .string(let s) = self { return s }; return nil }
     public var int: Int? {
-        switch self { case .int(let i): return i; case .double(let d): return Int(d); default: return nil }
+        switch self { case .int(let i): return i; case .double(let d): return Int(exactly: d.rounded(.towardZero)); default: return nil }
     }
     public var double: Double? {
         switch self { case .int(let i): return Double(i); case .double(let d): return d; default: return nil }

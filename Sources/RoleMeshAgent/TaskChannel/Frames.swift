@@ -31,6 +31,10 @@ public struct Frame: Sendable {
 
     /// Output is moved in chunks of this size: big enough for throughput, small enough to bound memory.
     public static let maxPayload = 65_536
+    /// The largest frame accepted at all: a request carries the task's arguments.
+    public static let maxFrame = 1 << 20
+    /// What the arguments of one submission may add up to, JSON-encoded (checked by `submit`).
+    public static let maxArgumentBytes = 512 * 1024
 
     /// `type u8 · length u32`: the header of a plain frame (control socket, stored task output).
     static func plainHeader(_ type: FrameType, count: Int) -> [UInt8] {
@@ -120,7 +124,7 @@ public final class PlainFrames: FrameTransport, @unchecked Sendable {
 
     public func receive() throws(MeshError) -> Frame? {
         guard let h = FD.readExactly(fd, 5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
-        guard let type = FrameType(rawValue: t), n <= Frame.maxPayload * 2 else {
+        guard let type = FrameType(rawValue: t), n <= Frame.maxFrame else {
             throw MeshError(MeshError.other, "a malformed frame arrived")
         }
         guard let payload = n == 0 ? [] : FD.readExactly(fd, n) else { return nil }

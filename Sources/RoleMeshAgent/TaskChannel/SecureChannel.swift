@@ -186,7 +186,7 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         guard let header = FD.readExactly(fd, 4) else { return nil }
         var r = ByteReader(header)
         let len = Int((try? r.u32()) ?? 0)
-        guard len > Self.aeadOverhead, len <= Frame.maxPayload * 2 + Self.aeadOverhead + 1,
+        guard len > Self.aeadOverhead, len <= Frame.maxFrame + Self.aeadOverhead + 1,
               let cipher = FD.readExactly(fd, len) else {
             throw MeshError(MeshError.tempFail, "the task channel with \(peer) broke")
         }

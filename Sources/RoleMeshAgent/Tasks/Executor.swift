@@ -25,6 +25,7 @@ final class Executor: @unchecked Sendable {
         let channel: FrameTransport
         var pid: pid_t = 0
         var cancelled = false
+        var exited = false
         var finished = false
         init(id: String, channel: FrameTransport) { self.id = id; self.channel = channel }
     }
@@ -33,6 +34,8 @@ final class Executor: @unchecked Sendable {
         self.agent = agent
         self.journal = journal
         slots = DispatchSemaphore(value: maxTasks)
+        // Nothing runs across a restart: working directories left by a crash go.
+        try? FileManager.default.removeItem(at: agent.dir.stateDir.appendingPathComponent("work"))
     }
 
     var runningCount: Int { lock.lock(); defer { lock.unlock() }; return running.values.filter { !$0.finished }.count }
@@ -54,8 +57,7 @@ final class Executor: @unchecked Sendable {
 
     /// The task file, if ROLE/TASK names an executable file inside the role's folder.
     func taskPath(role: String, task: String) -> String? {
-        guard NodeName.isValid(role), !task.isEmpty, task.utf8.count <= 255, !task.contains("/"),
-              task != ".", task != "..", !task.contains("\0") else { return nil }
+        guard NodeName.isValid(role), Submission.isValidTaskName(task) else { return nil }
         let roleDir = agent.dir.rolesDir.appendingPathComponent(role).path
         let path = roleDir + "/" + task
         // Resolve links: the file must really live inside the role's folder.
@@ -75,7 +77,7 @@ final class Executor: @unchecked Sendable {
         }
         if let why = agent.sync({ $0.refusesTasks }) { return fail(ch, MeshError(MeshError.unavailable, "\(me) \(why)")) }
         guard let path = taskPath(role: role, task: task) else {
-            return fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task))"))
+            return fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
         }
         let args = (req["args"]?.array ?? []).compactMap(\.string)
         var initial = TaskRecord(id: id, role: role, task: task, node: me, from: ch.peer, state: .queued,
@@ -106,6 +108,10 @@ final class Executor: @unchecked Sendable {
                 }
             }
             if stdinOpen { stdinOpen = false; try? stdinWriter.close() }
+            // The submitter vanished without the task ending: hang up on it, as sshd does, so a
+            // retry elsewhere never races a copy still running here. Detached runs go on.
+            self.lock.lock(); let over = r.finished || r.exited; self.lock.unlock()
+            if !over, req["detached"]?.bool != true { self.signal(r, SIGHUP) }
         }
 
         slots.wait()
@@ -136,8 +142,14 @@ final class Executor: @unchecked Sendable {
         p.standardOutput = out
         p.standardError = err
         do { try p.run() } catch {
-            journal.update(id) { $0.state = .failed; $0.finished = Clock.rfc3339(); $0.exitCode = 126 }
-            return fail(ch, MeshError(MeshError.noPermission, "\(me) could not start \(role)/\(task): \(error.localizedDescription)"))
+            // Like a shell: the file is there but cannot be executed (no #! line, bad interpreter): 126.
+            let why = "rolemesh: \(me) could not execute \(role)/\(task) (is it a script without a #! line, or a binary for another system?)\n"
+            journal.update(id) { $0.state = .failed; $0.started = Clock.rfc3339(); $0.finished = Clock.rfc3339(); $0.exitCode = 126 }
+            try? ch.send(Frame(.started, json: .object([("id", .string(id)), ("node", .string(me)), ("state", .string("running"))])))
+            try? ch.send(Frame(.stderr, Array(why.utf8)))
+            try? ch.send(Frame(.exit, json: .object([("code", .int(126)), ("state", .string("failed"))])))
+            try? FileManager.default.removeItem(at: work)
+            return
         }
         lock.lock(); r.pid = p.processIdentifier; let cancelledEarly = r.cancelled; lock.unlock()
         if cancelledEarly { self.signal(r, SIGINT) }
@@ -170,7 +182,7 @@ final class Executor: @unchecked Sendable {
             }
         }
         p.waitUntilExit()
-        lock.lock(); let cancelledNow = r.cancelled; lock.unlock()
+        lock.lock(); r.exited = true; let cancelledNow = r.cancelled; lock.unlock()
         if cancelledNow { kill(-p.processIdentifier, SIGKILL) }   // nothing of a cancelled task outlives it
         _ = pumps.wait(timeout: .now() + 10)     // output written just before exit still arrives
         log.close()
@@ -187,9 +199,9 @@ final class Executor: @unchecked Sendable {
     func signal(_ r: Running, _ sig: Int32) {
         lock.lock()
         r.cancelled = true
-        let pid = r.pid
+        let pid = r.pid, exited = r.exited
         lock.unlock()
-        guard pid > 0 else { return }
+        guard pid > 0, !exited else { return }
         kill(-pid, sig)
         DispatchQueue.global().asyncAfter(deadline: .now() + 3) {
             self.lock.lock(); let done = r.finished; self.lock.unlock()
@@ -244,6 +256,7 @@ final class Executor: @unchecked Sendable {
 final class OutputLog: @unchecked Sendable {
     private let handle: FileHandle?
     private let lock = NSLock()
+    private var closed = false
 
     init(url: URL) {
         FileManager.default.createFile(atPath: url.path, contents: nil)
@@ -253,10 +266,13 @@ final class OutputLog: @unchecked Sendable {
     func append(_ type: FrameType, _ bytes: [UInt8]) {
         let header = Frame.plainHeader(type, count: bytes.count)
         lock.lock(); defer { lock.unlock() }
-        handle?.write(Data(header + bytes))
+        // Never the trapping `write(_:)`: output after close (a lingering grandchild) or a full
+        // disk loses log bytes, not the agent.
+        guard !closed else { return }
+        try? handle?.write(contentsOf: Data(header + bytes))
     }
 
-    func close() { lock.lock(); try? handle?.close(); lock.unlock() }
+    func close() { lock.lock(); closed = true; try? handle?.close(); lock.unlock() }
 
     /// Reads records as they are appended; a partly written record waits for the rest.
     final class Reader {

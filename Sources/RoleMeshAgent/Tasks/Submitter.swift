@@ -9,7 +9,7 @@ import RoleMeshCore
 
 /// A task someone asked this node to run somewhere: what `submit` sent, and what the
 /// queue persists under `DIR/state/queue/ID.json` until a node can take it.
-struct Submission: Sendable {
+public struct Submission: Sendable {
     var id: String
     var role: String
     var task: String
@@ -24,6 +24,11 @@ struct Submission: Sendable {
         .object([("id", .string(id)), ("role", .string(role)), ("task", .string(task)), ("args", .array(args.map(JSON.string))),
                  ("heavy", .bool(heavy)), ("to", .optional(to)), ("retry", .int(retry)), ("queue", .bool(queue)),
                  ("submitted", .string(submitted))])
+    }
+
+    /// A file name inside the role's folder: no path separators, not `.` or `..`.
+    public static func isValidTaskName(_ t: String) -> Bool {
+        !t.isEmpty && t.utf8.count <= 255 && !t.contains("/") && t != "." && t != ".." && !t.contains("\0")
     }
 
     init?(json j: JSON) {
@@ -56,13 +61,14 @@ final class Submitter: @unchecked Sendable {
         try? FileManager.default.createDirectory(at: queueDir, withIntermediateDirectories: true)
     }
 
-    /// After a restart: queued submissions wait again; runs that were in flight are lost.
+    /// After a restart: queued submissions wait again; runs that were in flight here, as
+    /// submitter or as executor, are lost (their processes went with the old agent).
     func resume() {
         let queued = ((try? FileManager.default.contentsOfDirectory(atPath: queueDir.path)) ?? [])
             .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
             .compactMap { JSON.parse($0).flatMap(Submission.init(json:)) }
         let queuedIDs = Set(queued.map(\.id))
-        for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) && r.from == agent.name {
+        for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
         }
         for s in queued { onWorkerThread { self.run(s, sink: nil) } }
@@ -79,7 +85,8 @@ final class Submitter: @unchecked Sendable {
     /// Blocking: runs on a worker thread until the task is over.
     func run(_ sub: Submission, sink: PlainFrames?) {
         let relay = Relay(sink: sink)
-        defer { relay.finish() }
+        // Whatever the outcome, it is final: a queued submission must never run again after it.
+        defer { relay.finish(); try? FileManager.default.removeItem(at: queueFile(sub.id)) }
         func end(_ frame: Frame) { if let sink { try? sink.send(frame) } }
         func fail(_ e: MeshError) {
             end(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))])))
@@ -130,7 +137,10 @@ final class Submitter: @unchecked Sendable {
                     end(Frame(.info, json: .object([("message", .string("\(error.message); retrying elsewhere"))])))
                     continue
                 }
-                journal.update(sub.id) { $0.state = error.code == MeshError.tempFail ? .lost : .failed; $0.exitCode = Int(error.code); $0.finished = Clock.rfc3339() }
+                journal.update(sub.id) {
+                    $0.state = error.code == MeshError.tempFail ? .lost : .failed
+                    $0.exitCode = Int(error.code); $0.node = target.name; $0.finished = Clock.rfc3339()
+                }
                 return fail(error)
             }
             try? FileManager.default.removeItem(at: queueFile(sub.id))
@@ -139,7 +149,7 @@ final class Submitter: @unchecked Sendable {
 
             let request = JSON.object([("op", .string("run")), ("id", .string(sub.id)), ("role", .string(sub.role)),
                                        ("task", .string(sub.task)), ("args", .array(sub.args.map(JSON.string))),
-                                       ("submitted", .string(sub.submitted))])
+                                       ("submitted", .string(sub.submitted)), ("detached", .bool(sink == nil))])
             var outcome: Frame?
             do {
                 try channel.send(Frame(.request, json: request))
@@ -167,7 +177,7 @@ final class Submitter: @unchecked Sendable {
                 return end(f)
             }
             if let f = outcome, f.type == .error, let j = f.json {
-                let code = Int32(j["code"]?.int ?? 1)
+                let code = Int32(clamping: j["code"]?.int ?? 1)
                 let message = j["message"]?.string ?? "the task failed"
                 if code == MeshError.tempFail || code == MeshError.unavailable, retriesLeft > 0 {
                     retriesLeft -= 1
@@ -175,7 +185,10 @@ final class Submitter: @unchecked Sendable {
                     end(Frame(.info, json: .object([("message", .string("\(message); retrying elsewhere"))])))
                     continue
                 }
-                journal.update(sub.id) { $0.state = code == MeshError.tempFail ? .lost : .failed; $0.exitCode = Int(code); $0.finished = Clock.rfc3339() }
+                journal.update(sub.id) {
+                    $0.state = code == MeshError.tempFail ? .lost : .failed
+                    $0.exitCode = Int(code); $0.node = target.name; $0.finished = Clock.rfc3339()
+                }
                 return fail(MeshError(code, message))
             }
             // The connection ended without an answer: the node was lost mid-run.
@@ -199,8 +212,15 @@ final class Submitter: @unchecked Sendable {
     func logs(id: String, follow: Bool, sink: PlainFrames) {
         defer { sink.close() }
         func fail(_ e: MeshError) { try? sink.send(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))]))) }
-        guard TaskJournal.isValidID(id), let r = journal.record(id) else {
+        guard TaskJournal.isValidID(id), var r = journal.record(id) else {
             return fail(MeshError(MeshError.other, "no task \(id) is known to \(agent.name)"))
+        }
+        // Following a task that waits in the queue: wait (bounded, like the follow itself) for it to start.
+        let deadline = Date().addingTimeInterval(24 * 3600)
+        while follow, r.node == nil, !r.isFinal, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            guard let next = journal.record(id) else { break }
+            r = next
         }
         let req = JSON.object([("op", .string("logs")), ("id", .string(id)), ("follow", .bool(follow))])
         if r.node == agent.name || FileManager.default.fileExists(atPath: journal.outputFile(id).path) {

@@ -33,9 +33,15 @@ extension Agent {
             guard m.state == .alive || m.state == .suspect, !excluded.contains(to) else {
                 return .failure(MeshError(MeshError.unavailable, "\(to) is \(excluded.contains(to) ? "lost" : m.state.rawValue)"))
             }
+            guard !m.address.isUnspecified else {
+                return .failure(MeshError(MeshError.unavailable, "\(to) has not told this node its address yet"))
+            }
             return .success((to, m.address))
         }
-        for i in view.indices where excluded.contains(view[i].name) { view[i].state = .dead }
+        // Lost nodes, and nodes whose address we do not know yet, cannot take it from here.
+        for i in view.indices where excluded.contains(view[i].name) || (view[i].address.isUnspecified && !view[i].isSelf) {
+            view[i].state = .dead
+        }
         let d = Routing.route(sub.role, heavy: sub.heavy, members: view)
         guard let node = d.node, let m = view.first(where: { $0.name == node }) else {
             return .failure(MeshError(MeshError.unavailable, d.failureSentence))
@@ -64,6 +70,8 @@ extension Agent {
     /// On leave: take no new tasks, let running ones finish (bounded), then go.
     func stopTasks(_ done: @escaping @Sendable () -> Void) {
         leaving = true
+        // Tell the mesh at once, so nobody routes new work here while running tasks finish.
+        perform(core.updateSelf(now: Clock.now()) { $0.draining = true })
         let grace: Double = core.profile.name == "fast" ? 5 : 30
         executor.finishAll(within: grace) { [self] in
             self.queue.async { self.taskListener.stop(); done() }
@@ -73,13 +81,19 @@ extension Agent {
     func handleTasks(_ req: JSON, _ conn: ControlConnection) -> Bool {
         switch req["cmd"]?.string ?? "" {
         case "submit":
-            guard var sub = Submission(json: req), NodeName.isValid(sub.role) else {
-                conn.fail(MeshError(MeshError.usage, "submit needs ROLE/TASK with a valid role name"))
+            let detach = req["detach"]?.bool == true
+            guard var sub = Submission(json: req), NodeName.isValid(sub.role), Submission.isValidTaskName(sub.task) else {
+                let e = MeshError(MeshError.usage, "submit needs ROLE/TASK: a valid role name and a file name")
+                if detach { conn.fail(e) } else {
+                    let sink = PlainFrames(fd: conn.takeOver())
+                    try? sink.send(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))])))
+                    sink.close()
+                }
                 return true
             }
             sub.id = TaskJournal.newID()
             sub.submitted = Clock.rfc3339()
-            if req["detach"]?.bool == true {
+            if detach {
                 // Fail fast when it can never run; otherwise answer with the id and go on alone.
                 if !sub.queue, case .failure(let e) = target(for: sub, excluding: []) { conn.fail(e); return true }
                 conn.reply(.object([("id", .string(sub.id))]))
@@ -95,7 +109,9 @@ extension Agent {
             conn.reply(.object([("tasks", .array(journal.all().map(\.json)))]))
         case "logs":
             let sink = PlainFrames(fd: conn.takeOver())
-            let id = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
+            // A unique prefix of an id will do, as `tasks` shows ids shortened.
+            let given = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
+            let id = journal.resolve(given) ?? given
             onWorkerThread { self.submitter.logs(id: id, follow: follow, sink: sink) }
         default:
             return false

@@ -100,6 +100,13 @@ public final class TaskJournal: @unchecked Sendable {
         return r
     }
 
+    /// The full id for a unique prefix (at least 4 characters) of a known task id.
+    public func resolve(_ prefix: String) -> String? {
+        guard prefix.count >= 4, prefix.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
+        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix(prefix) }
+        return ids.count == 1 ? ids[0] : nil
+    }
+
     /// Every task, oldest first.
     public func all() -> [TaskRecord] {
         lock.lock(); defer { lock.unlock() }

@@ -62,4 +62,17 @@ enum SocketAddress {
         }
         return from(storage)
     }
+
+    /// The local IP the kernel would use to reach `peer` (a connected UDP socket sends nothing).
+    static func localIP(toward peer: WireAddress) -> WireAddress? {
+        let fd = socket(peer.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard with(peer, { connect(fd, $0, $1) }) == 0 else { return nil }
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard rc == 0, let local = from(storage), !local.isUnspecified else { return nil }
+        return local
+    }
 }

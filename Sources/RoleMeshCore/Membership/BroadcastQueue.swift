@@ -32,6 +32,16 @@ struct BroadcastQueue {
         else { plainRing.push(key, nextGeneration) }
     }
 
+    /// After a round of sends: urgent items still unsent had no taker; stop counting them as a
+    /// reason to send early. They stay queued for later datagrams.
+    mutating func settleUnsentUrgent() {
+        guard unsentUrgent > 0 else { return }
+        for (key, item) in items where item.urgent && item.transmits == 0 {
+            items[key]?.urgent = false
+        }
+        unsentUrgent = 0
+    }
+
     mutating func remove(origin: String) {
         for (key, item) in items where item.origin == origin || key.hasSuffix(":" + origin) {
             if item.urgent, item.transmits == 0 { unsentUrgent -= 1 }

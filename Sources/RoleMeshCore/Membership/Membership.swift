@@ -208,6 +208,9 @@ public final class Membership {
         next.signals = next.signals.quantized
         guard next != me, !hasLeft else { return drain() }
         let urgent = announce || !next.sameIdentity(as: me)
+        if !next.sameIdentity(as: me) || !next.signals.sameFitness(as: me.signals) {
+            outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
+        }
         me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.signals = next.signals
         notifyObservers()
         if urgent {
@@ -249,15 +252,23 @@ public final class Membership {
         guard valid else { return .badSignature }
 
         let newState: MemberState = hb.status == .left ? .left : .alive
-        var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: now, stateSince: now)
+        // A member first heard of through a relay or a sync may have died since: its record is not
+        // fresh evidence, so a death claim arriving with it still counts.
+        let heard = old == nil && observed == nil ? now - suspectAfter / 2 : now
+        var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
             m.accusers = []
             seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.incarnation >= hb.incarnation }
         }
         m.heartbeat = hb
         m.entry = entry
-        m.lastHeard = now
+        m.lastHeard = heard
         m.suspectSince = nil
+        // It spoke again: earlier accusations no longer confirm anything.
+        if !m.accusers.isEmpty {
+            m.accusers = []
+            seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.kind != .suspect }
+        }
         if let observed { m.observed = observed }
         let changedState = old == nil || old!.state != newState
         let changedIdentity = old.map { !hb.sameIdentity(as: $0.heartbeat) } ?? true
@@ -266,7 +277,8 @@ public final class Membership {
             m.stateSince = now
             m.deathClaim = nil
             outbox.append(.event(.state(newState, hb.name)))
-        } else if let old, !hb.sameIdentity(as: old.heartbeat, ignoringIncarnation: true) {
+        } else if let old, !hb.sameIdentity(as: old.heartbeat, ignoringIncarnation: true)
+                    || !hb.signals.sameFitness(as: old.heartbeat.signals) {
             outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
         }
         members[hb.name] = m
@@ -297,9 +309,14 @@ public final class Membership {
             return
         }
         guard valid else { dropped.badSignature += 1; return }
-        if seenAccusations.count >= Self.maxSeenAccusations { seenAccusations.removeAll() }
-        seenAccusations.insert(a)
+        // Remembered (so copies skip the signature check) once applied or outdated; a claim set
+        // aside for now (hearsay about a member just heard from) may still apply when it comes again.
+        func remember() {
+            if seenAccusations.count >= Self.maxSeenAccusations { seenAccusations.removeAll() }
+            seenAccusations.insert(a)
+        }
         if a.target == name {
+            remember()
             if a.incarnation >= me.incarnation { refute(atLeast: a.incarnation) }
             return
         }
@@ -307,15 +324,17 @@ public final class Membership {
         let key = "a:\(a.accuser):\(a.kind.rawValue):\(a.target)"
         switch a.kind {
         case .suspect:
-            guard m.isReachable, a.incarnation == m.heartbeat.incarnation else { return }
+            guard m.isReachable, a.incarnation == m.heartbeat.incarnation else { return remember() }
+            remember()
             m.accusers.insert(a.accuser)
             members[a.target] = m
             queue.add(key: key, entry: entry, origin: a.accuser, limit: relayLimit, urgent: true)
         case .dead:
-            guard m.finalIncarnation == nil, a.incarnation >= m.heartbeat.incarnation else { return }
+            guard m.finalIncarnation == nil, a.incarnation >= m.heartbeat.incarnation else { return remember() }
             // Hearsay does not kill a member we heard from just now; it will refute if it must.
             let silent = now - m.lastHeard >= suspectAfter / 2
             guard silent || a.incarnation > m.heartbeat.incarnation else { return }
+            remember()
             markDead(&m, claim: entry, incarnation: a.incarnation, now: now)
             members[a.target] = m
             queue.add(key: key, entry: entry, origin: a.accuser, limit: relayLimit, urgent: true)
@@ -412,6 +431,9 @@ public final class Membership {
             let extra = queue.take(budget: budget, recipient: t.name)
             send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address)
         }
+        // News no target could take (about the only member we reach, say) must not force a send
+        // on every tick: it waits for the next heartbeat like the rest.
+        queue.settleUnsentUrgent()
     }
 
     /// Everything we know, in as many datagrams as it takes, each led by our own heartbeat.
@@ -429,6 +451,8 @@ public final class Membership {
         var current = [myEntry]
         var size = Wire.headerSize + myEntry.encodedSize
         for e in entries {
+            // An entry that cannot fit beside our own heartbeat at all is left out, not sent oversized.
+            if Wire.headerSize + myEntry.encodedSize + e.encodedSize > Wire.maxDatagramSize { continue }
             if size + e.encodedSize > Wire.maxDatagramSize || current.count == 255 {
                 out.append(Datagram(kind: kind, entries: current))
                 current = [myEntry]; size = Wire.headerSize + myEntry.encodedSize
@@ -443,9 +467,9 @@ public final class Membership {
     func sendNotice(about node: String, to address: WireAddress, now: Millis) {
         guard let m = members[node], now - (lastNotice[address] ?? Millis.min / 2) >= profile.suspectAfter else { return }
         lastNotice[address] = now
-        var entries = [myEntry, m.entry]
+        var entries = [m.entry]
         if let claim = m.deathClaim { entries.append(claim) }
-        send(Datagram(kind: .gossip, entries: entries), to: address)
+        for d in pack(entries, kind: .gossip) { send(d, to: address) }
     }
 
     /// Every datagram leaves through here. A member that advertises 0.0.0.0 and was only heard of
@@ -511,6 +535,11 @@ public enum MembershipAction: Sendable {
     case event(MeshEvent)
     case persistIncarnation(UInt64)
     case log(String)
+}
+
+extension Signals {
+    /// Whether heavy work could go to both: the flags routing looks at, not the load figures.
+    func sameFitness(as o: Signals) -> Bool { onBattery == o.onBattery && throttled == o.throttled }
 }
 
 extension Heartbeat {

@@ -3,8 +3,8 @@
 ///     score = 0.5 × (1 − min(load, 1)) + 0.3 × mem_free + 0.2 × power
 ///
 /// `load` is the load average per core, `mem_free` the available fraction of memory, and
-/// `power` is 1 on mains (or when unknown) and the battery level when on battery. A signal
-/// the device cannot read counts as 0.5, neither good nor bad. The result is rounded to two
+/// `power` is 1 on mains (or when unknown) and the battery level when on battery. A load or free
+/// memory the device cannot read counts as 0.5, neither good nor bad; so does an unknown level on battery. The result is rounded to two
 /// decimals so that every node, computing from the same heartbeat, ranks identically.
 public enum Score {
     public static func of(_ s: Signals) -> Double {

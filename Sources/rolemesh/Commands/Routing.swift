@@ -10,6 +10,10 @@ struct Route: ParsableCommand {
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
+    func validate() throws {
+        guard NodeName.isValid(role) else { throw ValidationError("invalid role name \"\(role)\"") }
+    }
+
     func run() throws {
         try RoleMeshCLI.run {
             let c = try ControlClient(dir: dir.node)

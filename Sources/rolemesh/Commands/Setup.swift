@@ -17,6 +17,8 @@ struct Init: ParsableCommand {
         guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
         guard TimingProfile.named(profile) != nil else { throw ValidationError("unknown profile \"\(profile)\" (lan, travel, fast)") }
         for r in roles where !NodeName.isValid(r) { throw ValidationError("invalid role name \"\(r)\"") }
+        guard NodeConfig.splitHostPort(listen) != nil else { throw ValidationError("invalid --listen \"\(listen)\" (expected HOST:PORT)") }
+        for s in seeds where NodeConfig.splitHostPort(s) == nil { throw ValidationError("invalid --seed \"\(s)\" (expected HOST:PORT)") }
         _ = try parsedBackups()
     }
 

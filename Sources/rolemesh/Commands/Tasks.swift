@@ -22,10 +22,14 @@ struct Submit: ParsableCommand {
 
     func validate() throws {
         let parts = target.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, NodeName.isValid(String(parts[0])), !parts[1].isEmpty else {
-            throw ValidationError("expected ROLE/TASK, got \"\(target)\"")
+        guard parts.count == 2, NodeName.isValid(String(parts[0])), Submission.isValidTaskName(String(parts[1])) else {
+            throw ValidationError("expected ROLE/TASK (a role name and a file name in its folder), got \"\(target)\"")
         }
         guard retry >= 0 else { throw ValidationError("--retry must be 0 or more") }
+        let size = JSON.array(args.map(JSON.string)).serialized.utf8.count
+        guard size <= Frame.maxArgumentBytes else {
+            throw ValidationError("the task's arguments take \(size) bytes; the limit is \(Frame.maxArgumentBytes / 1024) KiB (pass large input on stdin)")
+        }
     }
 
     func run() throws {
@@ -127,9 +131,11 @@ struct Tasks: ParsableCommand {
             }
             var rows = [["ID", "TASK", "NODE", "FROM", "STATE", "EXIT", "SUBMITTED"]]
             for t in tasks {
-                rows.append([String((t["id"]?.string ?? "").prefix(12)), "\(t["role"]?.string ?? "?")/\(t["task"]?.string ?? "?")",
+                // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
+                let submitted = (t["submitted"]?.string ?? "").dropFirst(5).prefix(14).replacingOccurrences(of: "T", with: " ")
+                rows.append([String((t["id"]?.string ?? "").prefix(8)), "\(t["role"]?.string ?? "?")/\(t["task"]?.string ?? "?")",
                              t["node"]?.string ?? "-", t["from"]?.string ?? "?", t["state"]?.string ?? "?",
-                             t["exit_code"]?.int.map(String.init) ?? "-", String((t["submitted"]?.string ?? "").prefix(19))])
+                             t["exit_code"]?.int.map(String.init) ?? "-", submitted])
             }
             printOut(StatusText.table(rows))
         }

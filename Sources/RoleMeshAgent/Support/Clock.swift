@@ -41,6 +41,7 @@ public enum Log {
     public static func debug(_ s: String) { if verbose { write("debug", s) } }
     static func write(_ level: String, _ s: String) {
         let line = "\(Clock.rfc3339()) \(level) \(s)\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        // Not the trapping `write(_:)`: a closed stderr must not bring the agent down.
+        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
     }
 }

@@ -40,6 +40,21 @@ final class Executor: @unchecked Sendable {
 
     var runningCount: Int { lock.lock(); defer { lock.unlock() }; return running.values.filter { !$0.finished }.count }
 
+    /// GNU env with `--default-signal` (coreutils 8.31+), if this system has it.
+    static let signalResetter: String? = {
+        #if os(Linux)
+        for env in ["/usr/bin/env", "/bin/env"] where FileManager.default.isExecutableFile(atPath: env) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: env)
+            p.arguments = ["--default-signal", "true"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            if (try? p.run()) != nil { p.waitUntilExit(); if p.terminationStatus == 0 { return env } }
+        }
+        #endif
+        return nil
+    }()
+
     /// Serves one authenticated connection until its request is done.
     func serve(_ channel: SecureChannel) {
         defer { channel.close() }
@@ -126,8 +141,15 @@ final class Executor: @unchecked Sendable {
         try? FileManager.default.removeItem(at: work)
         try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
+        if let env = Executor.signalResetter {
+            // The agent ignores SIGPIPE (and its service manager may have set more); a task starts
+            // with default signal handling, as from a shell, so `producer | head` ends quietly.
+            p.executableURL = URL(fileURLWithPath: env)
+            p.arguments = ["--default-signal", path] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: path)
+            p.arguments = args
+        }
         p.currentDirectoryURL = work
         var env = ProcessInfo.processInfo.environment
         env["ROLEMESH_NODE"] = me

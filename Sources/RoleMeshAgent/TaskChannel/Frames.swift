@@ -110,9 +110,11 @@ enum FD {
 /// Frames in the clear: [type u8][length u32][payload]. Used on the control socket only.
 public final class PlainFrames: FrameTransport, @unchecked Sendable {
     public let fd: Int32
+    private let owns: Bool
     private let lock = NSLock()
     private var closed = false
-    public init(fd: Int32) { self.fd = fd }
+    /// `owns`: release the descriptor with this object (false when another object owns it).
+    public init(fd: Int32, owns: Bool = true) { self.fd = fd; self.owns = owns }
 
     public func send(_ frame: Frame) throws(MeshError) {
         let header = Frame.plainHeader(frame.type, count: frame.payload.count)
@@ -131,13 +133,16 @@ public final class PlainFrames: FrameTransport, @unchecked Sendable {
         return Frame(type, payload)
     }
 
+    /// Ends the stream for both sides. The descriptor itself is released with the last
+    /// reference, so a thread still blocked on it can never meet a reused descriptor number.
     public func close() {
         lock.lock(); defer { lock.unlock() }
         guard !closed else { return }
         closed = true
         Glibc.shutdown(fd, Int32(SHUT_RDWR))
-        Glibc.close(fd)
     }
+
+    deinit { if owns { Glibc.close(fd) } }
 
     /// Wakes a thread blocked reading, without closing the descriptor under it.
     public func interrupt() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }

@@ -57,14 +57,20 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
             Glibc.close(fd)
             throw MeshError(MeshError.tempFail, "cannot reach \(expected) at \(address): \(err)")
         }
+        let channel: SecureChannel
         do {
-            let channel = try clientHandshake(fd: fd, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
-            FD.setTimeouts(fd, seconds: 0)
-            return channel
+            channel = try clientHandshake(fd: fd, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
         } catch {
             Glibc.close(fd)
             throw error
         }
+        // From here the channel owns the descriptor (released with it). The server confirms it
+        // accepted our proof; without this a rejected client would only learn of it at its first read.
+        guard let ready = try? channel.receive(), ready.type == .info else {
+            throw MeshError(MeshError.noPermission, "\(expected) refused the task connection (it did not accept our identity)")
+        }
+        FD.setTimeouts(fd, seconds: 0)
+        return channel
     }
 
     static func clientHandshake(fd: Int32, expected: String, me: String, keyPair: Ed25519.KeyPair,
@@ -93,13 +99,7 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         guard crypto_kx_client_session_keys(&rx, &tx, ephPK, ephSK, serverEph) == 0 else {
             throw MeshError(MeshError.noPermission, "key exchange with \(expected) failed")
         }
-        // The server confirms it accepted our proof; without this a rejected client would only
-        // learn of it at its first read.
-        let channel = SecureChannel(fd: fd, peer: expected, tx: tx, rx: rx)
-        guard let ready = try? channel.receive(), ready.type == .info else {
-            throw MeshError(MeshError.noPermission, "\(expected) refused the task connection (it did not accept our identity)")
-        }
-        return channel
+        return SecureChannel(fd: fd, peer: expected, tx: tx, rx: rx)
     }
 
     /// The server side, on an accepted socket. An untrusted client is refused (77) before
@@ -130,7 +130,9 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         }
         FD.setTimeouts(fd, seconds: 0)
         let channel = SecureChannel(fd: fd, peer: client, tx: tx, rx: rx)
-        try channel.send(Frame(.info, json: .object([("message", .string("ready"))])))
+        // Owned by the channel from here: a failed send shows at the next read, never as a throw
+        // that would make the caller close the descriptor a second time.
+        try? channel.send(Frame(.info, json: .object([("message", .string("ready"))])))
         return channel
     }
 
@@ -201,13 +203,14 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         return Frame(type, Array(plain[1..<Int(plen)]))
     }
 
+    /// Ends the connection; the descriptor is released with the last reference (see PlainFrames).
     public func close() {
-        sendLock.lock(); defer { sendLock.unlock() }
         guard !closed else { return }
         closed = true
         Glibc.shutdown(fd, Int32(SHUT_RDWR))
-        Glibc.close(fd)
     }
+
+    deinit { Glibc.close(fd) }
 
     /// Wakes a thread blocked reading (e.g. when membership declares the peer dead).
     public func interrupt() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }

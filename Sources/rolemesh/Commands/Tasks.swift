@@ -45,7 +45,7 @@ struct Submit: ParsableCommand {
             }
             let client = try ControlClient(dir: dir.node)
             try client.send(req)
-            let frames = PlainFrames(fd: client.fd)
+            let frames = PlainFrames(fd: client.fd, owns: false)
             guard let first = try frames.receive() else { throw MeshError(MeshError.other, "the agent closed the connection") }
             if first.type == .error { try Self.finish(first) }
             Self.forwardInput(frames)
@@ -152,7 +152,7 @@ struct Logs: ParsableCommand {
         try RoleMeshCLI.run {
             let client = try ControlClient(dir: dir.node)
             try client.send(.object([("cmd", .string("logs")), ("id", .string(id)), ("follow", .bool(follow))]))
-            let frames = PlainFrames(fd: client.fd)
+            let frames = PlainFrames(fd: client.fd, owns: false)
             while let f = try frames.receive() {
                 switch f.type {
                 case .stdout: _ = FD_write(1, f.payload)

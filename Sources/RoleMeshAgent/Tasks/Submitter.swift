@@ -64,6 +64,7 @@ final class Submitter: @unchecked Sendable {
     /// After a restart: queued submissions wait again; runs that were in flight here, as
     /// submitter or as executor, are lost (their processes went with the old agent).
     func resume() {
+        journal.prune(olderThan: TaskJournal.retentionDays)
         let queued = ((try? FileManager.default.contentsOfDirectory(atPath: queueDir.path)) ?? [])
             .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
             .compactMap { JSON.parse($0).flatMap(Submission.init(json:)) }

@@ -106,7 +106,12 @@ extension Agent {
                 onWorkerThread { self.submitter.run(s, sink: sink) }
             }
         case "tasks":
-            conn.reply(.object([("tasks", .array(journal.all().map(\.json)))]))
+            // Reading the whole journal is file I/O: done off the agent queue, answered back on it.
+            let journal = self.journal, queue = self.queue
+            onWorkerThread {
+                let answer = JSON.object([("tasks", .array(journal.all().map(\.json)))])
+                queue.async { conn.reply(answer) }
+            }
         case "logs":
             let sink = PlainFrames(fd: conn.takeOver())
             // A unique prefix of an id will do, as `tasks` shows ids shortened.

@@ -30,7 +30,7 @@ public struct TaskRecord: Sendable {
         self.state = state; self.submitted = submitted
     }
 
-    init?(json j: JSON) {
+    public init?(json j: JSON) {
         guard let id = j["id"]?.string, let role = j["role"]?.string, let task = j["task"]?.string,
               let from = j["from"]?.string, let st = j["state"]?.string.flatMap(State.init(rawValue:)),
               let submitted = j["submitted"]?.string else { return nil }
@@ -53,6 +53,9 @@ public final class TaskJournal: @unchecked Sendable {
         root = dir.stateDir.appendingPathComponent("tasks")
         try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
+
+    /// Finished tasks are kept this long (checked when the agent starts).
+    public static let retentionDays = 30
 
     public static func isValidID(_ id: String) -> Bool {
         id.count >= 8 && id.count <= 64 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
@@ -105,6 +108,15 @@ public final class TaskJournal: @unchecked Sendable {
         guard prefix.count >= 4, prefix.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         let ids = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix(prefix) }
         return ids.count == 1 ? ids[0] : nil
+    }
+
+    /// Forgets finished tasks (record and output) that ended more than `days` ago.
+    /// RFC 3339 UTC times with a fixed layout compare as strings.
+    public func prune(olderThan days: Int) {
+        let cutoff = Clock.rfc3339(Date().addingTimeInterval(-Double(days) * 86_400))
+        for r in all() where r.isFinal && (r.finished ?? r.submitted) < cutoff {
+            lock.lock(); try? FileManager.default.removeItem(at: folder(r.id)); lock.unlock()
+        }
     }
 
     /// Every task, oldest first.

@@ -36,6 +36,26 @@ public struct Frame: Sendable {
     /// What the arguments of one submission may add up to, JSON-encoded (checked by `submit`).
     public static let maxArgumentBytes = 512 * 1024
 
+    /// The mesh's failure, as the last frame of a stream.
+    public static func error(_ e: MeshError) -> Frame {
+        Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))]))
+    }
+
+    /// The task's end, as the last frame of a stream.
+    public static func exit(code: Int, state: String) -> Frame {
+        Frame(.exit, json: .object([("code", .int(code)), ("state", .string(state))]))
+    }
+
+    public static func info(_ message: String) -> Frame {
+        Frame(.info, json: .object([("message", .string(message))]))
+    }
+
+    /// What an `error` frame says, with its code kept within the range an exit status allows.
+    public var meshError: MeshError {
+        let j = json ?? .null
+        return MeshError(Int32(clamping: j["code"]?.int ?? 1), j["message"]?.string ?? "the mesh failed")
+    }
+
     /// `type u8 · length u32`: the header of a plain frame (control socket, stored task output).
     static func plainHeader(_ type: FrameType, count: Int) -> [UInt8] {
         var w = ByteWriter(capacity: 5)

@@ -132,7 +132,7 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         let channel = SecureChannel(fd: fd, peer: client, tx: tx, rx: rx)
         // Owned by the channel from here: a failed send shows at the next read, never as a throw
         // that would make the caller close the descriptor a second time.
-        try? channel.send(Frame(.info, json: .object([("message", .string("ready"))])))
+        try? channel.send(.info("ready"))
         return channel
     }
 

@@ -67,7 +67,7 @@ final class Executor: @unchecked Sendable {
     }
 
     func fail(_ ch: FrameTransport, _ e: MeshError) {
-        try? ch.send(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))])))
+        try? ch.send(.error(e))
     }
 
     /// The task file, if ROLE/TASK names an executable file inside the role's folder.
@@ -133,7 +133,7 @@ final class Executor: @unchecked Sendable {
         defer { slots.signal() }
         if r.cancelled {
             journal.update(id) { $0.state = .cancelled; $0.finished = Clock.rfc3339(); $0.exitCode = 130 }
-            try? ch.send(Frame(.exit, json: .object([("code", .int(130)), ("state", .string("cancelled"))])))
+            try? ch.send(.exit(code: 130, state: "cancelled"))
             return
         }
 
@@ -159,6 +159,7 @@ final class Executor: @unchecked Sendable {
         env["ROLEMESH_TASK_ID"] = id
         env["ROLEMESH_DIR"] = nil
         p.environment = env
+        let started = Frame(.started, json: .object([("id", .string(id)), ("node", .string(me)), ("state", .string("running"))]))
         let out = Pipe(), err = Pipe()
         p.standardInput = stdinPipe
         p.standardOutput = out
@@ -167,9 +168,9 @@ final class Executor: @unchecked Sendable {
             // Like a shell: the file is there but cannot be executed (no #! line, bad interpreter): 126.
             let why = "rolemesh: \(me) could not execute \(role)/\(task) (is it a script without a #! line, or a binary for another system?)\n"
             journal.update(id) { $0.state = .failed; $0.started = Clock.rfc3339(); $0.finished = Clock.rfc3339(); $0.exitCode = 126 }
-            try? ch.send(Frame(.started, json: .object([("id", .string(id)), ("node", .string(me)), ("state", .string("running"))])))
+            try? ch.send(started)
             try? ch.send(Frame(.stderr, Array(why.utf8)))
-            try? ch.send(Frame(.exit, json: .object([("code", .int(126)), ("state", .string("failed"))])))
+            try? ch.send(.exit(code: 126, state: "failed"))
             try? FileManager.default.removeItem(at: work)
             return
         }
@@ -179,7 +180,7 @@ final class Executor: @unchecked Sendable {
         try? out.fileHandleForWriting.close()
         try? err.fileHandleForWriting.close()
         journal.update(id) { $0.state = .running; $0.started = Clock.rfc3339() }
-        try? ch.send(Frame(.started, json: .object([("id", .string(id)), ("node", .string(me)), ("state", .string("running"))])))
+        try? ch.send(started)
 
         // Output: to the journal and, while it listens, to the submitter. A slow reader slows
         // the task down (the pipe fills) instead of growing memory.
@@ -212,7 +213,7 @@ final class Executor: @unchecked Sendable {
         lock.lock(); let wasCancelled = r.cancelled; lock.unlock()
         let state: TaskRecord.State = wasCancelled ? .cancelled : (code == 0 ? .done : .failed)
         journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339() }
-        try? ch.send(Frame(.exit, json: .object([("code", .int(Int(code))), ("state", .string(state.rawValue))])))
+        try? ch.send(.exit(code: Int(code), state: state.rawValue))
         try? FileManager.default.removeItem(at: work)
     }
 
@@ -266,7 +267,7 @@ final class Executor: @unchecked Sendable {
                 // Drain anything written between the last read and the final state.
                 while let (type, bytes) = reader.next() { guard (try? ch.send(Frame(type, bytes))) != nil else { return } }
                 let code = r?.exitCode ?? 0
-                try? ch.send(Frame(.exit, json: .object([("code", .int(code)), ("state", .string(r?.state.rawValue ?? "unknown"))])))
+                try? ch.send(.exit(code: code, state: r?.state.rawValue ?? "unknown"))
                 return
             }
             if !sent { Thread.sleep(forTimeInterval: 0.1) }

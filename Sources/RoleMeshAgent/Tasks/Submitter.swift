@@ -89,21 +89,36 @@ final class Submitter: @unchecked Sendable {
         // Whatever the outcome, it is final: a queued submission must never run again after it.
         defer { relay.finish(); try? FileManager.default.removeItem(at: queueFile(sub.id)) }
         func end(_ frame: Frame) { if let sink { try? sink.send(frame) } }
-        func fail(_ e: MeshError) {
-            end(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))])))
-        }
+        func fail(_ e: MeshError) { end(.error(e)) }
         let me = agent.name
         var record = TaskRecord(id: sub.id, role: sub.role, task: sub.task, node: nil, from: me, state: .queued, submitted: sub.submitted)
         record.args = sub.args
         var retriesLeft = sub.retry
         var excluded: Set<String> = []
         var announcedQueue = false
+        /// Gives up on `node` and goes back to routing, if a retry is left.
+        func retry(elsewhereThan node: String, _ message: String) -> Bool {
+            guard retriesLeft > 0 else { return false }
+            retriesLeft -= 1
+            excluded.insert(node)
+            journal.update(sub.id) { $0.state = .queued; $0.node = nil }
+            end(.info(message))
+            return true
+        }
+        /// The mesh failed this run on `node`: journaled (`lost` for 75, else `failed`), then reported.
+        func failed(on node: String, _ e: MeshError) {
+            journal.update(sub.id) {
+                $0.state = e.code == MeshError.tempFail ? .lost : .failed
+                $0.exitCode = Int(e.code); $0.node = node; $0.finished = Clock.rfc3339()
+            }
+            fail(e)
+        }
 
         while true {
             if relay.cancelled {
                 try? FileManager.default.removeItem(at: queueFile(sub.id))
                 if journal.record(sub.id) != nil { journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() } }
-                return end(Frame(.exit, json: .object([("code", .int(130)), ("state", .string("cancelled"))])))
+                return end(.exit(code: 130, state: "cancelled"))
             }
             let target: (name: String, address: WireAddress)
             switch agent.sync({ $0.target(for: sub, excluding: excluded) }) {
@@ -119,7 +134,7 @@ final class Submitter: @unchecked Sendable {
                     announcedQueue = true
                     journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
                     try? (sub.json.serialized + "\n").write(to: queueFile(sub.id), atomically: true, encoding: .utf8)
-                    end(Frame(.info, json: .object([("message", .string("queued: \(e.message); waiting for a node"))])))
+                    end(.info("queued: \(e.message); waiting for a node"))
                 }
                 relay.waitForCancel(seconds: 0.25)
                 continue
@@ -132,17 +147,8 @@ final class Submitter: @unchecked Sendable {
                 channel = try SecureChannel.connect(to: target.address, expected: target.name, me: me, keyPair: keyPair,
                                                     trusted: trusted, from: local)
             } catch {
-                if error.code == MeshError.tempFail, retriesLeft > 0 {
-                    retriesLeft -= 1
-                    excluded.insert(target.name)
-                    end(Frame(.info, json: .object([("message", .string("\(error.message); retrying elsewhere"))])))
-                    continue
-                }
-                journal.update(sub.id) {
-                    $0.state = error.code == MeshError.tempFail ? .lost : .failed
-                    $0.exitCode = Int(error.code); $0.node = target.name; $0.finished = Clock.rfc3339()
-                }
-                return fail(error)
+                if error.code == MeshError.tempFail, retry(elsewhereThan: target.name, "\(error.message); retrying elsewhere") { continue }
+                return failed(on: target.name, error)
             }
             try? FileManager.default.removeItem(at: queueFile(sub.id))
             lock.lock(); active[sub.id] = (target.name, channel); lock.unlock()
@@ -177,31 +183,18 @@ final class Submitter: @unchecked Sendable {
                 journal.update(sub.id) { $0.state = state; $0.exitCode = code; $0.node = target.name; $0.finished = Clock.rfc3339() }
                 return end(f)
             }
-            if let f = outcome, f.type == .error, let j = f.json {
-                let code = Int32(clamping: j["code"]?.int ?? 1)
-                let message = j["message"]?.string ?? "the task failed"
-                if code == MeshError.tempFail || code == MeshError.unavailable, retriesLeft > 0 {
-                    retriesLeft -= 1
-                    excluded.insert(target.name)
-                    end(Frame(.info, json: .object([("message", .string("\(message); retrying elsewhere"))])))
-                    continue
-                }
-                journal.update(sub.id) {
-                    $0.state = code == MeshError.tempFail ? .lost : .failed
-                    $0.exitCode = Int(code); $0.node = target.name; $0.finished = Clock.rfc3339()
-                }
-                return fail(MeshError(code, message))
+            if let f = outcome, f.type == .error {
+                let e = f.meshError
+                if e.code == MeshError.tempFail || e.code == MeshError.unavailable,
+                   retry(elsewhereThan: target.name, "\(e.message); retrying elsewhere") { continue }
+                return failed(on: target.name, e)
             }
             // The connection ended without an answer: the node was lost mid-run.
             if relay.cancelled {
                 journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() }
-                return end(Frame(.exit, json: .object([("code", .int(130)), ("state", .string("cancelled"))])))
+                return end(.exit(code: 130, state: "cancelled"))
             }
-            if retriesLeft > 0 {
-                retriesLeft -= 1
-                excluded.insert(target.name)
-                journal.update(sub.id) { $0.state = .queued; $0.node = nil }
-                end(Frame(.info, json: .object([("message", .string("\(target.name) was lost mid-run; retrying on the next route (\(retriesLeft) retries left)"))])))
+            if retry(elsewhereThan: target.name, "\(target.name) was lost mid-run; retrying on the next route (\(retriesLeft - 1) retries left)") {
                 continue
             }
             journal.update(sub.id) { $0.state = .lost; $0.node = target.name; $0.finished = Clock.rfc3339() }
@@ -212,7 +205,7 @@ final class Submitter: @unchecked Sendable {
     /// `logs`: from our own journal when the task ran here, else from the node that ran it.
     func logs(id: String, follow: Bool, sink: PlainFrames) {
         defer { sink.close() }
-        func fail(_ e: MeshError) { try? sink.send(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))]))) }
+        func fail(_ e: MeshError) { try? sink.send(.error(e)) }
         guard TaskJournal.isValidID(id), var r = journal.record(id) else {
             return fail(MeshError(MeshError.other, "no task \(id) is known to \(agent.name)"))
         }

@@ -86,7 +86,7 @@ extension Agent {
                 let e = MeshError(MeshError.usage, "submit needs ROLE/TASK: a valid role name and a file name")
                 if detach { conn.fail(e) } else {
                     let sink = PlainFrames(fd: conn.takeOver())
-                    try? sink.send(Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))])))
+                    try? sink.send(.error(e))
                     sink.close()
                 }
                 return true

@@ -65,9 +65,8 @@ struct Submit: ParsableCommand {
 
     /// Ends the command as the task ended: its exit status, or the mesh's error and code.
     static func finish(_ f: Frame) throws -> Never {
-        let j = f.json ?? .null
-        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: j["code"]?.int ?? 1)) }
-        RoleMeshCLI.fail(MeshError(Int32(j["code"]?.int ?? 1), j["message"]?.string ?? "the task failed"))
+        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: f.json?["code"]?.int ?? 1)) }
+        RoleMeshCLI.fail(f.meshError)
     }
 
     /// Our stdin to the task, in chunks, then end-of-file.
@@ -159,8 +158,7 @@ struct Logs: ParsableCommand {
                 case .stderr: _ = FD_write(2, f.payload)
                 case .exit: return
                 case .error:
-                    let j = f.json ?? .null
-                    throw MeshError(Int32(j["code"]?.int ?? 1), j["message"]?.string ?? "cannot fetch the logs")
+                    throw f.meshError
                 default: break
                 }
             }

@@ -13,13 +13,20 @@ public enum KeyStore {
         }
         do {
             try fm.createDirectory(at: dir.keysDir, withIntermediateDirectories: true)
-            let pair = Ed25519.KeyPair.generate()
             // Create the secret with mode 0600 from the start, never briefly world-readable.
-            let fd = open(secret.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            let fd = open(secret.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
             guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create \(secret.path): \(String(cString: strerror(errno)))") }
-            let text = Data(pair.seed).base64EncodedString() + "\n"
-            _ = text.withCString { write(fd, $0, strlen($0)) }
+            var written = false
+            let pair = Ed25519.KeyPair.generate { seed in
+                var text = Array((Data(seed).base64EncodedString() + "\n").utf8)
+                written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == text.count && fsync(fd) == 0
+                Ed25519.wipe(&text)
+            }
             close(fd)
+            guard written else {
+                unlink(secret.path)
+                throw MeshError(MeshError.other, "cannot write \(secret.path): \(String(cString: strerror(errno)))")
+            }
             try (Data(pair.publicKey).base64EncodedString() + "\n").write(to: dir.publicKey(name), atomically: true, encoding: .utf8)
             return pair
         } catch let e as MeshError {
@@ -29,20 +36,37 @@ public enum KeyStore {
         }
     }
 
-    /// Our own key pair. Refused (exit 78) when the secret is readable by group or others.
+    /// Our own key pair. Refused (exit 78) when the secret is a symbolic link, not a regular file,
+    /// not owned by the user running the agent, or readable by group or others (as ssh does).
     public static func loadSecret(name: String, in dir: NodeDirectory) throws(MeshError) -> Ed25519.KeyPair {
         let path = dir.secretKey(name).path
         var st = stat()
-        guard stat(path, &st) == 0 else {
+        guard lstat(path, &st) == 0 else {
             throw MeshError(MeshError.config, "no secret key at \(path): run `rolemesh keygen \(name)`")
+        }
+        if st.st_mode & S_IFMT == S_IFLNK {
+            throw MeshError(MeshError.config, "\(path) is a symbolic link; the secret key must be a regular file owned by you (replace the link with the file itself)")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw MeshError(MeshError.config, "\(path) is not a regular file")
+        }
+        if st.st_uid != geteuid() {
+            throw MeshError(MeshError.config, "\(path) is owned by uid \(st.st_uid), not by this user (uid \(geteuid())); run `chown $(id -u) \(path)`")
         }
         if st.st_mode & 0o077 != 0 {
             throw MeshError(MeshError.config, "\(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`")
         }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let seed = decode(text), seed.count == Ed25519.seedSize else {
+        // Read with O_NOFOLLOW so a link swapped in after the check is refused too; wipe the copies.
+        let fd = open(path, O_RDONLY | O_NOFOLLOW)
+        guard fd >= 0 else { throw MeshError(MeshError.config, "cannot read \(path): \(String(cString: strerror(errno)))") }
+        var raw = [UInt8](repeating: 0, count: 256)
+        let n = raw.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        defer { Ed25519.wipe(&raw) }
+        guard n > 0, var seed = decode(String(decoding: raw[0..<n], as: UTF8.self)), seed.count == Ed25519.seedSize else {
             throw MeshError(MeshError.config, "\(path) does not hold a base64 Ed25519 secret key")
         }
+        defer { Ed25519.wipe(&seed) }
         return Ed25519.KeyPair(seed: seed)
     }
 

@@ -13,28 +13,40 @@ public enum Ed25519 {
     /// libsodium must be initialised once before use; `sodium_init` is idempotent and thread-safe.
     public static let ready: Bool = sodium_init() >= 0
 
-    public struct KeyPair: Sendable {
-        public let seed: [UInt8]
+    /// Our own key pair. The secret lives in memory from `sodium_malloc`: locked out of swap
+    /// (`mlock`) where the system allows, behind guard pages, and zeroed when the pair goes away.
+    /// The seed is never kept: only libsodium's 64-byte secret form, in that guarded buffer.
+    public final class KeyPair: Sendable {
         public let publicKey: [UInt8]
-        let secretKey: [UInt8]     // libsodium's 64-byte form: seed || public key
+        /// libsodium's 64-byte form: seed || public key. Written once in `init`, read-only after.
+        private let secret: UnsafeSecret
 
         public init(seed: [UInt8]) {
             precondition(Ed25519.ready && seed.count == Ed25519.seedSize)
             var pk = [UInt8](repeating: 0, count: Ed25519.publicKeySize)
-            var sk = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
-            _ = crypto_sign_seed_keypair(&pk, &sk, seed)
-            self.seed = seed; self.publicKey = pk; self.secretKey = sk
+            let secret = UnsafeSecret(count: Int(crypto_sign_SECRETKEYBYTES))
+            _ = crypto_sign_seed_keypair(&pk, secret.pointer, seed)
+            self.publicKey = pk; self.secret = secret
         }
 
-        public static func generate() -> KeyPair {
-            KeyPair(seed: Ed25519.randomBytes(Ed25519.seedSize))
+        /// A fresh pair; the seed goes straight into `body` (to be written to the key file) and is zeroed.
+        public static func generate(_ body: (_ seed: [UInt8]) -> Void = { _ in }) -> KeyPair {
+            var seed = Ed25519.randomBytes(Ed25519.seedSize)
+            defer { Ed25519.wipe(&seed) }
+            body(seed)
+            return KeyPair(seed: seed)
         }
 
         public func sign(_ message: [UInt8]) -> [UInt8] {
             var sig = [UInt8](repeating: 0, count: Ed25519.signatureSize)
-            _ = crypto_sign_detached(&sig, nil, message, UInt64(message.count), secretKey)
+            _ = crypto_sign_detached(&sig, nil, message, UInt64(message.count), secret.pointer)
             return sig
         }
+    }
+
+    /// Zeroes secret bytes held in a Swift array (best effort: copies made earlier are not reached).
+    public static func wipe(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { if let base = $0.baseAddress { sodium_memzero(base, $0.count) } }
     }
 
     public static func verify(signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
@@ -48,6 +60,17 @@ public enum Ed25519 {
         randombytes_buf(&b, n)
         return b
     }
+}
+
+/// A fixed-size buffer from `sodium_malloc` (mlocked, guard pages), freed and zeroed with `sodium_free`.
+/// Immutable after the key pair fills it once, which is why sharing it across threads is safe.
+final class UnsafeSecret: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<UInt8>
+    init(count: Int) {
+        guard let raw = sodium_malloc(count) else { fatalError("sodium_malloc failed: out of memory") }
+        pointer = raw.bindMemory(to: UInt8.self, capacity: count)
+    }
+    deinit { sodium_free(pointer) }
 }
 
 /// How the membership core signs its own statements and checks others'.

@@ -38,6 +38,7 @@ public final class Agent: @unchecked Sendable {
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
+        NodeDirectory.restrictNewFiles()
         let config = try dir.loadConfig()
         self.config = config
         guard let profile = TimingProfile.named(config.profile) else {
@@ -55,6 +56,7 @@ public final class Agent: @unchecked Sendable {
         }
         state = StateStore(dir: dir)
         try state.prepare()
+        dir.tightenModes(report: Log.warn)
         overrides = LocalOverrides.load(dir)
         let incarnation = try state.nextIncarnation()
         udp = try UDPSocket(bind: listen, queue: queue)

@@ -11,6 +11,12 @@ struct RoleMesh: ParsableCommand {
         subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
             + extraCommands
     )
+
+    /// Owner-only files from the first one on (node.toml, keys, state): umask 077.
+    static func main() {
+        NodeDirectory.restrictNewFiles()
+        main(nil)
+    }
 }
 
 /// `--dir DIR`, accepted anywhere after the command words.

@@ -24,6 +24,30 @@ public struct NodeDirectory: Sendable {
     public func publicKey(_ name: String) -> URL { keysDir.appendingPathComponent("\(name).pub") }
     public func secretKey(_ name: String) -> URL { keysDir.appendingPathComponent("\(name).secret") }
 
+    /// Everything RoleMesh creates is for its owner only: folders 0700, files 0600. Set once at
+    /// process start (the CLI and the agent); tasks inherit it.
+    public static func restrictNewFiles() { umask(0o077) }
+
+    /// Tightens what an older version or a hand-made node left open to others: `DIR`, `keys/`
+    /// and everything under `state/` (journal, task output, queue) lose group and other bits.
+    /// Only what this user owns is changed; each change is reported once.
+    public func tightenModes(report: (String) -> Void) {
+        let me = geteuid()
+        func tighten(_ path: String) -> Bool {
+            var st = stat()
+            guard lstat(path, &st) == 0, st.st_uid == me, st.st_mode & S_IFMT != S_IFLNK, st.st_mode & 0o077 != 0 else { return false }
+            return chmod(path, (st.st_mode & 0o7777) & ~0o077) == 0
+        }
+        for folder in [root.path, keysDir.path, stateDir.path] where tighten(folder) {
+            report("\(folder) was open to group or others; now 0700")
+        }
+        var changed = 0
+        if let walk = FileManager.default.enumerator(atPath: stateDir.path) {
+            for case let rel as String in walk where tighten(stateDir.path + "/" + rel) { changed += 1 }
+        }
+        if changed > 0 { report("\(changed) files under \(stateDir.path) were open to group or others; now owner-only") }
+    }
+
     /// Reads and validates node.toml; errors name the key and line (exit 78).
     public func loadConfig() throws(MeshError) -> NodeConfig {
         guard let text = try? String(contentsOf: configFile, encoding: .utf8) else {

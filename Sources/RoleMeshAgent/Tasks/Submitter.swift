@@ -81,6 +81,9 @@ final class Submitter: @unchecked Sendable {
         for v in victims { v.channel.interrupt() }
     }
 
+    /// How long a node that could not be reached is skipped before it is tried again.
+    static let unreachableBackoff: TimeInterval = 2
+
     func queueFile(_ id: String) -> URL { queueDir.appendingPathComponent("\(id).json") }
 
     /// Blocking: runs on a worker thread until the task is over.
@@ -94,7 +97,12 @@ final class Submitter: @unchecked Sendable {
         var record = TaskRecord(id: sub.id, role: sub.role, task: sub.task, node: nil, from: me, state: .queued, submitted: sub.submitted)
         record.args = sub.args
         var retriesLeft = sub.retry
+        /// Nodes this run was lost on: never tried again for this submission.
         var excluded: Set<String> = []
+        /// Nodes a dispatch could not reach (refused connection, handshake failure, draining): the
+        /// task never started there, so it is not lost; they are skipped for a short while.
+        var unreachable: [String: (until: Date, why: String)] = [:]
+        var toldUnreachable: Set<String> = []
         var announcedQueue = false
         /// Gives up on `node` and goes back to routing, if a retry is left.
         func retry(elsewhereThan node: String, _ message: String) -> Bool {
@@ -104,6 +112,12 @@ final class Submitter: @unchecked Sendable {
             journal.update(sub.id) { $0.state = .queued; $0.node = nil }
             end(.info(message))
             return true
+        }
+        /// A dispatch to `node` failed before the task started there.
+        func notStarted(on node: String, _ why: String) {
+            unreachable[node] = (Date().addingTimeInterval(Self.unreachableBackoff), "could not be reached (\(why))")
+            journal.update(sub.id) { $0.state = .queued; $0.node = nil }
+            if toldUnreachable.insert(node).inserted { end(.info("\(why); trying another node")) }
         }
         /// The mesh failed this run on `node`: journaled (`lost` for 75, else `failed`), then reported.
         func failed(on node: String, _ e: MeshError) {
@@ -121,7 +135,11 @@ final class Submitter: @unchecked Sendable {
                 return end(.exit(code: 130, state: "cancelled"))
             }
             let target: (name: String, address: WireAddress)
-            switch agent.sync({ $0.target(for: sub, excluding: excluded) }) {
+            let now = Date()
+            unreachable = unreachable.filter { $0.value.until > now }
+            var skip: [String: String] = unreachable.mapValues(\.why)
+            for node in excluded { skip[node] = "was lost mid-run" }
+            switch agent.sync({ $0.target(for: sub, excluding: skip) }) {
             case .success(let t): target = t
             case .failure(let e):
                 guard sub.queue, e.code == MeshError.unavailable else {
@@ -147,10 +165,12 @@ final class Submitter: @unchecked Sendable {
                 channel = try SecureChannel.connect(to: target.address, expected: target.name, me: me, keyPair: keyPair,
                                                     trusted: trusted, from: local)
             } catch {
-                if error.code == MeshError.tempFail, retry(elsewhereThan: target.name, "\(error.message); retrying elsewhere") { continue }
-                return failed(on: target.name, error)
+                // The task never reached the node: it is not lost. Back to routing (or the queue),
+                // with that node set aside for a moment; no retry is used up.
+                if error.code == MeshError.noPermission { return failed(on: target.name, error) }
+                notStarted(on: target.name, error.message)
+                continue
             }
-            try? FileManager.default.removeItem(at: queueFile(sub.id))
             lock.lock(); active[sub.id] = (target.name, channel); lock.unlock()
             defer { lock.lock(); active[sub.id] = nil; lock.unlock(); channel.close() }
 
@@ -158,12 +178,16 @@ final class Submitter: @unchecked Sendable {
                                        ("task", .string(sub.task)), ("args", .array(sub.args.map(JSON.string))),
                                        ("submitted", .string(sub.submitted)), ("detached", .bool(sink == nil))])
             var outcome: Frame?
+            var started = false
             do {
                 try channel.send(Frame(.request, json: request))
                 relay.attach(channel)
                 while let f = try channel.receive() {
                     switch f.type {
                     case .started:
+                        started = true
+                        // From here it is running, not waiting: a restart must not start it again.
+                        try? FileManager.default.removeItem(at: queueFile(sub.id))
                         journal.update(sub.id) { $0.state = .running; $0.node = target.name; $0.started = Clock.rfc3339() }
                         relay.forward(f)
                     case .stdout, .stderr, .info:
@@ -185,6 +209,11 @@ final class Submitter: @unchecked Sendable {
             }
             if let f = outcome, f.type == .error {
                 let e = f.meshError
+                // Refused before it started (draining, leaving): not lost, try elsewhere or wait.
+                if !started, e.code == MeshError.unavailable {
+                    notStarted(on: target.name, e.message)
+                    continue
+                }
                 if e.code == MeshError.tempFail || e.code == MeshError.unavailable,
                    retry(elsewhereThan: target.name, "\(e.message); retrying elsewhere") { continue }
                 return failed(on: target.name, e)

@@ -24,14 +24,16 @@ extension Agent {
     }
 
     /// Where a submission goes now (on the agent queue).
-    func target(for sub: Submission, excluding excluded: Set<String>) -> Result<(name: String, address: WireAddress), MeshError> {
+    /// `excluded`: nodes this submission must not go to now, each with why (lost mid-run, unreachable).
+    func target(for sub: Submission, excluding excluded: [String: String]) -> Result<(name: String, address: WireAddress), MeshError> {
         var view = core.snapshot(now: Clock.now())
         if let to = sub.to {
             guard let m = view.first(where: { $0.name == to }) else {
                 return .failure(MeshError(MeshError.unavailable, "\(to) is not a member of this mesh"))
             }
-            guard m.state == .alive || m.state == .suspect, !excluded.contains(to) else {
-                return .failure(MeshError(MeshError.unavailable, "\(to) is \(excluded.contains(to) ? "lost" : m.state.rawValue)"))
+            if let why = excluded[to] { return .failure(MeshError(MeshError.unavailable, "\(to) \(why)")) }
+            guard m.state == .alive || m.state == .suspect else {
+                return .failure(MeshError(MeshError.unavailable, "\(to) is \(m.state.rawValue)"))
             }
             guard !m.address.isUnspecified else {
                 return .failure(MeshError(MeshError.unavailable, "\(to) has not told this node its address yet"))
@@ -39,12 +41,14 @@ extension Agent {
             return .success((to, m.address))
         }
         // Lost nodes, and nodes whose address we do not know yet, cannot take it from here.
-        for i in view.indices where excluded.contains(view[i].name) || (view[i].address.isUnspecified && !view[i].isSelf) {
+        for i in view.indices where excluded[view[i].name] != nil || (view[i].address.isUnspecified && !view[i].isSelf) {
             view[i].state = .dead
         }
         let d = Routing.route(sub.role, heavy: sub.heavy, members: view)
         guard let node = d.node, let m = view.first(where: { $0.name == node }) else {
-            return .failure(MeshError(MeshError.unavailable, d.failureSentence))
+            let set = excluded.keys.sorted().map { "\($0) \(excluded[$0]!)" }
+            let why = set.isEmpty ? d.failureSentence : "no node can take \(sub.role) now: " + set.joined(separator: "; ")
+            return .failure(MeshError(MeshError.unavailable, why))
         }
         return .success((node, m.address))
     }
@@ -95,7 +99,7 @@ extension Agent {
             sub.submitted = Clock.rfc3339()
             if detach {
                 // Fail fast when it can never run; otherwise answer with the id and go on alone.
-                if !sub.queue, case .failure(let e) = target(for: sub, excluding: []) { conn.fail(e); return true }
+                if !sub.queue, case .failure(let e) = target(for: sub, excluding: [:]) { conn.fail(e); return true }
                 conn.reply(.object([("id", .string(sub.id))]))
                 let s = sub
                 onWorkerThread { self.submitter.run(s, sink: nil) }

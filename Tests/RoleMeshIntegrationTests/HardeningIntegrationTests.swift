@@ -1,0 +1,154 @@
+import Foundation
+import XCTest
+import RoleMeshAgent
+import RoleMeshCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Regression tests for the hardening issue: what a local user, a restart or a stolen key could
+/// do to a node before. Each names the finding it guards.
+final class HardeningIntegrationTests: XCTestCase {
+    var cluster: Cluster!
+    override func setUp() { cluster = Cluster(profile: "fast") }
+    override func tearDown() { cluster.shutdown() }
+
+    func addTask(_ node: String, _ name: String, _ script: String, role: String = "job") {
+        let d = cluster.dir(node) + "/roles/\(role)"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+    }
+
+    func taskState(_ id: String, on node: String) -> String? {
+        guard let r = try? cluster.cli(["tasks", "--json", "--dir", cluster.dir(node)]), r.status == 0,
+              let j = JSON.parse(r.stdout) else { return nil }
+        return j["tasks"]?.array?.first { $0["id"]?.string == id }?["state"]?.string
+    }
+
+    /// Finding 11: a queued task is not lost when its submitter restarts and the only node that can
+    /// take it comes back. Members learned second-hand after the restart (the dead holder, from
+    /// another node's full state) may look alive for a moment; a dispatch that cannot reach them
+    /// returns the task to the queue instead of ending it `lost`.
+    func testQueuedTaskSurvivesSubmitterRestartsAndRunsOnTheReturningBackup() throws {
+        let extra: [String: [String]] = ["node1": ["--role", "job"], "node2": ["--backup", "job=1"]]
+        let nodes = try cluster.create(4, extra: { extra[$0] ?? [] })
+        for n in ["node1", "node2"] { addTask(n, "t", "#!/bin/sh\necho ran on $ROLEMESH_NODE\n") }
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        cluster.crash("node1")
+        cluster.crash("node2")
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            self.cluster.everyone(["node3", "node4"], sees: "node1", as: "dead")
+                && self.cluster.everyone(["node3", "node4"], sees: "node2", as: "dead")
+        })
+        for round in 1...10 {
+            let sub = try cluster.cli(["submit", "--dir", cluster.dir("node3"), "job/t", "--queue", "--detach"])
+            XCTAssertEqual(sub.status, 0, sub.stderr)
+            let id = sub.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertEqual(taskState(id, on: "node3"), "queued")
+            // Restart the submitter (graceful stop), then bring the backup back.
+            cluster.signal("node3", SIGTERM)
+            XCTAssertEqual(cluster.waitForExit("node3"), 0, "round \(round): \(cluster.log("node3"))")
+            try cluster.startOne("node3")
+            try cluster.startOne("node2")
+            var state: String?
+            XCTAssertTrue(waitUntil(timeout: 20) {
+                state = self.taskState(id, on: "node3")
+                return state == "done" || state == "lost" || state == "failed"
+            }, "round \(round): the task never finished (state \(state ?? "?"))")
+            XCTAssertEqual(state, "done", "round \(round): \(cluster.log("node3"))")
+            cluster.crash("node2")
+            XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.everyone(["node3", "node4"], sees: "node2", as: "dead") },
+                          "round \(round)")
+        }
+    }
+
+    /// Finding 11, without a queue: a node that cannot be reached is not a lost task either.
+    /// With the only holder unreachable the submission fails as "no node can take it" (69), not 75.
+    func testUnreachableHolderIsNotALostTask() throws {
+        let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
+        addTask("node2", "t", "#!/bin/sh\necho hi\n")
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        // Stopped, not dead yet in node1's view for a moment; its TCP port no longer answers once killed.
+        cluster.crash("node2")
+        let r = try cluster.cli(["submit", "--dir", cluster.dir("node1"), "job/t"])
+        XCTAssertEqual(r.status, 69, r.stderr)
+        XCTAssertFalse(r.stderr.contains("lost mid-run"), r.stderr)
+    }
+
+    /// Finding 9: DIR, keys/ and state/ are 0700; node.toml, keys, the journal and task output 0600.
+    func testEverythingTheNodeWritesIsOwnerOnly() throws {
+        let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
+        addTask("node2", "secret", "#!/bin/sh\necho the-secret-output\n")
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let r = try cluster.cli(["submit", "--dir", cluster.dir("node1"), "job/secret"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func mode(_ path: String) -> mode_t? {
+            var st = stat()
+            return lstat(path, &st) == 0 ? st.st_mode & 0o777 : nil
+        }
+        for node in nodes {
+            let d = cluster.dir(node)
+            for folder in [d, d + "/keys", d + "/state", d + "/state/tasks"] {
+                XCTAssertEqual(mode(folder), 0o700, folder)
+            }
+            for file in [d + "/node.toml", d + "/keys/\(node).secret", d + "/keys/\(node).pub", d + "/state/incarnation"] {
+                XCTAssertEqual(mode(file), 0o600, file)
+            }
+        }
+        // The task's output and record on the node that ran it, and the record on the submitter.
+        var checked = 0
+        for node in nodes {
+            let tasks = cluster.dir(node) + "/state/tasks"
+            for id in (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? [] {
+                XCTAssertEqual(mode(tasks + "/" + id), 0o700)
+                for f in (try? FileManager.default.contentsOfDirectory(atPath: tasks + "/" + id)) ?? [] {
+                    XCTAssertEqual(mode(tasks + "/\(id)/\(f)"), 0o600, "\(node): \(id)/\(f)")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 3, "task.json on both nodes and output where it ran")
+    }
+
+    /// Finding 9: folders an older version left 0755 are tightened when the agent starts.
+    func testAgentTightensFoldersLeftOpen() throws {
+        try cluster.create(1)
+        let d = cluster.dir("node1")
+        try FileManager.default.createDirectory(atPath: d + "/state/tasks/0123456789abcdef", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: d + "/state/tasks/0123456789abcdef/output", contents: Data("old".utf8))
+        for p in [d, d + "/keys", d + "/state", d + "/state/tasks", d + "/state/tasks/0123456789abcdef"] { chmod(p, 0o755) }
+        chmod(d + "/state/tasks/0123456789abcdef/output", 0o644)
+        try cluster.start()
+        var st = stat()
+        for p in [d, d + "/keys", d + "/state", d + "/state/tasks/0123456789abcdef"] {
+            XCTAssertEqual(lstat(p, &st), 0)
+            XCTAssertEqual(st.st_mode & 0o777, 0o700, p)
+        }
+        XCTAssertEqual(lstat(d + "/state/tasks/0123456789abcdef/output", &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o600)
+    }
+
+    /// Finding 9: the secret key is refused (78) when it is a symbolic link or not the user's own.
+    func testSecretKeyThatIsALinkOrSomeoneElsesIsRefused() throws {
+        try cluster.create(1)
+        let keys = cluster.dir("node1") + "/keys"
+        let secret = keys + "/node1.secret", moved = cluster.root.path + "/elsewhere.secret"
+        XCTAssertEqual(rename(secret, moved), 0)
+        XCTAssertEqual(symlink(moved, secret), 0)
+        var r = try cluster.cli(["agent", "--dir", cluster.dir("node1")], timeout: 10)
+        XCTAssertEqual(r.status, 78, r.stderr)
+        XCTAssertTrue(r.stderr.contains("symbolic link"), r.stderr)
+        unlink(secret)
+        XCTAssertEqual(rename(moved, secret), 0)
+        if geteuid() == 0 {
+            // As root (CI): give the file to `nobody`; the agent must refuse it even though root could read it.
+            XCTAssertEqual(chown(secret, 65534, 65534), 0)
+            r = try cluster.cli(["agent", "--dir", cluster.dir("node1")], timeout: 10)
+            XCTAssertEqual(r.status, 78, r.stderr)
+            XCTAssertTrue(r.stderr.contains("owned by uid 65534"), r.stderr)
+        }
+    }
+}

@@ -74,7 +74,7 @@ public struct NodeConfig: Equatable, Sendable {
         // Sorted by priority, then name, so the file is stable and reads in standby order.
         let backupPairs = backup.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
             .map { ($0.key, TOMLValue.integer($0.value)) }
-        var lines: [(String, TOMLValue, String)] = [
+        let lines: [(String, TOMLValue, String)] = [
             ("name", .string(name), "this device's name; must match keys/NAME.secret"),
             ("listen", .string(listen), "UDP gossip and TCP tasks, HOST:PORT"),
             ("seeds", .array(seeds.map(TOMLValue.string)), "peers to contact on start"),
@@ -82,10 +82,8 @@ public struct NodeConfig: Equatable, Sendable {
             ("backup", .table(backupPairs), "roles this node stands by for, with priority (1 is first)"),
             ("profile", .string(profile), "timing: \"lan\", \"travel\" (battery-friendly) or \"fast\" (tests)"),
             ("max_tasks", .integer(maxTasks), "tasks run at once; more wait in the queue"),
+            ("env_passthrough", .array(envPassthrough.map(TOMLValue.string)), "the agent's environment variables tasks also get"),
         ]
-        if !envPassthrough.isEmpty {
-            lines.append(("env_passthrough", .array(envPassthrough.map(TOMLValue.string)), "the agent's environment variables tasks also get"))
-        }
         let assignments = lines.map { "\($0.0) = \(TOMLSubset.render($0.1))" }
         let width = assignments.map(\.count).max() ?? 0
         var text = "# RoleMesh node configuration.\n# `rolemesh roles|backup add|remove` edit this file in place; comments are kept.\n\n"

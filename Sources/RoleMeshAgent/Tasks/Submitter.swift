@@ -116,7 +116,8 @@ final class Submitter: @unchecked Sendable {
             guard retriesLeft > 0 else { return false }
             retriesLeft -= 1
             excluded.insert(node)
-            journal.update(sub.id) { $0.state = .queued; $0.node = nil }
+            // Not started anywhere now: the executor accepts this id again only from a record like this.
+            journal.update(sub.id) { $0.state = .queued; $0.node = nil; $0.started = nil }
             end(.info(message))
             return true
         }

@@ -25,6 +25,7 @@ public final class Agent: @unchecked Sendable {
     var watchers: [ControlConnection] = []
     var lastSavedPeers: [String: WireAddress] = [:]
     var trustedSnapshot: [String: [UInt8]]
+    var lastKeyReadFailureLog: Millis = 0
     let startedAt = Clock.now()
     /// `ROLEMESH_PROBE_ROOT` points the probes at another filesystem root (tests use a fake /proc).
     let probe = SignalProbe(root: ProcessInfo.processInfo.environment["ROLEMESH_PROBE_ROOT"] ?? "/")
@@ -45,7 +46,10 @@ public final class Agent: @unchecked Sendable {
             throw MeshError(MeshError.config, "unknown profile \(config.profile)")
         }
         let pair = try KeyStore.loadSecret(name: config.name, in: dir)
-        var trusted = KeyStore.loadTrusted(in: dir, report: Log.warn)
+        var trusted: [String: [UInt8]]
+        do { trusted = try KeyStore.loadTrusted(in: dir, report: Log.warn) } catch {
+            throw MeshError(MeshError.config, "cannot read the trusted keys: \(error.message)")
+        }
         // We always trust ourselves (our own .pub may be missing on a node set up by hand).
         trusted[config.name] = pair.publicKey
         trustedSnapshot = trusted
@@ -173,16 +177,31 @@ public final class Agent: @unchecked Sendable {
 
     /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart).
     func reloadKeys() {
-        var trusted = KeyStore.loadTrusted(in: dir)
+        var trusted: [String: [UInt8]]
+        do { trusted = try KeyStore.loadTrusted(in: dir) } catch {
+            // Cannot read is not "no keys": the trust set stays as it was until the folder reads again.
+            if Clock.now() - lastKeyReadFailureLog >= 10_000 || lastKeyReadFailureLog == 0 {
+                lastKeyReadFailureLog = Clock.now()
+                Log.warn("\(error.message); keeping the trusted keys as they were")
+            }
+            return
+        }
         trusted[config.name] = keyRing.keyPair.publicKey
         guard trusted != trustedSnapshot else { return }
+        var revoked: [String] = []
         for (name, key) in trustedSnapshot where trusted[name] != key {
             Log.info("trust in \(name) revoked (keys/\(name).pub removed or changed)")
             core.revoke(name)
+            revoked.append(name)
         }
         for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting \(name)") }
         keyRing.replaceTrusted(trusted)
         trustedSnapshot = trusted
+        // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
+        if !revoked.isEmpty, let executor, let submitter {
+            let names = revoked
+            onWorkerThread { for name in names { executor.revoke(name); submitter.nodeRevoked(name) } }
+        }
     }
 
     func savePeersIfChanged() {

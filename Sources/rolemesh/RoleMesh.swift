@@ -37,7 +37,8 @@ enum RoleMeshCLI {
     }
 
     static func fail(_ e: MeshError) -> Never {
-        FileHandle.standardError.write(Data("rolemesh: \(e.message)\n".utf8))
+        // Messages may come from the agent or another node: never raw control characters.
+        FileHandle.standardError.write(Data("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))
         exit(e.code)
     }
 }

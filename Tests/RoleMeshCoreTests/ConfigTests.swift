@@ -176,6 +176,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(configError("name = \"desk\"\nroles = [\"a\", \"a\"]\n")?.message, "role \"a\" is listed twice")
     }
 
+    func testEnvPassthrough() throws {
+        let config = try NodeConfig.parse("name = \"desk\"\nenv_passthrough = [\"SSH_AUTH_SOCK\", \"_X1\"]\n")
+        XCTAssertEqual(config.envPassthrough, ["SSH_AUTH_SOCK", "_X1"])
+        XCTAssertEqual(try NodeConfig.parse(config.render()), config)
+        XCTAssertEqual(try NodeConfig.parse("name = \"desk\"\n").envPassthrough, [])
+        XCTAssertEqual(configError("name = \"desk\"\nenv_passthrough = [\"A=B\"]\n"),
+                       ConfigError(line: 2, key: "env_passthrough",
+                                   message: "invalid environment variable name \"A=B\"; use letters, digits and '_', not starting with a digit"))
+        XCTAssertEqual(configError("name = \"desk\"\nenv_passthrough = [\"1A\"]\n")?.key, "env_passthrough")
+        XCTAssertEqual(configError("name = \"desk\"\nenv_passthrough = \"HOME\"\n")?.line, 2)
+    }
+
     // MARK: TOML syntax
 
     func testScalarValues() throws {

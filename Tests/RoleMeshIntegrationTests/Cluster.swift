@@ -70,11 +70,13 @@ final class Cluster {
         for n in names ?? self.names { try startOne(n) }
     }
 
-    func startOne(_ name: String, environment: [String: String] = [:]) throws {
+    /// `wrapper`: a command that execs the agent (same PID), e.g. `["/usr/bin/prlimit", "--nofile=64:64"]`.
+    func startOne(_ name: String, environment: [String: String] = [:], wrapper: [String] = []) throws {
         let p = Process()
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["agent", "--dir", dir(name)]
+        let command = wrapper + [Cluster.binary, "agent", "--dir", dir(name)]
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst())
         let log = root.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let h = try FileHandle(forWritingTo: log)
@@ -88,6 +90,8 @@ final class Cluster {
         // Ready when its control socket answers.
         XCTAssertTrue(waitUntil(timeout: 10) { self.statusJSON(name) != nil }, "agent \(name) did not start: \(self.log(name))")
     }
+
+    func pid(_ name: String) -> Int32? { processes[name]?.processIdentifier }
 
     func signal(_ name: String, _ sig: Int32) {
         guard let p = processes[name], p.isRunning else { return }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import RoleMeshCore
 
@@ -70,20 +73,66 @@ public enum KeyStore {
         return Ed25519.KeyPair(seed: seed)
     }
 
-    /// Every readable, well-formed `keys/*.pub`; malformed files are reported and skipped.
-    public static func loadTrusted(in dir: NodeDirectory, report: (String) -> Void = { _ in }) -> [String: [UInt8]] {
+    /// Every well-formed `keys/*.pub`; malformed files (and ones that are not regular files) are
+    /// reported and skipped. Fails when the folder cannot be listed or a key file cannot be read
+    /// (out of descriptors, permissions, I/O): "cannot read" is never taken as "no keys".
+    public static func loadTrusted(in dir: NodeDirectory, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: [UInt8]] {
+        let path = dir.keysDir.path
+        guard let d = opendir(path) else {
+            throw MeshError(MeshError.other, "cannot list \(path): \(String(cString: strerror(errno)))")
+        }
+        var files: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(d) else {
+                let err = errno
+                closedir(d)
+                if err != 0 { throw MeshError(MeshError.other, "cannot list \(path): \(String(cString: strerror(err)))") }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            files.append(name)
+        }
         var out: [String: [UInt8]] = [:]
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.keysDir.path)) ?? []
-        for file in files where file.hasSuffix(".pub") {
+        for file in files.sorted() where file.hasSuffix(".pub") {
             let name = String(file.dropLast(4))
             guard NodeName.isValid(name) else { report("ignoring \(file): not a valid node name"); continue }
-            guard let text = try? String(contentsOf: dir.keysDir.appendingPathComponent(file), encoding: .utf8),
-                  let key = decode(text), key.count == Ed25519.publicKeySize else {
+            let text: String
+            switch readSmallFile(path + "/" + file) {
+            case .success(let t?): text = t
+            case .success(nil): report("ignoring \(file): not a regular file"); continue
+            case .failure(let e) where e.code == ENOENT: continue       // removed since the listing: not trusted
+            case .failure(let e): throw MeshError(MeshError.other, "cannot read \(path)/\(file): \(e.message)")
+            }
+            guard let key = decode(text), key.count == Ed25519.publicKeySize else {
                 report("ignoring \(file): not a base64 Ed25519 public key"); continue
             }
             out[name] = key
         }
         return out
+    }
+
+    /// The text of a regular file (up to 64 KiB), nil if it is not a regular file, or the errno
+    /// (as the code) and its sentence.
+    static func readSmallFile(_ path: String) -> Result<String?, MeshError> {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(MeshError(errno, String(cString: strerror(errno)))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return .failure(MeshError(errno, String(cString: strerror(errno)))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return .success(nil) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 65_536 {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return .failure(MeshError(errno, String(cString: strerror(errno)))) }
+            if n == 0 { break }
+            bytes += buf[0..<n]
+        }
+        return .success(String(decoding: bytes, as: UTF8.self))
     }
 
     /// Accepts the bare base64 text, or a line whose last word is the base64 key.

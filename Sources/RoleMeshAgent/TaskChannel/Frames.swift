@@ -105,11 +105,32 @@ enum FD {
         bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
 
-    /// Exactly `count` bytes, or nil at end of stream / error.
-    static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+    /// A monotonic deadline `seconds` from now (nanoseconds of `DispatchTime`).
+    static func deadline(in seconds: Double) -> UInt64 {
+        DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1_000_000_000)
+    }
+
+    /// Waits (poll) until `fd` is readable or `deadline` passes; false on timeout or error.
+    static func waitReadable(_ fd: Int32, until deadline: UInt64) -> Bool {
+        while true {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { return false }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ms = Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
+            let r = poll(&p, 1, ms)
+            if r < 0 && errno == EINTR { continue }
+            if r > 0 { return true }
+            if r < 0 { return false }
+        }
+    }
+
+    /// Exactly `count` bytes, or nil at end of stream / error / when `deadline` (see
+    /// `deadline(in:)`) passes: a total limit, however slowly the bytes trickle in.
+    static func readExactly(_ fd: Int32, _ count: Int, deadline: UInt64? = nil) -> [UInt8]? {
         var out = [UInt8](repeating: 0, count: count)
         var off = 0
         while off < count {
+            if let deadline, !waitReadable(fd, until: deadline) { return nil }
             let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + off, count - off) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return nil }

@@ -25,6 +25,11 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
     private var txCounter: UInt64 = 0, rxCounter: UInt64 = 0
     private let sendLock = NSLock(), receiveLock = NSLock()
     private var closed = false
+    /// While set, reads give up at this monotonic time (the handshake's total deadline).
+    private var readDeadline: UInt64?
+
+    /// The whole handshake, on either side, must be over within this many seconds.
+    public static let handshakeSeconds: Double = 5
 
     static let hello = Array("RMT1".utf8)
     static let refusal = Array("RMTX".utf8)
@@ -51,43 +56,49 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
             let bound = SocketAddress.with(WireAddress(ip: local.ip, port: 0)) { bind(fd, $0, $1) }
             if bound != 0 { Log.debug("cannot bind the task connection to \(local.host); using the default route") }
         }
-        FD.setTimeouts(fd, seconds: 10)
+        FD.setTimeouts(fd, seconds: Int(handshakeSeconds))
         guard SocketAddress.with(address, { Glibc.connect(fd, $0, $1) }) == 0 else {
             let err = String(cString: strerror(errno))
             Glibc.close(fd)
             throw MeshError(MeshError.tempFail, "cannot reach \(expected) at \(address): \(err)")
         }
         let channel: SecureChannel
+        let deadline = FD.deadline(in: handshakeSeconds)
         do {
-            channel = try clientHandshake(fd: fd, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
+            channel = try clientHandshake(fd: fd, expected: expected, me: me, keyPair: keyPair, trusted: trusted, deadline: deadline)
         } catch {
             Glibc.close(fd)
             throw error
         }
         // From here the channel owns the descriptor (released with it). The server confirms it
         // accepted our proof; without this a rejected client would only learn of it at its first read.
+        channel.readDeadline = deadline
         guard let ready = try? channel.receive(), ready.type == .info else {
             throw MeshError(MeshError.noPermission, "\(expected) refused the task connection (it did not accept our identity)")
         }
+        channel.readDeadline = nil
         FD.setTimeouts(fd, seconds: 0)
         return channel
     }
 
-    static func clientHandshake(fd: Int32, expected: String, me: String, keyPair: Ed25519.KeyPair,
-                                trusted: [String: [UInt8]]) throws(MeshError) -> SecureChannel {
+    /// The client's side of the handshake on a connected socket; every read gives up at `deadline`.
+    /// A refusal ("RMTX") is not authenticated: its code and text are never taken, whatever they say.
+    public static func clientHandshake(fd: Int32, expected: String, me: String, keyPair: Ed25519.KeyPair,
+                                       trusted: [String: [UInt8]], deadline: UInt64? = nil) throws(MeshError) -> SecureChannel {
+        let deadline = deadline ?? FD.deadline(in: handshakeSeconds)
         guard let serverKey = trusted[expected] else { throw MeshError(MeshError.noPermission, "\(expected) is not trusted here") }
         let (ephPK, ephSK) = kxKeyPair()
         var w = ByteWriter()
         w.raw(hello); w.shortString(me); w.raw(ephPK)
         guard FD.writeAll(fd, w.bytes) else { throw lost(expected) }
-        guard let tag = FD.readExactly(fd, 4) else { throw lost(expected) }
+        guard let tag = FD.readExactly(fd, 4, deadline: deadline) else { throw lost(expected) }
         if tag == refusal {
-            guard let code = FD.readExactly(fd, 1), let len = FD.readExactly(fd, 2),
-                  let msg = FD.readExactly(fd, Int(len[0]) << 8 | Int(len[1])) else { throw lost(expected) }
-            throw MeshError(Int32(code[0]), String(decoding: msg, as: UTF8.self))
+            throw MeshError(MeshError.noPermission, "\(expected) refused the connection: this node is not trusted there")
         }
-        guard tag == hello, let n = FD.readExactly(fd, 1), let nameBytes = FD.readExactly(fd, Int(n[0])),
-              let serverEph = FD.readExactly(fd, 32), let sig = FD.readExactly(fd, 64) else { throw lost(expected) }
+        guard tag == hello, let n = FD.readExactly(fd, 1, deadline: deadline),
+              let nameBytes = FD.readExactly(fd, Int(n[0]), deadline: deadline),
+              let serverEph = FD.readExactly(fd, 32, deadline: deadline),
+              let sig = FD.readExactly(fd, 64, deadline: deadline) else { throw lost(expected) }
         let serverName = String(decoding: nameBytes, as: UTF8.self)
         let transcript = transcriptBytes(client: me, clientEph: ephPK, server: serverName, serverEph: serverEph)
         guard serverName == expected,
@@ -104,11 +115,14 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
 
     /// The server side, on an accepted socket. An untrusted client is refused (77) before
     /// anything else is read from it.
+    /// Every read gives up at a total deadline (`handshakeSeconds`), however slowly bytes trickle.
     public static func accept(fd: Int32, me: String, keyPair: Ed25519.KeyPair,
                               trusted: [String: [UInt8]]) throws(MeshError) -> SecureChannel {
-        FD.setTimeouts(fd, seconds: 10)
-        guard let tag = FD.readExactly(fd, 4), tag == hello, let n = FD.readExactly(fd, 1),
-              let nameBytes = FD.readExactly(fd, Int(n[0])), let clientEph = FD.readExactly(fd, 32) else {
+        FD.setTimeouts(fd, seconds: Int(handshakeSeconds))
+        let deadline = FD.deadline(in: handshakeSeconds)
+        guard let tag = FD.readExactly(fd, 4, deadline: deadline), tag == hello, let n = FD.readExactly(fd, 1, deadline: deadline),
+              let nameBytes = FD.readExactly(fd, Int(n[0]), deadline: deadline),
+              let clientEph = FD.readExactly(fd, 32, deadline: deadline) else {
             throw MeshError(MeshError.other, "a malformed task-channel hello")
         }
         let client = String(decoding: nameBytes, as: UTF8.self)
@@ -120,7 +134,7 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
         let transcript = transcriptBytes(client: client, clientEph: clientEph, server: me, serverEph: ephPK)
         var w = ByteWriter()
         w.raw(hello); w.shortString(me); w.raw(ephPK); w.raw(keyPair.sign(serverTag + transcript))
-        guard FD.writeAll(fd, w.bytes), let sig = FD.readExactly(fd, 64),
+        guard FD.writeAll(fd, w.bytes), let sig = FD.readExactly(fd, 64, deadline: deadline),
               Ed25519.verify(signature: sig, message: clientTag + transcript, publicKey: clientKey) else {
             throw MeshError(MeshError.noPermission, "\(client) failed to prove its identity")
         }
@@ -185,11 +199,11 @@ public final class SecureChannel: FrameTransport, @unchecked Sendable {
 
     public func receive() throws(MeshError) -> Frame? {
         receiveLock.lock(); defer { receiveLock.unlock() }
-        guard let header = FD.readExactly(fd, 4) else { return nil }
+        guard let header = FD.readExactly(fd, 4, deadline: readDeadline) else { return nil }
         var r = ByteReader(header)
         let len = Int((try? r.u32()) ?? 0)
         guard len > Self.aeadOverhead, len <= Frame.maxFrame + Self.aeadOverhead + 1,
-              let cipher = FD.readExactly(fd, len) else {
+              let cipher = FD.readExactly(fd, len, deadline: readDeadline) else {
             throw MeshError(MeshError.tempFail, "the task channel with \(peer) broke")
         }
         var plain = [UInt8](repeating: 0, count: len - Self.aeadOverhead)

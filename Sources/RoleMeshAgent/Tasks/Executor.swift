@@ -23,12 +23,24 @@ final class Executor: @unchecked Sendable {
     final class Running: @unchecked Sendable {
         let id: String
         let channel: FrameTransport
+        /// The node that submitted it (the authenticated peer of its channel).
+        let peer: String
         var pid: pid_t = 0
         var cancelled = false
+        var revoked = false
         var exited = false
         var finished = false
-        init(id: String, channel: FrameTransport) { self.id = id; self.channel = channel }
+        init(id: String, channel: FrameTransport, peer: String) { self.id = id; self.channel = channel; self.peer = peer }
     }
+
+    /// A `logs` stream served to a peer over the task channel.
+    final class Follower: @unchecked Sendable {
+        let peer: String
+        let channel: FrameTransport
+        var revoked = false
+        init(peer: String, channel: FrameTransport) { self.peer = peer; self.channel = channel }
+    }
+    private var followers: [ObjectIdentifier: Follower] = [:]
 
     init(agent: Agent, journal: TaskJournal, maxTasks: Int) {
         self.agent = agent
@@ -40,28 +52,30 @@ final class Executor: @unchecked Sendable {
 
     var runningCount: Int { lock.lock(); defer { lock.unlock() }; return running.values.filter { !$0.finished }.count }
 
-    /// GNU env with `--default-signal` (coreutils 8.31+), if this system has it.
-    static let signalResetter: String? = {
-        #if os(Linux)
-        for env in ["/usr/bin/env", "/bin/env"] where FileManager.default.isExecutableFile(atPath: env) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: env)
-            p.arguments = ["--default-signal", "true"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            if (try? p.run()) != nil { p.waitUntilExit(); if p.terminationStatus == 0 { return env } }
-        }
-        #endif
-        return nil
-    }()
+    /// What a task's environment holds of the agent's own: nothing else passes.
+    static let inheritedNames: Set<String> = ["PATH", "HOME", "USER", "LANG", "TZ"]
+
+    /// The task's whole environment: a few of the agent's variables, `env_passthrough`, and ours.
+    static func environment(agent: [String: String], passthrough: [String], own: [(String, String)]) -> [String] {
+        var env: [String: String] = [:]
+        for (k, v) in agent where inheritedNames.contains(k) || k.hasPrefix("LC_") { env[k] = v }
+        for k in passthrough where !k.hasPrefix("ROLEMESH_") { if let v = agent[k] { env[k] = v } }
+        if env["PATH"] == nil { env["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        for (k, v) in own { env[k] = v }
+        return env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+    }
 
     /// Serves one authenticated connection until its request is done.
     func serve(_ channel: SecureChannel) {
         defer { channel.close() }
         guard let first = try? channel.receive(), first.type == .request, let req = first.json else { return }
+        // Trust may have been revoked while the handshake ran.
+        guard agent.sync({ $0.keyRing.trusted[channel.peer] != nil }) else {
+            return fail(channel, revokedError(channel.peer))
+        }
         switch req["op"]?.string {
         case "run": run(req, on: channel)
-        case "logs": streamLogs(req, on: channel)
+        case "logs": streamLogs(req, on: channel, asker: channel.peer)
         default: fail(channel, MeshError(MeshError.usage, "unknown request"))
         }
     }
@@ -70,9 +84,41 @@ final class Executor: @unchecked Sendable {
         try? ch.send(.error(e))
     }
 
+    func revokedError(_ peer: String) -> MeshError {
+        MeshError(MeshError.noPermission, "trust in \(peer) was revoked on \(agent.name)")
+    }
+
+    /// `peer`'s key was removed or changed: its running and waiting tasks end (SIGTERM to the
+    /// process group, SIGKILL 3 s later; journaled `cancelled`), its channels get an `error`
+    /// (77) and close, and `logs` streams served to it end. Called off the agent queue.
+    func revoke(_ peer: String) {
+        let why = revokedError(peer)
+        lock.lock()
+        let runs = running.values.filter { $0.peer == peer && !$0.finished }
+        for r in runs { r.revoked = true }
+        let streams = followers.values.filter { $0.peer == peer }
+        for f in streams { f.revoked = true }
+        lock.unlock()
+        for r in runs {
+            Log.info("ending task \(r.id) from \(peer): trust in \(peer) was revoked")
+            fail(r.channel, why)
+            r.channel.close()
+            signal(r, SIGTERM)
+        }
+        for f in streams {
+            fail(f.channel, why)
+            f.channel.close()
+        }
+    }
+
+    /// ROLE and TASK as the contract allows them: `[A-Za-z0-9][A-Za-z0-9._-]*`, role ≤ 63 bytes, task ≤ 255.
+    static func isValidName(role: String, task: String) -> Bool {
+        NodeName.isValid(role) && Submission.isValidTaskName(task)
+    }
+
     /// The task file, if ROLE/TASK names an executable file inside the role's folder.
     func taskPath(role: String, task: String) -> String? {
-        guard NodeName.isValid(role), Submission.isValidTaskName(task) else { return nil }
+        guard Self.isValidName(role: role, task: task) else { return nil }
         let roleDir = agent.dir.rolesDir.appendingPathComponent(role).path
         let path = roleDir + "/" + task
         // Resolve links: the file must really live inside the role's folder.
@@ -90,6 +136,15 @@ final class Executor: @unchecked Sendable {
               let task = req["task"]?.string else {
             return fail(ch, MeshError(MeshError.usage, "a malformed task request"))
         }
+        guard Self.isValidName(role: role, task: task) else {
+            return fail(ch, MeshError(MeshError.usage, "not a valid task name: ROLE and TASK are letters, digits, '.', '_' or '-', starting with a letter or digit"))
+        }
+        // A peer picks the id: it may never reuse one this node knows, except our own
+        // submission to ourselves that has not started yet.
+        if let existing = journal.record(id),
+           !(ch.peer == me && existing.from == me && !existing.isFinal && existing.started == nil) {
+            return fail(ch, MeshError(MeshError.usage, "task id already used"))
+        }
         if let why = agent.sync({ $0.refusesTasks }) { return fail(ch, MeshError(MeshError.unavailable, "\(me) \(why)")) }
         guard let path = taskPath(role: role, task: task) else {
             return fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
@@ -100,85 +155,92 @@ final class Executor: @unchecked Sendable {
         initial.args = args
         journal.update(id, initial: initial) { $0.node = me; $0.state = .queued; $0.args = args }
 
-        let r = Running(id: id, channel: ch)
+        let r = Running(id: id, channel: ch, peer: ch.peer)
         lock.lock(); running[id] = r; lock.unlock()
         defer { lock.lock(); r.finished = true; running[id] = nil; lock.unlock() }
 
+        // The task's standard input: a pipe whose read end the task gets.
+        guard let (stdinRead, stdinWrite) = Spawn.pipe() else { return fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task")) }
+        let stdinWriter = PipeEnd(stdinWrite)
+        var stdinReader: Int32 = stdinRead
+        defer { if stdinReader >= 0 { close(stdinReader) } }
+
         // The connection's input: stdin, end of stdin, signals. Started before waiting for a
         // slot, so a Ctrl-C while queued still cancels.
-        let stdinPipe = Pipe()
-        let stdinWriter = stdinPipe.fileHandleForWriting
-        nonisolated(unsafe) var stdinOpen = true
         onWorkerThread {
             while true {
                 guard let f = try? ch.receive() else { break }
                 switch f.type {
-                case .stdin:
-                    if stdinOpen, !FD.writeAll(stdinWriter.fileDescriptor, f.payload) { stdinOpen = false; try? stdinWriter.close() }
-                case .stdinEOF:
-                    if stdinOpen { stdinOpen = false; try? stdinWriter.close() }
-                case .signal:
-                    self.signal(r, Int32(f.payload.first ?? UInt8(SIGINT)))
+                case .stdin: stdinWriter.write(f.payload)
+                case .stdinEOF: stdinWriter.close()
+                case .signal: self.signal(r, Int32(f.payload.first ?? UInt8(SIGINT)))
                 default: break
                 }
             }
-            if stdinOpen { stdinOpen = false; try? stdinWriter.close() }
+            stdinWriter.close()
             // The submitter vanished without the task ending: hang up on it, as sshd does, so a
             // retry elsewhere never races a copy still running here. Detached runs go on.
             self.lock.lock(); let over = r.finished || r.exited; self.lock.unlock()
             if !over, req["detached"]?.bool != true { self.signal(r, SIGHUP) }
         }
 
-        slots.wait()
-        defer { slots.signal() }
-        if r.cancelled {
-            journal.update(id) { $0.state = .cancelled; $0.finished = Clock.rfc3339(); $0.exitCode = 130 }
-            try? ch.send(.exit(code: 130, state: "cancelled"))
+        // Wait for a slot, but give up as soon as the run is cancelled (Ctrl-C, revocation).
+        var gotSlot = true
+        while slots.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            lock.lock(); let c = r.cancelled; lock.unlock()
+            if c { gotSlot = false; break }
+        }
+        defer { if gotSlot { slots.signal() } }
+        // Trust is checked again when the slot comes: a revoked peer's task never starts.
+        if gotSlot, !agent.sync({ $0.keyRing.trusted[ch.peer] != nil }) {
+            lock.lock(); r.revoked = true; r.cancelled = true; lock.unlock()
+            fail(ch, revokedError(ch.peer))
+        }
+        lock.lock(); let cancelledBefore = r.cancelled, revokedBefore = r.revoked; lock.unlock()
+        if cancelledBefore {
+            journal.update(id) { $0.state = .cancelled; $0.finished = Clock.rfc3339(); $0.exitCode = revokedBefore ? 77 : 130 }
+            if !revokedBefore { try? ch.send(.exit(code: 130, state: "cancelled")) }
             return
         }
 
         let work = agent.dir.stateDir.appendingPathComponent("work/\(id)")
         try? FileManager.default.removeItem(at: work)
         try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let p = Process()
-        if let env = Executor.signalResetter {
-            // The agent ignores SIGPIPE (and its service manager may have set more); a task starts
-            // with default signal handling, as from a shell, so `producer | head` ends quietly.
-            p.executableURL = URL(fileURLWithPath: env)
-            p.arguments = ["--default-signal", path] + args
-        } else {
-            p.executableURL = URL(fileURLWithPath: path)
-            p.arguments = args
-        }
-        p.currentDirectoryURL = work
-        var env = ProcessInfo.processInfo.environment
-        env["ROLEMESH_NODE"] = me
-        env["ROLEMESH_FROM"] = ch.peer
-        env["ROLEMESH_ROLE"] = role
-        env["ROLEMESH_TASK"] = task
-        env["ROLEMESH_TASK_ID"] = id
-        env["ROLEMESH_DIR"] = nil
-        p.environment = env
+        let env = Self.environment(agent: ProcessInfo.processInfo.environment, passthrough: agent.config.envPassthrough,
+                                   own: [("ROLEMESH_NODE", me), ("ROLEMESH_FROM", ch.peer), ("ROLEMESH_ROLE", role),
+                                         ("ROLEMESH_TASK", task), ("ROLEMESH_TASK_ID", id)])
         let started = Frame(.started, json: .object([("id", .string(id)), ("node", .string(me)), ("state", .string("running"))]))
-        let out = Pipe(), err = Pipe()
-        p.standardInput = stdinPipe
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch {
+        guard let (outRead, outWrite) = Spawn.pipe() else { return fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task")) }
+        guard let (errRead, errWrite) = Spawn.pipe() else {
+            close(outRead); close(outWrite)
+            return fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task"))
+        }
+        let outFDs = [outRead, outWrite], errFDs = [errRead, errWrite]
+        let spawned = Spawn.start(path: path, args: args, environment: env, directory: work.path,
+                                  stdin: stdinReader, stdout: outFDs[1], stderr: errFDs[1])
+        close(stdinReader); stdinReader = -1
+        close(outFDs[1]); close(errFDs[1])
+        let pid: pid_t
+        switch spawned {
+        case .success(let p): pid = p
+        case .failure(let e):
+            close(outFDs[0]); close(errFDs[0])
+            var code = 126
             // Like a shell: the file is there but cannot be executed (no #! line, bad interpreter): 126.
-            let why = "rolemesh: \(me) could not execute \(role)/\(task) (is it a script without a #! line, or a binary for another system?)\n"
-            journal.update(id) { $0.state = .failed; $0.started = Clock.rfc3339(); $0.finished = Clock.rfc3339(); $0.exitCode = 126 }
+            var why = "rolemesh: \(me) could not execute \(role)/\(task) (is it a script without a #! line, or a binary for another system?)\n"
+            if e.code == ENOENT, let interpreter = Spawn.interpreter(of: path) {
+                code = 127
+                why = "rolemesh: \(me) could not execute \(role)/\(task): its interpreter \(interpreter) (named on its #! line) was not found\n"
+            }
+            journal.update(id) { $0.state = .failed; $0.started = Clock.rfc3339(); $0.finished = Clock.rfc3339(); $0.exitCode = code }
             try? ch.send(started)
             try? ch.send(Frame(.stderr, Array(why.utf8)))
-            try? ch.send(.exit(code: 126, state: "failed"))
+            try? ch.send(.exit(code: code, state: "failed"))
             try? FileManager.default.removeItem(at: work)
             return
         }
-        lock.lock(); r.pid = p.processIdentifier; let cancelledEarly = r.cancelled; lock.unlock()
-        if cancelledEarly { self.signal(r, SIGINT) }
-        try? stdinPipe.fileHandleForReading.close()
-        try? out.fileHandleForWriting.close()
-        try? err.fileHandleForWriting.close()
+        lock.lock(); r.pid = pid; let cancelledEarly = r.cancelled, revokedEarly = r.revoked; lock.unlock()
+        if cancelledEarly { self.signal(r, revokedEarly ? SIGTERM : SIGINT) }
         journal.update(id) { $0.state = .running; $0.started = Clock.rfc3339() }
         try? ch.send(started)
 
@@ -186,11 +248,10 @@ final class Executor: @unchecked Sendable {
         // the task down (the pipe fills) instead of growing memory.
         let log = OutputLog(url: journal.outputFile(id))
         let pumps = DispatchGroup()
-        for (pipe, type) in [(out, FrameType.stdout), (err, FrameType.stderr)] {
+        for (fd, type) in [(outFDs[0], FrameType.stdout), (errFDs[0], FrameType.stderr)] {
             pumps.enter()
             onWorkerThread {
-                defer { pumps.leave() }
-                let fd = pipe.fileHandleForReading.fileDescriptor
+                defer { close(fd); pumps.leave() }
                 var buf = [UInt8](repeating: 0, count: Frame.maxPayload)
                 var listening = true
                 while true {
@@ -201,15 +262,13 @@ final class Executor: @unchecked Sendable {
                     log.append(type, chunk)
                     if listening { do { try ch.send(Frame(type, chunk)) } catch { listening = false } }
                 }
-                try? pipe.fileHandleForReading.close()
             }
         }
-        p.waitUntilExit()
+        let code = Spawn.wait(pid)
         lock.lock(); r.exited = true; let cancelledNow = r.cancelled; lock.unlock()
-        if cancelledNow { kill(-p.processIdentifier, SIGKILL) }   // nothing of a cancelled task outlives it
+        if cancelledNow { kill(-pid, SIGKILL) }   // nothing of a cancelled task outlives it
         _ = pumps.wait(timeout: .now() + 10)     // output written just before exit still arrives
         log.close()
-        let code: Int32 = p.terminationReason == .exit ? p.terminationStatus : 128 + p.terminationStatus
         lock.lock(); let wasCancelled = r.cancelled; lock.unlock()
         let state: TaskRecord.State = wasCancelled ? .cancelled : (code == 0 ? .done : .failed)
         journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339() }
@@ -249,14 +308,31 @@ final class Executor: @unchecked Sendable {
     }
 
     /// `logs`: the stored output, and with `follow` whatever comes until the task ends.
-    func streamLogs(_ req: JSON, on ch: FrameTransport) {
-        guard let id = req["id"]?.string, TaskJournal.isValidID(id), journal.record(id) != nil else {
+    /// `asker`: the peer asking over the task channel (nil for this node's own `logs`); it must
+    /// have submitted or run the task.
+    func streamLogs(_ req: JSON, on ch: FrameTransport, asker: String? = nil) {
+        guard let id = req["id"]?.string, TaskJournal.isValidID(id), let record = journal.record(id) else {
             return fail(ch, MeshError(MeshError.other, "\(agent.name) has no task \(req["id"]?.string ?? "")"))
+        }
+        if let asker, record.from != asker, record.node != asker {
+            return fail(ch, MeshError(MeshError.noPermission, "\(asker) neither submitted nor ran task \(id)"))
+        }
+        var follower: Follower?
+        if let asker {
+            let f = Follower(peer: asker, channel: ch)
+            lock.lock(); followers[ObjectIdentifier(f)] = f; lock.unlock()
+            follower = f
+        }
+        defer { if let f = follower { lock.lock(); followers[ObjectIdentifier(f)] = nil; lock.unlock() } }
+        func revoked() -> Bool {
+            guard let f = follower else { return false }
+            lock.lock(); defer { lock.unlock() }
+            return f.revoked
         }
         let follow = req["follow"]?.bool ?? false
         let reader = OutputLog.Reader(url: journal.outputFile(id))
         let deadline = Date().addingTimeInterval(24 * 3600)
-        while Date() < deadline {
+        while Date() < deadline, !revoked() {
             var sent = false
             while let (type, bytes) = reader.next() {
                 guard (try? ch.send(Frame(type, bytes))) != nil else { return }

@@ -26,9 +26,12 @@ public struct Submission: Sendable {
                  ("submitted", .string(submitted))])
     }
 
-    /// A file name inside the role's folder: no path separators, not `.` or `..`.
+    /// A task's file name in its role's folder: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 255 bytes.
     public static func isValidTaskName(_ t: String) -> Bool {
-        !t.isEmpty && t.utf8.count <= 255 && !t.contains("/") && t != "." && t != ".." && !t.contains("\0")
+        let b = Array(t.utf8)
+        func alnum(_ c: UInt8) -> Bool { (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
+        guard let first = b.first, b.count <= 255, alnum(first) else { return false }
+        return b.allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
     }
 
     init?(json j: JSON) {
@@ -75,6 +78,18 @@ final class Submitter: @unchecked Sendable {
         for s in queued { onWorkerThread { self.run(s, sink: nil) } }
     }
 
+    /// Runs whose node this node stopped trusting: they end with 77, never retried.
+    private var revokedRuns: Set<String> = []
+
+    /// Trust in `node` was revoked here: our channels to it close and their runs report 77.
+    func nodeRevoked(_ node: String) {
+        lock.lock()
+        let victims = active.filter { $0.value.node == node }
+        revokedRuns.formUnion(victims.keys)
+        lock.unlock()
+        for v in victims.values { v.channel.close() }
+    }
+
     /// Membership declared `node` dead or gone: wake runs blocked on it so they can re-route.
     func nodeLost(_ node: String) {
         lock.lock(); let victims = active.values.filter { $0.node == node }; lock.unlock()
@@ -109,7 +124,8 @@ final class Submitter: @unchecked Sendable {
             guard retriesLeft > 0 else { return false }
             retriesLeft -= 1
             excluded.insert(node)
-            journal.update(sub.id) { $0.state = .queued; $0.node = nil }
+            // Not started anywhere now: the executor accepts this id again only from a record like this.
+            journal.update(sub.id) { $0.state = .queued; $0.node = nil; $0.started = nil }
             end(.info(message))
             return true
         }
@@ -200,6 +216,10 @@ final class Submitter: @unchecked Sendable {
                 }
             } catch {}
             relay.detach()
+            lock.lock(); let revoked = revokedRuns.remove(sub.id) != nil; lock.unlock()
+            if revoked {
+                return failed(on: target.name, MeshError(MeshError.noPermission, "trust in \(target.name) was revoked on \(me)"))
+            }
 
             if let f = outcome, f.type == .exit, let j = f.json {
                 let code = j["code"]?.int ?? 1

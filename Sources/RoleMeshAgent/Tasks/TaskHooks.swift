@@ -56,19 +56,23 @@ extension Agent {
     func startTasks() {
         let listener = taskListener
         let agent = self
-        listener.start(queue: queue) { fd in agent.acceptTaskConnection(fd) }
+        listener.start(queue: queue) { fd, authenticated in agent.acceptTaskConnection(fd, authenticated: authenticated) }
         onWorkerThread { agent.submitter.resume() }
     }
 
-    func acceptTaskConnection(_ fd: Int32) {
+    func acceptTaskConnection(_ fd: Int32, authenticated: @escaping @Sendable () -> Void) {
         let (keyPair, trusted) = sync { ($0.keyRing.keyPair, $0.keyRing.trusted) }
+        let ch: SecureChannel
         do {
-            let ch = try SecureChannel.accept(fd: fd, me: name, keyPair: keyPair, trusted: trusted)
-            executor.serve(ch)
+            ch = try SecureChannel.accept(fd: fd, me: name, keyPair: keyPair, trusted: trusted)
         } catch {
+            authenticated()
             Log.info(error.message)
             Glibc.close(fd)
+            return
         }
+        authenticated()
+        executor.serve(ch)
     }
 
     /// On leave: take no new tasks, let running ones finish (bounded), then go.

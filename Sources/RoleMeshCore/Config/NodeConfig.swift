@@ -10,9 +10,11 @@ public struct NodeConfig: Equatable, Sendable {
     public var profile: String
     /// Key `max_tasks`: tasks run at once.
     public var maxTasks: Int
+    /// Key `env_passthrough`: names of the agent's environment variables a task also gets.
+    public var envPassthrough: [String] = []
 
     public static let profiles = ["lan", "travel", "fast"]
-    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks"]
+    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough"]
 
     public init(name: String, listen: String = "0.0.0.0:7946", seeds: [String] = [], roles: [String] = [],
                 backup: [String: Int] = [:], profile: String = "lan", maxTasks: Int = 2) {
@@ -54,6 +56,11 @@ public struct NodeConfig: Equatable, Sendable {
             case "max_tasks":
                 config.maxTasks = try entry.integer()
                 guard config.maxTasks >= 1 else { throw entry.error("must be at least 1, found \(config.maxTasks)") }
+            case "env_passthrough":
+                config.envPassthrough = try entry.strings()
+                for name in config.envPassthrough where !NodeConfig.isValidEnvName(name) {
+                    throw entry.error("invalid environment variable name \(quote(name)); use letters, digits and '_', not starting with a digit")
+                }
             default:
                 throw entry.error("unknown key \(quote(entry.key)) (known keys: \(keys.joined(separator: ", ")))")
             }
@@ -75,6 +82,7 @@ public struct NodeConfig: Equatable, Sendable {
             ("backup", .table(backupPairs), "roles this node stands by for, with priority (1 is first)"),
             ("profile", .string(profile), "timing: \"lan\", \"travel\" (battery-friendly) or \"fast\" (tests)"),
             ("max_tasks", .integer(maxTasks), "tasks run at once; more wait in the queue"),
+            ("env_passthrough", .array(envPassthrough.map(TOMLValue.string)), "the agent's environment variables tasks also get"),
         ]
         let assignments = lines.map { "\($0.0) = \(TOMLSubset.render($0.1))" }
         let width = assignments.map(\.count).max() ?? 0
@@ -83,6 +91,14 @@ public struct NodeConfig: Equatable, Sendable {
             text += assignment.padding(to: width) + "  # " + line.2 + "\n"
         }
         return text
+    }
+
+    /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+    public static func isValidEnvName(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        func letter(_ c: UInt8) -> Bool { (65...90).contains(c) || (97...122).contains(c) || c == 95 }
+        guard let first = b.first, letter(first) else { return false }
+        return b.allSatisfy { letter($0) || (48...57).contains($0) }
     }
 
     /// Splits `HOST:PORT`, where HOST is a host name, an IPv4 address or `[IPv6]`

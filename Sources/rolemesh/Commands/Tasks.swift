@@ -54,7 +54,9 @@ struct Submit: ParsableCommand {
                 switch f.type {
                 case .stdout: _ = FD_write(1, f.payload)
                 case .stderr: _ = FD_write(2, f.payload)
-                case .info: FileHandle.standardError.write(Data("rolemesh: \(f.json?["message"]?.string ?? "")\n".utf8))
+                case .info:
+                    let message = (f.json?["message"]?.string ?? "").escapingControlCharacters
+                    FileHandle.standardError.write(Data("rolemesh: \(message)\n".utf8))
                 case .exit, .error: try Self.finish(f)
                 default: break
                 }
@@ -136,7 +138,7 @@ struct Tasks: ParsableCommand {
                              t["node"]?.string ?? "-", t["from"]?.string ?? "?", t["state"]?.string ?? "?",
                              t["exit_code"]?.int.map(String.init) ?? "-", submitted])
             }
-            printOut(StatusText.table(rows))
+            printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
         }
     }
 }

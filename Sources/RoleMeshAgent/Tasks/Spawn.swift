@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Starting a task process with `posix_spawn`: the file itself (never through `env` or a shell,
+/// so no byte of its name or arguments is interpreted), default signal handling and an empty
+/// signal mask (the agent ignores SIGPIPE; a task starts as from a shell), its own process
+/// group, its working directory, its three pipes, and nothing else of the agent's descriptors.
+enum Spawn {
+    /// The child's pid, or the errno `posix_spawn` reported (ENOEXEC, EACCES, ENOENT…).
+    static func start(path: String, args: [String], environment: [String], directory: String,
+                      stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, Errno> {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var all = sigset_t(), none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        guard let closeFrom = Self.addCloseFrom, let chdir = Self.addChdir else { return .failure(Errno(code: ENOSYS)) }
+        _ = closeFrom(&actions, 3)
+        _ = chdir(&actions, directory)
+
+        let argv = ([path] + args).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) }; for p in envp { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
+        return rc == 0 ? .success(pid) : .failure(Errno(code: rc))
+    }
+
+    struct Errno: Error { let code: Int32 }
+
+    /// A pipe: (read end, write end), both close-on-exec (the child gets its copies by dup2).
+    static func pipe() -> (Int32, Int32)? {
+        var fds: [Int32] = [-1, -1]
+        guard Glibc.pipe(&fds) == 0 else { return nil }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return (fds[0], fds[1])
+    }
+
+    // glibc's GNU extensions (2.29+, 2.34+) are not imported without _GNU_SOURCE: looked up once.
+    typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    nonisolated(unsafe) static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
+    nonisolated(unsafe) static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }
+
+    /// Waits for `pid` and returns its exit code, or 128 + the signal that ended it.
+    static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return 1 }
+        }
+        return decode(status)
+    }
+
+    /// The wait status by hand (the W* macros do not import): exit code, or 128 + signal.
+    static func decode(_ status: Int32) -> Int32 {
+        let sig = status & 0x7f
+        if sig == 0 { return (status >> 8) & 0xff }
+        return 128 + sig
+    }
+
+    /// The interpreter a `#!` line names, if the file starts with one.
+    static func interpreter(of path: String) -> String? {
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        let head = (try? h.read(upToCount: 256)) ?? Data()
+        guard head.starts(with: [0x23, 0x21]) else { return nil }
+        let line = head.dropFirst(2).prefix { $0 != 0x0a }
+        let word = String(decoding: line, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" }).first
+        return word.map(String.init)
+    }
+}
+
+/// The write end of a task's stdin pipe, shared by the threads that feed and end it.
+final class PipeEnd: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fd: Int32
+    init(_ fd: Int32) { self.fd = fd }
+
+    /// A failed write (the task closed its stdin or ended) closes the pipe; later input is dropped.
+    func write(_ bytes: [UInt8]) {
+        lock.lock(); defer { lock.unlock() }
+        guard fd >= 0 else { return }
+        if !FD.writeAll(fd, bytes) { Glibc.close(fd); fd = -1 }
+    }
+
+    func close() {
+        lock.lock(); defer { lock.unlock() }
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+}

@@ -1,0 +1,111 @@
+import XCTest
+import Foundation
+import Dispatch
+import RoleMeshAgent
+import RoleMeshCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The task channel's client against a fake server, the escaping helper, and reading keys/.
+final class TaskHardeningUnitTests: XCTestCase {
+    func testEscapingControlCharacters() {
+        XCTAssertEqual("plain text, ünïcödé".escapingControlCharacters, "plain text, ünïcödé")
+        XCTAssertEqual("\u{1b}[31mred\u{07}".escapingControlCharacters, "\\u{1b}[31mred\\u{7}")
+        XCTAssertEqual("a\nb\rc\td\u{7f}\u{9b}".escapingControlCharacters, "a\\u{a}b\\u{d}c\td\\u{7f}\\u{9b}")
+        XCTAssertFalse("\u{1b}]0;title\u{07}".escapingControlCharacters.unicodeScalars.contains { $0.value < 0x20 })
+    }
+
+    /// A socket pair: the client's end and the fake server's end, each closed by the test.
+    func socketPair() -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        return (fds[0], fds[1])
+    }
+
+    /// Reads the client's hello ("RMT1", name, 32-byte key) on the fake server's end.
+    static func readHello(_ fd: Int32) {
+        var buf = [UInt8](repeating: 0, count: 4 + 1 + 5 + 32)
+        var got = 0
+        while got < buf.count {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n <= 0 { return }
+            got += n
+        }
+    }
+
+    func testAnUnauthenticatedRefusalNeverPicksTheExitCodeOrWritesEscapes() throws {
+        let (client, server) = socketPair()
+        defer { close(client); close(server) }
+        let serverKey = Ed25519.KeyPair.generate()
+        let fake = Thread {
+            Self.readHello(server)
+            let msg = Array("\u{1b}[2J\u{1b}]0;owned\u{07}all good".utf8)
+            let bytes = Array("RMTX".utf8) + [0, UInt8(msg.count >> 8), UInt8(msg.count & 0xff)] + msg
+            _ = bytes.withUnsafeBytes { write(server, $0.baseAddress, $0.count) }
+        }
+        fake.start()
+        do {
+            _ = try SecureChannel.clientHandshake(fd: client, expected: "srv01", me: "node1", keyPair: .generate(),
+                                                  trusted: ["srv01": serverKey.publicKey])
+            XCTFail("a refusal must fail the handshake")
+        } catch {
+            XCTAssertEqual(error.code, 77)
+            XCTAssertEqual(error.message, "srv01 refused the connection: this node is not trusted there")
+            XCTAssertFalse(error.message.utf8.contains(0x1b))
+        }
+    }
+
+    func testTheHandshakeDeadlineIsTotalNotPerRead() throws {
+        let (client, server) = socketPair()
+        defer { close(client); close(server) }
+        let stop = NSLock()
+        nonisolated(unsafe) var stopped = false
+        // A server that answers one byte of a valid-looking hello every 200 ms, for at most 10 s.
+        let fake = Thread {
+            Self.readHello(server)
+            let hello = Array("RMT1".utf8) + [5] + Array("srv01".utf8) + [UInt8](repeating: 7, count: 96)
+            for b in hello {
+                stop.lock(); let done = stopped; stop.unlock()
+                if done { return }
+                _ = [b].withUnsafeBytes { write(server, $0.baseAddress, 1) }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
+        fake.start()
+        defer { stop.lock(); stopped = true; stop.unlock() }
+        let t0 = Date()
+        let deadline = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
+        XCTAssertThrowsError(try SecureChannel.clientHandshake(fd: client, expected: "srv01", me: "node1", keyPair: .generate(),
+                                                               trusted: ["srv01": Ed25519.KeyPair.generate().publicKey],
+                                                               deadline: deadline))
+        let took = Date().timeIntervalSince(t0)
+        XCTAssertLessThan(took, 2.5, "a byte every 200 ms kept the handshake going for \(took) s past a 1 s deadline")
+        XCTAssertGreaterThan(took, 0.8)
+    }
+
+    func testLoadTrustedReportsFailureWhenKeysCannotBeRead() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("keys-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = NodeDirectory(root: root)
+        // keys/ is a file: it cannot be listed (ENOTDIR), which is not "no keys".
+        FileManager.default.createFile(atPath: dir.keysDir.path, contents: Data("x".utf8))
+        XCTAssertThrowsError(try KeyStore.loadTrusted(in: dir))
+        try FileManager.default.removeItem(at: dir.keysDir)
+        try FileManager.default.createDirectory(at: dir.keysDir, withIntermediateDirectories: true)
+        let good = Ed25519.KeyPair.generate()
+        try (Data(good.publicKey).base64EncodedString() + "\n").write(to: dir.publicKey("good"), atomically: true, encoding: .utf8)
+        // Malformed, or not a regular file: skipped as before.
+        try "not a key\n".write(to: dir.publicKey("bad"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(at: dir.publicKey("folder"), withIntermediateDirectories: true)
+        var reports: [String] = []
+        XCTAssertEqual(try KeyStore.loadTrusted(in: dir, report: { reports.append($0) }), ["good": good.publicKey])
+        XCTAssertEqual(reports.count, 2, "\(reports)")
+        // A .pub that cannot be opened (a symlink loop: ELOOP) fails the whole read.
+        try FileManager.default.createSymbolicLink(atPath: dir.publicKey("loop").path, withDestinationPath: dir.publicKey("loop").path)
+        XCTAssertThrowsError(try KeyStore.loadTrusted(in: dir)) { error in
+            XCTAssertTrue((error as? MeshError)?.message.contains("loop.pub") == true, "\(error)")
+        }
+    }
+}

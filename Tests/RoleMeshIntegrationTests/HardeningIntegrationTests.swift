@@ -151,4 +151,29 @@ final class HardeningIntegrationTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("owned by uid 65534"), r.stderr)
         }
     }
+
+    /// Finding 10: a name an unauthenticated client sends is never written raw to the log
+    /// (no forged log lines, no escape sequences for whoever reads the log in a terminal).
+    func testUnauthenticatedNamesCannotForgeLogLines() throws {
+        try cluster.create(1)
+        try cluster.start()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = cluster.port.bigEndian
+        XCTAssertEqual(inet_pton(AF_INET, cluster.hosts["node1"]!, &sin.sin_addr), 1)
+        let rc = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        let evil = Array("x\u{1b}[31m\n2026-01-01T00:00:00.000Z info FORGED".utf8)
+        let hello = Array("RMT1".utf8) + [UInt8(evil.count)] + evil + [UInt8](repeating: 1, count: 32)
+        XCTAssertEqual(hello.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }, hello.count)
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.log("node1").contains("FORGED") }, cluster.log("node1"))
+        let log = cluster.log("node1")
+        XCTAssertFalse(log.contains("\u{1b}"), "a raw escape byte reached the log")
+        XCTAssertFalse(log.split(separator: "\n").contains { $0.hasPrefix("2026-01-01T00:00:00.000Z info FORGED") }, log)
+    }
 }

@@ -40,7 +40,9 @@ public enum Log {
     public static func warn(_ s: String) { write("warn", s) }
     public static func debug(_ s: String) { if verbose { write("debug", s) } }
     static func write(_ level: String, _ s: String) {
-        let line = "\(Clock.rfc3339()) \(level) \(s)\n"
+        // One event, one line: names and sentences may come from unauthenticated peers, so control
+        // characters (newlines, escape sequences) are escaped rather than written to the terminal or journal.
+        let line = "\(Clock.rfc3339()) \(level) \(s.escapingControlCharacters)\n"
         // Not the trapping `write(_:)`: a closed stderr must not bring the agent down.
         try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
     }

@@ -683,10 +683,11 @@ struct VerifyBudget {
         return true
     }
 
-    /// The rest of a failed check's cost.
+    /// The rest of a failed check's cost. The bucket may go into debt (down to −capacity), so a
+    /// failure costs its full price even when it took the last token.
     mutating func penalise(_ ip: [UInt8]) {
         guard var b = buckets[ip] else { return }
-        b.tokens = max(0, b.tokens - (Self.failureCost - 1))
+        b.tokens = max(-Self.capacity, b.tokens - (Self.failureCost - 1))
         buckets[ip] = b
     }
 }

@@ -82,7 +82,7 @@ public final class Membership {
         self.crypto = crypto
         rng = SplitMix64(seed: seed)
         me = Heartbeat(name: config.name, incarnation: min(config.incarnation, Wire.maxIncarnation), seq: 0, draining: config.draining,
-                       address: config.address, roles: config.roles, backup: config.backup, signals: config.signals)
+                       address: config.address, roles: config.roles, backup: config.backup, signals: config.signals.quantized)
         myEntry = SignedEntry(statement: .heartbeat(me), body: [], signature: [])
         bootstrap = config.bootstrap
         // Spread first beats so nodes started together do not send in lockstep.

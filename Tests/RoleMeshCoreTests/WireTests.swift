@@ -16,7 +16,9 @@ final class WireTests: XCTestCase {
     }
 
     func testHeartbeatAndAccusationRoundTrip() throws {
-        let hb = signed(.heartbeat(heartbeat()))
+        var request = heartbeat()
+        request.syncRequest = true      // a sync request's entry 0 carries the signed flag (4, 0x02)
+        let hb = signed(.heartbeat(request))
         let acc = signed(.accusation(Accusation(accuser: "desk", kind: .dead, target: "laptop", incarnation: 9)))
         let d = Datagram(kind: .syncRequest, entries: [hb, acc])
         let bytes = Wire.encode(d)

@@ -15,8 +15,14 @@ struct Member {
     /// The signed claim this node holds that the member is dead.
     var deathClaim: SignedEntry?
     var deathIncarnation: UInt64 = 0
-    /// Source address of its last direct datagram, for members that advertise 0.0.0.0.
+    /// Source address of its last direct datagram whose heartbeat was fresh (accepted), for members
+    /// that advertise 0.0.0.0. Never moved by a duplicate or replay.
     var observed: WireAddress?
+    /// Known only second-hand: learned through a relay or a full-state sync and not heard since,
+    /// directly or through a newer heartbeat. A death claim at its current incarnation is enough.
+    var secondHand = false
+    /// The newest version it spoke at while final here (verified), so a replay earns no notice.
+    var finalHeard: Version?
 
     var address: WireAddress { observed.map { heartbeat.address.filling(from: $0) } ?? heartbeat.address }
 

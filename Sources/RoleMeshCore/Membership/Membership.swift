@@ -54,8 +54,14 @@ public final class Membership {
     var nextDeadRetry: Millis
     var nextJoin: Millis
     var joinBackoff: Millis = 0
-    var lastNotice: [WireAddress: Millis] = [:]
+    /// Rate limits on anything sent in reply, keyed by source IP (never the port) and sender name.
+    var lastNotice: [[UInt8]: Millis] = [:]
     var lastSyncReply: [String: Millis] = [:]
+    var lastSyncReplyIP: [[UInt8]: Millis] = [:]
+    /// Signature checks each source IP may still cost us.
+    var verifyBudget = VerifyBudget()
+    /// This input's sync-request lead and the version our heartbeat had right after it was made.
+    var roundRequest: (entry: SignedEntry, after: Version)?
     var outbox: [MembershipAction] = []
     public private(set) var hasLeft = false
     /// Set when anything routing depends on changed; routes are recomputed once per input.
@@ -75,8 +81,8 @@ public final class Membership {
         profile = config.profile
         self.crypto = crypto
         rng = SplitMix64(seed: seed)
-        me = Heartbeat(name: config.name, incarnation: config.incarnation, seq: 0, draining: config.draining,
-                       address: config.address, roles: config.roles, backup: config.backup, signals: config.signals)
+        me = Heartbeat(name: config.name, incarnation: min(config.incarnation, Wire.maxIncarnation), seq: 0, draining: config.draining,
+                       address: config.address, roles: config.roles, backup: config.backup, signals: config.signals.quantized)
         myEntry = SignedEntry(statement: .heartbeat(me), body: [], signature: [])
         bootstrap = config.bootstrap
         // Spread first beats so nodes started together do not send in lockstep.
@@ -142,44 +148,68 @@ public final class Membership {
             dropped.malformed += 1
             return []
         }
-        return receive(datagram, from: from, now: now)
+        return process(datagram, from: from, now: now)
     }
 
-    /// A decoded datagram (the simulation skips the byte encoding).
+    /// A decoded datagram (the simulation skips the byte encoding). The same rules apply: a datagram
+    /// `Wire.decode` would reject is dropped as malformed.
     public func receive(_ d: Datagram, from: WireAddress, now: Millis) -> [MembershipAction] {
-        guard !hasLeft, let first = d.entries.first, case .heartbeat(let sender) = first.statement else { return drain() }
+        guard !hasLeft else { return drain() }
+        do { try Wire.check(d) } catch {
+            dropped.malformed += 1
+            return drain()
+        }
+        return process(d, from: from, now: now)
+    }
+
+    /// protocol.md section 6: entry 0 decides whether the datagram is used at all; nothing is sent
+    /// in reply unless entry 0's signature was checked in this datagram.
+    func process(_ d: Datagram, from: WireAddress, now: Millis) -> [MembershipAction] {
+        guard let first = d.entries.first, case .heartbeat(let sender) = first.statement else { return drain() }
         if sender.name == name { dropped.replay += 1; return drain() }   // our own words played back to us
-        switch acceptHeartbeat(first, sender, observed: from, now: now) {
-        case .accepted: break
+        var fresh = false
+        switch acceptHeartbeat(first, sender, source: from, direct: true, now: now) {
+        case .accepted:
+            fresh = true
         case .duplicate:
             if members[sender.name]?.finalIncarnation != nil {
                 dropped.replay += 1
                 return drain()
             }
         case .final:
-            // It speaks at an incarnation we hold dead or left: tell it, so it refutes.
+            // It speaks at an incarnation we hold dead or left: tell it, so it refutes — but only once
+            // its newer heartbeat proved to be its own words, fresh, and not a replay of one we answered.
+            guard confirmFinal(first, sender, source: from, now: now) else { return drain() }
             sendNotice(about: sender.name, to: from, now: now)
         case .stale:
             dropped.replay += 1
-            sendNotice(about: sender.name, to: from, now: now)
             return drain()
         case .unknownKey: dropped.unknownKey += 1; return drain()
         case .badSignature: dropped.badSignature += 1; return drain()
+        case .rateLimited: dropped.rateLimited += 1; return drain()
         }
         for entry in d.entries.dropFirst() {
             switch entry.statement {
             case .heartbeat(let hb):
-                switch acceptHeartbeat(entry, hb, observed: nil, now: now) {
+                switch acceptHeartbeat(entry, hb, source: from, direct: false, now: now) {
                 case .unknownKey: dropped.unknownKey += 1
-                case .badSignature: dropped.badSignature += 1
+                case .rateLimited: dropped.rateLimited += 1
+                case .badSignature:
+                    // The first bad signature ends the datagram: junk costs at most one check.
+                    dropped.badSignature += 1
+                    return drain()
                 default: break
                 }
             case .accusation(let a):
-                acceptAccusation(entry, a, now: now)
+                guard acceptAccusation(entry, a, source: from, now: now) else { return drain() }
             }
         }
-        if d.kind == .syncRequest, now - (lastSyncReply[sender.name] ?? Millis.min / 2) >= profile.heartbeat {
+        // Full state only in answer to a sync request whose signed lead we accepted just now.
+        if d.kind == .syncRequest, fresh, sender.syncRequest,
+           now - (lastSyncReply[sender.name] ?? Millis.min / 2) >= profile.heartbeat,
+           now - (lastSyncReplyIP[from.ip] ?? Millis.min / 2) >= profile.heartbeat {
             lastSyncReply[sender.name] = now
+            lastSyncReplyIP[from.ip] = now
             sendFullState(.syncReply, to: from)
         }
         return drain()
@@ -233,28 +263,30 @@ public final class Membership {
 
     // MARK: - Heartbeats
 
-    enum Outcome { case accepted, duplicate, stale, final, unknownKey, badSignature }
+    enum Outcome { case accepted, duplicate, stale, final, unknownKey, badSignature, rateLimited }
 
-    func acceptHeartbeat(_ entry: SignedEntry, _ hb: Heartbeat, observed: WireAddress?, now: Millis) -> Outcome {
-        if hb.name == name { return acceptOwnRecord(entry, hb) }
+    /// `direct`: this is entry 0, the sender's own heartbeat, so `source` is where it speaks from.
+    func acceptHeartbeat(_ entry: SignedEntry, _ hb: Heartbeat, source: WireAddress, direct: Bool, now: Millis) -> Outcome {
+        if hb.name == name { return acceptOwnRecord(entry, hb, source: source, now: now) }
         let old = members[hb.name]
         if let m = old {
-            if entry.signature == m.entry.signature, entry.body == m.entry.body {
-                if let observed { members[hb.name]?.observed = observed }
-                return .duplicate
-            }
+            // A byte-identical copy proves nothing new: it moves no address and costs no check.
+            if entry.signature == m.entry.signature, entry.body == m.entry.body { return .duplicate }
             if hb.version <= m.heartbeat.version { return .stale }
             if let final = m.finalIncarnation, hb.incarnation <= final { return .final }
         }
-        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: hb.name) else {
-            return .unknownKey
+        switch verify(entry, origin: hb.name, source: source, now: now) {
+        case .valid: break
+        case .unknownKey: return .unknownKey
+        case .invalid: return .badSignature
+        case .rateLimited: return .rateLimited
         }
-        guard valid else { return .badSignature }
 
         let newState: MemberState = hb.status == .left ? .left : .alive
         // A member first heard of through a relay or a sync may have died since: its record is not
         // fresh evidence, so a death claim arriving with it still counts.
-        let heard = old == nil && observed == nil ? now - suspectAfter / 2 : now
+        let learnedSecondHand = old == nil && !direct
+        let heard = learnedSecondHand ? now - suspectAfter / 2 : now
         var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
             m.accusers = []
@@ -264,18 +296,20 @@ public final class Membership {
         m.entry = entry
         m.lastHeard = heard
         m.suspectSince = nil
+        m.secondHand = learnedSecondHand
         // It spoke again: earlier accusations no longer confirm anything.
         if !m.accusers.isEmpty {
             m.accusers = []
             seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.kind != .suspect }
         }
-        if let observed { m.observed = observed }
+        if direct { m.observed = source }
         let changedState = old == nil || old!.state != newState
         let changedIdentity = old.map { !hb.sameIdentity(as: $0.heartbeat) } ?? true
         if changedState {
             m.state = newState
             m.stateSince = now
             m.deathClaim = nil
+            m.finalHeard = nil
             outbox.append(.event(.state(newState, hb.name)))
         } else if let old, !hb.sameIdentity(as: old.heartbeat, ignoringIncarnation: true)
                     || !hb.signals.sameFitness(as: old.heartbeat.signals) {
@@ -290,55 +324,98 @@ public final class Membership {
         return .accepted
     }
 
-    /// Someone holds a newer record of us than we do: our state was lost. Jump above it.
-    func acceptOwnRecord(_ entry: SignedEntry, _ hb: Heartbeat) -> Outcome {
+    /// Entry 0 came at a newer version but an incarnation we hold dead or left. Before anything is
+    /// sent back, it must be a version we have not answered yet and carry its origin's signature.
+    func confirmFinal(_ entry: SignedEntry, _ hb: Heartbeat, source: WireAddress, now: Millis) -> Bool {
+        guard var m = members[hb.name] else { return false }
+        if let heard = m.finalHeard, hb.version <= heard { dropped.replay += 1; return false }
+        switch verify(entry, origin: hb.name, source: source, now: now) {
+        case .valid: break
+        case .unknownKey: dropped.unknownKey += 1; return false
+        case .invalid: dropped.badSignature += 1; return false
+        case .rateLimited: dropped.rateLimited += 1; return false
+        }
+        m.finalHeard = hb.version
+        members[hb.name] = m
+        return true
+    }
+
+    /// Someone holds a newer record of us than we do: our state was lost. Jump above it. Only we can
+    /// sign our heartbeat, so this is the one way a claim above our incarnation can move us.
+    func acceptOwnRecord(_ entry: SignedEntry, _ hb: Heartbeat, source: WireAddress, now: Millis) -> Outcome {
         guard hb.version > me.version, !hasLeft else { return .duplicate }
-        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: name), valid else {
-            return .badSignature
+        switch verify(entry, origin: name, source: source, now: now) {
+        case .valid: break
+        case .unknownKey, .invalid: return .badSignature
+        case .rateLimited: return .rateLimited
         }
         refute(atLeast: hb.incarnation)
         return .accepted
     }
 
+    enum Verdict { case valid, invalid, unknownKey, rateLimited }
+
+    /// Every signature check on peer input goes through here: the origin must be trusted, and the
+    /// source IP must have budget left (a failed check costs `VerifyBudget.failureCost`).
+    func verify(_ entry: SignedEntry, origin: String, source: WireAddress, now: Millis) -> Verdict {
+        guard crypto.isTrusted(origin) else { return .unknownKey }
+        guard verifyBudget.spend(source.ip, now: now) else { return .rateLimited }
+        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: origin) else {
+            return .unknownKey
+        }
+        if !valid { verifyBudget.penalise(source.ip); return .invalid }
+        return .valid
+    }
+
     // MARK: - Accusations
 
-    func acceptAccusation(_ entry: SignedEntry, _ a: Accusation, now: Millis) {
-        guard a.accuser != name, !seenAccusations.contains(a) else { return }
-        guard let valid = crypto.verify(signature: entry.signature, message: entry.signedMessage, origin: a.accuser) else {
-            dropped.unknownKey += 1
-            return
-        }
-        guard valid else { dropped.badSignature += 1; return }
-        // Remembered (so copies skip the signature check) once applied or outdated; a claim set
-        // aside for now (hearsay about a member just heard from) may still apply when it comes again.
-        func remember() {
-            if seenAccusations.count >= Self.maxSeenAccusations { seenAccusations.removeAll() }
-            seenAccusations.insert(a)
-        }
+    /// Returns false when the datagram must not be read further (a bad signature).
+    func acceptAccusation(_ entry: SignedEntry, _ a: Accusation, source: WireAddress, now: Millis) -> Bool {
+        // Cheap relevance checks first: nothing here costs a signature check.
+        guard a.accuser != name, a.accuser != a.target, !seenAccusations.contains(a) else { return true }
+        guard crypto.isTrusted(a.accuser) else { dropped.unknownKey += 1; return true }
         if a.target == name {
-            remember()
-            if a.incarnation >= me.incarnation { refute(atLeast: a.incarnation) }
-            return
+            // Only a claim about our current incarnation needs an answer. One above it cannot be
+            // legitimate (our incarnation is persisted); our lost state comes back through our own
+            // newer signed heartbeat (acceptOwnRecord), which nobody else can sign.
+            guard a.incarnation == me.incarnation else { return true }
+        } else {
+            // Only claims about a reachable member at the incarnation we hold count.
+            guard let m = members[a.target], m.isReachable, a.incarnation == m.heartbeat.incarnation else { return true }
+            if a.kind == .suspect, m.accusers.contains(a.accuser) { return true }   // nothing new
         }
-        guard var m = members[a.target] else { return }
-        let key = "a:\(a.accuser):\(a.kind.rawValue):\(a.target)"
-        switch a.kind {
-        case .suspect:
-            guard m.isReachable, a.incarnation == m.heartbeat.incarnation else { return remember() }
-            remember()
-            m.accusers.insert(a.accuser)
-            members[a.target] = m
-            queue.add(key: key, entry: entry, origin: a.accuser, limit: relayLimit, urgent: true)
-        case .dead:
-            guard m.finalIncarnation == nil, a.incarnation >= m.heartbeat.incarnation else { return remember() }
-            // Hearsay does not kill a member we heard from just now; it will refute if it must.
+        switch verify(entry, origin: a.accuser, source: source, now: now) {
+        case .valid: break
+        case .unknownKey: dropped.unknownKey += 1; return true
+        case .rateLimited: dropped.rateLimited += 1; return true
+        case .invalid: dropped.badSignature += 1; return false
+        }
+        if seenAccusations.count >= Self.maxSeenAccusations { seenAccusations.removeAll() }
+        seenAccusations.insert(a)
+        if a.target == name {
+            refute(atLeast: a.incarnation)
+            return true
+        }
+        guard var m = members[a.target] else { return true }
+        // A dead claim is one more word against the member, like a suspicion; it kills only on the
+        // word of several (protocol.md 6.3).
+        m.accusers.insert(a.accuser)
+        queue.add(key: "a:\(a.accuser):\(a.kind.rawValue):\(a.target)", entry: entry, origin: a.accuser,
+                  limit: relayLimit, urgent: true)
+        if a.kind == .dead {
             let silent = now - m.lastHeard >= suspectAfter / 2
-            guard silent || a.incarnation > m.heartbeat.incarnation else { return }
-            remember()
-            markDead(&m, claim: entry, incarnation: a.incarnation, now: now)
-            members[a.target] = m
-            queue.add(key: key, entry: entry, origin: a.accuser, limit: relayLimit, urgent: true)
+            let enough = m.accusers.count >= min(profile.confirmations, witnesses(excluding: a.target)) + 1
+            if m.secondHand || (silent && enough) {
+                markDead(&m, claim: entry, incarnation: a.incarnation, now: now)
+            }
         }
+        members[a.target] = m
+        return true
+    }
+
+    /// Members alive in our view other than `target` (this node not counted).
+    func witnesses(excluding target: String) -> Int {
+        members.values.reduce(0) { $0 + ($1.state == .alive && $1.heartbeat.name != target ? 1 : 0) }
     }
 
     func detectFailures(now: Millis) {
@@ -365,8 +442,7 @@ public final class Membership {
                 queue.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
             }
             if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
-                let witnesses = members.values.reduce(0) { $0 + ($1.state == .alive && $1.heartbeat.name != key ? 1 : 0) }
-                if m.accusers.count >= min(profile.confirmations, witnesses) {
+                if m.accusers.count >= min(profile.confirmations, witnesses(excluding: key)) {
                     let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key,
                                                             incarnation: m.heartbeat.incarnation)))
                     markDead(&m, claim: claim, incarnation: m.heartbeat.incarnation, now: now)
@@ -388,9 +464,16 @@ public final class Membership {
     }
 
     /// Raise our incarnation above `inc` and tell everyone, including those who think us dead.
+    /// Saturates at `Wire.maxIncarnation` (then only seq rises): never traps, never leaves the range.
     func refute(atLeast inc: UInt64) {
-        me.incarnation = max(me.incarnation, inc) + 1
-        me.seq = 0
+        let top = max(me.incarnation, min(inc, Wire.maxIncarnation))
+        if top < Wire.maxIncarnation {
+            me.incarnation = top + 1
+            me.seq = 0
+        } else {
+            me.incarnation = Wire.maxIncarnation
+            if me.seq < Wire.maxSeq { me.seq += 1 }
+        }
         myEntry = sign(.heartbeat(me))
         outbox.append(.persistIncarnation(me.incarnation))
         for m in members.values where m.state != .left {
@@ -436,26 +519,44 @@ public final class Membership {
         queue.settleUnsentUrgent()
     }
 
-    /// Everything we know, in as many datagrams as it takes, each led by our own heartbeat.
+    /// Everything we know, in as many datagrams as it takes, each led by our own heartbeat (for a
+    /// sync request: this round's signed request heartbeat).
     func sendFullState(_ kind: DatagramKind, to address: WireAddress) {
         var entries: [SignedEntry] = []
         for m in members.values.sorted(by: { $0.heartbeat.name < $1.heartbeat.name }) {
             entries.append(m.entry)
             if let claim = m.deathClaim { entries.append(claim) }
         }
-        for d in pack(entries, kind: kind) { send(d, to: address) }
+        let lead = kind == .syncRequest ? syncRequestLead() : myEntry
+        for d in pack(entries, kind: kind, lead: lead) { send(d, to: address) }
     }
 
-    func pack(_ entries: [SignedEntry], kind: DatagramKind) -> [Datagram] {
+    /// The sync request's kind is signed: its lead is our heartbeat at the next seq with flag 0x02.
+    /// Our regular heartbeat is then re-signed one seq later, so every version stays ordered and a
+    /// captured request, once seen, is only ever a duplicate or stale. One per round (input).
+    func syncRequestLead() -> SignedEntry {
+        if let r = roundRequest, r.after == me.version { return r.entry }
+        me.seq += 1
+        var request = me
+        request.syncRequest = true
+        let entry = sign(.heartbeat(request))
+        me.seq += 1
+        myEntry = sign(.heartbeat(me))
+        roundRequest = (entry, me.version)
+        return entry
+    }
+
+    func pack(_ entries: [SignedEntry], kind: DatagramKind, lead: SignedEntry? = nil) -> [Datagram] {
+        let lead = lead ?? myEntry
         var out: [Datagram] = []
-        var current = [myEntry]
-        var size = Wire.headerSize + myEntry.encodedSize
+        var current = [lead]
+        var size = Wire.headerSize + lead.encodedSize
         for e in entries {
             // An entry that cannot fit beside our own heartbeat at all is left out, not sent oversized.
-            if Wire.headerSize + myEntry.encodedSize + e.encodedSize > Wire.maxDatagramSize { continue }
+            if Wire.headerSize + lead.encodedSize + e.encodedSize > Wire.maxDatagramSize { continue }
             if size + e.encodedSize > Wire.maxDatagramSize || current.count == 255 {
                 out.append(Datagram(kind: kind, entries: current))
-                current = [myEntry]; size = Wire.headerSize + myEntry.encodedSize
+                current = [lead]; size = Wire.headerSize + lead.encodedSize
             }
             current.append(e); size += e.encodedSize
         }
@@ -465,8 +566,8 @@ public final class Membership {
 
     /// Tell a node what we hold about it: its newest record, and our claim it is dead.
     func sendNotice(about node: String, to address: WireAddress, now: Millis) {
-        guard let m = members[node], now - (lastNotice[address] ?? Millis.min / 2) >= profile.suspectAfter else { return }
-        lastNotice[address] = now
+        guard let m = members[node], now - (lastNotice[address.ip] ?? Millis.min / 2) >= profile.suspectAfter else { return }
+        lastNotice[address.ip] = now
         var entries = [m.entry]
         if let claim = m.deathClaim { entries.append(claim) }
         for d in pack(entries, kind: .gossip) { send(d, to: address) }
@@ -502,6 +603,8 @@ public final class Membership {
             members[key] = nil
         }
         if lastNotice.count > 1024 { lastNotice.removeAll() }
+        if lastSyncReply.count > 1024 { lastSyncReply.removeAll() }
+        if lastSyncReplyIP.count > 1024 { lastSyncReplyIP.removeAll() }
     }
 
     func notifyObservers() { viewChanged = true }
@@ -524,6 +627,7 @@ public final class Membership {
     }
 
     func drain() -> [MembershipAction] {
+        roundRequest = nil
         if !hasLeft { emitRoleMoves() }
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
@@ -547,5 +651,43 @@ extension Heartbeat {
     func sameIdentity(as o: Heartbeat, ignoringIncarnation: Bool = false) -> Bool {
         status == o.status && draining == o.draining && address == o.address && roles == o.roles
             && backup == o.backup && (ignoringIncarnation || incarnation == o.incarnation)
+    }
+}
+
+/// A token bucket per source IP (never the port) bounding the signature checks peer input can cost:
+/// `capacity` checks at once, refilled at `refillPerSecond` of the injected clock; a failed check
+/// costs `failureCost` tokens in all.
+struct VerifyBudget {
+    static let capacity = 256.0
+    static let refillPerSecond = 256.0
+    static let failureCost = 8.0
+    static let maxSources = 4096
+
+    struct Bucket { var tokens: Double; var at: Millis }
+    private var buckets: [[UInt8]: Bucket] = [:]
+
+    /// Takes one token for a check from `ip`; false when none is left.
+    mutating func spend(_ ip: [UInt8], now: Millis) -> Bool {
+        if buckets[ip] == nil, buckets.count >= Self.maxSources { buckets.removeAll() }
+        var b = buckets[ip] ?? Bucket(tokens: Self.capacity, at: now)
+        let (elapsed, overflow) = now.subtractingReportingOverflow(b.at)
+        if overflow || elapsed > 3_600_000 {
+            b.tokens = Self.capacity
+        } else if elapsed > 0 {
+            b.tokens = min(Self.capacity, b.tokens + Double(elapsed) * Self.refillPerSecond / 1000)
+        }
+        b.at = max(b.at, now)
+        defer { buckets[ip] = b }
+        guard b.tokens >= 1 else { return false }
+        b.tokens -= 1
+        return true
+    }
+
+    /// The rest of a failed check's cost. The bucket may go into debt (down to −capacity), so a
+    /// failure costs its full price even when it took the last token.
+    mutating func penalise(_ ip: [UInt8]) {
+        guard var b = buckets[ip] else { return }
+        b.tokens = max(-Self.capacity, b.tokens - (Self.failureCost - 1))
+        buckets[ip] = b
     }
 }

@@ -39,8 +39,11 @@ public struct DropCounters: Equatable, Sendable, Codable {
     public var unknownKey = 0
     public var replay = 0
     public var malformed = 0
+    /// Entries that needed a signature check while their source IP's verify budget was empty.
+    public var rateLimited = 0
     public init() {}
     enum CodingKeys: String, CodingKey {
         case badSignature = "bad_signature", unknownKey = "unknown_key", replay, malformed
+        case rateLimited = "rate_limited"
     }
 }

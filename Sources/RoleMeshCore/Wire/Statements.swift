@@ -22,8 +22,11 @@ public struct Signals: Equatable, Hashable, Sendable {
     /// Values as they survive the wire's fixed-point encoding, so a node compares its own
     /// signals with what others will see.
     public var quantized: Signals {
+        // A non-finite value (NaN, ±infinity) is not a reading: it becomes "unknown", never a trap
+        // in the fixed-point conversion.
         func q(_ v: Double?, _ scale: Double, _ maxv: Double) -> Double? {
-            v.map { (min(max($0, 0), maxv) * scale).rounded() / scale }
+            guard let v, v.isFinite else { return nil }
+            return (min(max(v, 0), maxv) * scale).rounded() / scale
         }
         return Signals(load: q(load, 1000, 65.535), cpus: cpus.map { min(max($0, 0), 65535) },
                        memFree: q(memFree, 10000, 1), battery: q(battery, 10000, 1),
@@ -43,13 +46,16 @@ public struct Heartbeat: Equatable, Sendable {
     public var roles: [String]
     public var backup: [String: Int]
     public var signals: Signals
+    /// Flags bit 0x02: this heartbeat leads a sync request (the datagram kind is signed through it).
+    /// Not a state change: it is left out of `sameContent` and identity comparisons.
+    public var syncRequest: Bool
 
     public init(name: String, incarnation: UInt64, seq: UInt64, status: HeartbeatStatus = .alive,
                 draining: Bool = false, address: WireAddress, roles: [String] = [],
-                backup: [String: Int] = [:], signals: Signals = Signals()) {
+                backup: [String: Int] = [:], signals: Signals = Signals(), syncRequest: Bool = false) {
         self.name = name; self.incarnation = incarnation; self.seq = seq; self.status = status
         self.draining = draining; self.address = address; self.roles = roles
-        self.backup = backup; self.signals = signals
+        self.backup = backup; self.signals = signals; self.syncRequest = syncRequest
     }
 
     /// (incarnation, seq) orders a node's heartbeats; incarnation survives restarts.

@@ -9,6 +9,14 @@ public enum Wire {
     static let heartbeatType: UInt8 = 1
     static let accusationType: UInt8 = 2
     static let maxListCount = 32
+    /// The largest incarnation a datagram may carry (2^48 − 1): far above any real restart count,
+    /// far below anything that could overflow when a node refutes above it.
+    public static let maxIncarnation: UInt64 = (1 << 48) - 1
+    /// The largest heartbeat seq a datagram may carry (2^62).
+    public static let maxSeq: UInt64 = 1 << 62
+    /// Heartbeat flags.
+    static let drainingFlag: UInt8 = 0x01
+    static let syncRequestFlag: UInt8 = 0x02
 
     /// Domain tags make a heartbeat signature useless as an accusation signature and vice versa.
     static let heartbeatTag = Array("rolemesh/1 heartbeat\0".utf8)
@@ -40,7 +48,7 @@ public enum Wire {
             w.u64(h.incarnation)
             w.u64(h.seq)
             w.u8(h.status.rawValue)
-            w.u8(h.draining ? 1 : 0)
+            w.u8((h.draining ? drainingFlag : 0) | (h.syncRequest ? syncRequestFlag : 0))
             w.u8(h.address.ip.isEmpty ? 0 : (h.address.ip.count == 4 ? 4 : 6))
             w.raw(h.address.ip)
             w.u16(h.address.port)
@@ -71,10 +79,16 @@ public enum Wire {
         if let b = q.onBattery { mask |= 16; if b { flags |= 1 } }
         if let t = q.throttled { mask |= 32; if t { flags |= 2 } }
         w.u8(mask); w.u8(flags)
-        if let v = q.load { w.u16(UInt16((v * 1000).rounded())) }
-        if let v = q.cpus { w.u16(UInt16(v)) }
-        if let v = q.memFree { w.u16(UInt16((v * 10000).rounded())) }
-        if let v = q.battery { w.u16(UInt16((v * 10000).rounded())) }
+        // `quantized` has clamped every value and mapped non-finite ones to nil; `clamping` keeps
+        // these conversions total anyway.
+        func fixed(_ v: Double, _ scale: Double) -> UInt16 {
+            let x = (v * scale).rounded()
+            return x.isFinite ? UInt16(clamping: Int(max(0, min(x, 65535)))) : 0
+        }
+        if let v = q.load { w.u16(fixed(v, 1000)) }
+        if let v = q.cpus { w.u16(UInt16(clamping: v)) }
+        if let v = q.memFree { w.u16(fixed(v, 10000)) }
+        if let v = q.battery { w.u16(fixed(v, 10000)) }
     }
 
     public static func decodeBody(type: UInt8, _ r: inout ByteReader) throws(WireError) -> Statement {
@@ -82,9 +96,11 @@ public enum Wire {
         case heartbeatType:
             let name = try nodeName(&r)
             let inc = try r.u64(), seq = try r.u64()
+            guard inc <= maxIncarnation else { throw .invalid("incarnation out of range") }
+            guard seq <= maxSeq else { throw .invalid("seq out of range") }
             guard let status = HeartbeatStatus(rawValue: try r.u8()) else { throw .invalid("unknown status") }
             let flags = try r.u8()
-            guard flags & ~1 == 0 else { throw .invalid("unknown flags") }
+            guard flags & ~(drainingFlag | syncRequestFlag) == 0 else { throw .invalid("unknown flags") }
             let family = try r.u8()
             let ip: [UInt8]
             switch family {
@@ -109,13 +125,15 @@ public enum Wire {
             }
             let signals = try decodeSignals(&r)
             return .heartbeat(Heartbeat(name: name, incarnation: inc, seq: seq, status: status,
-                                        draining: flags & 1 != 0, address: WireAddress(ip: ip, port: port),
-                                        roles: roles, backup: backup, signals: signals))
+                                        draining: flags & drainingFlag != 0, address: WireAddress(ip: ip, port: port),
+                                        roles: roles, backup: backup, signals: signals,
+                                        syncRequest: flags & syncRequestFlag != 0))
         case accusationType:
             let accuser = try nodeName(&r)
             guard let kind = AccusationKind(rawValue: try r.u8()) else { throw .invalid("unknown accusation") }
             let target = try nodeName(&r)
             let inc = try r.u64()
+            guard inc <= maxIncarnation else { throw .invalid("incarnation out of range") }
             return .accusation(Accusation(accuser: accuser, kind: kind, target: target, incarnation: inc))
         default:
             throw .invalid("unknown entry type \(type)")
@@ -180,7 +198,29 @@ public enum Wire {
             entries.append(SignedEntry(statement: statement, body: body, signature: sig))
         }
         guard r.isAtEnd else { throw .invalid("trailing bytes after entries") }
-        guard case .heartbeat = entries[0].statement else { throw .invalid("first entry is not the sender's heartbeat") }
-        return Datagram(kind: kind, entries: entries)
+        let d = Datagram(kind: kind, entries: entries)
+        try check(d)
+        return d
+    }
+
+    /// The rules a decoded datagram must meet beyond its byte layout: entry 0 is a heartbeat whose
+    /// sync-request flag matches the kind, and every number is in range. `decode` applies it; the
+    /// membership core applies it again to datagrams handed to it already decoded (the simulation).
+    public static func check(_ d: Datagram) throws(WireError) {
+        guard (1...255).contains(d.entries.count) else { throw .invalid("entry count out of range") }
+        guard case .heartbeat(let first) = d.entries[0].statement else {
+            throw .invalid("first entry is not the sender's heartbeat")
+        }
+        guard first.syncRequest == (d.kind == .syncRequest) else {
+            throw .invalid("datagram kind does not match the sender's signed sync-request flag")
+        }
+        for e in d.entries {
+            switch e.statement {
+            case .heartbeat(let h):
+                guard h.incarnation <= maxIncarnation, h.seq <= maxSeq else { throw .invalid("number out of range") }
+            case .accusation(let a):
+                guard a.incarnation <= maxIncarnation else { throw .invalid("number out of range") }
+            }
+        }
     }
 }

@@ -20,6 +20,20 @@ final class RoutingTests: XCTestCase {
         XCTAssertTrue(r.skipped[0].reason.hasPrefix("lower score 0.40 < 0.80"), r.skipped[0].reason)
     }
 
+    /// Finding 11 of the hardening review: a member known only through others (a restarted node
+    /// learning the mesh from a full-state sync) may be long dead; it takes no work until heard from.
+    func testAMemberKnownOnlySecondHandIsSkippedUntilHeardFrom() {
+        var ghost = m("a", roles: ["x"], load: 0.0)
+        ghost.secondHand = true
+        let view = [ghost, m("b", backup: ["x": 1], load: 0.9)]
+        let r = Routing.route("x", heavy: false, members: view)
+        XCTAssertEqual(r.node, "b")
+        XCTAssertEqual(r.skipped.first?.node, "a")
+        XCTAssertTrue(r.skipped.first?.reason.hasPrefix("suspect") == true, r.skipped.first?.reason ?? "")
+        ghost.secondHand = false
+        XCTAssertEqual(Routing.route("x", heavy: false, members: [ghost, view[1]]).node, "a")
+    }
+
     func testTiesBreakByName() {
         let view = [m("zeta", roles: ["x"]), m("alpha", roles: ["x"])]
         let r = Routing.route("x", heavy: false, members: view)

@@ -42,7 +42,8 @@ extension Agent {
             ("members", .array(members)),
             ("roles", rolesJSON()),
             ("dropped", .object([("bad_signature", .int(d.badSignature)), ("unknown_key", .int(d.unknownKey)),
-                                 ("replay", .int(d.replay)), ("malformed", .int(d.malformed))])),
+                                 ("replay", .int(d.replay)), ("malformed", .int(d.malformed)),
+                                 ("rate_limited", .int(d.rateLimited))])),
         ])
     }
 

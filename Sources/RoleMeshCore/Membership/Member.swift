@@ -50,11 +50,15 @@ public struct MemberSnapshot: Equatable, Sendable {
     public var signals: Signals
     public var lastHeardMs: Int64
     public var isSelf: Bool
+    /// Known only through others (a relay, a full-state sync) and not heard since: its record may
+    /// be old news (a restarted node learning a dead member), so routing does not send work to it yet.
+    public var secondHand: Bool
 
     public init(name: String, address: WireAddress, state: MemberState, incarnation: UInt64, roles: [String],
-                backup: [String: Int], draining: Bool, signals: Signals, lastHeardMs: Int64, isSelf: Bool) {
+                backup: [String: Int], draining: Bool, signals: Signals, lastHeardMs: Int64, isSelf: Bool,
+                secondHand: Bool = false) {
         self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
         self.roles = roles; self.backup = backup; self.draining = draining; self.signals = signals
-        self.lastHeardMs = lastHeardMs; self.isSelf = isSelf
+        self.lastHeardMs = lastHeardMs; self.isSelf = isSelf; self.secondHand = secondHand
     }
 }

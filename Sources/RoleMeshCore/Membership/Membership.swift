@@ -317,7 +317,9 @@ public final class Membership {
         }
         members[hb.name] = m
         if !hb.roles.isEmpty || !hb.backup.isEmpty { rolesSeen = true }
-        if changedState || changedIdentity || old?.heartbeat.signals != hb.signals { notifyObservers() }
+        if changedState || changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
+            notifyObservers()   // routing reads all of these, the second-hand mark included
+        }
         let urgent = changedState || changedIdentity
         queue.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
                   limit: urgent ? relayLimit : Self.beatRelayLimit, urgent: urgent)

@@ -9,7 +9,7 @@ extension Membership {
                                       incarnation: m.heartbeat.incarnation, roles: m.heartbeat.roles,
                                       backup: m.heartbeat.backup, draining: m.heartbeat.draining,
                                       signals: m.heartbeat.signals, lastHeardMs: max(0, now - m.lastHeard),
-                                      isSelf: false))
+                                      isSelf: false, secondHand: m.secondHand))
         }
         return out.sorted { $0.name < $1.name }
     }

@@ -79,6 +79,8 @@ public enum Routing {
         case .left: return "left"
         case .alive: break
         }
+        // Rule 1's "alive" means heard from: a record only relayed to us may predate its death.
+        if m.secondHand { return "suspect: not heard from yet (known only through other members)" }
         if m.draining { return "draining" }
         if heavy, m.signals.onBattery == true {
             return "on battery" + (m.signals.battery.map { " (\(Int(($0 * 100).rounded()))%)" } ?? "")

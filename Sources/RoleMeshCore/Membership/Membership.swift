@@ -47,6 +47,7 @@ public final class Membership {
     /// in-place mutation of members).
     var members: [String: Member] = [:] { didSet { if members.count != cachedNames.count { namesValid = false } } }
     private var cachedNames: [String] = []
+    private var cachedNameSet: Set<String> = []
     private var namesValid = true
     var queue = BroadcastQueue()
     var seenAccusations: Set<Accusation> = []
@@ -516,7 +517,19 @@ public final class Membership {
     /// Member names, sorted. Dictionary order is seeded per process: whatever sends or emits in a
     /// loop goes in this order, so one seed gives one run (the simulation relies on it).
     var memberNames: [String] {
-        if !namesValid { cachedNames = members.keys.sorted(); namesValid = true }
+        if !namesValid {
+            // Usually a few members came since the last call: those are merged in (`sort` on two
+            // sorted runs is a merge), which is much cheaper than sorting a thousand names again.
+            let added = members.keys.filter { !cachedNameSet.contains($0) }
+            if cachedNames.count + added.count != members.count {   // some were removed
+                cachedNames.removeAll { members[$0] == nil }
+                cachedNameSet = Set(cachedNames)
+            }
+            cachedNames += added.sorted()
+            cachedNames.sort()
+            cachedNameSet.formUnion(added)
+            namesValid = true
+        }
         return cachedNames
     }
     var sortedMembers: [Member] { memberNames.map { members[$0]! } }

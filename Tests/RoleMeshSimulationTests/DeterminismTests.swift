@@ -3,6 +3,11 @@ import XCTest
 
 /// One seed, one run: the event trace of a busy scenario is byte-for-byte the same every time,
 /// within this process and in another process whose Dictionary/Set hash seed differs.
+///
+/// Both tests fail if the core goes back to iterating `members` in Dictionary order (tried: gossip
+/// targets in Dictionary order made the traces differ at line ~465). Even within one process two
+/// runs differ then, because Swift also seeds each Dictionary's order per instance; the child
+/// processes cover the per-process seed on top (and `SWIFT_DETERMINISTIC_HASHING=1` vs unset).
 final class DeterminismTests: XCTestCase {
     /// 30 nodes, 10 % loss, a crash, a partition and its heal, a pause. No expectations: only the
     /// trace counts here (scenarios/big-mesh-turbulence.txt checks the same mix).

@@ -35,7 +35,8 @@ let package = Package(
         .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
         .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshCore"]),
-        .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"]),
+        .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"],
+                    resources: [.copy("scenarios")]),
         .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "rolemesh"]),
     ]
 )

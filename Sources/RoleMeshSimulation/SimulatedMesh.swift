@@ -1,7 +1,9 @@
 import RoleMeshCore
 
 /// Runs the real membership core for many nodes over an in-memory network in virtual time.
-/// Loss, delay and partitions are injected; every run with the same seed is identical.
+/// Loss, delay and partitions are injected; every run with the same seed is identical: the core
+/// and this engine iterate members and nodes in name order, never in (per-process seeded)
+/// Dictionary or Set order, and all randomness comes from `SplitMix64` streams of the seed.
 public final class SimulatedMesh {
     public struct NodeHandle {
         public let name: String
@@ -10,6 +12,9 @@ public final class SimulatedMesh {
         public var up = true
         /// While set, the node's process is "suspended": no ticks, no receiving.
         public var pausedUntil: Millis?
+        /// Raised on every (re)start: ticks scheduled for an earlier process are ignored.
+        var epoch = 0
+        var seeds: [String] = []
     }
 
     public private(set) var now: Millis = 0
@@ -27,26 +32,49 @@ public final class SimulatedMesh {
     var groups: [String: Int] = [:]       // partition group per node; absent = group 0
     var sequence: UInt64 = 0
     var blocked: Set<[String]> = []
+    var linkLoss: [[String]: Double] = [:]   // [from, to] -> loss on that direction only
 
     public init(seed: UInt64 = 1) { rng = SplitMix64(seed: seed) }
 
     /// Adds and starts a node at 10.x.y.z:7946 (addresses are labels; nothing leaves the process).
+    /// A name added again is the same machine restarted: same address, a fresh process.
     @discardableResult
     public func addNode(_ name: String, profile: TimingProfile = .lan, seeds: [String] = [],
-                        roles: [String] = [], incarnation: UInt64 = 1) -> WireAddress {
+                        roles: [String] = [], backup: [String: Int] = [:], incarnation: UInt64 = 1) -> WireAddress {
+        let old = nodes[name]
         let i = nodes.count + 1
-        let address = WireAddress(ip: [10, UInt8((i >> 16) & 0xff), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)], port: 7946)
+        let address = old?.address
+            ?? WireAddress(ip: [10, UInt8((i >> 16) & 0xff), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)], port: 7946)
         let bootstrap = seeds.compactMap { nodes[$0]?.address }
         let core = Membership(
-            config: .init(name: name, address: address, incarnation: incarnation, roles: roles,
+            config: .init(name: name, address: address, incarnation: incarnation, roles: roles, backup: backup,
                           profile: profile, bootstrap: bootstrap),
             crypto: crypto, seed: rng.next(), now: now)
-        nodes[name] = NodeHandle(name: name, address: address, core: core)
+        let epoch = (old?.epoch ?? 0) + 1
+        nodes[name] = NodeHandle(name: name, address: address, core: core, epoch: epoch, seeds: seeds)
         byAddress[address] = name
         crypto.trusted.insert(name)
         perform(core.start(now: now), by: name)
-        schedule(at: now + Millis.random(in: 0..<profile.tick, using: &rng), .tick(name))
+        schedule(at: now + Millis.random(in: 0..<profile.tick, using: &rng), .tick(name, epoch: epoch))
         return address
+    }
+
+    /// The process is replaced (killed first if it still runs) by a new one that kept its state:
+    /// incarnation raised by one (or `incarnation` if given: state lost), same roles, and the
+    /// peers it remembered as well as its seeds to rejoin through.
+    public func restart(_ name: String, incarnation: UInt64? = nil) {
+        guard let n = nodes[name] else { return }
+        let me = n.core.me
+        let remembered = n.core.rememberedPeers.keys.sorted()
+        addNode(name, profile: n.core.profile, seeds: n.seeds + remembered.filter { !n.seeds.contains($0) },
+                roles: me.roles, backup: me.backup, incarnation: incarnation ?? me.incarnation + 1)
+    }
+
+    /// A local change to a running node's heartbeat (roles, backups, draining), as the agent
+    /// would make after `rolemesh roles add`.
+    public func update(_ name: String, _ change: (inout Heartbeat) -> Void) {
+        guard let n = nodes[name], n.up else { return }
+        perform(n.core.updateSelf(now: now, change), by: name)
     }
 
     /// SIGKILL: the node stops at once and says nothing.
@@ -70,6 +98,10 @@ public final class SimulatedMesh {
 
     /// Drops everything between two nodes, both ways, while each still reaches the others.
     public func blockLink(_ a: String, _ b: String) { blocked.insert([a, b]); blocked.insert([b, a]) }
+    public func unblockLink(_ a: String, _ b: String) { blocked.remove([a, b]); blocked.remove([b, a]) }
+
+    /// Loss on one direction of one link (`from` → `to`), on top of the global `loss`; 0 clears it.
+    public func setLoss(from: String, to: String, _ p: Double) { linkLoss[[from, to]] = p > 0 ? p : nil }
 
     public func run(for duration: Millis) { run(until: now + duration) }
 
@@ -105,10 +137,24 @@ public final class SimulatedMesh {
         liveNodes.allSatisfy { $0 == node || excluding.contains($0) || self.state(of: node, seenBy: $0) == state }
     }
 
+    /// Recorded events as text, one per line: virtual ms, observer, event, node, then role, from
+    /// and to when set. Two runs with the same seed give the same bytes.
+    public func trace(from start: Int = 0) -> String {
+        var out = ""
+        for (time, observer, e) in events[start...] {
+            out += "\(time) \(observer) \(e.kind.rawValue) \(e.node)"
+            if let r = e.role { out += " role=\(r)" }
+            if let f = e.from { out += " from=\(f)" }
+            if let t = e.to { out += " to=\(t)" }
+            out += "\n"
+        }
+        return out
+    }
+
     // MARK: - Engine
 
     enum Event {
-        case tick(String)
+        case tick(String, epoch: Int)
         case deliver(Datagram, from: WireAddress, to: String)
     }
 
@@ -119,15 +165,15 @@ public final class SimulatedMesh {
 
     func handle(_ e: Event) {
         switch e {
-        case .tick(let name):
-            guard var n = nodes[name], n.up else { return }
+        case .tick(let name, let epoch):
+            guard var n = nodes[name], n.up, n.epoch == epoch else { return }
             if let until = n.pausedUntil {
-                if now < until { schedule(at: until, .tick(name)); return }
+                if now < until { schedule(at: until, .tick(name, epoch: epoch)); return }
                 n.pausedUntil = nil
                 nodes[name] = n
             }
             perform(n.core.tick(now: now), by: name)
-            schedule(at: now + n.core.profile.tick, .tick(name))
+            schedule(at: now + n.core.profile.tick, .tick(name, epoch: epoch))
         case .deliver(let d, let from, let to):
             guard let n = nodes[to], n.up else { return }
             if let until = n.pausedUntil, now < until {
@@ -149,6 +195,7 @@ public final class SimulatedMesh {
                 if (groups[name] ?? 0) != (groups[target] ?? 0) { continue }
                 if !blocked.isEmpty, blocked.contains([name, target]) { continue }
                 if loss > 0, Double.random(in: 0..<1, using: &rng) < loss { continue }
+                if !linkLoss.isEmpty, let p = linkLoss[[name, target]], Double.random(in: 0..<1, using: &rng) < p { continue }
                 let lag = Millis.random(in: delay, using: &rng)
                 schedule(at: now + lag, .deliver(d, from: sender.address, to: target))
             case .event(let e):

@@ -43,7 +43,12 @@ public final class Membership {
     var rng: SplitMix64
     public private(set) var me: Heartbeat
     private(set) var myEntry: SignedEntry
-    var members: [String: Member] = [:]
+    /// Every change that adds or removes a key marks `memberNames` stale (a plain `didSet` keeps
+    /// in-place mutation of members).
+    var members: [String: Member] = [:] { didSet { if members.count != cachedNames.count { namesValid = false } } }
+    private var cachedNames: [String] = []
+    private var cachedNameSet: Set<String> = []
+    private var namesValid = true
     var queue = BroadcastQueue()
     var seenAccusations: Set<Accusation> = []
     public internal(set) var dropped = DropCounters()
@@ -118,12 +123,12 @@ public final class Membership {
         }
         if now >= nextSync {
             nextSync = now + profile.syncInterval
-            let peers = members.keys.filter { members[$0]!.isReachable }
+            let peers = memberNames.filter { members[$0]!.isReachable }
             if let peer = peers.randomElement(using: &rng) { sendFullState(.syncRequest, to: members[peer]!.address) }
         }
         if now >= nextDeadRetry {
             nextDeadRetry = now + profile.deadRetry
-            for m in members.values where m.state == .dead { sendFullState(.syncRequest, to: m.address) }
+            for m in sortedMembers where m.state == .dead { sendFullState(.syncRequest, to: m.address) }
             forgetOldMembers(now: now)
         }
         if now >= nextJoin {
@@ -222,7 +227,7 @@ public final class Membership {
         me.seq += 1
         myEntry = sign(.heartbeat(me))
         for _ in 0..<2 {
-            for m in members.values where m.isReachable {
+            for m in sortedMembers where m.isReachable {
                 send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
             }
         }
@@ -429,7 +434,7 @@ public final class Membership {
             if m.isReachable, m.suspectSince != nil || now - m.lastHeard > threshold { due.append(members.keys[i]) }
         }
         guard !due.isEmpty else { return }
-        for key in due {
+        for key in due.sorted() {
             guard var m = members[key] else { continue }
             if m.suspectSince == nil {
                 m.suspectSince = now
@@ -478,14 +483,14 @@ public final class Membership {
         }
         myEntry = sign(.heartbeat(me))
         outbox.append(.persistIncarnation(me.incarnation))
-        for m in members.values where m.state != .left {
+        for m in sortedMembers where m.state != .left {
             send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
         }
     }
 
     func resumeAfterPause(now: Millis, gap: Millis) {
         outbox.append(.log("no tick for \(gap) ms: this process was suspended; refreshing instead of accusing"))
-        for key in Array(members.keys) where members[key]!.isReachable {
+        for key in memberNames where members[key]!.isReachable {
             members[key]!.lastHeard = now
             members[key]!.suspectSince = nil
             if members[key]!.state == .suspect {
@@ -496,7 +501,7 @@ public final class Membership {
             }
         }
         refute(atLeast: me.incarnation)
-        for m in members.values where m.state != .left { sendFullState(.syncRequest, to: m.address) }
+        for m in sortedMembers where m.state != .left { sendFullState(.syncRequest, to: m.address) }
         nextBeat = now + profile.heartbeat
     }
 
@@ -506,7 +511,10 @@ public final class Membership {
     func gossip() {
         var targets: [(name: String, address: WireAddress)] = []
         targets.reserveCapacity(members.count)
-        for (key, m) in members where m.isReachable { targets.append((key, m.address)) }
+        for key in memberNames {
+            let m = members[key]!
+            if m.isReachable { targets.append((key, m.address)) }
+        }
         if targets.count > profile.maxFanout {
             targets.shuffle(using: &rng)
             targets.removeLast(targets.count - profile.maxFanout)
@@ -525,7 +533,7 @@ public final class Membership {
     /// sync request: this round's signed request heartbeat).
     func sendFullState(_ kind: DatagramKind, to address: WireAddress) {
         var entries: [SignedEntry] = []
-        for m in members.values.sorted(by: { $0.heartbeat.name < $1.heartbeat.name }) {
+        for m in sortedMembers {
             entries.append(m.entry)
             if let claim = m.deathClaim { entries.append(claim) }
         }
@@ -610,6 +618,26 @@ public final class Membership {
     }
 
     func notifyObservers() { viewChanged = true }
+
+    /// Member names, sorted. Dictionary order is seeded per process: whatever sends or emits in a
+    /// loop goes in this order, so one seed gives one run (the simulation relies on it).
+    var memberNames: [String] {
+        if !namesValid {
+            // Usually a few members came since the last call: those are merged in (`sort` on two
+            // sorted runs is a merge), which is much cheaper than sorting a thousand names again.
+            let added = members.keys.filter { !cachedNameSet.contains($0) }
+            if cachedNames.count + added.count != members.count {   // some were removed
+                cachedNames.removeAll { members[$0] == nil }
+                cachedNameSet = Set(cachedNames)
+            }
+            cachedNames += added.sorted()
+            cachedNames.sort()
+            cachedNameSet.formUnion(added)
+            namesValid = true
+        }
+        return cachedNames
+    }
+    var sortedMembers: [Member] { memberNames.map { members[$0]! } }
 
     /// Emits `role-moved` for every role whose light route changed since the last input.
     func emitRoleMoves() {

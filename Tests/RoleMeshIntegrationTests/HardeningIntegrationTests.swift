@@ -176,4 +176,75 @@ final class HardeningIntegrationTests: XCTestCase {
         XCTAssertFalse(log.contains("\u{1b}"), "a raw escape byte reached the log")
         XCTAssertFalse(log.split(separator: "\n").contains { $0.hasPrefix("2026-01-01T00:00:00.000Z info FORGED") }, log)
     }
+
+    /// Finding 7: a flood of datagrams that each carry a valid, fresh heartbeat of a trusted (stolen)
+    /// key followed by relevant-looking accusations with bad signatures used to cost one Ed25519
+    /// check per accusation on the agent's queue, long enough for the node to think it had been
+    /// suspended (incarnation raised) and for healthy peers to be suspected. Now a datagram stops at
+    /// its first bad signature and checks are budgeted per source IP.
+    func testAJunkFloodCostsLittleAndSuspectsNobody() throws {
+        let nodes = try cluster.create(3)
+        // A trusted key with no agent behind it: what a stolen laptop's key lets anyone sign.
+        let r = try cluster.cli(["keygen", "rogue", "--dir", cluster.dir("node1")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for n in nodes where n != "node1" {
+            try FileManager.default.copyItem(atPath: cluster.dir("node1") + "/keys/rogue.pub", toPath: cluster.dir(n) + "/keys/rogue.pub")
+        }
+        let seedText = try String(contentsOfFile: cluster.dir("node1") + "/keys/rogue.secret", encoding: .utf8)
+        let rogue = Ed25519.KeyPair(seed: [UInt8](Data(base64Encoded: seedText.trimmingCharacters(in: .whitespacesAndNewlines))!))
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let victim = "node3"
+        func selfIncarnation() -> Int? { cluster.member(victim, seenBy: victim)?["incarnation"]?.int }
+        let incarnationBefore = selfIncarnation()
+        let node2Incarnation = UInt64(cluster.member("node2", seenBy: victim)?["incarnation"]?.int ?? 1)
+
+        func sign(_ s: Statement, with key: Ed25519.KeyPair) -> SignedEntry {
+            let body = Wire.encodeBody(s)
+            return SignedEntry(statement: s, body: body, signature: key.sign(Wire.signedMessage(for: s, body: body)))
+        }
+        let probe = UDPProbe(host: "127.0.0.77", port: cluster.port)
+        // A well-formed signature by the wrong key: it costs a full check to reject (bytes that are
+        // not a canonical signature would be rejected by libsodium before any curve arithmetic).
+        let junk = Accusation(accuser: "node1", kind: .suspect, target: "node2", incarnation: node2Incarnation)
+        let junkSignature = sign(.accusation(junk), with: rogue).signature
+        func cpuTicks() -> Int {
+            guard let pid = cluster.pid(victim), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return 0 }
+            let f = stat.split(separator: ")").last?.split(separator: " ") ?? []   // fields after the command name
+            return f.count > 12 ? (Int(f[11]) ?? 0) + (Int(f[12]) ?? 0) : 0       // utime + stime
+        }
+        let cpuBefore = cpuTicks()
+        // Sustained, not one burst (a burst only overflows the socket buffer): 100 datagrams every
+        // 40 ms for 4 s, 10,000 at most.
+        let t0 = Date()
+        for i in 0..<10_000 {
+            if i % 100 == 0 {
+                if Date().timeIntervalSince(t0) > 4 { break }
+                Thread.sleep(forTimeInterval: 0.04)
+            }
+            var entries = [sign(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: UInt64(i + 1),
+                                                     address: WireAddress(host: "127.0.0.77", port: cluster.port)!)), with: rogue)]
+            for _ in 0..<12 {
+                entries.append(SignedEntry(statement: .accusation(junk), body: Wire.encodeBody(.accusation(junk)), signature: junkSignature))
+            }
+            probe.send(Wire.encode(Datagram(kind: .gossip, entries: entries)), to: cluster.hosts[victim]!, port: cluster.port)
+        }
+        let sendTime = Date().timeIntervalSince(t0)
+        // Let the agent work through its socket buffer, then look.
+        Thread.sleep(forTimeInterval: 2)
+        // CPU time, not wall time, so a loaded machine does not change it: the old receive path spent
+        // about 4 s of CPU on this flood (one Ed25519 check per junk accusation); now about 0.3 s.
+        let cpuSeconds = Double(cpuTicks() - cpuBefore) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        XCTAssertLessThan(cpuSeconds, 1.5, "the flood (sent in \(sendTime) s) cost the agent \(cpuSeconds) s of CPU")
+        XCTAssertTrue(cluster.allAlive(nodes), "a healthy node was suspected after the flood (sent in \(sendTime) s)")
+        XCTAssertEqual(selfIncarnation(), incarnationBefore, "the victim believed it had been suspended: \(cluster.log(victim))")
+        for n in nodes {
+            for line in cluster.log(n).split(separator: "\n") where line.contains("member-suspect") || line.contains("member-dead") {
+                XCTAssertTrue(line.contains("rogue:"), "\(n): \(line)")
+            }
+        }
+        let dropped = cluster.statusJSON(victim)?["dropped"]
+        XCTAssertGreaterThan(dropped?["bad_signature"]?.int ?? 0, 0)
+        XCTAssertGreaterThan(dropped?["rate_limited"]?.int ?? 0, 0, "the per-source budget never took effect")
+    }
 }

@@ -247,4 +247,79 @@ final class HardeningIntegrationTests: XCTestCase {
         XCTAssertGreaterThan(dropped?["bad_signature"]?.int ?? 0, 0)
         XCTAssertGreaterThan(dropped?["rate_limited"]?.int ?? 0, 0, "the per-source budget never took effect")
     }
+
+    /// Starts 3 nodes that also trust a key "rogue" held by the test (a stolen laptop's key).
+    func startWithRogueKey() throws -> (nodes: [String], rogue: Ed25519.KeyPair) {
+        let nodes = try cluster.create(3)
+        let r = try cluster.cli(["keygen", "rogue", "--dir", cluster.dir("node1")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for n in nodes where n != "node1" {
+            try FileManager.default.copyItem(atPath: cluster.dir("node1") + "/keys/rogue.pub", toPath: cluster.dir(n) + "/keys/rogue.pub")
+        }
+        let seedText = try String(contentsOfFile: cluster.dir("node1") + "/keys/rogue.secret", encoding: .utf8)
+        let rogue = Ed25519.KeyPair(seed: [UInt8](Data(base64Encoded: seedText.trimmingCharacters(in: .whitespacesAndNewlines))!))
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        return (nodes, rogue)
+    }
+
+    func signed(_ s: Statement, by key: Ed25519.KeyPair) -> SignedEntry {
+        let body = Wire.encodeBody(s)
+        return SignedEntry(statement: s, body: body, signature: key.sign(Wire.signedMessage(for: s, body: body)))
+    }
+
+    /// Finding 1: one validly signed datagram from a stolen key — a `dead` claim about the receiver
+    /// at incarnation 2^64−1 — used to crash the receiver (`max(own, inc) + 1` overflowed); and a
+    /// `dead` claim about a newer incarnation of a healthy member was taken on one node's word.
+    func testOneSignedDatagramCannotCrashANodeOrKillAHealthyOne() throws {
+        let (nodes, rogue) = try startWithRogueKey()
+        let victim = "node3"
+        let probe = UDPProbe(host: "127.0.0.78", port: cluster.port)
+        let node2Inc = UInt64(cluster.member("node2", seenBy: victim)?["incarnation"]?.int ?? 1)
+        let me = WireAddress(host: "127.0.0.78", port: cluster.port)!
+        let claims: [Accusation] = [
+            Accusation(accuser: "rogue", kind: .dead, target: victim, incarnation: .max),
+            Accusation(accuser: "rogue", kind: .dead, target: victim, incarnation: 1 << 50),
+            Accusation(accuser: "rogue", kind: .dead, target: "node2", incarnation: node2Inc + 1),
+            Accusation(accuser: "rogue", kind: .dead, target: "node2", incarnation: node2Inc),
+        ]
+        for (i, claim) in claims.enumerated() {
+            let hb = signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: UInt64(i + 1), address: me)), by: rogue)
+            probe.send(Wire.encode(Datagram(kind: .gossip, entries: [hb, signed(.accusation(claim), by: rogue)])),
+                       to: cluster.hosts[victim]!, port: cluster.port)
+        }
+        // The victim keeps answering, nobody but the rogue is ever declared dead, for a while.
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline {
+            XCTAssertNotNil(cluster.statusJSON(victim), "the victim stopped answering: \(cluster.log(victim))")
+            for n in nodes { for m in nodes { XCTAssertNotEqual(cluster.states(seenBy: n)[m], "dead", "\(n) sees \(m) dead") } }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertTrue(cluster.processes[victim]?.isRunning == true, cluster.log(victim))
+    }
+
+    /// Finding 8: a stranger cannot turn an agent into an amplifier. Flipping the kind byte of a
+    /// gossip datagram to "sync request" gets nothing back (the kind is bound to a signed flag), and
+    /// a replayed sync request is not answered again; a genuine one is (so the probe can hear replies).
+    func testNoFullStateForAFlippedKindOrAReplayedRequest() throws {
+        let (_, rogue) = try startWithRogueKey()
+        let victim = cluster.hosts["node3"]!
+        let probe = UDPProbe(host: "127.0.0.79", port: cluster.port)
+        let me = WireAddress(host: "127.0.0.79", port: cluster.port)!
+        // Gossip (no sync flag) with the kind byte flipped: malformed, unanswered.
+        var flipped = Wire.encode(Datagram(kind: .gossip, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 1, address: me)), by: rogue)]))
+        flipped[3] = DatagramKind.syncRequest.rawValue
+        probe.send(flipped, to: victim, port: cluster.port)
+        XCTAssertTrue(probe.receive(for: 1.0).isEmpty, "a flipped kind was answered")
+        // A genuine, signed sync request (fresh version, flag set) is answered with full state.
+        let request = Wire.encode(Datagram(kind: .syncRequest, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 2, address: me, syncRequest: true)), by: rogue)]))
+        probe.send(request, to: victim, port: cluster.port)
+        let replies = probe.receive(for: 1.0)
+        XCTAssertFalse(replies.isEmpty, "a genuine sync request went unanswered")
+        // The same bytes again, from another port of the same host, after the reply limit has passed: nothing.
+        _ = probe.receive(for: 0.5)
+        let other = UDPProbe(host: "127.0.0.79", port: cluster.port &+ 1)
+        other.send(request, to: victim, port: cluster.port)
+        XCTAssertTrue(other.receive(for: 1.0).isEmpty, "a replayed sync request was answered")
+    }
 }

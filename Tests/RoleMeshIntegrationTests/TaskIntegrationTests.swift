@@ -22,7 +22,8 @@ final class TaskIntegrationTests: XCTestCase {
             addTask(n, "cat", "#!/bin/sh\nexec cat\n")
             addTask(n, "big", "#!/bin/sh\nhead -c 52428800 /dev/zero | tr '\\0' x\n")
             addTask(n, "slow", "#!/bin/sh\necho first; sleep 4; echo second\n")
-            addTask(n, "sleepy", "#!/bin/sh\necho started; sleep 300 & sleep 301\n")
+            // Durations unique to this cluster, so counting them never meets another test run's sleeps.
+            addTask(n, "sleepy", "#!/bin/sh\necho started; sleep 3\(cluster.port)0 & sleep 3\(cluster.port)1\n")
             addTask(n, "tag", "#!/bin/sh\necho \"$ROLEMESH_NODE\" >> \"\(cluster.root.path)/runs.$ROLEMESH_TASK_ID\"; sleep 1; echo ran on $ROLEMESH_NODE\n")
         }
         try cluster.start()
@@ -134,11 +135,11 @@ final class TaskIntegrationTests: XCTestCase {
         try makeMesh()
         let (p, out, _) = try startSubmit(["job/sleepy"])
         XCTAssertEqual(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self), "started\n")
-        XCTAssertTrue(waitUntil(timeout: 5) { self.processes(matching: "sleep 30[01]") == 2 })
+        XCTAssertTrue(waitUntil(timeout: 5) { self.processes(matching: "sleep 3\(self.cluster.port)[01]") == 2 })
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 130)
-        XCTAssertTrue(waitUntil(timeout: 5) { self.processes(matching: "sleep 30[01]") == 0 }, "a remote process survived Ctrl-C")
+        XCTAssertTrue(waitUntil(timeout: 5) { self.processes(matching: "sleep 3\(self.cluster.port)[01]") == 0 }, "a remote process survived Ctrl-C")
         let tasks = try cluster.cli(["tasks", "--json", "--dir", cluster.dir("node1")])
         XCTAssertTrue(tasks.stdout.contains("\"state\": \"cancelled\""), tasks.stdout)
     }

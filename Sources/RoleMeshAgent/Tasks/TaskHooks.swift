@@ -124,8 +124,8 @@ extension Agent {
             let sink = PlainFrames(fd: conn.takeOver())
             // A unique prefix of an id will do, as `tasks` shows ids shortened.
             let given = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
-            let id = journal.resolve(given) ?? given
-            onWorkerThread { self.submitter.logs(id: id, follow: follow, sink: sink) }
+            let journal = self.journal
+            onWorkerThread { self.submitter.logs(id: journal.resolve(given) ?? given, follow: follow, sink: sink) }
         default:
             return false
         }

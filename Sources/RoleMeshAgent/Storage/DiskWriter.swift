@@ -26,16 +26,17 @@ public final class DiskWriter: @unchecked Sendable {
     /// Runs `body` after every write asked for before it; `done`, if given, gets its failure
     /// (nil: written) on the reply queue (the agent's); without it a failure is logged.
     public func write(_ body: @escaping @Sendable () throws(MeshError) -> Void,
-               then done: (@Sendable (MeshError?) -> Void)? = nil) {
-        // Not yet on its own queue: inline, on the caller's (the agent's) queue.
-        if delayMicros > 0 { usleep(delayMicros) }
-        var failure: MeshError?
-        do { try body() } catch { failure = error }
-        if let done { done(failure) } else if let failure { Log.warn(failure.message) }
+                      then done: (@Sendable (MeshError?) -> Void)? = nil) {
+        queue.async { [self] in
+            if delayMicros > 0 { usleep(delayMicros) }
+            let failure: MeshError?
+            do throws(MeshError) { try body(); failure = nil } catch { failure = error }
+            if let done { replies.async { done(failure) } } else if let failure { Log.warn(failure.message) }
+        }
     }
 
     /// Runs `body` on the reply queue once every write asked for so far is on disk (leaving).
     public func whenDone(_ body: @escaping @Sendable () -> Void) {
-        body()
+        queue.async { [replies] in replies.async(execute: body) }
     }
 }

@@ -80,7 +80,7 @@ extension Agent {
         leaving = true
         // Tell the mesh at once, so nobody routes new work here while running tasks finish.
         perform(core.updateSelf(now: Clock.now()) { $0.draining = true })
-        let grace: Double = core.profile.name == "fast" ? 5 : 30
+        let grace = Double(core.profile.leaveGrace) / 1000
         executor.finishAll(within: grace) { [self] in
             self.queue.async { self.taskListener.stop(); done() }
         }

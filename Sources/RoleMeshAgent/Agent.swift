@@ -11,10 +11,18 @@ import RoleMeshCore
 ///
 /// Confinement rule: every mutable field here, the core included, is touched only on `queue`.
 /// Dispatch sources and timers are created on `queue`, so their handlers run there too.
+/// `queue` never does file I/O or waits: writes go to `disk` (in order), probes and the keys/
+/// scan run on `reads`, and their results come back to `queue`.
 public final class Agent: @unchecked Sendable {
     public let dir: NodeDirectory
     public internal(set) var config: NodeConfig
-    let queue = DispatchQueue(label: "rolemesh.agent")
+    let queue: DispatchQueue
+    let disk: DiskWriter
+    /// Reads that may block (sysfs, procfs, keys/): one at a time, off the agent queue.
+    let reads = DispatchQueue(label: "rolemesh.reads", qos: .utility)
+    var probing = false, readingKeys = false
+    /// The last signals the probe read (before pins).
+    var probed: Signals
     let keyRing: KeyRing
     let state: StateStore
     let core: Membership
@@ -28,7 +36,7 @@ public final class Agent: @unchecked Sendable {
     var lastKeyReadFailureLog: Millis = 0
     let startedAt = Clock.now()
     /// `ROLEMESH_PROBE_ROOT` points the probes at another filesystem root (tests use a fake /proc).
-    let probe = SignalProbe(root: ProcessInfo.processInfo.environment["ROLEMESH_PROBE_ROOT"] ?? "/")
+    let probe: SignalProbe
     var overrides: LocalOverrides
     let listenAddress: WireAddress
     let taskListener: TaskListener
@@ -39,6 +47,13 @@ public final class Agent: @unchecked Sendable {
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
+        let queue = DispatchQueue(label: "rolemesh.agent")
+        self.queue = queue
+        disk = DiskWriter(replyingOn: queue)
+        let environment = ProcessInfo.processInfo.environment
+        let probe = SignalProbe(root: environment["ROLEMESH_PROBE_ROOT"] ?? "/")
+        self.probe = probe
+        probed = probe.read()   // once here, before the queue runs; then off it
         NodeDirectory.restrictNewFiles()
         let config = try dir.loadConfig()
         self.config = config
@@ -62,6 +77,7 @@ public final class Agent: @unchecked Sendable {
         try state.prepare()
         dir.tightenModes(report: Log.warn)
         overrides = LocalOverrides.load(dir)
+        // Written here, directly: the agent queue does not run yet, and it must be on disk before use.
         let incarnation = try state.nextIncarnation()
         udp = try UDPSocket(bind: listen, queue: queue)
         do { taskListener = try TaskListener(bind: listen) } catch { udp.stop(); throw error }
@@ -81,13 +97,15 @@ public final class Agent: @unchecked Sendable {
             advertised = WireAddress(ip: ip.ip, port: listen.port)
             Log.info("listening on \(listen), advertising \(advertised)")
         }
+        // Logged, and fixed by `ROLEMESH_SEED`, so a run's random choices can be replayed.
+        let seed = environment["ROLEMESH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         core = Membership(
             config: .init(name: config.name, address: advertised, incarnation: incarnation, roles: config.roles,
                           backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
-            crypto: keyRing, seed: UInt64.random(in: 0...UInt64.max), now: Clock.now())
+            crypto: keyRing, seed: seed, now: Clock.now())
         executor = Executor(agent: self, journal: journal, maxTasks: config.maxTasks)
         submitter = Submitter(agent: self, journal: journal)
-        Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys)")
+        Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))")
     }
 
     /// Starts everything on the agent queue; returns once the control socket is listening.
@@ -149,7 +167,8 @@ public final class Agent: @unchecked Sendable {
             case .event(let e):
                 publish(e)
             case .persistIncarnation(let inc):
-                do { try state.saveIncarnation(inc) } catch { Log.warn(error.description) }
+                let state = self.state
+                disk.write { () throws(MeshError) in try state.saveIncarnation(inc) }
             case .log(let s):
                 Log.info(s)
             }
@@ -175,10 +194,24 @@ public final class Agent: @unchecked Sendable {
 
     // MARK: - Files
 
-    /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart).
+    /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart), off
+    /// the agent queue; only the outcome is applied on it.
     func reloadKeys() {
+        guard !readingKeys else { return }
+        readingKeys = true
+        let dir = self.dir
+        reads.async { [self] in
+            let result: Result<[String: [UInt8]], MeshError>
+            do throws(MeshError) { result = .success(try KeyStore.loadTrusted(in: dir)) } catch { result = .failure(error) }
+            queue.async { self.readingKeys = false; self.applyTrusted(result) }
+        }
+    }
+
+    func applyTrusted(_ result: Result<[String: [UInt8]], MeshError>) {
         var trusted: [String: [UInt8]]
-        do { trusted = try KeyStore.loadTrusted(in: dir) } catch {
+        switch result {
+        case .success(let t): trusted = t
+        case .failure(let error):
             // Cannot read is not "no keys": the trust set stays as it was until the folder reads again.
             if Clock.now() - lastKeyReadFailureLog >= 10_000 || lastKeyReadFailureLog == 0 {
                 lastKeyReadFailureLog = Clock.now()
@@ -207,8 +240,9 @@ public final class Agent: @unchecked Sendable {
     func savePeersIfChanged() {
         let peers = core.rememberedPeers
         guard peers != lastSavedPeers else { return }
-        state.savePeers(peers)
         lastSavedPeers = peers
+        let state = self.state
+        disk.write { () throws(MeshError) in try state.savePeers(peers) }
     }
 
     // MARK: - Leaving
@@ -219,10 +253,13 @@ public final class Agent: @unchecked Sendable {
         stopExtensions { [self] in
             perform(core.leave(now: Clock.now()))
             savePeersIfChanged()
+            for t in timers { t.cancel() }
             control.stop()
             udp.stop()
             Log.info("left the mesh")
-            exit(0)
+            // Pending writes (incarnation, peers, overrides) land first, unless the disk hangs.
+            disk.whenDone { exit(0) }
+            queue.asyncAfter(deadline: .now() + 5) { exit(0) }
         }
     }
 }

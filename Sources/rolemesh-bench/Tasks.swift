@@ -84,7 +84,7 @@ enum TasksBench {
             UsePAM no
             PidFile \(dir)/sshd.pid
             """
-            try config.write(toFile: "\(dir)/sshd_config", atomically: true, encoding: .utf8)
+            try AtomicFile.replace(URL(fileURLWithPath: "\(dir)/sshd_config"), with: config)
             try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
             let pid = try spawn(sshd, ["-D", "-e", "-f", "\(dir)/sshd_config"], stderr: .file("\(dir)/sshd.log"), label: "sshd", dieWithBench: true)
             defer { killAndReap(pid) }

@@ -44,13 +44,7 @@ public final class ControlClient {
     }
 
     public func write(_ bytes: [UInt8]) throws(MeshError) {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw MeshError(MeshError.other, "the agent closed the control connection") }
-            off += n
-        }
+        guard FD.writeAll(fd, bytes) else { throw MeshError(MeshError.other, "the agent closed the control connection") }
     }
 
     public func finishWriting() { Glibc.shutdown(fd, Int32(SHUT_WR)) }

@@ -9,7 +9,12 @@ extension Agent {
             guard let role = req["role"]?.string else { conn.fail(MeshError(MeshError.usage, "route needs a role")); return true }
             conn.reply(routeJSON(route(role, heavy: req["heavy"]?.bool ?? false)))
         case "roles", "backup":
-            do { try changeRoles(req) ; conn.reply(.object([("ok", .bool(true))])) } catch { conn.fail(error) }
+            do {
+                let config = try changeRoles(req), file = dir.configFile
+                disk.write({ () throws(MeshError) in try Self.persist(config, to: file) }) { failure in
+                    if let failure { conn.fail(failure) } else { conn.reply(.object([("ok", .bool(true))])) }
+                }
+            } catch { conn.fail(error) }
         case "signal":
             do {
                 var o = overrides
@@ -17,16 +22,20 @@ extension Agent {
                     try o.pin((req["set"]?.array ?? []).compactMap(\.string))
                 }
                 overrides = o
-                overrides.save(dir)
-                refreshSignals(announce: true)
-                conn.reply(.object([("ok", .bool(true)), ("signals", signalsJSON(core.me.signals))]))
+                applySignals(announce: true)
+                saveOverrides { [self] failure in
+                    if let failure { conn.fail(failure) } else {
+                        conn.reply(.object([("ok", .bool(true)), ("signals", signalsJSON(core.me.signals))]))
+                    }
+                }
             } catch { conn.fail(error) }
         case "drain", "undrain":
             overrides.draining = req["cmd"]?.string == "drain"
-            overrides.save(dir)
             let draining = overrides.draining
             perform(core.updateSelf(now: Clock.now()) { $0.draining = draining })
-            conn.reply(.object([("ok", .bool(true)), ("draining", .bool(draining))]))
+            saveOverrides { failure in
+                if let failure { conn.fail(failure) } else { conn.reply(.object([("ok", .bool(true)), ("draining", .bool(draining))])) }
+            }
         default:
             return false
         }
@@ -54,9 +63,10 @@ extension Agent {
         })
     }
 
-    /// `roles add|remove ROLE`, `backup add|remove ROLE [--priority P]`: the running node,
-    /// node.toml (edited in place, comments kept) and then the mesh.
-    func changeRoles(_ req: JSON) throws(MeshError) {
+    /// `roles add|remove ROLE`, `backup add|remove ROLE [--priority P]`: the running node and
+    /// the mesh at once; the returned config is for node.toml (edited in place, comments kept),
+    /// written after it on the disk queue. Applied first, so a second change builds on this one.
+    func changeRoles(_ req: JSON) throws(MeshError) -> NodeConfig {
         let kind = req["cmd"]?.string ?? ""
         let add = req["action"]?.string == "add"
         guard let role = req["role"]?.string, NodeName.isValid(role) else {
@@ -81,21 +91,18 @@ extension Agent {
         var config = self.config
         config.roles = next.roles
         config.backup = next.backup
-        try persist(config)
         self.config = config
         perform(core.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
+        return config
     }
 
-    /// Rewrites only the `roles` and `backup` lines of node.toml.
-    func persist(_ config: NodeConfig) throws(MeshError) {
-        let path = dir.configFile
+    /// Rewrites only the `roles` and `backup` lines of node.toml (on the disk queue).
+    static func persist(_ config: NodeConfig, to path: URL) throws(MeshError) {
         do {
             var text = try String(contentsOf: path, encoding: .utf8)
             text = try TOMLSubset.setting("roles", to: .array(config.roles.map(TOMLValue.string)), in: text)
             text = try TOMLSubset.setting("backup", to: .table(config.backup.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) }), in: text)
-            let tmp = path.appendingPathExtension("tmp")
-            try text.write(to: tmp, atomically: false, encoding: .utf8)
-            guard rename(tmp.path, path.path) == 0 else { throw MeshError(MeshError.other, "cannot replace \(path.path)") }
+            try AtomicFile.replace(path, with: text)
         } catch let e as MeshError {
             throw e
         } catch {
@@ -103,17 +110,36 @@ extension Agent {
         }
     }
 
-    /// Probe, pin, and hand the result to the core (it rides on the next heartbeat).
-    func refreshSignals(announce: Bool = false) {
-        let s = overrides.apply(to: probe.read())
+    /// Probes off the agent queue (sysfs reads can block); the result comes back to it, is
+    /// pinned and goes to the core (it rides on the next heartbeat). One probe at a time.
+    func refreshSignals() {
+        guard !probing else { return }
+        probing = true
+        let probe = self.probe
+        reads.async { [self] in
+            let s = probe.read()
+            queue.async { self.probing = false; self.probed = s; self.applySignals() }
+        }
+    }
+
+    /// The last probed signals with the pins on top, to the core.
+    func applySignals(announce: Bool = false) {
+        let s = overrides.apply(to: probed)
         perform(core.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
+    }
+
+    /// Writes the overrides as they are now (`signal`, `drain`); `done` runs on the agent queue
+    /// once they are on disk, or with why not.
+    func saveOverrides(then done: @escaping @Sendable (MeshError?) -> Void) {
+        let o = overrides, dir = self.dir
+        disk.write({ () throws(MeshError) in try o.save(dir) }, then: done)
     }
 }
 
 /// Hooks where the parts of the agent plug in.
 extension Agent {
     func startExtensions() {
-        refreshSignals()
+        applySignals()
         startTasks()
     }
 

@@ -22,7 +22,7 @@ public enum KeyStore {
             var written = false
             let pair = Ed25519.KeyPair.generate { seed in
                 var text = Array((Data(seed).base64EncodedString() + "\n").utf8)
-                written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == text.count && fsync(fd) == 0
+                written = FD.writeAll(fd, text) && fsync(fd) == 0
                 Ed25519.wipe(&text)
             }
             close(fd)
@@ -30,7 +30,7 @@ public enum KeyStore {
                 unlink(secret.path)
                 throw MeshError(MeshError.other, "cannot write \(secret.path): \(String(cString: strerror(errno)))")
             }
-            try (Data(pair.publicKey).base64EncodedString() + "\n").write(to: dir.publicKey(name), atomically: true, encoding: .utf8)
+            try AtomicFile.replace(dir.publicKey(name), with: Data(pair.publicKey).base64EncodedString() + "\n")
             return pair
         } catch let e as MeshError {
             throw e

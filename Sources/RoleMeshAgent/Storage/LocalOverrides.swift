@@ -62,15 +62,13 @@ public struct LocalOverrides: Equatable, Sendable {
         return o
     }
 
-    public func save(_ dir: NodeDirectory) {
+    public func save(_ dir: NodeDirectory) throws(MeshError) {
         let j = JSON.object([
             ("draining", .bool(draining)),
             ("pinned", .object([("load", .optional(pinned.load)), ("mem_free", .optional(pinned.memFree)),
                                 ("battery", .optional(pinned.battery)), ("on_battery", .optional(pinned.onBattery)),
                                 ("throttled", .optional(pinned.throttled))])),
         ])
-        let tmp = Self.file(dir).appendingPathExtension("tmp")
-        try? (j.serialized + "\n").write(to: tmp, atomically: false, encoding: .utf8)
-        _ = rename(tmp.path, Self.file(dir).path)
+        try AtomicFile.replace(Self.file(dir), with: j.serialized + "\n")
     }
 }

@@ -26,9 +26,7 @@ public struct StateStore: Sendable {
     }
 
     public func saveIncarnation(_ value: UInt64) throws(MeshError) {
-        do { try writeAtomically("\(value)\n", to: incarnationFile) } catch {
-            throw MeshError(MeshError.other, "cannot write \(incarnationFile.path): \(error.localizedDescription)")
-        }
+        try AtomicFile.replace(incarnationFile, with: "\(value)\n")
     }
 
     public func loadPeers() -> [String: String] {
@@ -37,15 +35,9 @@ public struct StateStore: Sendable {
         return obj
     }
 
-    public func savePeers(_ peers: [String: WireAddress]) {
+    public func savePeers(_ peers: [String: WireAddress]) throws(MeshError) {
         let obj = peers.mapValues(\.description)
         guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
-        try? writeAtomically(String(decoding: data, as: UTF8.self), to: peersFile)
-    }
-
-    func writeAtomically(_ text: String, to url: URL) throws {
-        let tmp = url.appendingPathExtension("tmp")
-        try text.write(to: tmp, atomically: false, encoding: .utf8)
-        _ = rename(tmp.path, url.path)
+        try AtomicFile.replace(peersFile, with: [UInt8](data))
     }
 }

@@ -68,7 +68,9 @@ final class Submitter: @unchecked Sendable {
     /// submitter or as executor, are lost (their processes went with the old agent).
     func resume() {
         journal.prune(olderThan: TaskJournal.retentionDays)
+        // `ID.json` only: a temporary left by a crash mid-write is not a submission.
         let queued = ((try? FileManager.default.contentsOfDirectory(atPath: queueDir.path)) ?? [])
+            .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
             .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
             .compactMap { JSON.parse($0).flatMap(Submission.init(json:)) }
         let queuedIDs = Set(queued.map(\.id))
@@ -167,7 +169,7 @@ final class Submitter: @unchecked Sendable {
                 if !announcedQueue {
                     announcedQueue = true
                     journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
-                    try? (sub.json.serialized + "\n").write(to: queueFile(sub.id), atomically: true, encoding: .utf8)
+                    do { try AtomicFile.replace(queueFile(sub.id), with: sub.json.serialized + "\n") } catch { Log.warn(error.message) }
                     end(.info("queued: \(e.message); waiting for a node"))
                 }
                 relay.waitForCancel(seconds: 0.25)

@@ -80,7 +80,7 @@ extension Agent {
         leaving = true
         // Tell the mesh at once, so nobody routes new work here while running tasks finish.
         perform(core.updateSelf(now: Clock.now()) { $0.draining = true })
-        let grace: Double = core.profile.name == "fast" ? 5 : 30
+        let grace = Double(core.profile.leaveGrace) / 1000
         executor.finishAll(within: grace) { [self] in
             self.queue.async { self.taskListener.stop(); done() }
         }
@@ -124,8 +124,8 @@ extension Agent {
             let sink = PlainFrames(fd: conn.takeOver())
             // A unique prefix of an id will do, as `tasks` shows ids shortened.
             let given = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
-            let id = journal.resolve(given) ?? given
-            onWorkerThread { self.submitter.logs(id: id, follow: follow, sink: sink) }
+            let journal = self.journal
+            onWorkerThread { self.submitter.logs(id: journal.resolve(given) ?? given, follow: follow, sink: sink) }
         default:
             return false
         }

@@ -88,9 +88,9 @@ public final class TaskJournal: @unchecked Sendable {
     private func store(_ r: TaskRecord) {
         let f = folder(r.id)
         try? FileManager.default.createDirectory(at: f, withIntermediateDirectories: true)
-        let tmp = f.appendingPathComponent("task.json.tmp")
-        try? (r.json.serialized + "\n").write(to: tmp, atomically: false, encoding: .utf8)
-        _ = rename(tmp.path, f.appendingPathComponent("task.json").path)
+        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: r.json.serialized + "\n") } catch {
+            Log.warn(error.message)
+        }
     }
 
     /// Read-modify-write under the lock; a record that does not exist yet starts from `initial`.

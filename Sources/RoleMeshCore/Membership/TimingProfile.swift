@@ -40,6 +40,9 @@ public struct TimingProfile: Equatable, Sendable {
         confirmations: 2, maxFanout: 32, syncInterval: 30_000, deadRetry: 30_000, joinRetry: 10_000,
         pauseThreshold: 8_000)
 
+    /// How long running tasks may finish on leave: ~12 suspect periods, capped at 30 s (fast: 5 s).
+    public var leaveGrace: Millis { min(30_000, suspectAfter * 25 / 2) }
+
     public static let all = [fast, lan, travel]
     public static func named(_ name: String) -> TimingProfile? { all.first { $0.name == name } }
 

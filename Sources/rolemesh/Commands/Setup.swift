@@ -54,9 +54,7 @@ struct Init: ParsableCommand {
                 try fm.createDirectory(at: node.rolesDir, withIntermediateDirectories: true)
             } catch { throw MeshError(MeshError.other, "cannot create \(node.root.path): \(error.localizedDescription)") }
             _ = try KeyStore.generate(name: name, in: node)
-            do { try config.render().write(to: node.configFile, atomically: true, encoding: .utf8) } catch {
-                throw MeshError(MeshError.other, "cannot write \(node.configFile.path)")
-            }
+            try AtomicFile.replace(node.configFile, with: config.render())
             let pub = node.publicKey(name)
             printOut(pub.path)
             printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")

@@ -52,8 +52,8 @@ struct Submit: ParsableCommand {
             Self.forwardInterrupts(frames)
             while let f = try frames.receive() {
                 switch f.type {
-                case .stdout: _ = FD_write(1, f.payload)
-                case .stderr: _ = FD_write(2, f.payload)
+                case .stdout: _ = FD.writeAll(1, f.payload)
+                case .stderr: _ = FD.writeAll(2, f.payload)
                 case .info:
                     let message = (f.json?["message"]?.string ?? "").escapingControlCharacters
                     FileHandle.standardError.write(Data("rolemesh: \(message)\n".utf8))
@@ -104,17 +104,6 @@ struct Submit: ParsableCommand {
     nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
 }
 
-func FD_write(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var off = 0
-    while off < bytes.count {
-        let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        off += n
-    }
-    return true
-}
-
 struct Tasks: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Tasks this node submitted or ran.")
     @Flag(help: "One JSON document.") var json = false
@@ -156,8 +145,8 @@ struct Logs: ParsableCommand {
             let frames = PlainFrames(fd: client.fd, owns: false)
             while let f = try frames.receive() {
                 switch f.type {
-                case .stdout: _ = FD_write(1, f.payload)
-                case .stderr: _ = FD_write(2, f.payload)
+                case .stdout: _ = FD.writeAll(1, f.payload)
+                case .stderr: _ = FD.writeAll(2, f.payload)
                 case .exit: return
                 case .error:
                     throw f.meshError

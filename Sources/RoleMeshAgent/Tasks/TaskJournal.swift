@@ -88,7 +88,7 @@ public final class TaskJournal: @unchecked Sendable {
     private func store(_ r: TaskRecord) {
         let f = folder(r.id)
         try? FileManager.default.createDirectory(at: f, withIntermediateDirectories: true)
-        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: r.json.serialized + "\n") } catch {
+        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: r.json.serialized + "\n", durable: false) } catch {
             Log.warn(error.message)
         }
     }

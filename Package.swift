@@ -23,20 +23,23 @@ let package = Package(
         .target(name: "RoleMeshCore", dependencies: ["CSodium"]),
         // An in-memory network in virtual time that drives the real core.
         .target(name: "RoleMeshSimulation", dependencies: ["RoleMeshCore"]),
+        // The control socket's typed protocol (requests, replies, task records): what the CLI
+        // and the agent both speak, as JSON through Foundation's coders.
+        .target(name: "RoleMeshControl"),
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
-        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "CSodium"]),
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium"]),
         .executableTarget(
             name: "rolemesh",
             dependencies: [
-                "RoleMeshAgent", "RoleMeshCore",
+                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
-        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshCore"]),
+        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore"]),
         .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"],
                     resources: [.copy("scenarios")]),
-        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "rolemesh"]),
+        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "rolemesh"]),
     ]
 )

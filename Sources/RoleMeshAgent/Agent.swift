@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
 /// The shell around the membership core: sockets, timers, files and the control socket.
@@ -176,20 +177,17 @@ public final class Agent: @unchecked Sendable {
     }
 
     func publish(_ e: MeshEvent) {
-        var fields: [(String, JSON)] = [("event", .string(e.kind.rawValue)), ("node", .string(e.node)),
-                                        ("time", .string(Clock.rfc3339()))]
-        if e.kind == .roleMoved {
-            fields += [("role", .optional(e.role)), ("from", .optional(e.from)), ("to", .optional(e.to))]
-        }
-        if let d = e.detail { fields.append(("detail", .string(d))) }
+        let event = WatchEvent(event: e.kind.rawValue, node: e.node, time: Clock.rfc3339(),
+                               role: e.role, from: e.from, to: e.to, detail: e.detail)
         if e.kind == .roleMoved {
             Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
         } else {
             Log.info("\(e.node): \(e.kind.rawValue)")
         }
         if e.kind == .memberDead || e.kind == .memberLeft { submitter.nodeLost(e.node) }
-        let line = JSON.object(fields)
-        watchers.removeAll { !$0.send(line, patience: 0) }
+        // Encoded once; each watcher buffers it without waiting, and one that stopped reading is dropped.
+        let line = Array(ControlJSON.line(event))
+        watchers.removeAll { !$0.sendRaw(line) }
     }
 
     // MARK: - Files

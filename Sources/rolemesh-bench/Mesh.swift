@@ -82,7 +82,7 @@ final class Mesh {
 
     /// `status` over the control socket, as `rolemesh status --json` asks it.
     func status(_ name: String) -> JSON? {
-        try? ControlClient.call(NodeDirectory(root: URL(fileURLWithPath: dir(name))), .object([("cmd", .string("status"))]))
+        (try? ControlClient.callLine(NodeDirectory(root: URL(fileURLWithPath: dir(name))), .status)).flatMap(JSON.parse)
     }
 
     func states(seenBy name: String) -> [String: String] {

@@ -34,8 +34,7 @@ final class ChannelTamperTests: XCTestCase {
     var ran: Bool { FileManager.default.fileExists(atPath: cluster.root.path + "/ran") }
 
     func request() -> Frame {
-        Frame(.request, json: .object([("op", .string("run")), ("id", .string(TaskJournal.newID())), ("role", .string("job")),
-                                       ("task", .string("mark")), ("args", .array([])), ("submitted", .string("now"))]))
+        Frame(.request, encoding: TaskRequest(op: "run", id: TaskJournal.newID(), role: "job", task: "mark", args: [], submitted: "now"))
     }
 
     func testAFlippedBitEndsTheConnectionAndNothingRuns() throws {

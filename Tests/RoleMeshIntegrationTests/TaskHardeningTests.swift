@@ -36,17 +36,16 @@ final class TaskHardeningTests: XCTestCase {
     }
 
     /// Sends one request and returns the last frame (exit or error), bounded by the channel's end.
-    func ask(_ ch: SecureChannel, _ request: JSON) throws -> Frame? {
+    func ask(_ ch: SecureChannel, _ request: TaskRequest) throws -> Frame? {
         defer { ch.close() }
-        try ch.send(Frame(.request, json: request))
+        try ch.send(Frame(.request, encoding: request))
         try ch.send(Frame(.stdinEOF))
         while let f = try ch.receive() { if f.type == .exit || f.type == .error { return f } }
         return nil
     }
 
-    func runRequest(id: String, task: String = "mark") -> JSON {
-        .object([("op", .string("run")), ("id", .string(id)), ("role", .string("job")), ("task", .string(task)),
-                 ("args", .array([])), ("submitted", .string(Clock.rfc3339()))])
+    func runRequest(id: String, task: String = "mark") -> TaskRequest {
+        TaskRequest(op: "run", id: id, role: "job", task: task, args: [], submitted: Clock.rfc3339())
     }
 
     func taskJSON(_ id: String, on node: String) -> JSON? {
@@ -137,9 +136,8 @@ final class TaskHardeningTests: XCTestCase {
         XCTAssertFalse(r.stdout.contains("pwned") || r.stdout.contains("task ran"), r.stdout)
         // The executor refuses such a name too, whoever sends it.
         let frame = try ask(try channel(as: "node1", to: "node2"),
-                            .object([("op", .string("run")), ("id", .string(TaskJournal.newID())), ("role", .string("r")),
-                                     ("task", .string("A=B")), ("args", .array([.string("/bin/echo"), .string("pwned")])),
-                                     ("submitted", .string(Clock.rfc3339()))]))
+                            TaskRequest(op: "run", id: TaskJournal.newID(), role: "r", task: "A=B",
+                                        args: ["/bin/echo", "pwned"], submitted: Clock.rfc3339()))
         XCTAssertEqual(frame?.type, .error)
         XCTAssertEqual(frame?.meshError.code, 64)
     }
@@ -273,12 +271,12 @@ final class TaskHardeningTests: XCTestCase {
         try setUpThree()
         let id = TaskJournal.newID()
         XCTAssertEqual(try ask(try channel(as: "node1", to: "node2"), runRequest(id: id))?.type, .exit)
-        let logs = JSON.object([("op", .string("logs")), ("id", .string(id)), ("follow", .bool(false))])
+        let logs = TaskRequest.logs(id: id, follow: false)
         let stranger = try ask(try channel(as: "node3", to: "node2"), logs)
         XCTAssertEqual(stranger?.type, .error)
         XCTAssertEqual(stranger?.meshError.code, 77)
         let submitter = try channel(as: "node1", to: "node2")
-        try submitter.send(Frame(.request, json: logs))
+        try submitter.send(Frame(.request, encoding: logs))
         var output = ""
         var last: Frame?
         while let f = try submitter.receive() {

@@ -1,55 +1,52 @@
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
-/// Control requests: one handler per command. Each answers on its connection.
+/// Control requests: one `switch` over the typed request. Each answers on its connection.
 extension Agent {
-    func handle(_ req: JSON, _ conn: ControlConnection) {
-        switch req["cmd"]?.string ?? "" {
-        case "status":
-            conn.reply(statusJSON())
-        case "watch":
+    func handle(_ req: ControlRequest, _ conn: ControlConnection) {
+        switch req {
+        case .status:
+            conn.reply(statusReply())
+        case .watch:
             watchers.append(conn)
-            conn.send(.object([("event", .string("watching")), ("node", .string(config.name)), ("time", .string(Clock.rfc3339()))]))
-        case "leave":
-            conn.reply(.object([("ok", .bool(true)), ("node", .string(config.name))]))
+            conn.send(WatchEvent(event: WatchEvent.watching, node: config.name, time: Clock.rfc3339()))
+        case .leave:
+            conn.reply(OkReply(node: config.name))
             leaveAndExit()
-        default:
-            if !handleExtension(req, conn) {
-                conn.fail(MeshError(MeshError.usage, "unknown command \(req["cmd"]?.string ?? "?")"))
-            }
+        case .route(let role, let heavy):
+            conn.reply(routeReply(route(role, heavy: heavy)))
+        case .roles(let action, let role):
+            changeRoles(backup: false, action, role: role, priority: 1, conn)
+        case .backup(let action, let role, let priority):
+            changeRoles(backup: true, action, role: role, priority: priority, conn)
+        case .signal(let change):
+            changeSignals(change, conn)
+        case .drain, .undrain:
+            setDraining(req == .drain, conn)
+        case .submit(let request):
+            submit(request, conn)
+        case .tasks:
+            sendTasks(conn)
+        case .logs(let id, let follow):
+            logs(id: id, follow: follow, conn)
         }
     }
 
-    func statusJSON() -> JSON {
-        let now = Clock.now()
-        let members = core.snapshot(now: now).map { m -> JSON in
-            .object([
-                ("name", .string(m.name)),
-                ("address", .string(m.address.description)),
-                ("state", .string(m.state.rawValue)),
-                ("incarnation", .int(Int(m.incarnation))),
-                ("roles", .array(m.roles.map(JSON.string))),
-                ("backup", .object(m.backup.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
-                ("draining", .bool(m.draining)),
-                ("score", .double(Score.of(m.signals))),
-                ("last_heard_ms", .int(Int(m.lastHeardMs))),
-                ("signals", signalsJSON(m.signals)),
-            ])
+    func statusReply() -> StatusReply {
+        let members = core.snapshot(now: Clock.now()).map { m in
+            MemberStatus(name: m.name, address: m.address.description, state: m.state.rawValue,
+                         incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
+                         score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals))
         }
         let d = core.dropped
-        return .object([
-            ("self", .string(config.name)),
-            ("members", .array(members)),
-            ("roles", rolesJSON()),
-            ("dropped", .object([("bad_signature", .int(d.badSignature)), ("unknown_key", .int(d.unknownKey)),
-                                 ("replay", .int(d.replay)), ("malformed", .int(d.malformed)),
-                                 ("rate_limited", .int(d.rateLimited))])),
-        ])
+        return StatusReply(me: config.name, members: members, roles: roleRoutes(),
+                           dropped: DroppedCounts(badSignature: d.badSignature, unknownKey: d.unknownKey, replay: d.replay,
+                                                  malformed: d.malformed, rateLimited: d.rateLimited))
     }
 
-    func signalsJSON(_ s: Signals) -> JSON {
-        .object([("load", .optional(s.load)), ("cpus", .optional(s.cpus)), ("mem_free", .optional(s.memFree)),
-                 ("battery", .optional(s.battery)), ("on_battery", .optional(s.onBattery)),
-                 ("throttled", .optional(s.throttled))])
+    func signalsStatus(_ s: Signals) -> SignalsStatus {
+        SignalsStatus(load: s.load, cpus: s.cpus, memFree: s.memFree, battery: s.battery,
+                      onBattery: s.onBattery, throttled: s.throttled)
     }
 }

@@ -4,11 +4,18 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import RoleMeshControl
 
 /// The command-line side of the control socket: blocking I/O, one request per connection.
 public final class ControlClient {
     public let fd: Int32
+    private let dir: NodeDirectory
     private var buffer = [UInt8]()
+
+    /// How long the agent may take to give its first answer. A stopped or stuck agent
+    /// (SIGSTOP, a debugger) still accepts connections in the kernel, so without a limit
+    /// `status` would wait forever.
+    public static let answerTimeout: Double = 5
 
     /// Connects to the agent of `dir`; a clear error when none is running there.
     public init(dir: NodeDirectory) throws(MeshError) {
@@ -16,6 +23,7 @@ public final class ControlClient {
             throw MeshError(MeshError.other, "no agent is running for \(dir.root.path) (start one with `rolemesh agent`)")
         }
         self.fd = fd
+        self.dir = dir
     }
 
     deinit { Glibc.close(fd) }
@@ -39,8 +47,8 @@ public final class ControlClient {
         return true
     }
 
-    public func send(_ request: JSON) throws(MeshError) {
-        try write(Array((request.serialized + "\n").utf8))
+    public func send(_ request: ControlRequest) throws(MeshError) {
+        try write(Array(ControlJSON.line(request)))
     }
 
     public func write(_ bytes: [UInt8]) throws(MeshError) {
@@ -48,6 +56,16 @@ public final class ControlClient {
     }
 
     public func finishWriting() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Waits (bounded by `answerTimeout`) until the agent has begun to answer; the clear
+    /// failure, exit 69, when it does not. Streams call it once, for their first reply only.
+    public func awaitAnswer() throws(MeshError) {
+        guard buffer.isEmpty else { return }
+        guard FD.waitReadable(fd, until: FD.deadline(in: Self.answerTimeout)) else {
+            throw MeshError(MeshError.unavailable,
+                            "the agent for \(dir.root.path) did not answer within \(Int(Self.answerTimeout)) s (is it stopped or stuck?)")
+        }
+    }
 
     /// The next line, or nil at end of stream.
     public func readLine() -> String? {
@@ -70,20 +88,36 @@ public final class ControlClient {
         }
     }
 
-    /// One request, one JSON answer; an `{"error"}` answer becomes a thrown MeshError.
-    public static func call(_ dir: NodeDirectory, _ request: JSON) throws(MeshError) -> JSON {
-        let c = try ControlClient(dir: dir)
-        try c.send(request)
-        guard let line = c.readLine(), let answer = JSON.parse(line) else {
-            throw MeshError(MeshError.other, "the agent gave no answer")
-        }
-        try check(answer)
-        return answer
+    /// The first answer line, time-limited; a clear error when there is none.
+    public func firstLine() throws(MeshError) -> String {
+        try awaitAnswer()
+        guard let line = readLine() else { throw MeshError(MeshError.other, "the agent gave no answer") }
+        return line
     }
 
-    public static func check(_ answer: JSON) throws(MeshError) {
-        if let err = answer["error"]?.string {
-            throw MeshError(Int32(answer["code"]?.int ?? 1), err)
+    /// One request, its answer line (checked: an `{"error"}` answer becomes a thrown MeshError).
+    public static func callLine(_ dir: NodeDirectory, _ request: ControlRequest) throws(MeshError) -> String {
+        let c = try ControlClient(dir: dir)
+        try c.send(request)
+        let line = try c.firstLine()
+        try check(line)
+        return line
+    }
+
+    /// One request, one typed answer.
+    public static func call<R: Decodable>(_ dir: NodeDirectory, _ request: ControlRequest, as type: R.Type) throws(MeshError) -> R {
+        try decode(type, callLine(dir, request))
+    }
+
+    public static func decode<R: Decodable>(_ type: R.Type, _ line: String) throws(MeshError) -> R {
+        guard let r = ControlJSON.decode(type, from: line) else { throw MeshError(MeshError.other, "the agent's answer could not be read") }
+        return r
+    }
+
+    /// Throws the failure an answer line reports, if it is one.
+    public static func check(_ line: String) throws(MeshError) {
+        if let p = ControlJSON.decode(ErrorProbe.self, from: line), let err = p.error {
+            throw MeshError(Int32(clamping: p.code ?? 1), err)
         }
     }
 }

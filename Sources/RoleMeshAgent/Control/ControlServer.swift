@@ -5,12 +5,13 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import RoleMeshControl
 
 /// The agent's control socket `DIR/agent.sock` (mode 0600: only the node's owner may steer it).
 ///
-/// Protocol: the client writes one JSON object on one line (`{"cmd": "status"}`); the agent
-/// answers with JSON lines and closes, except for streams (`watch`, task output) that stay open.
-/// An answer `{"error": "...", "code": N}` is a failure with the contract's exit code.
+/// Protocol: the client writes one `ControlRequest` as a JSON line (`{"cmd": "status"}`); the
+/// agent answers with JSON lines and closes, except for streams (`watch`, task output) that stay
+/// open. An answer `{"error": "...", "code": N}` is a failure with the contract's exit code.
 /// Confinement: all callbacks run on the agent's queue.
 final class ControlServer: @unchecked Sendable {
     let path: String
@@ -18,7 +19,7 @@ final class ControlServer: @unchecked Sendable {
     private var listenFD: Int32 = -1
     private var source: DispatchSourceRead?
     private var connections: [ObjectIdentifier: ControlConnection] = [:]
-    var onRequest: ((JSON, ControlConnection) -> Void)?
+    var onRequest: ((ControlRequest, ControlConnection) -> Void)?
 
     init(path: String, queue: DispatchQueue) {
         self.path = path; self.queue = queue
@@ -68,7 +69,7 @@ final class ControlServer: @unchecked Sendable {
             connections[ObjectIdentifier(conn)] = conn
             conn.onLine = { [weak self, weak conn] line in
                 guard let self, let conn else { return }
-                guard let req = JSON.parse(line), req["cmd"]?.string != nil else {
+                guard let req = ControlJSON.decode(ControlRequest.self, from: line) else {
                     conn.fail(MeshError(MeshError.usage, "the agent could not read the request"))
                     return
                 }
@@ -90,120 +91,3 @@ final class ControlServer: @unchecked Sendable {
     }
 }
 
-/// One client of the control socket.
-final class ControlConnection: @unchecked Sendable {
-    let fd: Int32
-    private let queue: DispatchQueue
-    private var source: DispatchSourceRead?
-    private var pending = [UInt8]()
-    private var gotRequest = false
-    private(set) var isClosed = false
-    var onLine: ((String) -> Void)?
-    var onClose: (() -> Void)?
-    /// Extra input after the request line (a task's stdin) goes here.
-    var onData: (([UInt8]) -> Void)?
-    var onEOF: (() -> Void)?
-
-    init(fd: Int32, queue: DispatchQueue) {
-        self.fd = fd; self.queue = queue
-        var tv = timeval(tv_sec: 2, tv_usec: 0)   // a client that stops reading is dropped, not waited on
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var one: Int32 = 1
-        #if os(Linux)
-        _ = one
-        #else
-        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-        #endif
-    }
-
-    func start() {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        s.setEventHandler { [weak self] in self?.readAvailable() }
-        source = s
-        s.resume()
-    }
-
-    private func readAvailable() {
-        var buf = [UInt8](repeating: 0, count: 65_536)
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
-            // The client finished writing (a task's stdin ended) or went away (Ctrl-C on watch).
-            source?.cancel(); source = nil
-            if gotRequest, let onEOF { onEOF() } else { close() }
-            return
-        }
-        guard n > 0 else { return }
-        if gotRequest { onData?(Array(buf[0..<n])); return }
-        pending += buf[0..<n]
-        if let nl = pending.firstIndex(of: 10) {
-            let line = String(decoding: pending[..<nl], as: UTF8.self)
-            let rest = Array(pending[(nl + 1)...])
-            pending = []
-            gotRequest = true
-            onLine?(line)
-            if !rest.isEmpty { onData?(rest) }
-        } else if pending.count > Frame.maxFrame {
-            fail(MeshError(MeshError.usage, "request too long"))
-        }
-    }
-
-    /// Writes one JSON line; false (and closes) when the client is gone or stuck.
-    /// `patience` bounds how long the agent queue may wait for a full socket: a `watch` that
-    /// stopped reading (Ctrl-Z) is dropped rather than allowed to stall heartbeats.
-    @discardableResult
-    func send(_ json: JSON, patience: Int32 = 2000) -> Bool { sendRaw(Array((json.serialized + "\n").utf8), patience: patience) }
-
-    @discardableResult
-    func sendRaw(_ bytes: [UInt8], patience: Int32 = 2000) -> Bool {
-        guard !isClosed else { return false }
-        var off = 0
-        var waited: Int32 = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { off += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN && waited < patience {
-                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                let step = min(50, patience - waited)
-                _ = poll(&p, 1, step)
-                waited += step
-                continue
-            }
-            close()
-            return false
-        }
-        return true
-    }
-
-    func reply(_ json: JSON) { send(json); close() }
-
-    func fail(_ e: MeshError) {
-        reply(.object([("error", .string(e.message)), ("code", .int(Int(e.code)))]))
-    }
-
-    /// Hands the socket to a blocking worker (task streams): no more Dispatch reads here.
-    func takeOver() -> Int32 {
-        isClosed = true
-        source?.cancel(); source = nil
-        FD.setBlocking(fd)
-        var tv = timeval(tv_sec: 0, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        onClose?()
-        return fd
-    }
-
-    func close() {
-        guard !isClosed else { return }
-        isClosed = true
-        if let source {
-            // The descriptor is closed once Dispatch has let go of it, never before.
-            source.setCancelHandler { [fd] in _ = Glibc.close(fd) }
-            source.cancel()
-            self.source = nil
-        } else {
-            Glibc.close(fd)
-        }
-        onClose?()
-    }
-}

@@ -1,99 +1,84 @@
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
-/// Control requests about roles, routing, signals and draining.
+/// Control requests about roles, routing, signals and draining. Changes apply to the running
+/// node at once (so a second command builds on the first); the file that keeps them is written
+/// on the disk queue, and the reply goes out once it is written (or says why not).
 extension Agent {
-    func handleRouting(_ req: JSON, _ conn: ControlConnection) -> Bool {
-        switch req["cmd"]?.string ?? "" {
-        case "route":
-            guard let role = req["role"]?.string else { conn.fail(MeshError(MeshError.usage, "route needs a role")); return true }
-            conn.reply(routeJSON(route(role, heavy: req["heavy"]?.bool ?? false)))
-        case "roles", "backup":
-            do {
-                let config = try changeRoles(req), file = dir.configFile
-                disk.write({ () throws(MeshError) in try Self.persist(config, to: file) }) { failure in
-                    if let failure { conn.fail(failure) } else { conn.reply(.object([("ok", .bool(true))])) }
-                }
-            } catch { conn.fail(error) }
-        case "signal":
-            do {
-                var o = overrides
-                if req["clear"]?.bool == true { o.pinned = Signals() } else {
-                    try o.pin((req["set"]?.array ?? []).compactMap(\.string))
-                }
-                overrides = o
-                applySignals(announce: true)
-                saveOverrides { [self] failure in
-                    if let failure { conn.fail(failure) } else {
-                        conn.reply(.object([("ok", .bool(true)), ("signals", signalsJSON(core.me.signals))]))
-                    }
-                }
-            } catch { conn.fail(error) }
-        case "drain", "undrain":
-            overrides.draining = req["cmd"]?.string == "drain"
-            let draining = overrides.draining
-            perform(core.updateSelf(now: Clock.now()) { $0.draining = draining })
-            saveOverrides { failure in
-                if let failure { conn.fail(failure) } else { conn.reply(.object([("ok", .bool(true)), ("draining", .bool(draining))])) }
+    func changeSignals(_ change: ControlRequest.SignalChange, _ conn: ControlConnection) {
+        var o = overrides
+        do {
+            switch change {
+            case .clear: o.pinned = Signals()
+            case .set(let pins): try o.pin(pins)
             }
-        default:
-            return false
+        } catch { return conn.fail(error) }
+        overrides = o
+        applySignals(announce: true)
+        saveOverrides { [self] failure in
+            if let failure { conn.fail(failure) } else { conn.reply(OkReply(signals: signalsStatus(core.me.signals))) }
         }
-        return true
+    }
+
+    func setDraining(_ draining: Bool, _ conn: ControlConnection) {
+        overrides.draining = draining
+        perform(core.updateSelf(now: Clock.now()) { $0.draining = draining })
+        saveOverrides { failure in
+            if let failure { conn.fail(failure) } else { conn.reply(OkReply(draining: draining)) }
+        }
     }
 
     func route(_ role: String, heavy: Bool) -> RouteDecision {
         Routing.route(role, heavy: heavy, members: core.snapshot(now: Clock.now()))
     }
 
-    func routeJSON(_ r: RouteDecision) -> JSON {
-        var fields: [(String, JSON)] = [
-            ("role", .string(r.role)), ("heavy", .bool(r.heavy)), ("node", .optional(r.node)),
-            ("skipped", .array(r.skipped.map { .object([("node", .string($0.node)), ("reason", .string($0.reason))]) })),
-        ]
-        if r.node == nil { fields.append(("error", .string(r.failureSentence))); fields.append(("code", .int(Int(MeshError.unavailable)))) }
-        return .object(fields)
+    func routeReply(_ r: RouteDecision) -> RouteReply {
+        RouteReply(role: r.role, heavy: r.heavy, node: r.node, skipped: r.skipped.map { .init(node: $0.node, reason: $0.reason) },
+                   error: r.node == nil ? r.failureSentence : nil, code: r.node == nil ? Int(MeshError.unavailable) : nil)
     }
 
-    func rolesJSON() -> JSON {
+    func roleRoutes() -> [String: RoleRoutes] {
         let view = core.snapshot(now: Clock.now())
-        return .object(Routing.roles(in: view).map { role in
-            (role, .object([("route", .optional(Routing.route(role, heavy: false, members: view).node)),
-                            ("heavy_route", .optional(Routing.route(role, heavy: true, members: view).node))]))
-        })
+        var out: [String: RoleRoutes] = [:]
+        for role in Routing.roles(in: view) {
+            out[role] = RoleRoutes(route: Routing.route(role, heavy: false, members: view).node,
+                                   heavyRoute: Routing.route(role, heavy: true, members: view).node)
+        }
+        return out
     }
 
-    /// `roles add|remove ROLE`, `backup add|remove ROLE [--priority P]`: the running node and
-    /// the mesh at once; the returned config is for node.toml (edited in place, comments kept),
-    /// written after it on the disk queue. Applied first, so a second change builds on this one.
-    func changeRoles(_ req: JSON) throws(MeshError) -> NodeConfig {
-        let kind = req["cmd"]?.string ?? ""
-        let add = req["action"]?.string == "add"
-        guard let role = req["role"]?.string, NodeName.isValid(role) else {
-            throw MeshError(MeshError.usage, "invalid role name \"\(req["role"]?.string ?? "")\"")
+    /// `roles add|remove ROLE`, `backup add|remove ROLE [--priority P]`: the running node and the
+    /// mesh at once, then node.toml (edited in place, comments kept) on the disk queue.
+    func changeRoles(backup: Bool, _ action: ControlRequest.RoleAction, role: String, priority p: Int, _ conn: ControlConnection) {
+        let add = action == .add
+        guard NodeName.isValid(role) else {
+            return conn.fail(MeshError(MeshError.usage, "invalid role name \"\(role)\""))
         }
         var next = core.me
         // A node holds a role actively or stands by for it, not both: adding one drops the other.
-        if kind == "roles" {
+        if !backup {
             if add {
                 if !next.roles.contains(role) { next.roles.append(role) }
                 next.backup[role] = nil
             } else { next.roles.removeAll { $0 == role } }
         } else {
-            let p = req["priority"]?.int ?? 1
-            guard p >= 1, p <= 255 else { throw MeshError(MeshError.usage, "priority must be 1...255") }
+            guard p >= 1, p <= 255 else { return conn.fail(MeshError(MeshError.usage, "priority must be 1...255")) }
             next.backup[role] = add ? p : nil
             if add { next.roles.removeAll { $0 == role } }
         }
         guard Wire.fits(next) else {
-            throw MeshError(MeshError.usage, "too many roles: this node's heartbeat would no longer fit in one datagram")
+            return conn.fail(MeshError(MeshError.usage, "too many roles: this node's heartbeat would no longer fit in one datagram"))
         }
         var config = self.config
         config.roles = next.roles
         config.backup = next.backup
         self.config = config
         perform(core.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
-        return config
+        let file = dir.configFile, written = config
+        disk.write({ () throws(MeshError) in try Self.persist(written, to: file) }) { failure in
+            if let failure { conn.fail(failure) } else { conn.reply(OkReply()) }
+        }
     }
 
     /// Rewrites only the `roles` and `backup` lines of node.toml (on the disk queue).
@@ -144,8 +129,4 @@ extension Agent {
     }
 
     func stopExtensions(_ done: @escaping @Sendable () -> Void) { stopTasks(done) }
-
-    func handleExtension(_ req: JSON, _ conn: ControlConnection) -> Bool {
-        handleRouting(req, conn) || handleTasks(req, conn)
-    }
 }

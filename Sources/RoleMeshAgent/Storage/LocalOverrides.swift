@@ -1,4 +1,5 @@
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
 /// Local choices a person made at runtime that must survive a restart: pinned signals
@@ -53,22 +54,26 @@ public struct LocalOverrides: Equatable, Sendable {
     static func file(_ dir: NodeDirectory) -> URL { dir.stateDir.appendingPathComponent("local.json") }
 
     public static func load(_ dir: NodeDirectory) -> LocalOverrides {
-        guard let text = try? String(contentsOf: file(dir), encoding: .utf8), let j = JSON.parse(text) else { return LocalOverrides() }
+        guard let data = try? Data(contentsOf: file(dir)), let f = ControlJSON.decode(Stored.self, from: data) else {
+            return LocalOverrides()
+        }
         var o = LocalOverrides()
-        o.draining = j["draining"]?.bool ?? false
-        let p = j["pinned"]
-        o.pinned = Signals(load: p?["load"]?.double, memFree: p?["mem_free"]?.double, battery: p?["battery"]?.double,
-                           onBattery: p?["on_battery"]?.bool, throttled: p?["throttled"]?.bool)
+        o.draining = f.draining ?? false
+        let p = f.pinned
+        o.pinned = Signals(load: p?.load, memFree: p?.memFree, battery: p?.battery, onBattery: p?.onBattery, throttled: p?.throttled)
         return o
     }
 
     public func save(_ dir: NodeDirectory) throws(MeshError) {
-        let j = JSON.object([
-            ("draining", .bool(draining)),
-            ("pinned", .object([("load", .optional(pinned.load)), ("mem_free", .optional(pinned.memFree)),
-                                ("battery", .optional(pinned.battery)), ("on_battery", .optional(pinned.onBattery)),
-                                ("throttled", .optional(pinned.throttled))])),
-        ])
-        try AtomicFile.replace(Self.file(dir), with: j.serialized + "\n")
+        let p = pinned
+        let f = Stored(draining: draining, pinned: SignalsStatus(load: p.load, memFree: p.memFree, battery: p.battery,
+                                                                  onBattery: p.onBattery, throttled: p.throttled))
+        try AtomicFile.replace(Self.file(dir), with: [UInt8](ControlJSON.line(f)))
+    }
+
+    /// `local.json`: `{"draining": false, "pinned": {"load": null, "mem_free": 0.5, ...}}`.
+    struct Stored: Codable {
+        var draining: Bool?
+        var pinned: SignalsStatus?
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
 /// Frames of a task stream. The same types travel on the control socket (CLI ↔ local agent,
@@ -26,8 +27,10 @@ public struct Frame: Sendable {
     public var type: FrameType
     public var payload: [UInt8]
     public init(_ type: FrameType, _ payload: [UInt8] = []) { self.type = type; self.payload = payload }
-    public init(_ type: FrameType, json: JSON) { self.type = type; self.payload = Array(json.serialized.utf8) }
-    public var json: JSON? { JSON.parse(String(decoding: payload, as: UTF8.self)) }
+    /// A frame whose payload is `value` as a JSON object (see FramePayloads.swift).
+    public init<T: Encodable>(_ type: FrameType, encoding value: T) { self.type = type; self.payload = Array(ControlJSON.encode(value)) }
+    /// The payload read as `T`, or nil when it is not one.
+    public func decode<T: Decodable>(_ type: T.Type) -> T? { ControlJSON.decode(type, from: Data(payload)) }
 
     /// Output is moved in chunks of this size: big enough for throughput, small enough to bound memory.
     public static let maxPayload = 65_536
@@ -38,22 +41,22 @@ public struct Frame: Sendable {
 
     /// The mesh's failure, as the last frame of a stream.
     public static func error(_ e: MeshError) -> Frame {
-        Frame(.error, json: .object([("code", .int(Int(e.code))), ("message", .string(e.message))]))
+        Frame(.error, encoding: ErrorInfo(code: Int(e.code), message: e.message))
     }
 
     /// The task's end, as the last frame of a stream.
     public static func exit(code: Int, state: String) -> Frame {
-        Frame(.exit, json: .object([("code", .int(code)), ("state", .string(state))]))
+        Frame(.exit, encoding: ExitInfo(code: code, state: state))
     }
 
     public static func info(_ message: String) -> Frame {
-        Frame(.info, json: .object([("message", .string(message))]))
+        Frame(.info, encoding: InfoMessage(message: message))
     }
 
     /// What an `error` frame says, with its code kept within the range an exit status allows.
     public var meshError: MeshError {
-        let j = json ?? .null
-        return MeshError(Int32(clamping: j["code"]?.int ?? 1), j["message"]?.string ?? "the mesh failed")
+        let e = decode(ErrorInfo.self)
+        return MeshError(Int32(clamping: e?.code ?? 1), e?.message ?? "the mesh failed")
     }
 
     /// `type u8 · length u32`: the header of a plain frame (control socket, stored task output).

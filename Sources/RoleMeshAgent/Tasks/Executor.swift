@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
 /// Runs tasks that peers submit over the task channel: `DIR/roles/ROLE/TASK`, with their
@@ -68,12 +69,12 @@ final class Executor: @unchecked Sendable {
     /// Serves one authenticated connection until its request is done.
     func serve(_ channel: SecureChannel) {
         defer { channel.close() }
-        guard let first = try? channel.receive(), first.type == .request, let req = first.json else { return }
+        guard let first = try? channel.receive(), first.type == .request, let req = first.decode(TaskRequest.self) else { return }
         // Trust may have been revoked while the handshake ran.
         guard agent.sync({ $0.keyRing.trusted[channel.peer] != nil }) else {
             return fail(channel, revokedError(channel.peer))
         }
-        switch req["op"]?.string {
+        switch req.op {
         case "run": run(req, on: channel)
         case "logs": streamLogs(req, on: channel, asker: channel.peer)
         default: fail(channel, MeshError(MeshError.usage, "unknown request"))
@@ -130,10 +131,10 @@ final class Executor: @unchecked Sendable {
         return t
     }
 
-    func run(_ req: JSON, on ch: SecureChannel) {
+    func run(_ req: TaskRequest, on ch: SecureChannel) {
         let me = agent.name
-        guard let id = req["id"]?.string, TaskJournal.isValidID(id), let role = req["role"]?.string,
-              let task = req["task"]?.string else {
+        guard let id = req.id, TaskJournal.isValidID(id), let role = req.role,
+              let task = req.task else {
             return fail(ch, MeshError(MeshError.usage, "a malformed task request"))
         }
         guard Self.isValidName(role: role, task: task) else {
@@ -149,9 +150,9 @@ final class Executor: @unchecked Sendable {
         guard let path = taskPath(role: role, task: task) else {
             return fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
         }
-        let args = (req["args"]?.array ?? []).compactMap(\.string)
+        let args = req.args ?? []
         var initial = TaskRecord(id: id, role: role, task: task, node: me, from: ch.peer, state: .queued,
-                                 submitted: req["submitted"]?.string ?? Clock.rfc3339())
+                                 submitted: req.submitted ?? Clock.rfc3339())
         initial.args = args
         journal.update(id, initial: initial) { $0.node = me; $0.state = .queued; $0.args = args }
 
@@ -181,7 +182,7 @@ final class Executor: @unchecked Sendable {
             // The submitter vanished without the task ending: hang up on it, as sshd does, so a
             // retry elsewhere never races a copy still running here. Detached runs go on.
             self.lock.lock(); let over = r.finished || r.exited; self.lock.unlock()
-            if !over, req["detached"]?.bool != true { self.signal(r, SIGHUP) }
+            if !over, req.detached != true { self.signal(r, SIGHUP) }
         }
 
         // Wait for a slot, but give up as soon as the run is cancelled (Ctrl-C, revocation).
@@ -209,7 +210,7 @@ final class Executor: @unchecked Sendable {
         let env = Self.environment(agent: ProcessInfo.processInfo.environment, passthrough: agent.config.envPassthrough,
                                    own: [("ROLEMESH_NODE", me), ("ROLEMESH_FROM", ch.peer), ("ROLEMESH_ROLE", role),
                                          ("ROLEMESH_TASK", task), ("ROLEMESH_TASK_ID", id)])
-        let started = Frame(.started, json: .object([("id", .string(id)), ("node", .string(me)), ("state", .string("running"))]))
+        let started = Frame(.started, encoding: StartedInfo(id: id, node: me, state: "running"))
         guard let (outRead, outWrite) = Spawn.pipe() else { return fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task")) }
         guard let (errRead, errWrite) = Spawn.pipe() else {
             close(outRead); close(outWrite)
@@ -310,9 +311,9 @@ final class Executor: @unchecked Sendable {
     /// `logs`: the stored output, and with `follow` whatever comes until the task ends.
     /// `asker`: the peer asking over the task channel (nil for this node's own `logs`); it must
     /// have submitted or run the task.
-    func streamLogs(_ req: JSON, on ch: FrameTransport, asker: String? = nil) {
-        guard let id = req["id"]?.string, TaskJournal.isValidID(id), let record = journal.record(id) else {
-            return fail(ch, MeshError(MeshError.other, "\(agent.name) has no task \(req["id"]?.string ?? "")"))
+    func streamLogs(_ req: TaskRequest, on ch: FrameTransport, asker: String? = nil) {
+        guard let id = req.id, TaskJournal.isValidID(id), let record = journal.record(id) else {
+            return fail(ch, MeshError(MeshError.other, "\(agent.name) has no task \(req.id ?? "")"))
         }
         if let asker, record.from != asker, record.node != asker {
             return fail(ch, MeshError(MeshError.noPermission, "\(asker) neither submitted nor ran task \(id)"))
@@ -329,7 +330,7 @@ final class Executor: @unchecked Sendable {
             lock.lock(); defer { lock.unlock() }
             return f.revoked
         }
-        let follow = req["follow"]?.bool ?? false
+        let follow = req.follow ?? false
         let reader = OutputLog.Reader(url: journal.outputFile(id))
         let deadline = Date().addingTimeInterval(24 * 3600)
         while Date() < deadline, !revoked() {

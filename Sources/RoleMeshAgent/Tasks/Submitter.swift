@@ -5,11 +5,12 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
 /// A task someone asked this node to run somewhere: what `submit` sent, and what the
 /// queue persists under `DIR/state/queue/ID.json` until a node can take it.
-public struct Submission: Sendable {
+public struct Submission: Codable, Sendable {
     var id: String
     var role: String
     var task: String
@@ -20,10 +21,20 @@ public struct Submission: Sendable {
     var queue: Bool
     var submitted: String
 
-    var json: JSON {
-        .object([("id", .string(id)), ("role", .string(role)), ("task", .string(task)), ("args", .array(args.map(JSON.string))),
-                 ("heavy", .bool(heavy)), ("to", .optional(to)), ("retry", .int(retry)), ("queue", .bool(queue)),
-                 ("submitted", .string(submitted))])
+    init(_ r: SubmitRequest) {
+        id = TaskJournal.newID()
+        role = r.role; task = r.task; args = r.args; heavy = r.heavy; to = r.to
+        retry = max(0, r.retry); queue = r.queue; submitted = Clock.rfc3339()
+    }
+
+    /// The queue file's keys; `to` is written as `null` when unset, as it always was.
+    enum CodingKeys: String, CodingKey { case id, role, task, args, heavy, to, retry, queue, submitted }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(role, forKey: .role); try c.encode(task, forKey: .task)
+        try c.encode(args, forKey: .args); try c.encode(heavy, forKey: .heavy); try c.encode(to, forKey: .to)
+        try c.encode(retry, forKey: .retry); try c.encode(queue, forKey: .queue); try c.encode(submitted, forKey: .submitted)
     }
 
     /// A task's file name in its role's folder: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 255 bytes.
@@ -34,16 +45,18 @@ public struct Submission: Sendable {
         return b.allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
     }
 
-    init?(json j: JSON) {
-        guard let role = j["role"]?.string, let task = j["task"]?.string else { return nil }
-        id = j["id"]?.string ?? TaskJournal.newID()
-        self.role = role; self.task = task
-        args = (j["args"]?.array ?? []).compactMap(\.string)
-        heavy = j["heavy"]?.bool ?? false
-        to = j["to"]?.string
-        retry = max(0, j["retry"]?.int ?? 0)
-        queue = j["queue"]?.bool ?? false
-        submitted = j["submitted"]?.string ?? Clock.rfc3339()
+    /// A queue file, as any version wrote it: only `role` and `task` are required.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(String.self, forKey: .role)
+        task = try c.decode(String.self, forKey: .task)
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? TaskJournal.newID()
+        args = try c.decodeIfPresent([String].self, forKey: .args) ?? []
+        heavy = try c.decodeIfPresent(Bool.self, forKey: .heavy) ?? false
+        to = try c.decodeIfPresent(String.self, forKey: .to)
+        retry = max(0, try c.decodeIfPresent(Int.self, forKey: .retry) ?? 0)
+        queue = try c.decodeIfPresent(Bool.self, forKey: .queue) ?? false
+        submitted = try c.decodeIfPresent(String.self, forKey: .submitted) ?? Clock.rfc3339()
     }
 }
 
@@ -72,7 +85,7 @@ final class Submitter: @unchecked Sendable {
         let queued = ((try? FileManager.default.contentsOfDirectory(atPath: queueDir.path)) ?? [])
             .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
             .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
-            .compactMap { JSON.parse($0).flatMap(Submission.init(json:)) }
+            .compactMap { ControlJSON.decode(Submission.self, from: $0) }
         let queuedIDs = Set(queued.map(\.id))
         for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
@@ -169,7 +182,7 @@ final class Submitter: @unchecked Sendable {
                 if !announcedQueue {
                     announcedQueue = true
                     journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
-                    do { try AtomicFile.replace(queueFile(sub.id), with: sub.json.serialized + "\n") } catch { Log.warn(error.message) }
+                    do { try AtomicFile.replace(queueFile(sub.id), with: [UInt8](ControlJSON.line(sub))) } catch { Log.warn(error.message) }
                     end(.info("queued: \(e.message); waiting for a node"))
                 }
                 relay.waitForCancel(seconds: 0.25)
@@ -192,13 +205,12 @@ final class Submitter: @unchecked Sendable {
             lock.lock(); active[sub.id] = (target.name, channel); lock.unlock()
             defer { lock.lock(); active[sub.id] = nil; lock.unlock(); channel.close() }
 
-            let request = JSON.object([("op", .string("run")), ("id", .string(sub.id)), ("role", .string(sub.role)),
-                                       ("task", .string(sub.task)), ("args", .array(sub.args.map(JSON.string))),
-                                       ("submitted", .string(sub.submitted)), ("detached", .bool(sink == nil))])
+            let request = TaskRequest.run(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
+                                          submitted: sub.submitted, detached: sink == nil)
             var outcome: Frame?
             var started = false
             do {
-                try channel.send(Frame(.request, json: request))
+                try channel.send(Frame(.request, encoding: request))
                 relay.attach(channel)
                 while let f = try channel.receive() {
                     switch f.type {
@@ -223,9 +235,9 @@ final class Submitter: @unchecked Sendable {
                 return failed(on: target.name, MeshError(MeshError.noPermission, "trust in \(target.name) was revoked on \(me)"))
             }
 
-            if let f = outcome, f.type == .exit, let j = f.json {
-                let code = j["code"]?.int ?? 1
-                let state = j["state"]?.string.flatMap(TaskRecord.State.init(rawValue:)) ?? (code == 0 ? .done : .failed)
+            if let f = outcome, f.type == .exit, let j = f.decode(ExitInfo.self) {
+                let code = j.code ?? 1
+                let state = j.state.flatMap(TaskRecord.State.init(rawValue:)) ?? (code == 0 ? .done : .failed)
                 journal.update(sub.id) { $0.state = state; $0.exitCode = code; $0.node = target.name; $0.finished = Clock.rfc3339() }
                 return end(f)
             }
@@ -267,7 +279,7 @@ final class Submitter: @unchecked Sendable {
             guard let next = journal.record(id) else { break }
             r = next
         }
-        let req = JSON.object([("op", .string("logs")), ("id", .string(id)), ("follow", .bool(follow))])
+        let req = TaskRequest.logs(id: id, follow: follow)
         if r.node == agent.name || FileManager.default.fileExists(atPath: journal.outputFile(id).path) {
             return agent.executor.streamLogs(req, on: sink)
         }
@@ -277,7 +289,7 @@ final class Submitter: @unchecked Sendable {
             guard let address else { return fail(MeshError(MeshError.unavailable, "\(node), which ran task \(id), is not reachable now")) }
             let ch = try SecureChannel.connect(to: address, expected: node, me: agent.name, keyPair: keyPair, trusted: trusted, from: local)
             defer { ch.close() }
-            try ch.send(Frame(.request, json: req))
+            try ch.send(Frame(.request, encoding: req))
             while let f = try ch.receive() {
                 try sink.send(f)
                 if f.type == .exit || f.type == .error { return }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
 
 /// The task channel and task commands, wired into the agent.
@@ -86,49 +87,52 @@ extension Agent {
         }
     }
 
-    func handleTasks(_ req: JSON, _ conn: ControlConnection) -> Bool {
-        switch req["cmd"]?.string ?? "" {
-        case "submit":
-            let detach = req["detach"]?.bool == true
-            guard var sub = Submission(json: req), NodeName.isValid(sub.role), Submission.isValidTaskName(sub.task) else {
-                let e = MeshError(MeshError.usage, "submit needs ROLE/TASK: a valid role name and a file name")
-                if detach { conn.fail(e) } else {
-                    let sink = PlainFrames(fd: conn.takeOver())
-                    try? sink.send(.error(e))
-                    sink.close()
-                }
-                return true
-            }
-            sub.id = TaskJournal.newID()
-            sub.submitted = Clock.rfc3339()
-            if detach {
-                // Fail fast when it can never run; otherwise answer with the id and go on alone.
-                if !sub.queue, case .failure(let e) = target(for: sub, excluding: [:]) { conn.fail(e); return true }
-                conn.reply(.object([("id", .string(sub.id))]))
-                let s = sub
-                onWorkerThread { self.submitter.run(s, sink: nil) }
-            } else {
+    func submit(_ request: SubmitRequest, _ conn: ControlConnection) {
+        let detach = request.detach
+        var sub = Submission(request)
+        guard NodeName.isValid(sub.role), Submission.isValidTaskName(sub.task) else {
+            let e = MeshError(MeshError.usage, "submit needs ROLE/TASK: a valid role name and a file name")
+            if detach { conn.fail(e) } else {
                 let sink = PlainFrames(fd: conn.takeOver())
-                try? sink.send(Frame(.started, json: .object([("id", .string(sub.id)), ("state", .string("accepted"))])))
-                let s = sub
-                onWorkerThread { self.submitter.run(s, sink: sink) }
+                try? sink.send(.error(e))
+                sink.close()
             }
-        case "tasks":
-            // Reading the whole journal is file I/O: done off the agent queue, answered back on it.
-            let journal = self.journal, queue = self.queue
-            onWorkerThread {
-                let answer = JSON.object([("tasks", .array(journal.all().map(\.json)))])
-                queue.async { conn.reply(answer) }
-            }
-        case "logs":
-            let sink = PlainFrames(fd: conn.takeOver())
-            // A unique prefix of an id will do, as `tasks` shows ids shortened.
-            let given = req["id"]?.string ?? "", follow = req["follow"]?.bool ?? false
-            let journal = self.journal
-            onWorkerThread { self.submitter.logs(id: journal.resolve(given) ?? given, follow: follow, sink: sink) }
-        default:
-            return false
+            return
         }
-        return true
+        sub.id = TaskJournal.newID()
+        sub.submitted = Clock.rfc3339()
+        if detach {
+            // Fail fast when it can never run; otherwise answer with the id and go on alone.
+            if !sub.queue, case .failure(let e) = target(for: sub, excluding: [:]) { conn.fail(e); return }
+            conn.reply(SubmittedReply(id: sub.id))
+            let s = sub
+            onWorkerThread { self.submitter.run(s, sink: nil) }
+        } else {
+            // A fresh socket takes these few bytes at once: no wait on the agent queue.
+            let sink = PlainFrames(fd: conn.takeOver())
+            try? sink.send(Frame(.started, encoding: StartedInfo(id: sub.id, state: "accepted")))
+            let s = sub
+            onWorkerThread { self.submitter.run(s, sink: sink) }
+        }
+    }
+
+    /// Reading and encoding the whole journal is file I/O and CPU: done off the agent queue,
+    /// answered back on it (the connection buffers it without waiting for the client).
+    func sendTasks(_ conn: ControlConnection) {
+        let journal = self.journal, queue = self.queue
+        onWorkerThread {
+            let answer = Array(ControlJSON.line(TasksReply(tasks: journal.all())))
+            queue.async { conn.replyRaw(answer) }
+        }
+    }
+
+    func logs(id given: String, follow: Bool, _ conn: ControlConnection) {
+        let sink = PlainFrames(fd: conn.takeOver())
+        // The stream's first frame says the agent took the request, so the command line's
+        // time limit on a first answer holds even while a followed task waits in the queue.
+        try? sink.send(Frame(.started, encoding: StartedInfo(id: given, state: "logs")))
+        // A unique prefix of an id will do, as `tasks` shows ids shortened (a folder listing: off the queue).
+        let journal = self.journal
+        onWorkerThread { self.submitter.logs(id: journal.resolve(given) ?? given, follow: follow, sink: sink) }
     }
 }

@@ -1,46 +1,6 @@
 import Foundation
+import RoleMeshControl
 import RoleMeshCore
-
-/// One task as `tasks --json` shows it.
-public struct TaskRecord: Sendable {
-    public enum State: String, Sendable { case queued, running, done, failed, lost, cancelled }
-    public var id: String
-    public var role: String
-    public var task: String
-    public var node: String?
-    public var from: String
-    public var state: State
-    public var exitCode: Int?
-    public var submitted: String
-    public var started: String?
-    public var finished: String?
-    public var args: [String] = []
-
-    public var isFinal: Bool { [.done, .failed, .lost, .cancelled].contains(state) }
-
-    public var json: JSON {
-        .object([("id", .string(id)), ("role", .string(role)), ("task", .string(task)), ("node", .optional(node)),
-                 ("from", .string(from)), ("state", .string(state.rawValue)), ("exit_code", .optional(exitCode)),
-                 ("submitted", .string(submitted)), ("started", .optional(started)), ("finished", .optional(finished)),
-                 ("args", .array(args.map(JSON.string)))])
-    }
-
-    init(id: String, role: String, task: String, node: String?, from: String, state: State, submitted: String) {
-        self.id = id; self.role = role; self.task = task; self.node = node; self.from = from
-        self.state = state; self.submitted = submitted
-    }
-
-    public init?(json j: JSON) {
-        guard let id = j["id"]?.string, let role = j["role"]?.string, let task = j["task"]?.string,
-              let from = j["from"]?.string, let st = j["state"]?.string.flatMap(State.init(rawValue:)),
-              let submitted = j["submitted"]?.string else { return nil }
-        self.init(id: id, role: role, task: task, node: j["node"]?.string, from: from, state: st, submitted: submitted)
-        exitCode = j["exit_code"]?.int
-        started = j["started"]?.string
-        finished = j["finished"]?.string
-        args = (j["args"]?.array ?? []).compactMap(\.string)
-    }
-}
 
 /// The task journal under `DIR/state/tasks/ID/`: `task.json` (the record) and, on the node
 /// that ran it, `output` (stdout and stderr as frames, in the order they were written).
@@ -75,9 +35,8 @@ public final class TaskJournal: @unchecked Sendable {
 
     private func load(_ id: String) -> TaskRecord? {
         guard TaskJournal.isValidID(id),
-              let text = try? String(contentsOf: folder(id).appendingPathComponent("task.json"), encoding: .utf8),
-              let j = JSON.parse(text) else { return nil }
-        return TaskRecord(json: j)
+              let data = try? Data(contentsOf: folder(id).appendingPathComponent("task.json")) else { return nil }
+        return ControlJSON.decode(TaskRecord.self, from: data)
     }
 
     public func save(_ r: TaskRecord) {
@@ -88,7 +47,8 @@ public final class TaskJournal: @unchecked Sendable {
     private func store(_ r: TaskRecord) {
         let f = folder(r.id)
         try? FileManager.default.createDirectory(at: f, withIntermediateDirectories: true)
-        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: r.json.serialized + "\n", durable: false) } catch {
+        let bytes = [UInt8](ControlJSON.encode(r, userInfo: [TaskRecord.withArgs: true]) + Data([10]))
+        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: bytes, durable: false) } catch {
             Log.warn(error.message)
         }
     }

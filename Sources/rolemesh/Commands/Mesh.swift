@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RoleMeshAgent
+import RoleMeshControl
 import RoleMeshCore
 
 struct Status: ParsableCommand {
@@ -10,8 +11,8 @@ struct Status: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            let s = try ControlClient.call(dir.node, .object([("cmd", .string("status"))]))
-            printOut(json ? s.serialized : StatusText.render(s))
+            let s = try ControlClient.call(dir.node, .status, as: StatusReply.self)
+            printOut(json ? ControlJSON.string(s) : StatusText.render(s))
         }
     }
 }
@@ -24,12 +25,13 @@ struct Watch: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             let c = try ControlClient(dir: dir.node)
-            try c.send(.object([("cmd", .string("watch"))]))
+            try c.send(.watch)
+            try c.awaitAnswer()         // only the first line is time-limited: events come when they come
             while let line = c.readLine() {
-                guard let e = JSON.parse(line) else { continue }
-                try ControlClient.check(e)
-                if e["event"]?.string == "watching" { continue }
-                printOut(json ? e.serialized : StatusText.event(e))
+                try ControlClient.check(line)
+                guard let e = ControlJSON.decode(WatchEvent.self, from: line) else { continue }
+                if e.event == WatchEvent.watching { continue }
+                printOut(json ? ControlJSON.string(e) : StatusText.event(e))
             }
             throw MeshError(MeshError.other, "the agent stopped")
         }
@@ -42,7 +44,7 @@ struct Leave: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.call(dir.node, .object([("cmd", .string("leave"))]))
+            _ = try ControlClient.callLine(dir.node, .leave)
             // Wait (bounded) for the agent to finish, as `systemctl stop` does.
             for _ in 0..<700 where FileManager.default.fileExists(atPath: dir.node.socketPath) { usleep(50_000) }
         }
@@ -51,39 +53,35 @@ struct Leave: ParsableCommand {
 
 /// Human output: aligned columns, readable at 80 characters.
 enum StatusText {
-    static func render(_ s: JSON) -> String {
+    static func render(_ s: StatusReply) -> String {
         var rows = [["NAME", "ADDRESS", "STATE", "INC", "SCORE", "HEARD", "ROLES"]]
-        for m in s["members"]?.array ?? [] {
-            var roles = (m["roles"]?.array ?? []).compactMap(\.string)
-            for (r, p) in m["backup"]?.object ?? [] { roles.append("\(r)(b\(p.int ?? 0))") }
-            var state = m["state"]?.string ?? "?"
-            if m["draining"]?.bool == true { state += ",drain" }
-            let heard = m["name"]?.string == s["self"]?.string ? "self" : ms(m["last_heard_ms"]?.int ?? 0)
-            rows.append([m["name"]?.string ?? "?", m["address"]?.string ?? "?", state,
-                         String(m["incarnation"]?.int ?? 0), String(format: "%.2f", m["score"]?.double ?? 0),
+        for m in s.members {
+            var roles = m.roles
+            for (r, p) in m.backup.sorted(by: { $0.key < $1.key }) { roles.append("\(r)(b\(p))") }
+            let state = m.state + (m.draining ? ",drain" : "")
+            let heard = m.name == s.me ? "self" : ms(m.lastHeardMs)
+            rows.append([m.name, m.address, state, String(m.incarnation), String(format: "%.2f", m.score),
                          heard, roles.isEmpty ? "-" : roles.joined(separator: ",")])
         }
         var out = table(rows)
-        if let roles = s["roles"]?.object, !roles.isEmpty {
+        if !s.roles.isEmpty {
             var r = [["ROLE", "ROUTE", "HEAVY ROUTE"]]
-            for (role, v) in roles {
-                r.append([role, v["route"]?.string ?? "(none)", v["heavy_route"]?.string ?? "(none)"])
+            for (role, v) in s.roles.sorted(by: { $0.key < $1.key }) {
+                r.append([role, v.route ?? "(none)", v.heavyRoute ?? "(none)"])
             }
             out += "\n" + table(r)
         }
-        if let d = s["dropped"]?.object {
-            out += "\ndropped: " + d.map { "\($0.0)=\($0.1.int ?? 0)" }.joined(separator: " ")
-        }
+        let d = s.dropped
+        out += "\ndropped: bad_signature=\(d.badSignature) unknown_key=\(d.unknownKey) replay=\(d.replay)"
+            + " malformed=\(d.malformed) rate_limited=\(d.rateLimited)"
         return out
     }
 
-    static func event(_ e: JSON) -> String {
-        let time = e["time"]?.string ?? ""
-        let kind = e["event"]?.string ?? "?"
-        if kind == "role-moved" {
-            return "\(time)  \(kind)  \(e["role"]?.string ?? "?"): \(e["from"]?.string ?? "nobody") -> \(e["to"]?.string ?? "nobody")"
+    static func event(_ e: WatchEvent) -> String {
+        if e.event == WatchEvent.roleMoved {
+            return "\(e.time)  \(e.event)  \(e.role ?? "?"): \(e.from ?? "nobody") -> \(e.to ?? "nobody")"
         }
-        return "\(time)  \(kind)  \(e["node"]?.string ?? "?")"
+        return "\(e.time)  \(e.event)  \(e.node)"
     }
 
     static func ms(_ v: Int) -> String { v < 10_000 ? "\(v)ms" : "\(v / 1000)s" }

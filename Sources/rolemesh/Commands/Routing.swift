@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RoleMeshAgent
+import RoleMeshControl
 import RoleMeshCore
 
 struct Route: ParsableCommand {
@@ -17,19 +18,20 @@ struct Route: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             let c = try ControlClient(dir: dir.node)
-            try c.send(.object([("cmd", .string("route")), ("role", .string(role)), ("heavy", .bool(heavy))]))
-            guard let line = c.readLine(), var r = JSON.parse(line) else { throw MeshError(MeshError.other, "the agent gave no answer") }
-            let failure = r["error"]?.string
-            if case .object(let kv) = r { r = .object(kv.filter { $0.0 != "error" && $0.0 != "code" }) }
-            if json {
-                printOut(r.serialized)
-            } else {
-                printOut("\(role)\(heavy ? " (heavy)" : "") -> \(r["node"]?.string ?? "(no node)")")
-                for s in r["skipped"]?.array ?? [] {
-                    printOut("  skipped \(s["node"]?.string ?? "?"): \(s["reason"]?.string ?? "")")
-                }
+            try c.send(.route(role: role, heavy: heavy))
+            let line = try c.firstLine()
+            // No node: the answer still names every skipped node, and carries the failure too.
+            guard let r = ControlJSON.decode(RouteReply.self, from: line) else {
+                try ControlClient.check(line)
+                throw MeshError(MeshError.other, "the agent's answer could not be read")
             }
-            if let failure { throw MeshError(MeshError.unavailable, failure) }
+            if json {
+                printOut(ControlJSON.string(r.printed))
+            } else {
+                printOut("\(role)\(heavy ? " (heavy)" : "") -> \(r.node ?? "(no node)")")
+                for s in r.skipped { printOut("  skipped \(s.node): \(s.reason)") }
+            }
+            if let failure = r.error { throw MeshError(MeshError.unavailable, failure) }
         }
     }
 }
@@ -43,7 +45,7 @@ struct Roles: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.call(dir.node, .object([("cmd", .string("roles")), ("action", .string(action.rawValue)), ("role", .string(role))]))
+            _ = try ControlClient.callLine(dir.node, .roles(action, role: role))
         }
     }
 }
@@ -62,13 +64,13 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.call(dir.node, .object([("cmd", .string("backup")), ("action", .string(action.rawValue)),
-                                                           ("role", .string(role)), ("priority", .int(priority))]))
+            _ = try ControlClient.callLine(dir.node, .backup(action, role: role, priority: priority))
         }
     }
 }
 
-enum RoleAction: String, ExpressibleByArgument, CaseIterable { case add, remove }
+typealias RoleAction = ControlRequest.RoleAction
+extension ControlRequest.RoleAction: ExpressibleByArgument {}
 
 /// `rolemesh signal set KEY=VALUE...` · `rolemesh signal clear`
 struct Signal: ParsableCommand {
@@ -88,9 +90,8 @@ struct Signal: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            var req: [(String, JSON)] = [("cmd", .string("signal"))]
-            if action == .clear { req.append(("clear", .bool(true))) } else { req.append(("set", .array(assignments.map(JSON.string)))) }
-            _ = try ControlClient.call(dir.node, .object(req))
+            let req = ControlRequest.signal(action == .clear ? .clear : .set(assignments))
+            _ = try ControlClient.callLine(dir.node, req)
         }
     }
 }
@@ -98,11 +99,11 @@ struct Signal: ParsableCommand {
 struct Drain: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Stop taking new tasks (running ones finish).")
     @OptionGroup var dir: DirOption
-    func run() throws { try RoleMeshCLI.run { _ = try ControlClient.call(dir.node, .object([("cmd", .string("drain"))])) } }
+    func run() throws { try RoleMeshCLI.run { _ = try ControlClient.callLine(dir.node, .drain) } }
 }
 
 struct Undrain: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Take new tasks again.")
     @OptionGroup var dir: DirOption
-    func run() throws { try RoleMeshCLI.run { _ = try ControlClient.call(dir.node, .object([("cmd", .string("undrain"))])) } }
+    func run() throws { try RoleMeshCLI.run { _ = try ControlClient.callLine(dir.node, .undrain) } }
 }

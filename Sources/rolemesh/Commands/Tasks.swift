@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import RoleMeshAgent
+import RoleMeshControl
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
@@ -26,7 +27,7 @@ struct Submit: ParsableCommand {
             throw ValidationError("expected ROLE/TASK (a role name and a file name in its folder), got \"\(target)\"")
         }
         guard retry >= 0 else { throw ValidationError("--retry must be 0 or more") }
-        let size = JSON.array(args.map(JSON.string)).serialized.utf8.count
+        let size = ControlJSON.encode(args).count
         guard size <= Frame.maxArgumentBytes else {
             throw ValidationError("the task's arguments take \(size) bytes; the limit is \(Frame.maxArgumentBytes / 1024) KiB (pass large input on stdin)")
         }
@@ -35,16 +36,15 @@ struct Submit: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             let parts = target.split(separator: "/").map(String.init)
-            let req = JSON.object([("cmd", .string("submit")), ("role", .string(parts[0])), ("task", .string(parts[1])),
-                                   ("args", .array(args.map(JSON.string))), ("heavy", .bool(heavy)), ("to", .optional(to)),
-                                   ("detach", .bool(detach)), ("queue", .bool(queue)), ("retry", .int(retry))])
+            let req = ControlRequest.submit(SubmitRequest(role: parts[0], task: parts[1], args: args, heavy: heavy, to: to,
+                                                          detach: detach, queue: queue, retry: retry))
             if detach {
-                let answer = try ControlClient.call(dir.node, req)
-                printOut(answer["id"]?.string ?? "")
+                printOut(try ControlClient.call(dir.node, req, as: SubmittedReply.self).id)
                 return
             }
             let client = try ControlClient(dir: dir.node)
             try client.send(req)
+            try client.awaitAnswer()        // the first frame only: the task itself may take any time
             let frames = PlainFrames(fd: client.fd, owns: false)
             guard let first = try frames.receive() else { throw MeshError(MeshError.other, "the agent closed the connection") }
             if first.type == .error { try Self.finish(first) }
@@ -55,7 +55,7 @@ struct Submit: ParsableCommand {
                 case .stdout: _ = FD.writeAll(1, f.payload)
                 case .stderr: _ = FD.writeAll(2, f.payload)
                 case .info:
-                    let message = (f.json?["message"]?.string ?? "").escapingControlCharacters
+                    let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
                     FileHandle.standardError.write(Data("rolemesh: \(message)\n".utf8))
                 case .exit, .error: try Self.finish(f)
                 default: break
@@ -67,7 +67,7 @@ struct Submit: ParsableCommand {
 
     /// Ends the command as the task ended: its exit status, or the mesh's error and code.
     static func finish(_ f: Frame) throws -> Never {
-        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: f.json?["code"]?.int ?? 1)) }
+        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
         RoleMeshCLI.fail(f.meshError)
     }
 
@@ -111,21 +111,17 @@ struct Tasks: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            let answer = try ControlClient.call(dir.node, .object([("cmd", .string("tasks"))]))
-            let tasks = answer["tasks"]?.array ?? []
+            let answer = try ControlClient.call(dir.node, .tasks, as: TasksReply.self)
             if json {
-                printOut(JSON.object([("tasks", .array(tasks.map { t in
-                    .object((t.object ?? []).filter { $0.0 != "args" })
-                }))]).serialized)
+                printOut(ControlJSON.string(answer))    // without `args`: the contract's keys
                 return
             }
             var rows = [["ID", "TASK", "NODE", "FROM", "STATE", "EXIT", "SUBMITTED"]]
-            for t in tasks {
+            for t in answer.tasks {
                 // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
-                let submitted = (t["submitted"]?.string ?? "").dropFirst(5).prefix(14).replacingOccurrences(of: "T", with: " ")
-                rows.append([String((t["id"]?.string ?? "").prefix(8)), "\(t["role"]?.string ?? "?")/\(t["task"]?.string ?? "?")",
-                             t["node"]?.string ?? "-", t["from"]?.string ?? "?", t["state"]?.string ?? "?",
-                             t["exit_code"]?.int.map(String.init) ?? "-", submitted])
+                let submitted = t.submitted.dropFirst(5).prefix(14).replacingOccurrences(of: "T", with: " ")
+                rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", t.node ?? "-", t.from, t.state.rawValue,
+                             t.exitCode.map(String.init) ?? "-", submitted])
             }
             printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
         }
@@ -141,7 +137,8 @@ struct Logs: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             let client = try ControlClient(dir: dir.node)
-            try client.send(.object([("cmd", .string("logs")), ("id", .string(id)), ("follow", .bool(follow))]))
+            try client.send(.logs(id: id, follow: follow))
+            try client.awaitAnswer()        // the agent's first frame; output comes when it comes
             let frames = PlainFrames(fd: client.fd, owns: false)
             while let f = try frames.receive() {
                 switch f.type {

@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+import RoleMeshControl
+
+/// One client of the control socket. Never blocks the agent queue, which also ticks the
+/// failure detector: writes go to a per-connection buffer that a write source drains as the
+/// client reads. A client that lets `backlogLimit` bytes pile up (a `watch` behind Ctrl-Z) is
+/// dropped. Confinement: everything runs on the agent's queue.
+final class ControlConnection: @unchecked Sendable {
+    let fd: Int32
+    private let queue: DispatchQueue
+    private var readSource: DispatchSourceRead?
+    private var writeSource: DispatchSourceWrite?
+    private var writeArmed = false
+    private var pending = [UInt8]()
+    private var output = [UInt8]()
+    private var sent = 0                // bytes of `output` already written
+    private var closeWhenFlushed = false
+    private var gotRequest = false
+    private(set) var isClosed = false
+    var onLine: ((String) -> Void)?
+    var onClose: (() -> Void)?
+    /// Extra input after the request line (a task's stdin) goes here.
+    var onData: (([UInt8]) -> Void)?
+    var onEOF: (() -> Void)?
+
+    /// Unsent bytes a client may leave behind before it is dropped. A single reply is always
+    /// taken whole (the journal can be large); a stream line is refused past this.
+    static let backlogLimit = 4 << 20
+    /// A finished reply the client has not read by then is abandoned.
+    static let flushTimeout: Double = 30
+
+    init(fd: Int32, queue: DispatchQueue) {
+        self.fd = fd; self.queue = queue
+        #if !os(Linux)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+    }
+
+    func start() {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        s.setEventHandler { [weak self] in self?.readAvailable() }
+        readSource = s
+        s.resume()
+    }
+
+    private func readAvailable() {
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
+            // The client finished writing (a task's stdin ended) or went away (Ctrl-C on watch).
+            readSource?.cancel(); readSource = nil
+            if gotRequest, let onEOF { onEOF() } else if !closeWhenFlushed || n < 0 { close() }
+            return
+        }
+        guard n > 0 else { return }
+        if gotRequest { onData?(Array(buf[0..<n])); return }
+        pending += buf[0..<n]
+        if let nl = pending.firstIndex(of: 10) {
+            let line = String(decoding: pending[..<nl], as: UTF8.self)
+            let rest = Array(pending[(nl + 1)...])
+            pending = []
+            gotRequest = true
+            onLine?(line)
+            if !rest.isEmpty { onData?(rest) }
+        } else if pending.count > Frame.maxFrame {
+            fail(MeshError(MeshError.usage, "request too long"))
+        }
+    }
+
+    /// Queues one JSON line; false (and closes) when the client is gone or has stopped reading.
+    @discardableResult
+    func send<T: Encodable>(_ value: T) -> Bool { sendRaw(Array(ControlJSON.line(value))) }
+
+    /// Queues bytes without waiting: written now as far as the socket takes them, the rest
+    /// when it drains.
+    @discardableResult
+    func sendRaw(_ bytes: [UInt8]) -> Bool {
+        guard !isClosed else { return false }
+        if output.count - sent >= Self.backlogLimit {
+            Log.info("a control client stopped reading (\(output.count - sent) bytes unsent); dropping it")
+            close()
+            return false
+        }
+        if sent >= 1 << 20 { output.removeFirst(sent); sent = 0 }   // a reader that never quite catches up
+        output += bytes
+        return flush()
+    }
+
+    /// Writes what the socket takes now; arms the write source for the rest.
+    @discardableResult
+    private func flush() -> Bool {
+        guard !isClosed else { return false }
+        while sent < output.count {
+            let n = output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { armWrites(true); return true }
+            close()
+            return false
+        }
+        output = []; sent = 0
+        armWrites(false)
+        if closeWhenFlushed { close() }
+        return true
+    }
+
+    private func armWrites(_ on: Bool) {
+        if writeSource == nil {
+            guard on else { return }
+            let s = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+            s.setEventHandler { [weak self] in self?.flush() }
+            writeSource = s
+            writeArmed = true
+            s.resume()
+            return
+        }
+        guard on != writeArmed, let s = writeSource else { return }
+        writeArmed = on
+        if on { s.resume() } else { s.suspend() }
+    }
+
+    /// One answer, then the connection closes once the client has read it (bounded).
+    func reply<T: Encodable>(_ value: T) { replyRaw(Array(ControlJSON.line(value))) }
+
+    func replyRaw(_ bytes: [UInt8]) {
+        guard !isClosed else { return }
+        closeWhenFlushed = true
+        output += bytes          // one reply is taken whole, whatever its size
+        guard flush(), !isClosed else { return }
+        queue.asyncAfter(deadline: .now() + Self.flushTimeout) { [weak self] in self?.close() }
+    }
+
+    func fail(_ e: MeshError) { reply(ErrorReply(error: e.message, code: Int(e.code))) }
+
+    /// Hands the socket to a blocking worker (task streams): no more Dispatch I/O here.
+    func takeOver() -> Int32 {
+        isClosed = true
+        readSource?.cancel(); readSource = nil
+        releaseWriteSource()
+        FD.setBlocking(fd)
+        onClose?()
+        return fd
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        output = []; sent = 0
+        // The descriptor is closed once Dispatch has let go of it (both sources), never before.
+        let fd = self.fd
+        let sources = (readSource == nil ? 0 : 1) + (writeSource == nil ? 0 : 1)
+        if sources == 0 {
+            Glibc.close(fd)
+        } else {
+            let left = Countdown(sources) { _ = Glibc.close(fd) }
+            readSource?.setCancelHandler { left.tick() }
+            readSource?.cancel(); readSource = nil
+            releaseWriteSource { left.tick() }
+        }
+        onClose?()
+    }
+
+    /// Cancels the write source; a suspended source must be resumed to be cancelled and released.
+    private func releaseWriteSource(then done: (() -> Void)? = nil) {
+        guard let s = writeSource else { return }
+        if let done { s.setCancelHandler(handler: done) }
+        s.cancel()
+        if !writeArmed { s.resume() }
+        writeSource = nil
+        writeArmed = false
+    }
+}
+
+/// Runs `body` after `tick` was called `count` times (all on one queue).
+private final class Countdown: @unchecked Sendable {
+    private var left: Int
+    private let body: () -> Void
+    init(_ count: Int, _ body: @escaping () -> Void) { left = count; self.body = body }
+    func tick() { left -= 1; if left == 0 { body() } }
+}

@@ -1,0 +1,2 @@
+/// Whoever uses the agent speaks its control protocol (requests, replies, task records).
+@_exported import RoleMeshControl

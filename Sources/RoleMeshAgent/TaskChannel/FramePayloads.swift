@@ -1,0 +1,69 @@
+import Foundation
+import RoleMeshControl
+
+/// The JSON payloads of task-channel frames (`protocol.md`): same keys on the wire as always.
+
+/// A `request` frame: `{"op": "run", "id", "role", "task", "args", "submitted", "detached"}`
+/// or `{"op": "logs", "id", "follow"}`. Read leniently, field by field: a peer's mistyped
+/// field is a missing one, which the executor refuses with a sentence, not silence.
+public struct TaskRequest: Codable, Equatable, Sendable {
+    public var op: String?
+    public var id: String?
+    public var role: String?
+    public var task: String?
+    public var args: [String]?
+    public var submitted: String?
+    public var detached: Bool?
+    public var follow: Bool?
+
+    public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
+                submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
+        self.op = op; self.id = id; self.role = role; self.task = task; self.args = args
+        self.submitted = submitted; self.detached = detached; self.follow = follow
+    }
+
+    public static func run(id: String, role: String, task: String, args: [String], submitted: String, detached: Bool) -> TaskRequest {
+        TaskRequest(op: "run", id: id, role: role, task: task, args: args, submitted: submitted, detached: detached)
+    }
+
+    public static func logs(id: String, follow: Bool) -> TaskRequest { TaskRequest(op: "logs", id: id, follow: follow) }
+
+    enum CodingKeys: String, CodingKey { case op, id, role, task, args, submitted, detached, follow }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        op = try? c.decodeIfPresent(String.self, forKey: .op)
+        id = try? c.decodeIfPresent(String.self, forKey: .id)
+        role = try? c.decodeIfPresent(String.self, forKey: .role)
+        task = try? c.decodeIfPresent(String.self, forKey: .task)
+        args = try? c.decodeIfPresent([String].self, forKey: .args)
+        submitted = try? c.decodeIfPresent(String.self, forKey: .submitted)
+        detached = try? c.decodeIfPresent(Bool.self, forKey: .detached)
+        follow = try? c.decodeIfPresent(Bool.self, forKey: .follow)
+    }
+}
+
+/// `exit`: `{"code": N, "state": "done|failed|cancelled"}`.
+public struct ExitInfo: Codable, Equatable, Sendable {
+    public var code: Int?
+    public var state: String?
+}
+
+/// `error`: `{"code": N, "message": "..."}`.
+public struct ErrorInfo: Codable, Equatable, Sendable {
+    public var code: Int?
+    public var message: String?
+}
+
+/// `started`: `{"id", "node", "state"}` (`node` absent while only accepted by the local agent).
+public struct StartedInfo: Codable, Equatable, Sendable {
+    public var id: String
+    public var node: String?
+    public var state: String
+    public init(id: String, node: String? = nil, state: String) { self.id = id; self.node = node; self.state = state }
+}
+
+/// `info`: `{"message": "..."}`, a line for the person at the terminal.
+public struct InfoMessage: Codable, Equatable, Sendable {
+    public var message: String
+}

@@ -1,0 +1,122 @@
+/// One request on the control socket `DIR/agent.sock`, as the command line sends it.
+///
+/// On the wire a request is one flat JSON object on one line, named by `cmd`
+/// (`{"cmd": "route", "role": "transcode", "heavy": true}`); `protocol.md` lists them.
+public enum ControlRequest: Equatable, Sendable {
+    case status
+    case watch
+    case leave
+    case route(role: String, heavy: Bool)
+    case roles(RoleAction, role: String)
+    case backup(RoleAction, role: String, priority: Int)
+    case signal(SignalChange)
+    case drain
+    case undrain
+    case submit(SubmitRequest)
+    case tasks
+    case logs(id: String, follow: Bool)
+
+    public enum RoleAction: String, Codable, Sendable, CaseIterable { case add, remove }
+
+    public enum SignalChange: Equatable, Sendable {
+        case set([String])      // KEY=VALUE pins
+        case clear
+    }
+
+    /// The command word on the wire.
+    public var command: String {
+        switch self {
+        case .status: "status"
+        case .watch: "watch"
+        case .leave: "leave"
+        case .route: "route"
+        case .roles: "roles"
+        case .backup: "backup"
+        case .signal: "signal"
+        case .drain: "drain"
+        case .undrain: "undrain"
+        case .submit: "submit"
+        case .tasks: "tasks"
+        case .logs: "logs"
+        }
+    }
+}
+
+/// What `submit` asks for: the task, where it may go, and how to wait.
+public struct SubmitRequest: Codable, Equatable, Sendable {
+    public var role: String
+    public var task: String
+    public var args: [String]
+    public var heavy: Bool
+    public var to: String?
+    public var detach: Bool
+    public var queue: Bool
+    public var retry: Int
+
+    public init(role: String, task: String, args: [String] = [], heavy: Bool = false, to: String? = nil,
+                detach: Bool = false, queue: Bool = false, retry: Int = 0) {
+        self.role = role; self.task = task; self.args = args; self.heavy = heavy; self.to = to
+        self.detach = detach; self.queue = queue; self.retry = retry
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(String.self, forKey: .role)
+        task = try c.decode(String.self, forKey: .task)
+        args = try c.decodeIfPresent([String].self, forKey: .args) ?? []
+        heavy = try c.decodeIfPresent(Bool.self, forKey: .heavy) ?? false
+        to = try c.decodeIfPresent(String.self, forKey: .to)
+        detach = try c.decodeIfPresent(Bool.self, forKey: .detach) ?? false
+        queue = try c.decodeIfPresent(Bool.self, forKey: .queue) ?? false
+        retry = try c.decodeIfPresent(Int.self, forKey: .retry) ?? 0
+    }
+}
+
+extension ControlRequest: Codable {
+    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        func flag(_ k: Key) throws -> Bool { try c.decodeIfPresent(Bool.self, forKey: k) ?? false }
+        let cmd = try c.decode(String.self, forKey: .cmd)
+        switch cmd {
+        case "status": self = .status
+        case "watch": self = .watch
+        case "leave": self = .leave
+        case "drain": self = .drain
+        case "undrain": self = .undrain
+        case "tasks": self = .tasks
+        case "route": self = .route(role: try c.decode(String.self, forKey: .role), heavy: try flag(.heavy))
+        case "roles":
+            self = .roles(try c.decode(RoleAction.self, forKey: .action), role: try c.decode(String.self, forKey: .role))
+        case "backup":
+            self = .backup(try c.decode(RoleAction.self, forKey: .action), role: try c.decode(String.self, forKey: .role),
+                           priority: try c.decodeIfPresent(Int.self, forKey: .priority) ?? 1)
+        case "signal":
+            self = .signal(try flag(.clear) ? .clear : .set(try c.decodeIfPresent([String].self, forKey: .set) ?? []))
+        case "submit": self = .submit(try SubmitRequest(from: decoder))
+        case "logs": self = .logs(id: try c.decode(String.self, forKey: .id), follow: try flag(.follow))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .cmd, in: c, debugDescription: "unknown command \(cmd)")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(command, forKey: .cmd)
+        switch self {
+        case .status, .watch, .leave, .drain, .undrain, .tasks: break
+        case .route(let role, let heavy):
+            try c.encode(role, forKey: .role); try c.encode(heavy, forKey: .heavy)
+        case .roles(let action, let role):
+            try c.encode(action, forKey: .action); try c.encode(role, forKey: .role)
+        case .backup(let action, let role, let priority):
+            try c.encode(action, forKey: .action); try c.encode(role, forKey: .role); try c.encode(priority, forKey: .priority)
+        case .signal(.clear): try c.encode(true, forKey: .clear)
+        case .signal(.set(let pins)): try c.encode(pins, forKey: .set)
+        case .submit(let s): try s.encode(to: encoder)
+        case .logs(let id, let follow):
+            try c.encode(id, forKey: .id); try c.encode(follow, forKey: .follow)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// A failure: one sentence and the contract's exit code. Any answer may be this.
+public struct ErrorReply: Codable, Equatable, Sendable {
+    public var error: String
+    public var code: Int
+    public init(error: String, code: Int) { self.error = error; self.code = code }
+}
+
+/// What every answer may carry: the error fields, if it is a failure.
+public struct ErrorProbe: Decodable, Sendable {
+    public var error: String?
+    public var code: Int?
+}
+
+/// `leave`, `roles`, `backup`, `signal`, `drain`, `undrain`: done, with what changed.
+public struct OkReply: Codable, Equatable, Sendable {
+    public var ok: Bool
+    public var node: String?
+    public var draining: Bool?
+    public var signals: SignalsStatus?
+
+    public init(node: String? = nil, draining: Bool? = nil, signals: SignalsStatus? = nil) {
+        ok = true; self.node = node; self.draining = draining; self.signals = signals
+    }
+}
+
+/// `submit --detach`: the new task's id.
+public struct SubmittedReply: Codable, Equatable, Sendable {
+    public var id: String
+    public init(id: String) { self.id = id }
+}
+
+/// `tasks`: the journal, oldest first.
+public struct TasksReply: Codable, Equatable, Sendable {
+    public var tasks: [TaskRecord]
+    public init(tasks: [TaskRecord]) { self.tasks = tasks }
+}

@@ -1,0 +1,94 @@
+/// `status`: the membership view, exactly as `status --json` prints it (docs/contract.md).
+public struct StatusReply: Codable, Equatable, Sendable {
+    public var me: String
+    public var members: [MemberStatus]
+    public var roles: [String: RoleRoutes]
+    public var dropped: DroppedCounts
+
+    enum CodingKeys: String, CodingKey { case me = "self", members, roles, dropped }
+
+    public init(me: String, members: [MemberStatus], roles: [String: RoleRoutes], dropped: DroppedCounts) {
+        self.me = me; self.members = members; self.roles = roles; self.dropped = dropped
+    }
+}
+
+public struct MemberStatus: Codable, Equatable, Sendable {
+    public var name: String
+    public var address: String
+    public var state: String
+    public var incarnation: Int
+    public var roles: [String]
+    public var backup: [String: Int]
+    public var draining: Bool
+    public var score: Double
+    public var lastHeardMs: Int
+    public var signals: SignalsStatus
+
+    enum CodingKeys: String, CodingKey {
+        case name, address, state, incarnation, roles, backup, draining, score, lastHeardMs = "last_heard_ms", signals
+    }
+
+    public init(name: String, address: String, state: String, incarnation: Int, roles: [String], backup: [String: Int],
+                draining: Bool, score: Double, lastHeardMs: Int, signals: SignalsStatus) {
+        self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
+        self.roles = roles; self.backup = backup; self.draining = draining; self.score = score
+        self.lastHeardMs = lastHeardMs; self.signals = signals
+    }
+}
+
+/// A member's resource signals; unknown ones are `null`, never missing.
+public struct SignalsStatus: Codable, Equatable, Sendable {
+    public var load: Double?
+    public var cpus: Int?
+    public var memFree: Double?
+    public var battery: Double?
+    public var onBattery: Bool?
+    public var throttled: Bool?
+
+    enum CodingKeys: String, CodingKey { case load, cpus, memFree = "mem_free", battery, onBattery = "on_battery", throttled }
+
+    public init(load: Double? = nil, cpus: Int? = nil, memFree: Double? = nil, battery: Double? = nil,
+                onBattery: Bool? = nil, throttled: Bool? = nil) {
+        self.load = ControlJSON.rounded(load); self.cpus = cpus; self.memFree = ControlJSON.rounded(memFree)
+        self.battery = ControlJSON.rounded(battery); self.onBattery = onBattery; self.throttled = throttled
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(load, forKey: .load); try c.encode(cpus, forKey: .cpus); try c.encode(memFree, forKey: .memFree)
+        try c.encode(battery, forKey: .battery); try c.encode(onBattery, forKey: .onBattery)
+        try c.encode(throttled, forKey: .throttled)
+    }
+}
+
+/// Where a role's light and heavy work goes now; `null` when no node can take it.
+public struct RoleRoutes: Codable, Equatable, Sendable {
+    public var route: String?
+    public var heavyRoute: String?
+
+    enum CodingKeys: String, CodingKey { case route, heavyRoute = "heavy_route" }
+
+    public init(route: String?, heavyRoute: String?) { self.route = route; self.heavyRoute = heavyRoute }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(route, forKey: .route); try c.encode(heavyRoute, forKey: .heavyRoute)
+    }
+}
+
+public struct DroppedCounts: Codable, Equatable, Sendable {
+    public var badSignature: Int
+    public var unknownKey: Int
+    public var replay: Int
+    public var malformed: Int
+    public var rateLimited: Int
+
+    enum CodingKeys: String, CodingKey {
+        case badSignature = "bad_signature", unknownKey = "unknown_key", replay, malformed, rateLimited = "rate_limited"
+    }
+
+    public init(badSignature: Int, unknownKey: Int, replay: Int, malformed: Int, rateLimited: Int) {
+        self.badSignature = badSignature; self.unknownKey = unknownKey; self.replay = replay
+        self.malformed = malformed; self.rateLimited = rateLimited
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// One task as `tasks --json` shows it, and as the journal keeps it (`state/tasks/ID/task.json`,
+/// which also keeps `args`: the journal's encoder asks for them with `withArgs`).
+public struct TaskRecord: Codable, Equatable, Sendable {
+    public enum State: String, Codable, Sendable { case queued, running, done, failed, lost, cancelled }
+    public var id: String
+    public var role: String
+    public var task: String
+    public var node: String?
+    public var from: String
+    public var state: State
+    public var exitCode: Int?
+    public var submitted: String
+    public var started: String?
+    public var finished: String?
+    public var args: [String] = []
+
+    public var isFinal: Bool { [.done, .failed, .lost, .cancelled].contains(state) }
+
+    /// Set to `true` in an encoder's userInfo to keep `args` (the journal); the control reply leaves them out.
+    public static let withArgs = CodingUserInfoKey(rawValue: "rolemesh.task.args")!
+
+    public init(id: String, role: String, task: String, node: String?, from: String, state: State, submitted: String) {
+        self.id = id; self.role = role; self.task = task; self.node = node; self.from = from
+        self.state = state; self.submitted = submitted
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, role, task, node, from, state, exitCode = "exit_code", submitted, started, finished, args
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try c.decode(String.self, forKey: .id), role: try c.decode(String.self, forKey: .role),
+                  task: try c.decode(String.self, forKey: .task), node: try c.decodeIfPresent(String.self, forKey: .node),
+                  from: try c.decode(String.self, forKey: .from), state: try c.decode(State.self, forKey: .state),
+                  submitted: try c.decode(String.self, forKey: .submitted))
+        exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode)
+        started = try c.decodeIfPresent(String.self, forKey: .started)
+        finished = try c.decodeIfPresent(String.self, forKey: .finished)
+        args = try c.decodeIfPresent([String].self, forKey: .args) ?? []
+    }
+
+    /// Every contract key, `null` where unknown (`node` while queued, times not reached yet).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id); try c.encode(role, forKey: .role); try c.encode(task, forKey: .task)
+        try c.encode(node, forKey: .node); try c.encode(from, forKey: .from); try c.encode(state, forKey: .state)
+        try c.encode(exitCode, forKey: .exitCode); try c.encode(submitted, forKey: .submitted)
+        try c.encode(started, forKey: .started); try c.encode(finished, forKey: .finished)
+        if encoder.userInfo[Self.withArgs] as? Bool == true { try c.encode(args, forKey: .args) }
+    }
+}

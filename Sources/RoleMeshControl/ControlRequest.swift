@@ -23,6 +23,14 @@ public enum ControlRequest: Equatable, Sendable {
         case clear
     }
 
+    /// Answered only once the agent has written a file (node.toml, its overrides).
+    public var writesToDisk: Bool {
+        switch self {
+        case .roles, .backup, .signal, .drain, .undrain: true
+        default: false
+        }
+    }
+
     /// The command word on the wire.
     public var command: String {
         switch self {

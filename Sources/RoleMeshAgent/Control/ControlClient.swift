@@ -16,6 +16,9 @@ public final class ControlClient {
     /// (SIGSTOP, a debugger) still accepts connections in the kernel, so without a limit
     /// `status` would wait forever.
     public static let answerTimeout: Double = 5
+    /// Requests answered once a file is written (node.toml, overrides) may wait behind a slow
+    /// disk: they get longer, still bounded.
+    public static let writeAnswerTimeout: Double = 30
 
     /// Connects to the agent of `dir`; a clear error when none is running there.
     public init(dir: NodeDirectory) throws(MeshError) {
@@ -59,11 +62,11 @@ public final class ControlClient {
 
     /// Waits (bounded by `answerTimeout`) until the agent has begun to answer; the clear
     /// failure, exit 69, when it does not. Streams call it once, for their first reply only.
-    public func awaitAnswer() throws(MeshError) {
+    public func awaitAnswer(within seconds: Double = ControlClient.answerTimeout) throws(MeshError) {
         guard buffer.isEmpty else { return }
-        guard FD.waitReadable(fd, until: FD.deadline(in: Self.answerTimeout)) else {
+        guard FD.waitReadable(fd, until: FD.deadline(in: seconds)) else {
             throw MeshError(MeshError.unavailable,
-                            "the agent for \(dir.root.path) did not answer within \(Int(Self.answerTimeout)) s (is it stopped or stuck?)")
+                            "the agent for \(dir.root.path) did not answer within \(Int(seconds)) s (is it stopped or stuck?)")
         }
     }
 
@@ -89,8 +92,8 @@ public final class ControlClient {
     }
 
     /// The first answer line, time-limited; a clear error when there is none.
-    public func firstLine() throws(MeshError) -> String {
-        try awaitAnswer()
+    public func firstLine(within seconds: Double = ControlClient.answerTimeout) throws(MeshError) -> String {
+        try awaitAnswer(within: seconds)
         guard let line = readLine() else { throw MeshError(MeshError.other, "the agent gave no answer") }
         return line
     }
@@ -99,7 +102,7 @@ public final class ControlClient {
     public static func callLine(_ dir: NodeDirectory, _ request: ControlRequest) throws(MeshError) -> String {
         let c = try ControlClient(dir: dir)
         try c.send(request)
-        let line = try c.firstLine()
+        let line = try c.firstLine(within: request.writesToDisk ? writeAnswerTimeout : answerTimeout)
         try check(line)
         return line
     }

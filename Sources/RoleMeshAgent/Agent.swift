@@ -24,6 +24,8 @@ public final class Agent: @unchecked Sendable {
     var signalSources: [DispatchSourceSignal] = []
     var watchers: [ControlConnection] = []
     var lastSavedPeers: [String: WireAddress] = [:]
+    /// `role-moved` events from the views the core reports as changed.
+    var routeWatcher = RouteWatcher()
     var trustedSnapshot: [String: [UInt8]]
     var lastKeyReadFailureLog: Millis = 0
     let startedAt = Clock.now()
@@ -148,6 +150,8 @@ public final class Agent: @unchecked Sendable {
                 udp.send(Wire.encode(d), to: to)
             case .event(let e):
                 publish(e)
+            case .viewChanged:
+                for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
             case .persistIncarnation(let inc):
                 do { try state.saveIncarnation(inc) } catch { Log.warn(error.description) }
             case .log(let s):

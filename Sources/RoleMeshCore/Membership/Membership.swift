@@ -1,9 +1,10 @@
 /// The membership and failure-detection core: a deterministic state machine.
 ///
 /// Inputs are datagrams, ticks and local commands, each with the current time; outputs are
-/// `MembershipAction`s (datagrams to send, events, incarnations to persist) that the shell
-/// carries out. No clocks, sockets or files here, so the simulation can drive a thousand of
-/// these in virtual time.
+/// `MembershipAction`s (datagrams to send, events, incarnations to persist, a note that the view
+/// changed) that the shell carries out. No clocks, sockets or files here, so the simulation can
+/// drive a thousand of these in virtual time. Nor routing: whoever needs routes computes them from
+/// `snapshot(now:)` (`Routing.route`; `RouteWatcher` for `role-moved` events).
 ///
 /// The rules, in short (README "How membership works" has the long form):
 /// - every node signs a heartbeat each `heartbeat` interval and sends it to its peers; statements
@@ -69,12 +70,9 @@ public final class Membership {
     var roundRequest: (entry: SignedEntry, after: Version)?
     var outbox: [MembershipAction] = []
     public private(set) var hasLeft = false
-    /// Set when anything routing depends on changed; routes are recomputed once per input.
+    /// Set when anything routing reads changed (states, roles, backups, draining, signals, the
+    /// second-hand mark); reported as one `.viewChanged` at the end of the input's actions.
     var viewChanged = true
-    /// The light route of every role as last announced, to emit `role-moved`.
-    var lastRoutes: [String: String] = [:]
-    /// Whether any node ever announced a role: until then there is nothing to route.
-    var rolesSeen = false
 
     static let retention: Millis = 24 * 3600 * 1000
     static let relayMultiplier = 4
@@ -321,7 +319,6 @@ public final class Membership {
             outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
         }
         members[hb.name] = m
-        if !hb.roles.isEmpty || !hb.backup.isEmpty { rolesSeen = true }
         if changedState || changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
             notifyObservers()   // routing reads all of these, the second-hand mark included
         }
@@ -639,26 +636,14 @@ public final class Membership {
     }
     var sortedMembers: [Member] { memberNames.map { members[$0]! } }
 
-    /// Emits `role-moved` for every role whose light route changed since the last input.
-    func emitRoleMoves() {
-        guard viewChanged else { return }
-        viewChanged = false
-        guard rolesSeen || !me.roles.isEmpty || !me.backup.isEmpty || !lastRoutes.isEmpty else { return }
-        let view = snapshot(now: lastTick ?? 0)
-        var routes: [String: String] = [:]
-        for role in Routing.roles(in: view) {
-            if let node = Routing.route(role, heavy: false, members: view).node { routes[role] = node }
-        }
-        for role in Set(routes.keys).union(lastRoutes.keys).sorted() where routes[role] != lastRoutes[role] {
-            let to = routes[role], from = lastRoutes[role]
-            outbox.append(.event(MeshEvent(.roleMoved, node: to ?? from ?? name, role: role, from: from, to: to)))
-        }
-        lastRoutes = routes
-    }
-
+    /// Hands this input's actions to the caller and empties the outbox; a view change is reported
+    /// last, once per input (never after leaving).
     func drain() -> [MembershipAction] {
         roundRequest = nil
-        if !hasLeft { emitRoleMoves() }
+        if viewChanged, !hasLeft {
+            viewChanged = false
+            outbox.append(.viewChanged)
+        }
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
     }
@@ -669,6 +654,9 @@ public enum MembershipAction: Sendable {
     case event(MeshEvent)
     case persistIncarnation(UInt64)
     case log(String)
+    /// Something routing reads changed during this input (at most one per input, always last):
+    /// routes may have moved. `RouteWatcher` turns the new view into `role-moved` events.
+    case viewChanged
 }
 
 extension Signals {

@@ -166,7 +166,6 @@ public final class Agent: @unchecked Sendable {
         if e.kind == .roleMoved {
             fields += [("role", .optional(e.role)), ("from", .optional(e.from)), ("to", .optional(e.to))]
         }
-        if let d = e.detail { fields.append(("detail", .string(d))) }
         if e.kind == .roleMoved {
             Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
         } else {

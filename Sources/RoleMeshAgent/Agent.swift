@@ -33,6 +33,8 @@ public final class Agent: @unchecked Sendable {
     var signalSources: [DispatchSourceSignal] = []
     var watchers: [ControlConnection] = []
     var lastSavedPeers: [String: WireAddress] = [:]
+    /// `role-moved` events from the views the core reports as changed.
+    var routeWatcher = RouteWatcher()
     var trustedSnapshot: [String: [UInt8]]
     var lastKeyReadFailureLog: Millis = 0
     let startedAt = Clock.now()
@@ -167,6 +169,8 @@ public final class Agent: @unchecked Sendable {
                 udp.send(Wire.encode(d), to: to)
             case .event(let e):
                 publish(e)
+            case .viewChanged:
+                for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
             case .persistIncarnation(let inc):
                 let state = self.state
                 disk.write { () throws(MeshError) in try state.saveIncarnation(inc) }
@@ -178,7 +182,7 @@ public final class Agent: @unchecked Sendable {
 
     func publish(_ e: MeshEvent) {
         let event = WatchEvent(event: e.kind.rawValue, node: e.node, time: Clock.rfc3339(),
-                               role: e.role, from: e.from, to: e.to, detail: e.detail)
+                               role: e.role, from: e.from, to: e.to)
         if e.kind == .roleMoved {
             Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
         } else {

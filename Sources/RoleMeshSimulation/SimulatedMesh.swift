@@ -14,6 +14,8 @@ public final class SimulatedMesh {
         public var pausedUntil: Millis?
         /// Raised on every (re)start: ticks scheduled for an earlier process are ignored.
         var epoch = 0
+        /// Turns the views this process reports as changed into `role-moved` events, as the agent does.
+        var routes = RouteWatcher()
         var seeds: [String] = []
     }
 
@@ -23,6 +25,9 @@ public final class SimulatedMesh {
     public private(set) var nodes: [String: NodeHandle] = [:]
     public private(set) var delivered = 0
     public private(set) var events: [(Millis, String, MeshEvent)] = []
+    /// Off: no events are recorded and routes are not watched (a snapshot per view change would
+    /// dominate a 1000-node run); `role-moved` events after turning it back on compare with the
+    /// last view watched.
     public var recordEvents = true
 
     let crypto = TrustingCrypto()
@@ -200,6 +205,9 @@ public final class SimulatedMesh {
                 schedule(at: now + lag, .deliver(d, from: sender.address, to: target))
             case .event(let e):
                 if recordEvents { events.append((now, name, e)) }
+            case .viewChanged:
+                guard recordEvents else { continue }
+                for e in nodes[name]!.routes.observe(sender.core.snapshot(now: now)) { events.append((now, name, e)) }
             case .persistIncarnation, .log:
                 break
             }

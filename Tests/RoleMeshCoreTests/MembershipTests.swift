@@ -128,3 +128,30 @@ extension MembershipTests {
         XCTAssertFalse(sent.contains { $0.isUnspecified }, "sent to 0.0.0.0")
     }
 }
+
+extension MembershipTests {
+    func viewChanges(_ actions: [MembershipAction]) -> [Int] {
+        actions.indices.filter { if case .viewChanged = actions[$0] { return true }; return false }
+    }
+
+    /// The core computes no routes: it says when the view routing reads changed, once per input, last.
+    func testAViewChangeIsReportedOncePerInputAndLast() {
+        make(["n1", "n2"])
+        run(300)
+        let core = nodes["n1"]!
+        XCTAssertEqual(viewChanges(core.tick(now: now)), [], "nothing changed")
+        // Roles change: the core marks the view changed twice (the change, then the announcement).
+        let changed = core.updateSelf(now: now) { $0.roles = ["x"] }
+        route(changed, from: "n1")
+        XCTAssertEqual(viewChanges(changed), [changed.count - 1])
+        XCTAssertEqual(viewChanges(core.updateSelf(now: now) { $0.roles = ["x"] }), [], "the same roles again")
+        // n2 hears of it: one more input that changed its view.
+        var heard: [Int] = []
+        while !inbox.isEmpty {
+            let (d, from, to) = inbox.removeFirst()
+            if to == "n2" { heard += viewChanges(nodes["n2"]!.receive(d, from: from, now: now)) }
+        }
+        XCTAssertEqual(heard.count, 1)
+        XCTAssertEqual(viewChanges(core.leave(now: now)), [], "a node that left routes nothing")
+    }
+}

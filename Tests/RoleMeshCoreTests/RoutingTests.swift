@@ -85,6 +85,27 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(Routing.route("nothing", heavy: false, members: view).failureSentence, "no node holds or backs up role nothing")
     }
 
+    /// The submitter's exclusions (lost mid-run, unreachable, no address yet) are skips like any other.
+    func testExcludedNodesAreSkippedWithTheCallersReason() {
+        let view = [m("h1", roles: ["x"], load: 0), m("h2", roles: ["x"], load: 0.5), m("b", backup: ["x": 1]), m("c")]
+        let r = Routing.route("x", heavy: false, members: view, excluding: ["h1": "was lost mid-run", "c": "could not be reached"])
+        XCTAssertEqual(r.node, "h2", "the best holder is excluded: the next one takes it")
+        XCTAssertEqual(r.skipped.map(\.node), ["h1", "b"], "a node that is no candidate is not listed")
+        XCTAssertEqual(r.skipped.first?.reason, "was lost mid-run")
+
+        // Every holder excluded: the backup takes it, as for dead holders.
+        let toBackup = Routing.route("x", heavy: false, members: view,
+                                     excluding: ["h1": "was lost mid-run", "h2": "could not be reached (connection refused)"])
+        XCTAssertEqual(toBackup.node, "b")
+
+        // Nothing left: the sentence names every skip, exclusions and others alike.
+        let none = Routing.route("x", heavy: false, members: [m("h1", roles: ["x"]), m("b", .dead, backup: ["x": 1])],
+                                 excluding: ["h1": "has not told this node its address yet"])
+        XCTAssertNil(none.node)
+        XCTAssertEqual(none.failureSentence, "no node can take x now (h1: has not told this node its address yet; b: dead)")
+        XCTAssertEqual(Routing.route("x", heavy: false, members: view, excluding: [:]), Routing.route("x", heavy: false, members: view))
+    }
+
     func testUnknownSignalsCountAsNeutral() {
         XCTAssertEqual(Score.of(Signals()), 0.6)
         XCTAssertEqual(Score.of(Signals(load: 0, memFree: 1, onBattery: false)), 1.0)
@@ -98,6 +119,7 @@ final class RoutingTests: XCTestCase {
         for _ in 0..<20 {
             view.shuffle(using: &rng)
             XCTAssertEqual(Routing.route("x", heavy: false, members: view), expected)
+            XCTAssertEqual(Routing.route("x", heavy: false, members: view, excluding: ["d": "was lost mid-run"]).node, "a")
         }
     }
 }

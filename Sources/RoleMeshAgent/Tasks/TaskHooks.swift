@@ -27,7 +27,7 @@ extension Agent {
     /// Where a submission goes now (on the agent queue).
     /// `excluded`: nodes this submission must not go to now, each with why (lost mid-run, unreachable).
     func target(for sub: Submission, excluding excluded: [String: String]) -> Result<(name: String, address: WireAddress), MeshError> {
-        var view = core.snapshot(now: Clock.now())
+        let view = core.snapshot(now: Clock.now())
         if let to = sub.to {
             guard let m = view.first(where: { $0.name == to }) else {
                 return .failure(MeshError(MeshError.unavailable, "\(to) is not a member of this mesh"))
@@ -41,15 +41,14 @@ extension Agent {
             }
             return .success((to, m.address))
         }
-        // Lost nodes, and nodes whose address we do not know yet, cannot take it from here.
-        for i in view.indices where excluded[view[i].name] != nil || (view[i].address.isUnspecified && !view[i].isSelf) {
-            view[i].state = .dead
+        // Nodes whose address we do not know yet cannot take it from here either.
+        var skip = excluded
+        for m in view where !m.isSelf && m.state == .alive && m.address.isUnspecified && skip[m.name] == nil {
+            skip[m.name] = "has not told this node its address yet"
         }
-        let d = Routing.route(sub.role, heavy: sub.heavy, members: view)
+        let d = Routing.route(sub.role, heavy: sub.heavy, members: view, excluding: skip)
         guard let node = d.node, let m = view.first(where: { $0.name == node }) else {
-            let set = excluded.keys.sorted().map { "\($0) \(excluded[$0]!)" }
-            let why = set.isEmpty ? d.failureSentence : "no node can take \(sub.role) now: " + set.joined(separator: "; ")
-            return .failure(MeshError(MeshError.unavailable, why))
+            return .failure(MeshError(MeshError.unavailable, d.failureSentence))
         }
         return .success((node, m.address))
     }

@@ -1,9 +1,10 @@
 /// The membership and failure-detection core: a deterministic state machine.
 ///
 /// Inputs are datagrams, ticks and local commands, each with the current time; outputs are
-/// `MembershipAction`s (datagrams to send, events, incarnations to persist) that the shell
-/// carries out. No clocks, sockets or files here, so the simulation can drive a thousand of
-/// these in virtual time.
+/// `MembershipAction`s (datagrams to send, events, incarnations to persist, a note that the view
+/// changed) that the shell carries out. No clocks, sockets or files here, so the simulation can
+/// drive a thousand of these in virtual time. Nor routing: whoever needs routes computes them from
+/// `snapshot(now:)` (`Routing.route`; `RouteWatcher` for `role-moved` events).
 ///
 /// The rules, in short (README "How membership works" has the long form):
 /// - every node signs a heartbeat each `heartbeat` interval and sends it to its peers; statements
@@ -49,7 +50,8 @@ public final class Membership {
     private var cachedNames: [String] = []
     private var cachedNameSet: Set<String> = []
     private var namesValid = true
-    var queue = BroadcastQueue()
+    /// Statements waiting to ride on our datagrams (protocol.md 7.3).
+    var broadcasts = BroadcastQueue()
     var seenAccusations: Set<Accusation> = []
     public internal(set) var dropped = DropCounters()
     var bootstrap: [WireAddress]
@@ -69,12 +71,9 @@ public final class Membership {
     var roundRequest: (entry: SignedEntry, after: Version)?
     var outbox: [MembershipAction] = []
     public private(set) var hasLeft = false
-    /// Set when anything routing depends on changed; routes are recomputed once per input.
+    /// Set when anything routing reads changed (states, roles, backups, draining, signals, the
+    /// second-hand mark); reported as one `.viewChanged` at the end of the input's actions.
     var viewChanged = true
-    /// The light route of every role as last announced, to emit `role-moved`.
-    var lastRoutes: [String: String] = [:]
-    /// Whether any node ever announced a role: until then there is nothing to route.
-    var rolesSeen = false
 
     static let retention: Millis = 24 * 3600 * 1000
     static let relayMultiplier = 4
@@ -104,11 +103,11 @@ public final class Membership {
     public func start(now: Millis) -> [MembershipAction] {
         lastTick = now
         for address in bootstrap where address != me.address { sendFullState(.syncRequest, to: address) }
-        return drain()
+        return takeActions()
     }
 
     public func tick(now: Millis) -> [MembershipAction] {
-        guard !hasLeft else { return drain() }
+        guard !hasLeft else { return takeActions() }
         if let last = lastTick, now - last > profile.pauseThreshold { resumeAfterPause(now: now, gap: now - last) }
         lastTick = now
         detectFailures(now: now)
@@ -118,7 +117,7 @@ public final class Membership {
             me.seq += 1
             myEntry = sign(.heartbeat(me))
             gossip()
-        } else if queue.unsentUrgent > 0 {
+        } else if broadcasts.unsentUrgent > 0 {
             gossip()
         }
         if now >= nextSync {
@@ -142,7 +141,7 @@ public final class Membership {
                 joinBackoff = 0
             }
         }
-        return drain()
+        return takeActions()
     }
 
     /// A datagram as it came off the socket.
@@ -159,10 +158,10 @@ public final class Membership {
     /// A decoded datagram (the simulation skips the byte encoding). The same rules apply: a datagram
     /// `Wire.decode` would reject is dropped as malformed.
     public func receive(_ d: Datagram, from: WireAddress, now: Millis) -> [MembershipAction] {
-        guard !hasLeft else { return drain() }
+        guard !hasLeft else { return takeActions() }
         do { try Wire.check(d) } catch {
             dropped.malformed += 1
-            return drain()
+            return takeActions()
         }
         return process(d, from: from, now: now)
     }
@@ -170,8 +169,8 @@ public final class Membership {
     /// protocol.md section 6: entry 0 decides whether the datagram is used at all; nothing is sent
     /// in reply unless entry 0's signature was checked in this datagram.
     func process(_ d: Datagram, from: WireAddress, now: Millis) -> [MembershipAction] {
-        guard let first = d.entries.first, case .heartbeat(let sender) = first.statement else { return drain() }
-        if sender.name == name { dropped.replay += 1; return drain() }   // our own words played back to us
+        guard let first = d.entries.first, case .heartbeat(let sender) = first.statement else { return takeActions() }
+        if sender.name == name { dropped.replay += 1; return takeActions() }   // our own words played back to us
         var fresh = false
         switch acceptHeartbeat(first, sender, source: from, direct: true, now: now) {
         case .accepted:
@@ -179,19 +178,19 @@ public final class Membership {
         case .duplicate:
             if members[sender.name]?.finalIncarnation != nil {
                 dropped.replay += 1
-                return drain()
+                return takeActions()
             }
         case .final:
             // It speaks at an incarnation we hold dead or left: tell it, so it refutes — but only once
             // its newer heartbeat proved to be its own words, fresh, and not a replay of one we answered.
-            guard confirmFinal(first, sender, source: from, now: now) else { return drain() }
+            guard confirmFinal(first, sender, source: from, now: now) else { return takeActions() }
             sendNotice(about: sender.name, to: from, now: now)
         case .stale:
             dropped.replay += 1
-            return drain()
-        case .unknownKey: dropped.unknownKey += 1; return drain()
-        case .badSignature: dropped.badSignature += 1; return drain()
-        case .rateLimited: dropped.rateLimited += 1; return drain()
+            return takeActions()
+        case .unknownKey: dropped.unknownKey += 1; return takeActions()
+        case .badSignature: dropped.badSignature += 1; return takeActions()
+        case .rateLimited: dropped.rateLimited += 1; return takeActions()
         }
         for entry in d.entries.dropFirst() {
             switch entry.statement {
@@ -202,11 +201,11 @@ public final class Membership {
                 case .badSignature:
                     // The first bad signature ends the datagram: junk costs at most one check.
                     dropped.badSignature += 1
-                    return drain()
+                    return takeActions()
                 default: break
                 }
             case .accusation(let a):
-                guard acceptAccusation(entry, a, source: from, now: now) else { return drain() }
+                guard acceptAccusation(entry, a, source: from, now: now) else { return takeActions() }
             }
         }
         // Full state only in answer to a sync request whose signed lead we accepted just now.
@@ -217,12 +216,12 @@ public final class Membership {
             lastSyncReplyIP[from.ip] = now
             sendFullState(.syncReply, to: from)
         }
-        return drain()
+        return takeActions()
     }
 
     /// Graceful leave: a signed `left` heartbeat to everyone, twice against loss.
     public func leave(now: Millis) -> [MembershipAction] {
-        guard !hasLeft else { return drain() }
+        guard !hasLeft else { return takeActions() }
         me.status = .left
         me.seq += 1
         myEntry = sign(.heartbeat(me))
@@ -232,7 +231,7 @@ public final class Membership {
             }
         }
         hasLeft = true
-        return drain()
+        return takeActions()
     }
 
     /// Changes to this node's own roles, backups, draining flag or signals. Anything but
@@ -241,29 +240,29 @@ public final class Membership {
         var next = me
         change(&next)
         next.signals = next.signals.quantized
-        guard next != me, !hasLeft else { return drain() }
+        guard next != me, !hasLeft else { return takeActions() }
         let urgent = announce || !next.sameIdentity(as: me)
         if !next.sameIdentity(as: me) || !next.signals.sameFitness(as: me.signals) {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
         }
         me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.signals = next.signals
-        notifyObservers()
+        markViewChanged()
         if urgent {
             me.seq += 1
             myEntry = sign(.heartbeat(me))
             gossip()
-            notifyObservers()
+            markViewChanged()
         }
-        return drain()
+        return takeActions()
     }
 
     /// Trust in `name` was revoked: forget it entirely.
     public func revoke(_ name: String) {
         members[name] = nil
-        queue.remove(origin: name)
+        broadcasts.remove(origin: name)
         seenAccusations = seenAccusations.filter { $0.accuser != name && $0.target != name }
         for key in members.keys { members[key]?.accusers.remove(name) }
-        notifyObservers()
+        markViewChanged()
     }
 
     // MARK: - Heartbeats
@@ -321,12 +320,11 @@ public final class Membership {
             outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
         }
         members[hb.name] = m
-        if !hb.roles.isEmpty || !hb.backup.isEmpty { rolesSeen = true }
         if changedState || changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
-            notifyObservers()   // routing reads all of these, the second-hand mark included
+            markViewChanged()   // routing reads all of these, the second-hand mark included
         }
         let urgent = changedState || changedIdentity
-        queue.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
+        broadcasts.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
                   limit: urgent ? relayLimit : Self.beatRelayLimit, urgent: urgent)
         return .accepted
     }
@@ -407,7 +405,7 @@ public final class Membership {
         // A dead claim is one more word against the member, like a suspicion; it kills only on the
         // word of several (protocol.md 6.3).
         m.accusers.insert(a.accuser)
-        queue.add(key: "a:\(a.accuser):\(a.kind.rawValue):\(a.target)", entry: entry, origin: a.accuser,
+        broadcasts.add(key: "a:\(a.accuser):\(a.kind.rawValue):\(a.target)", entry: entry, origin: a.accuser,
                   limit: relayLimit, urgent: true)
         if a.kind == .dead {
             let silent = now - m.lastHeard >= suspectAfter / 2
@@ -442,18 +440,18 @@ public final class Membership {
                     m.state = .suspect
                     m.stateSince = now
                     outbox.append(.event(.state(.suspect, key)))
-                    notifyObservers()
+                    markViewChanged()
                 }
                 let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
                                                         incarnation: m.heartbeat.incarnation)))
-                queue.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
+                broadcasts.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
             }
             if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
                 if m.accusers.count >= min(profile.confirmations, witnesses(excluding: key)) {
                     let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key,
                                                             incarnation: m.heartbeat.incarnation)))
                     markDead(&m, claim: claim, incarnation: m.heartbeat.incarnation, now: now)
-                    queue.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
+                    broadcasts.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
                 }
             }
             members[key] = m
@@ -467,7 +465,7 @@ public final class Membership {
         m.suspectSince = nil
         m.stateSince = now
         outbox.append(.event(.state(.dead, m.heartbeat.name)))
-        notifyObservers()
+        markViewChanged()
     }
 
     /// Raise our incarnation above `inc` and tell everyone, including those who think us dead.
@@ -497,7 +495,7 @@ public final class Membership {
                 members[key]!.state = .alive
                 members[key]!.stateSince = now
                 outbox.append(.event(.state(.alive, key)))
-                notifyObservers()
+                markViewChanged()
             }
         }
         refute(atLeast: me.incarnation)
@@ -521,12 +519,12 @@ public final class Membership {
         }
         let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
         for t in targets {
-            let extra = queue.take(budget: budget, recipient: t.name)
+            let extra = broadcasts.take(budget: budget, recipient: t.name)
             send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address)
         }
         // News no target could take (about the only member we reach, say) must not force a send
         // on every tick: it waits for the next heartbeat like the rest.
-        queue.settleUnsentUrgent()
+        broadcasts.settleUnsentUrgent()
     }
 
     /// Everything we know, in as many datagrams as it takes, each led by our own heartbeat (for a
@@ -617,7 +615,7 @@ public final class Membership {
         if lastSyncReplyIP.count > 1024 { lastSyncReplyIP.removeAll() }
     }
 
-    func notifyObservers() { viewChanged = true }
+    func markViewChanged() { viewChanged = true }
 
     /// Member names, sorted. Dictionary order is seeded per process: whatever sends or emits in a
     /// loop goes in this order, so one seed gives one run (the simulation relies on it).
@@ -639,26 +637,14 @@ public final class Membership {
     }
     var sortedMembers: [Member] { memberNames.map { members[$0]! } }
 
-    /// Emits `role-moved` for every role whose light route changed since the last input.
-    func emitRoleMoves() {
-        guard viewChanged else { return }
-        viewChanged = false
-        guard rolesSeen || !me.roles.isEmpty || !me.backup.isEmpty || !lastRoutes.isEmpty else { return }
-        let view = snapshot(now: lastTick ?? 0)
-        var routes: [String: String] = [:]
-        for role in Routing.roles(in: view) {
-            if let node = Routing.route(role, heavy: false, members: view).node { routes[role] = node }
-        }
-        for role in Set(routes.keys).union(lastRoutes.keys).sorted() where routes[role] != lastRoutes[role] {
-            let to = routes[role], from = lastRoutes[role]
-            outbox.append(.event(MeshEvent(.roleMoved, node: to ?? from ?? name, role: role, from: from, to: to)))
-        }
-        lastRoutes = routes
-    }
-
-    func drain() -> [MembershipAction] {
+    /// Hands this input's actions to the caller and empties the outbox; a view change is reported
+    /// last, once per input (never after leaving).
+    func takeActions() -> [MembershipAction] {
         roundRequest = nil
-        if !hasLeft { emitRoleMoves() }
+        if viewChanged, !hasLeft {
+            viewChanged = false
+            outbox.append(.viewChanged)
+        }
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
     }
@@ -669,6 +655,9 @@ public enum MembershipAction: Sendable {
     case event(MeshEvent)
     case persistIncarnation(UInt64)
     case log(String)
+    /// Something routing reads changed during this input (at most one per input, always last):
+    /// routes may have moved. `RouteWatcher` turns the new view into `role-moved` events.
+    case viewChanged
 }
 
 extension Signals {

@@ -17,10 +17,9 @@ public struct MeshEvent: Equatable, Sendable {
     public var role: String?
     public var from: String?
     public var to: String?
-    public var detail: String?
 
-    public init(_ kind: Kind, node: String, role: String? = nil, from: String? = nil, to: String? = nil, detail: String? = nil) {
-        self.kind = kind; self.node = node; self.role = role; self.from = from; self.to = to; self.detail = detail
+    public init(_ kind: Kind, node: String, role: String? = nil, from: String? = nil, to: String? = nil) {
+        self.kind = kind; self.node = node; self.role = role; self.from = from; self.to = to
     }
 
     public static func state(_ s: MemberState, _ node: String) -> MeshEvent {

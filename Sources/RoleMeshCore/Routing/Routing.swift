@@ -6,6 +6,10 @@
 /// 3. A heavy task skips nodes on battery or throttled — a holder unfit for heavy work counts as
 ///    absent, so heavy work falls to the backups; if nothing fit is left, no node is chosen.
 /// 4. Among candidates the highest `Score` wins; ties break by name.
+///
+/// A caller may also exclude nodes, each with a reason (the submitter: nodes a run was lost on,
+/// nodes it could not reach, nodes whose address it does not know): they count as absent, like a
+/// dead holder, and are listed in `skipped` with that reason.
 public struct RouteDecision: Equatable, Sendable {
     public struct Skip: Equatable, Sendable {
         public var node: String
@@ -25,7 +29,10 @@ public struct RouteDecision: Equatable, Sendable {
 }
 
 public enum Routing {
-    public static func route(_ role: String, heavy: Bool, members: [MemberSnapshot]) -> RouteDecision {
+    /// `excluding`: node → why it must not get this task (a phrase that reads after the node's name,
+    /// e.g. "was lost mid-run"); such a node is skipped with that reason before any other.
+    public static func route(_ role: String, heavy: Bool, members: [MemberSnapshot],
+                             excluding: [String: String] = [:]) -> RouteDecision {
         var skipped: [RouteDecision.Skip] = []
         let holders = members.filter { $0.roles.contains(role) }.sorted { $0.name < $1.name }
         let backups = members.filter { $0.backup[role] != nil && !$0.roles.contains(role) }
@@ -34,21 +41,21 @@ public enum Routing {
         // Rules 1 and 3: who among the holders can take it.
         var fitHolders: [MemberSnapshot] = []
         for m in holders {
-            if let why = unavailable(m, heavy: heavy) { skipped.append(.init(node: m.name, reason: why)) } else { fitHolders.append(m) }
+            if let why = unavailable(m, heavy: heavy, excluding: excluding) { skipped.append(.init(node: m.name, reason: why)) } else { fitHolders.append(m) }
         }
         var chosen: MemberSnapshot?
         var losers: [MemberSnapshot] = []
         if !fitHolders.isEmpty {
             (chosen, losers) = best(fitHolders)
             for b in backups {
-                skipped.append(.init(node: b.name, reason: unavailable(b, heavy: heavy)
+                skipped.append(.init(node: b.name, reason: unavailable(b, heavy: heavy, excluding: excluding)
                     ?? "lower priority: backup \(b.backup[role]!), an active holder is available"))
             }
         } else {
             // Rule 2: backups by priority; health breaks ties within a priority.
             var fitBackups: [MemberSnapshot] = []
             for b in backups {
-                if let why = unavailable(b, heavy: heavy) { skipped.append(.init(node: b.name, reason: why)) } else { fitBackups.append(b) }
+                if let why = unavailable(b, heavy: heavy, excluding: excluding) { skipped.append(.init(node: b.name, reason: why)) } else { fitBackups.append(b) }
             }
             if let top = fitBackups.map({ $0.backup[role]! }).min() {
                 (chosen, losers) = best(fitBackups.filter { $0.backup[role]! == top })
@@ -71,8 +78,10 @@ public enum Routing {
         return RouteDecision(role: role, heavy: heavy, node: chosen?.name, skipped: skipped)
     }
 
-    /// Why a member cannot take work now, or nil if it can. Each reason starts with a contract phrase.
-    static func unavailable(_ m: MemberSnapshot, heavy: Bool) -> String? {
+    /// Why a member cannot take work now, or nil if it can. Each reason starts with a contract phrase,
+    /// except the caller's own exclusions, which come first and read as the caller wrote them.
+    static func unavailable(_ m: MemberSnapshot, heavy: Bool, excluding: [String: String]) -> String? {
+        if let why = excluding[m.name] { return why }
         switch m.state {
         case .suspect: return "suspect"
         case .dead: return "dead"

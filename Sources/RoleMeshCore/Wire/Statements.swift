@@ -47,7 +47,7 @@ public struct Heartbeat: Equatable, Sendable {
     public var backup: [String: Int]
     public var signals: Signals
     /// Flags bit 0x02: this heartbeat leads a sync request (the datagram kind is signed through it).
-    /// Not a state change: it is left out of `sameContent` and identity comparisons.
+    /// Not a state change: it is left out of identity comparisons.
     public var syncRequest: Bool
 
     public init(name: String, incarnation: UInt64, seq: UInt64, status: HeartbeatStatus = .alive,
@@ -60,13 +60,6 @@ public struct Heartbeat: Equatable, Sendable {
 
     /// (incarnation, seq) orders a node's heartbeats; incarnation survives restarts.
     public var version: Version { Version(incarnation: incarnation, seq: seq) }
-
-    /// True when everything but the sequence number matches: a plain "still here" beat.
-    public func sameContent(as other: Heartbeat) -> Bool {
-        status == other.status && draining == other.draining && address == other.address
-            && roles == other.roles && backup == other.backup && signals == other.signals
-            && incarnation == other.incarnation
-    }
 }
 
 public struct Version: Comparable, Hashable, Sendable, CustomStringConvertible {

@@ -7,18 +7,17 @@ public struct WatchEvent: Codable, Equatable, Sendable {
     public var role: String?
     public var from: String?
     public var to: String?
-    public var detail: String?
 
     public static let roleMoved = "role-moved"
     public static let watching = "watching"
 
     public init(event: String, node: String, time: String, role: String? = nil, from: String? = nil,
-                to: String? = nil, detail: String? = nil) {
+                to: String? = nil) {
         self.event = event; self.node = node; self.time = time
-        self.role = role; self.from = from; self.to = to; self.detail = detail
+        self.role = role; self.from = from; self.to = to
     }
 
-    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to, detail }
+    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -26,6 +25,5 @@ public struct WatchEvent: Codable, Equatable, Sendable {
         if event == Self.roleMoved {
             try c.encode(role, forKey: .role); try c.encode(from, forKey: .from); try c.encode(to, forKey: .to)
         }
-        try c.encodeIfPresent(detail, forKey: .detail)
     }
 }

@@ -12,7 +12,9 @@ extension Agent {
             watchers.append(conn)
             conn.send(WatchEvent(event: WatchEvent.watching, node: config.name, time: Clock.rfc3339()))
         case .leave:
-            conn.reply(OkReply(node: config.name))
+            // Held open until the agent stops (closed by `control.stop()` just before exit), so
+            // `rolemesh leave` returns when the agent has gone, with no polling on either side.
+            conn.send(OkReply(node: config.name))
             leaveAndExit()
         case .route(let role, let heavy):
             conn.reply(routeReply(route(role, heavy: heavy)))

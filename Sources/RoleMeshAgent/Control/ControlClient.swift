@@ -91,6 +91,15 @@ public final class ControlClient {
         }
     }
 
+    /// Waits (bounded) until the agent closes the connection; false if it did not within `seconds`.
+    public func waitForClose(within seconds: Double) -> Bool {
+        let deadline = FD.deadline(in: seconds)
+        while FD.waitReadable(fd, until: deadline) {
+            if readLine() == nil { return true }
+        }
+        return false
+    }
+
     /// The first answer line, time-limited; a clear error when there is none.
     public func firstLine(within seconds: Double = ControlClient.answerTimeout) throws(MeshError) -> String {
         try awaitAnswer(within: seconds)

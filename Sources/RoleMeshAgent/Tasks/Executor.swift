@@ -110,6 +110,7 @@ final class Executor: @unchecked Sendable {
             fail(f.channel, why)
             f.channel.close()
         }
+        journal.noteChange()    // wakes the revoked streams now, not at their next re-check
     }
 
     /// ROLE and TASK as the contract allows them: `[A-Za-z0-9][A-Za-z0-9._-]*`, role ≤ 63 bytes, task ≤ 255.
@@ -158,7 +159,7 @@ final class Executor: @unchecked Sendable {
 
         let r = Running(id: id, channel: ch, peer: ch.peer)
         lock.lock(); running[id] = r; lock.unlock()
-        defer { lock.lock(); r.finished = true; running[id] = nil; lock.unlock() }
+        defer { lock.lock(); r.finished = true; running[id] = nil; lock.unlock(); journal.noteChange() }
 
         // The task's standard input: a pipe whose read end the task gets.
         guard let (stdinRead, stdinWrite) = Spawn.pipe() else { return fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task")) }
@@ -247,7 +248,7 @@ final class Executor: @unchecked Sendable {
 
         // Output: to the journal and, while it listens, to the submitter. A slow reader slows
         // the task down (the pipe fills) instead of growing memory.
-        let log = OutputLog(url: journal.outputFile(id))
+        let log = OutputLog(url: journal.outputFile(id), onAppend: { [journal] in journal.noteChange() })
         let pumps = DispatchGroup()
         for (fd, type) in [(outFDs[0], FrameType.stdout), (errFDs[0], FrameType.stderr)] {
             pumps.enter()
@@ -296,7 +297,8 @@ final class Executor: @unchecked Sendable {
     func finishAll(within seconds: Double, then done: @escaping @Sendable () -> Void) {
         onWorkerThread {
             let deadline = Date().addingTimeInterval(seconds)
-            while self.runningCount > 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            var seen = self.journal.changeCount
+            while self.runningCount > 0, Date() < deadline { seen = self.journal.waitForChange(after: seen, until: deadline) }
             self.lock.lock(); let left = Array(self.running.values); self.lock.unlock()
             for r in left {
                 self.fail(r.channel, MeshError(MeshError.tempFail, "\(self.agent.name) left the mesh before task \(r.id) finished"))
@@ -333,6 +335,7 @@ final class Executor: @unchecked Sendable {
         let follow = req.follow ?? false
         let reader = OutputLog.Reader(url: journal.outputFile(id))
         let deadline = Date().addingTimeInterval(24 * 3600)
+        var seen = journal.changeCount
         while Date() < deadline, !revoked() {
             var sent = false
             while let (type, bytes) = reader.next() {
@@ -347,7 +350,8 @@ final class Executor: @unchecked Sendable {
                 try? ch.send(.exit(code: code, state: r?.state.rawValue ?? "unknown"))
                 return
             }
-            if !sent { Thread.sleep(forTimeInterval: 0.1) }
+            // Nothing new: wait for the next output, record change or revocation.
+            if !sent { seen = journal.waitForChange(after: seen, until: deadline) }
         }
     }
 }
@@ -357,10 +361,12 @@ final class OutputLog: @unchecked Sendable {
     private let handle: FileHandle?
     private let lock = NSLock()
     private var closed = false
+    private let onAppend: @Sendable () -> Void
 
-    init(url: URL) {
+    init(url: URL, onAppend: @escaping @Sendable () -> Void = {}) {
         FileManager.default.createFile(atPath: url.path, contents: nil)
         handle = try? FileHandle(forWritingTo: url)
+        self.onAppend = onAppend
     }
 
     func append(_ type: FrameType, _ bytes: [UInt8]) {
@@ -370,6 +376,7 @@ final class OutputLog: @unchecked Sendable {
         // disk loses log bytes, not the agent.
         guard !closed else { return }
         try? handle?.write(contentsOf: Data(header + bytes))
+        onAppend()
     }
 
     func close() { lock.lock(); closed = true; try? handle?.close(); lock.unlock() }

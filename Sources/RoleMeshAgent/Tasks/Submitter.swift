@@ -274,8 +274,9 @@ final class Submitter: @unchecked Sendable {
         }
         // Following a task that waits in the queue: wait (bounded, like the follow itself) for it to start.
         let deadline = Date().addingTimeInterval(24 * 3600)
+        var seen = journal.changeCount
         while follow, r.node == nil, !r.isFinal, Date() < deadline {
-            Thread.sleep(forTimeInterval: 0.2)
+            seen = journal.waitForChange(after: seen, until: deadline)
             guard let next = journal.record(id) else { break }
             r = next
         }

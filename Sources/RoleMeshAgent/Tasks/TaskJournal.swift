@@ -8,6 +8,10 @@ import RoleMeshCore
 public final class TaskJournal: @unchecked Sendable {
     let root: URL
     private let lock = NSLock()
+    /// Rises on every change of a record or of a task's stored output; `logs --follow` and a
+    /// leaving executor wait on it instead of polling on a timer.
+    private let changed = NSCondition()
+    private var generation: UInt64 = 0
 
     public init(dir: NodeDirectory) {
         root = dir.stateDir.appendingPathComponent("tasks")
@@ -44,6 +48,22 @@ public final class TaskJournal: @unchecked Sendable {
         store(r)
     }
 
+    /// The current change count, to wait for a later one.
+    public var changeCount: UInt64 { changed.lock(); defer { changed.unlock() }; return generation }
+
+    /// Something in the journal changed (a record, a task's output, a task ending here).
+    public func noteChange() {
+        changed.lock(); generation &+= 1; changed.broadcast(); changed.unlock()
+    }
+
+    /// Waits until the change count passes `seen` or `deadline` comes; returns the count then.
+    @discardableResult
+    public func waitForChange(after seen: UInt64, until deadline: Date) -> UInt64 {
+        changed.lock(); defer { changed.unlock() }
+        while generation == seen, changed.wait(until: deadline) {}
+        return generation
+    }
+
     private func store(_ r: TaskRecord) {
         let f = folder(r.id)
         try? FileManager.default.createDirectory(at: f, withIntermediateDirectories: true)
@@ -51,6 +71,7 @@ public final class TaskJournal: @unchecked Sendable {
         do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: bytes, durable: false) } catch {
             Log.warn(error.message)
         }
+        noteChange()
     }
 
     /// Read-modify-write under the lock; a record that does not exist yet starts from `initial`.

@@ -44,9 +44,14 @@ struct Leave: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.callLine(dir.node, .leave)
-            // Wait (bounded) for the agent to finish, as `systemctl stop` does.
-            for _ in 0..<700 where FileManager.default.fileExists(atPath: dir.node.socketPath) { usleep(50_000) }
+            let c = try ControlClient(dir: dir.node)
+            try c.send(.leave)
+            try ControlClient.check(try c.firstLine())
+            // The agent closes this connection as it stops: wait for that (bounded: running tasks
+            // get up to 30 s to finish), as `systemctl stop` does.
+            if !c.waitForClose(within: 40) {
+                throw MeshError(MeshError.other, "the agent said it is leaving but was still running after 40 s")
+            }
         }
     }
 }

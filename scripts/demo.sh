@@ -45,7 +45,7 @@ done
 say "starting four agents (logs in $DEMO/NAME.log)"
 start() { "$BIN" agent --dir "$DEMO/$1" 2>"$DEMO/$1.log" & PIDS[$1]=$!; }
 for n in $NODES; do start "$n"; done
-all_alive() { [ "$(rm_ status --json --dir "$DEMO/$1" 2>/dev/null | grep -o '"state": "alive"' | wc -l)" -eq "$2" ]; }
+all_alive() { [ "$(rm_ status --json --dir "$DEMO/$1" 2>/dev/null | grep -oE '"state": ?"alive"' | wc -l)" -eq "$2" ]; }
 deadline 20 all_alive laptop 4
 rm_ status --dir "$DEMO/laptop"
 
@@ -58,7 +58,7 @@ rm_ submit transcode/encode --dir "$DEMO/laptop" -- talk.wav </dev/null
 
 say "the home server crashes (SIGKILL)"
 kill -9 "${PIDS[homeserver]}"; wait "${PIDS[homeserver]}" 2>/dev/null || true; unset 'PIDS[homeserver]'
-is_dead() { rm_ status --json --dir "$DEMO/$1" | grep -q '"name": "homeserver", "address": "[^"]*", "state": "dead"'; }
+is_dead() { [ "$(rm_ status --dir "$DEMO/$1" | awk '$1 == "homeserver" { print $3 }')" = dead ]; }
 start_ms=$(date +%s%3N)
 deadline 10 is_dead laptop && deadline 10 is_dead desk && deadline 10 is_dead pi
 echo "every survivor saw homeserver dead after $(( $(date +%s%3N) - start_ms )) ms"
@@ -70,7 +70,7 @@ rm_ submit transcode/encode --dir "$DEMO/laptop" -- talk.wav </dev/null
 
 say "the home server comes back: the role moves back"
 start homeserver
-routes_to() { rm_ route transcode --json --dir "$DEMO/laptop" 2>/dev/null | grep -q "\"heavy\": false, \"node\": \"$1\""; }
+routes_to() { rm_ route transcode --json --dir "$DEMO/laptop" 2>/dev/null | grep -qE "\"heavy\": ?false, ?\"node\": ?\"$1\""; }
 deadline 10 routes_to homeserver
 rm_ route transcode --dir "$DEMO/laptop"
 rm_ submit transcode/encode --dir "$DEMO/laptop" -- talk2.wav </dev/null

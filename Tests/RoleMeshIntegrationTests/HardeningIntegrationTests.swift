@@ -183,31 +183,17 @@ final class HardeningIntegrationTests: XCTestCase {
     /// suspended (incarnation raised) and for healthy peers to be suspected. Now a datagram stops at
     /// its first bad signature and checks are budgeted per source IP.
     func testAJunkFloodCostsLittleAndSuspectsNobody() throws {
-        let nodes = try cluster.create(3)
-        // A trusted key with no agent behind it: what a stolen laptop's key lets anyone sign.
-        let r = try cluster.cli(["keygen", "rogue", "--dir", cluster.dir("node1")])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        for n in nodes where n != "node1" {
-            try FileManager.default.copyItem(atPath: cluster.dir("node1") + "/keys/rogue.pub", toPath: cluster.dir(n) + "/keys/rogue.pub")
-        }
-        let seedText = try String(contentsOfFile: cluster.dir("node1") + "/keys/rogue.secret", encoding: .utf8)
-        let rogue = Ed25519.KeyPair(seed: [UInt8](Data(base64Encoded: seedText.trimmingCharacters(in: .whitespacesAndNewlines))!))
-        try cluster.start()
-        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let (nodes, rogue) = try startWithRogueKey()
         let victim = "node3"
         func selfIncarnation() -> Int? { cluster.member(victim, seenBy: victim)?["incarnation"]?.int }
         let incarnationBefore = selfIncarnation()
         let node2Incarnation = UInt64(cluster.member("node2", seenBy: victim)?["incarnation"]?.int ?? 1)
 
-        func sign(_ s: Statement, with key: Ed25519.KeyPair) -> SignedEntry {
-            let body = Wire.encodeBody(s)
-            return SignedEntry(statement: s, body: body, signature: key.sign(Wire.signedMessage(for: s, body: body)))
-        }
         let probe = UDPProbe(host: "127.0.0.77", port: cluster.port)
         // A well-formed signature by the wrong key: it costs a full check to reject (bytes that are
         // not a canonical signature would be rejected by libsodium before any curve arithmetic).
         let junk = Accusation(accuser: "node1", kind: .suspect, target: "node2", incarnation: node2Incarnation)
-        let junkSignature = sign(.accusation(junk), with: rogue).signature
+        let junkSignature = signed(.accusation(junk), by: rogue).signature
         func cpuTicks() -> Int {
             guard let pid = cluster.pid(victim), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return 0 }
             let f = stat.split(separator: ")").last?.split(separator: " ") ?? []   // fields after the command name
@@ -222,8 +208,8 @@ final class HardeningIntegrationTests: XCTestCase {
                 if Date().timeIntervalSince(t0) > 4 { break }
                 Thread.sleep(forTimeInterval: 0.04)
             }
-            var entries = [sign(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: UInt64(i + 1),
-                                                     address: WireAddress(host: "127.0.0.77", port: cluster.port)!)), with: rogue)]
+            var entries = [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: UInt64(i + 1),
+                                                     address: WireAddress(host: "127.0.0.77", port: cluster.port)!)), by: rogue)]
             for _ in 0..<12 {
                 entries.append(SignedEntry(statement: .accusation(junk), body: Wire.encodeBody(.accusation(junk)), signature: junkSignature))
             }

@@ -38,12 +38,7 @@ public struct Submission: Codable, Sendable {
     }
 
     /// A task's file name in its role's folder: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 255 bytes.
-    public static func isValidTaskName(_ t: String) -> Bool {
-        let b = Array(t.utf8)
-        func alnum(_ c: UInt8) -> Bool { (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
-        guard let first = b.first, b.count <= 255, alnum(first) else { return false }
-        return b.allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
-    }
+    public static func isValidTaskName(_ t: String) -> Bool { NodeName.isValid(t, maxLength: 255) }
 
     /// A queue file, as any version wrote it: only `role` and `task` are required.
     public init(from decoder: Decoder) throws {

@@ -167,12 +167,12 @@ public struct NodeConfig: Equatable, Sendable {
 public enum NodeName {
     static let rule = "use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
-    /// `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`
-    public static func isValid(_ s: String) -> Bool {
+    /// `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`; task file names use the same pattern up to 255 bytes.
+    public static func isValid(_ s: String, maxLength: Int = 63) -> Bool {
         // Byte-wise on purpose: Character comparisons would let combining marks through.
         let b = Array(s.utf8)
         func alnum(_ c: UInt8) -> Bool { (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) }
-        guard let first = b.first, b.count <= 63, alnum(first) else { return false }
+        guard let first = b.first, b.count <= maxLength, alnum(first) else { return false }
         return b.allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
     }
 }

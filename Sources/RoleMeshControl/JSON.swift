@@ -1,8 +1,9 @@
 import Foundation
 
-/// The bench's JSON: any JSON value, read and written through Foundation's coders, to build
-/// result lines and to read `status`, `watch --json` and `serf members` without a type for each.
-indirect enum JSON: Codable {
+/// Any JSON value, read and written through Foundation's coders: for code that reads the CLI's
+/// `--json` output (or another program's) by key, as a script would, without a type for each
+/// shape — the tests and the bench. The agent and the CLI themselves use typed `Codable` replies.
+public indirect enum JSON: Codable, Sendable {
     case null
     case bool(Bool)
     case int(Int)
@@ -11,27 +12,27 @@ indirect enum JSON: Codable {
     case array([JSON])
     case object([(String, JSON)])
 
-    static func optional(_ v: Double?) -> JSON { v.map(JSON.double) ?? .null }
-    static func optional(_ v: Bool?) -> JSON { v.map(JSON.bool) ?? .null }
-    static func optional(_ v: String?) -> JSON { v.map(JSON.string) ?? .null }
-    static func optional(_ v: Int?) -> JSON { v.map(JSON.int) ?? .null }
+    public static func optional(_ v: Double?) -> JSON { v.map(JSON.double) ?? .null }
+    public static func optional(_ v: Bool?) -> JSON { v.map(JSON.bool) ?? .null }
+    public static func optional(_ v: String?) -> JSON { v.map(JSON.string) ?? .null }
+    public static func optional(_ v: Int?) -> JSON { v.map(JSON.int) ?? .null }
 
-    var serialized: String {
+    public var serialized: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? e.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
 
-    static func parse(_ text: String) -> JSON? { try? JSONDecoder().decode(JSON.self, from: Data(text.utf8)) }
+    public static func parse(_ text: String) -> JSON? { try? JSONDecoder().decode(JSON.self, from: Data(text.utf8)) }
 
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+    public struct Key: CodingKey {
+        public var stringValue: String
+        public var intValue: Int? { nil }
+        public init(stringValue: String) { self.stringValue = stringValue }
+        public init?(intValue: Int) { nil }
     }
 
-    init(from decoder: Decoder) throws {
+    public init(from decoder: Decoder) throws {
         if let o = try? decoder.container(keyedBy: Key.self) {
             self = .object(try o.allKeys.sorted { $0.stringValue < $1.stringValue }.map { ($0.stringValue, try o.decode(JSON.self, forKey: $0)) })
             return
@@ -50,7 +51,7 @@ indirect enum JSON: Codable {
         else { self = .string(try c.decode(String.self)) }
     }
 
-    func encode(to encoder: Encoder) throws {
+    public func encode(to encoder: Encoder) throws {
         switch self {
         case .object(let kv):
             var c = encoder.container(keyedBy: Key.self)
@@ -70,15 +71,15 @@ indirect enum JSON: Codable {
         }
     }
 
-    subscript(key: String) -> JSON? {
+    public subscript(key: String) -> JSON? {
         if case .object(let kv) = self { return kv.first { $0.0 == key }?.1 }
         return nil
     }
-    var string: String? { if case .string(let s) = self { return s }; return nil }
-    var int: Int? { switch self { case .int(let i): i; case .double(let d): Int(exactly: d.rounded(.towardZero)); default: nil } }
-    var double: Double? { switch self { case .int(let i): Double(i); case .double(let d): d; default: nil } }
-    var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
-    var array: [JSON]? { if case .array(let a) = self { return a }; return nil }
-    var object: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
-    var isNull: Bool { if case .null = self { return true }; return false }
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+    public var int: Int? { switch self { case .int(let i): i; case .double(let d): Int(exactly: d.rounded(.towardZero)); default: nil } }
+    public var double: Double? { switch self { case .int(let i): Double(i); case .double(let d): d; default: nil } }
+    public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var array: [JSON]? { if case .array(let a) = self { return a }; return nil }
+    public var object: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
+    public var isNull: Bool { if case .null = self { return true }; return false }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import RoleMeshAgent
 
 /// A temporary directory under /tmp, removed on every exit path.
@@ -14,10 +15,10 @@ func makeTempRoot(_ label: String) throws -> String {
 }
 
 /// Ports: the integration tests use 20000–39999 on 127.0.0.x; the bench stays above, on 127.0.1xx.x.
-nonisolated(unsafe) private var nextPortCounter = 0
+private let nextPortCounter = Atomic(0)
 func freshPort() -> UInt16 {
-    nextPortCounter += 1
-    return UInt16(41_000 + Int(getpid() % 300) * 40 + nextPortCounter % 40)
+    let n = nextPortCounter.add(1, ordering: .relaxed).newValue
+    return UInt16(41_000 + Int(getpid() % 300) * 40 + n % 40)
 }
 
 /// N real `rolemesh agent` processes on 127.0.<octet>.<i+1>, all seeding node1, all trusting each other.

@@ -2,42 +2,46 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 // Starting and ending child processes (always by PID), and reading /proc.
 
 /// Everything the bench must undo on any exit path: child PIDs, temp dirs, namespaces.
-final class Cleanup: @unchecked Sendable {
+final class Cleanup: Sendable {
     static let shared = Cleanup()
-    private let lock = NSLock()
-    private var pids: [pid_t: String] = [:]
-    private var dirs: [String] = []
-    private var namespaces: [String] = []
-    private var signalSources: [DispatchSourceSignal] = []
+    private struct State {
+        var pids: [pid_t: String] = [:]
+        var dirs: [String] = []
+        var namespaces: [String] = []
+    }
+    private let state = Mutex(State())
 
-    func track(_ pid: pid_t, _ label: String) { lock.lock(); pids[pid] = label; lock.unlock() }
-    func untrack(_ pid: pid_t) { lock.lock(); pids[pid] = nil; lock.unlock() }
-    func addDir(_ d: String) { lock.lock(); dirs.append(d); lock.unlock() }
+    func track(_ pid: pid_t, _ label: String) { state.withLock { $0.pids[pid] = label } }
+    func untrack(_ pid: pid_t) { state.withLock { $0.pids[pid] = nil } }
+    func addDir(_ d: String) { state.withLock { $0.dirs.append(d) } }
     func removeDir(_ d: String) {
         try? FileManager.default.removeItem(atPath: d)
-        lock.lock(); dirs.removeAll { $0 == d }; lock.unlock()
+        state.withLock { $0.dirs.removeAll { $0 == d } }
     }
-    func addNamespace(_ n: String) { lock.lock(); namespaces.append(n); lock.unlock() }
-    func forgetNamespace(_ n: String) { lock.lock(); namespaces.removeAll { $0 == n }; lock.unlock() }
+    func addNamespace(_ n: String) { state.withLock { $0.namespaces.append(n) } }
+    func forgetNamespace(_ n: String) { state.withLock { $0.namespaces.removeAll { $0 == n } } }
 
     /// SIGKILL every tracked child by PID, reap it, delete namespaces and temp dirs.
     func runAll() {
-        lock.lock()
-        let p = pids, d = dirs, n = namespaces
-        pids = [:]; dirs = []; namespaces = []
-        lock.unlock()
+        let (p, d, n) = state.withLock { s in
+            defer { s.pids = [:]; s.dirs = []; s.namespaces = [] }
+            return (s.pids, s.dirs, s.namespaces)
+        }
         for pid in p.keys { kill(pid, SIGKILL) }
         for pid in p.keys { _ = reap(pid, timeout: 3) }
         for ns in n { Netns.delete(ns) }
         for dir in d { try? FileManager.default.removeItem(atPath: dir) }
     }
 
-    /// Ctrl-C, SIGTERM, SIGHUP: clean up, then exit 130/143/129.
-    func installSignalHandlers() {
+    /// Ctrl-C, SIGTERM, SIGHUP: clean up, then exit 130/143/129. Keep the sources returned
+    /// for the bench's life (a released source stops delivering).
+    func installSignalHandlers() -> [any DispatchSourceSignal] {
+        var sources: [any DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -47,8 +51,9 @@ final class Cleanup: @unchecked Sendable {
                 exit(128 + sig)
             }
             s.resume()
-            signalSources.append(s)
+            sources.append(s)
         }
+        return sources
     }
 }
 
@@ -58,9 +63,9 @@ enum GNU {
     typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
     typealias GetCPU = @convention(c) () -> Int32
     typealias SetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
-    nonisolated(unsafe) static let pipe2: Pipe2? = sym("pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
-    nonisolated(unsafe) static let getcpu: GetCPU? = sym("sched_getcpu").map { unsafeBitCast($0, to: GetCPU.self) }
-    nonisolated(unsafe) static let setAffinity: SetAffinity? = sym("sched_setaffinity").map { unsafeBitCast($0, to: SetAffinity.self) }
+    static let pipe2: Pipe2? = sym("pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
+    static let getcpu: GetCPU? = sym("sched_getcpu").map { unsafeBitCast($0, to: GetCPU.self) }
+    static let setAffinity: SetAffinity? = sym("sched_setaffinity").map { unsafeBitCast($0, to: SetAffinity.self) }
 }
 
 /// A pipe whose two ends close on exec, so no other child inherits them.
@@ -156,7 +161,7 @@ func reap(_ pid: pid_t, timeout: Double) -> Int32? {
             return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         }
         if monoNow() >= deadline { break }
-        usleep(5_000)
+        sleepSeconds(0.005)
     }
     return nil
 }
@@ -225,13 +230,11 @@ func run(_ path: String, _ args: [String], timeout: Double = 30, label: String? 
 }
 
 /// A child whose stdout is read line by line on a thread; each line is stamped on arrival.
-final class LineStream: @unchecked Sendable {
+final class LineStream: Sendable {
     let pid: pid_t
     let label: String
     private let fd: Int32
-    private let lock = NSLock()
-    private var _lines: [(time: Double, text: String)] = []
-    private var _ended = false
+    private let state = Mutex<(lines: [(time: Double, text: String)], ended: Bool)>(([], false))
     private static let maxLines = 100_000
 
     init(_ path: String, _ args: [String], label: String, stderr: ChildOutput = .null) throws {
@@ -261,17 +264,15 @@ final class LineStream: @unchecked Sendable {
             while let nl = pending.firstIndex(of: 10) {
                 let line = String(decoding: pending[..<nl], as: UTF8.self)
                 pending.removeSubrange(...nl)
-                lock.lock()
-                if _lines.count < Self.maxLines { _lines.append((now, line)) }
-                lock.unlock()
+                state.withLock { if $0.lines.count < Self.maxLines { $0.lines.append((now, line)) } }
             }
         }
         close(fd)
-        lock.lock(); _ended = true; lock.unlock()
+        state.withLock { $0.ended = true }
     }
 
-    var lines: [(time: Double, text: String)] { lock.lock(); defer { lock.unlock() }; return _lines }
-    var ended: Bool { lock.lock(); defer { lock.unlock() }; return _ended }
+    var lines: [(time: Double, text: String)] { state.withLock { $0.lines } }
+    var ended: Bool { state.withLock { $0.ended } }
 
     /// Ends the child by PID; the reader thread then sees end of file and exits.
     func stop() {

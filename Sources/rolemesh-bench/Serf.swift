@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import RoleMeshAgent
 
 /// N HashiCorp Serf agents (default `lan` profile) on 127.0.102.<i+1>, all joining s1.
@@ -50,7 +51,11 @@ final class SerfCluster {
 
     /// name → status as `serf members -format=json` on `name` lists them; nil if it does not answer.
     func members(seenBy name: String, timeout: Double = 5) -> [String: String]? {
-        let r = run(serf, ["members", "-rpc-addr=\(rpc(name))", "-format=json"], timeout: timeout)
+        SerfCluster.members(serf: serf, rpc: rpc(name), timeout: timeout)
+    }
+
+    static func members(serf: String, rpc: String, timeout: Double) -> [String: String]? {
+        let r = run(serf, ["members", "-rpc-addr=\(rpc)", "-format=json"], timeout: timeout)
         guard r.status == 0, let j = JSON.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
         var out: [String: String] = [:]
         for m in j["members"]?.array ?? [] {
@@ -86,13 +91,11 @@ final class SerfCluster {
 }
 
 /// Per-survivor results from the polling threads.
-final class PollResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private var found: [String: Double] = [:]
-    private var polls: [String: Int] = [:]
-    func record(_ name: String, _ t: Double) { lock.lock(); found[name] = t; lock.unlock() }
-    func countPoll(_ name: String) { lock.lock(); polls[name, default: 0] += 1; lock.unlock() }
-    var snapshot: (found: [String: Double], polls: [String: Int]) { lock.lock(); defer { lock.unlock() }; return (found, polls) }
+final class PollResults: Sendable {
+    private let state = Mutex<(found: [String: Double], polls: [String: Int])>(([:], [:]))
+    func record(_ name: String, _ t: Double) { state.withLock { $0.found[name] = t } }
+    func countPoll(_ name: String) { state.withLock { $0.polls[name, default: 0] += 1 } }
+    var snapshot: (found: [String: Double], polls: [String: Int]) { state.withLock { $0 } }
 }
 
 enum SerfFailover {
@@ -118,14 +121,16 @@ enum SerfFailover {
         let t0 = monoNow()
         c.crash(victim)
         let deadline = t0 + timeout
+        let serf = c.serf
         for s in survivors {
             group.enter()
+            let rpc = c.rpc(s)
             let t = Thread {
                 defer { group.leave() }
                 var next = monoNow()
                 for _ in 0..<Int(timeout / 0.05 + 10) {
                     if monoNow() >= deadline { break }
-                    let m = c.members(seenBy: s, timeout: 3)
+                    let m = SerfCluster.members(serf: serf, rpc: rpc, timeout: 3)
                     results.countPoll(s)
                     if m?[victim] == "failed" { results.record(s, monoNow() - t0); break }
                     next += 0.05
@@ -145,5 +150,3 @@ enum SerfFailover {
     }
 }
 
-// Thread's block must be @Sendable: the cluster is only read from the polling threads.
-extension SerfCluster: @unchecked Sendable {}

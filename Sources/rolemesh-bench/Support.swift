@@ -13,9 +13,14 @@ func monoNow() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// The bench paces its polls of other programs (serf, ssh, agents) in real time: it is the one
+/// place in the repository that sleeps on purpose, at most 60 s at a time.
 func sleepSeconds(_ s: Double) {
     guard s > 0 else { return }
-    usleep(useconds_t(min(s, 60) * 1_000_000))
+    let t = min(s, 60)
+    var ts = timespec(tv_sec: Int(t), tv_nsec: Int((t - t.rounded(.down)) * 1e9))
+    var rest = timespec()
+    while nanosleep(&ts, &rest) < 0 && errno == EINTR { ts = rest }
 }
 
 /// Polls `condition` every `interval` seconds until it holds or `timeout` passes.

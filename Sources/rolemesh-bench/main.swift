@@ -6,7 +6,7 @@ import Foundation
 // rolemesh-bench: benchmarks of RoleMesh against its targets and anchors (docs/benchmarks.md).
 // Every child process is ended by PID on every exit path; temp dirs and namespaces are removed.
 
-Cleanup.shared.installSignalHandlers()
+let signalSources = Cleanup.shared.installSignalHandlers()
 signal(SIGPIPE, SIG_IGN)
 
 let argv = Array(CommandLine.arguments.dropFirst())
@@ -39,4 +39,5 @@ default:
 }
 
 Cleanup.shared.runAll()
+withExtendedLifetime(signalSources) {}
 exit(0)

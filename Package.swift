@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "RoleMesh",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rolemesh", targets: ["rolemesh"]),
         .executable(name: "rolemesh-bench", targets: ["rolemesh-bench"]),

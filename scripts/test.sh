@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test: unit, simulation (1,000 nodes in virtual time) and integration tests that
 # start real agents on 127.0.0.x. Release mode: the simulations are CPU-bound.
+#
+# `scripts/test.sh --tsan [swift test options]`: the same suite built with ThreadSanitizer (in
+# .build/tsan, beside the normal build). The agents the integration tests start are that build
+# too, and a race reported in one makes it exit 66, so the test that started it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-swift build -c release --build-tests
+build=(-c release)
+if [ "${1:-}" = "--tsan" ]; then
+    shift
+    build=(-c release --sanitize=thread --scratch-path .build/tsan)
+    export TSAN_OPTIONS="halt_on_error=1 exitcode=66 ${TSAN_OPTIONS:-}"
+fi
+swift build "${build[@]}" --build-tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-swift test -c release --skip-build "$@" 2>&1 | tee "$log" || status=$?
+swift test "${build[@]}" --skip-build "$@" 2>&1 | tee "$log" || status=$?
 # One closing line over both runners (XCTest and Swift Testing).
 xc=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
 xc_run=$(echo "$xc" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/;t;s/.*/0/')

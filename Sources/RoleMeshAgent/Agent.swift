@@ -10,17 +10,24 @@ import RoleMeshCore
 
 /// The shell around the membership core: sockets, timers, files and the control socket.
 ///
-/// Confinement rule: every mutable field here, the core included, is touched only on `queue`.
-/// Dispatch sources and timers are created on `queue`, so their handlers run there too.
-/// `queue` never does file I/O or waits: writes go to `disk` (in order), probes and the keys/
-/// scan run on `reads`, and their results come back to `queue`.
-public final class Agent: @unchecked Sendable {
-    public let dir: NodeDirectory
-    public internal(set) var config: NodeConfig
-    let queue: DispatchQueue
-    let disk: DiskWriter
+/// An actor whose executor is `queue`: the Dispatch sources and timers created on `queue` (UDP,
+/// control socket, task listener, ticks, signals) run there too and enter the actor with
+/// `assumeIsolated`. It never does file I/O or waits: writes go to `disk` (in order), probes
+/// and the keys/ scan run on `reads`, the task plane is its own actors, and results come back
+/// as messages.
+public actor Agent {
+    public nonisolated let dir: NodeDirectory
+    /// This node's name (fixed for the agent's life; `config` may change, its name never does).
+    public nonisolated let name: String
+    var config: NodeConfig
+    nonisolated let queue: DispatchQueue
+    private nonisolated let executorOfQueue: QueueExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executorOfQueue.asUnownedSerialExecutor() }
+    nonisolated let disk: DiskWriter
     /// Reads that may block (sysfs, procfs, keys/): one at a time, off the agent queue.
-    let reads = DispatchQueue(label: "rolemesh.reads", qos: .utility)
+    nonisolated let reads = DispatchQueue(label: "rolemesh.reads", qos: .utility)
+    /// Bumped whenever the core reports a changed view: queued submissions wait on it.
+    nonisolated let viewChanges = ChangeSignal()
     var probing = false, readingKeys = false
     /// The last signals the probe read (before pins).
     var probed: Signals
@@ -41,18 +48,21 @@ public final class Agent: @unchecked Sendable {
     /// `ROLEMESH_PROBE_ROOT` points the probes at another filesystem root (tests use a fake /proc).
     let probe: SignalProbe
     var overrides: LocalOverrides
-    let listenAddress: WireAddress
+    nonisolated let listenAddress: WireAddress
     let taskListener: TaskListener
-    let journal: TaskJournal
-    var executor: Executor!
-    var submitter: Submitter!
+    nonisolated let journal: TaskJournal
+    nonisolated let executor: Executor
+    nonisolated let submitter: Submitter
     var leaving = false
+    /// Timer ticks since start (signals are probed every few).
+    var ticks = 0
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
         let queue = DispatchQueue(label: "rolemesh.agent")
         self.queue = queue
-        disk = DiskWriter(replyingOn: queue)
+        executorOfQueue = QueueExecutor(queue)
+        disk = DiskWriter()
         let environment = ProcessInfo.processInfo.environment
         let probe = SignalProbe(root: environment["ROLEMESH_PROBE_ROOT"] ?? "/")
         self.probe = probe
@@ -60,6 +70,7 @@ public final class Agent: @unchecked Sendable {
         NodeDirectory.restrictNewFiles()
         let config = try dir.loadConfig()
         self.config = config
+        name = config.name
         guard let profile = TimingProfile.named(config.profile) else {
             throw MeshError(MeshError.config, "unknown profile \(config.profile)")
         }
@@ -106,56 +117,67 @@ public final class Agent: @unchecked Sendable {
             config: .init(name: config.name, address: advertised, incarnation: incarnation, roles: config.roles,
                           backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
             crypto: keyRing, seed: seed, now: Clock.now())
-        executor = Executor(agent: self, journal: journal, maxTasks: config.maxTasks)
-        submitter = Submitter(agent: self, journal: journal)
+        let link = AgentLink()
+        let executor = Executor(me: config.name, dir: dir, journal: journal, link: link, maxTasks: config.maxTasks,
+                                envPassthrough: config.envPassthrough)
+        self.executor = executor
+        submitter = Submitter(me: config.name, dir: dir, journal: journal, link: link, executor: executor)
+        link.set(self)
         Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))")
     }
 
     /// Starts everything on the agent queue; returns once the control socket is listening.
-    public func start() throws(MeshError) {
-        var failure: MeshError?
-        queue.sync {
-            do {
-                try control.start()
-            } catch let e as MeshError { failure = e } catch {}
-        }
-        if let failure { udp.stop(); taskListener.stop(); throw failure }
-        queue.sync {
-            control.onRequest = { [unowned self] req, conn in self.handle(req, conn) }
-            udp.start { [unowned self] bytes, from in
-                self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
-            }
-            perform(core.start(now: Clock.now()))
-            // One timer drives the core; signals are probed on it once per heartbeat, so a change
-            // rides on the next heartbeat without another wakeup.
-            let probeEvery = max(1, Int(core.profile.heartbeat / core.profile.tick))
-            var ticks = 0
-            every(ms: Int(core.profile.tick)) { [unowned self] in
-                ticks += 1
-                if ticks % probeEvery == 0 { self.refreshSignals() }
-                self.perform(self.core.tick(now: Clock.now()))
-            }
-            every(ms: 2_000) { [unowned self] in self.reloadKeys() }
-            every(ms: 5_000) { [unowned self] in self.savePeersIfChanged() }
-            for sig in [SIGINT, SIGTERM] {
-                signal(sig, SIG_IGN)
-                let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                s.setEventHandler { [unowned self] in
-                    Log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): leaving the mesh")
-                    self.leaveAndExit()
-                }
-                s.resume()
-                signalSources.append(s)
-            }
-            signal(SIGPIPE, SIG_IGN)
-            startExtensions()
-        }
+    public nonisolated func start() throws(MeshError) {
+        let failure: MeshError? = queue.sync { assumeIsolated { $0.startOnQueue() } }
+        if let failure { throw failure }
     }
 
-    func every(ms: Int, _ body: @escaping () -> Void) {
+    private func startOnQueue() -> MeshError? {
+        do throws(MeshError) { try control.start() } catch {
+            udp.stop(); taskListener.stop()
+            return error
+        }
+        // These handlers run on `queue`, the actor's executor: checked, then inside the actor.
+        control.onRequest = { req, conn in
+            self.preconditionIsolated()
+            self.handle(req, conn)
+        }
+        udp.start { bytes, from in
+            self.preconditionIsolated()
+            self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
+        }
+        perform(core.start(now: Clock.now()))
+        // One timer drives the core; signals are probed on it once per heartbeat, so a change
+        // rides on the next heartbeat without another wakeup.
+        let probeEvery = max(1, Int(core.profile.heartbeat / core.profile.tick))
+        every(ms: Int(core.profile.tick)) { agent in
+            agent.ticks += 1
+            if agent.ticks % probeEvery == 0 { agent.refreshSignals() }
+            agent.perform(agent.core.tick(now: Clock.now()))
+        }
+        every(ms: 2_000) { $0.reloadKeys() }
+        every(ms: 5_000) { $0.savePeersIfChanged() }
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            s.setEventHandler { [unowned self] in
+                Log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): leaving the mesh")
+                self.preconditionIsolated()
+                self.leaveAndExit()
+            }
+            s.resume()
+            signalSources.append(s)
+        }
+        signal(SIGPIPE, SIG_IGN)
+        startExtensions()
+        return nil
+    }
+
+    /// A timer on the agent queue whose handler runs inside the actor.
+    func every(ms: Int, _ body: @escaping @Sendable (isolated Agent) -> Void) {
         let t = DispatchSource.makeTimerSource(queue: queue)
         t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 10)))
-        t.setEventHandler(handler: body)
+        t.setEventHandler { [unowned self] in self.assumeIsolated { body($0) } }
         t.resume()
         timers.append(t)
     }
@@ -171,6 +193,7 @@ public final class Agent: @unchecked Sendable {
                 publish(e)
             case .viewChanged:
                 for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
+                viewChanges.bump()
             case .persistIncarnation(let inc):
                 let state = self.state
                 disk.write { () throws(MeshError) in try state.saveIncarnation(inc) }
@@ -188,7 +211,10 @@ public final class Agent: @unchecked Sendable {
         } else {
             Log.info("\(e.node): \(e.kind.rawValue)")
         }
-        if e.kind == .memberDead || e.kind == .memberLeft { submitter.nodeLost(e.node) }
+        if e.kind == .memberDead || e.kind == .memberLeft {
+            let submitter = self.submitter, node = e.node
+            Task { await submitter.nodeLost(node) }
+        }
         // Encoded once; each watcher buffers it without waiting, and one that stopped reading is dropped.
         let line = Array(ControlJSON.line(event))
         watchers.removeAll { !$0.sendRaw(line) }
@@ -196,16 +222,23 @@ public final class Agent: @unchecked Sendable {
 
     // MARK: - Files
 
+    /// Runs `body` on `reads` (file and sysfs reads that may block), not on the agent queue.
+    nonisolated func offQueue<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in reads.async { c.resume(returning: body()) } }
+    }
+
     /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart), off
     /// the agent queue; only the outcome is applied on it.
     func reloadKeys() {
         guard !readingKeys else { return }
         readingKeys = true
         let dir = self.dir
-        reads.async { [self] in
-            let result: Result<[String: [UInt8]], MeshError>
-            do throws(MeshError) { result = .success(try KeyStore.loadTrusted(in: dir)) } catch { result = .failure(error) }
-            queue.async { self.readingKeys = false; self.applyTrusted(result) }
+        Task {
+            let result = await offQueue { () -> Result<[String: [UInt8]], MeshError> in
+                do throws(MeshError) { return .success(try KeyStore.loadTrusted(in: dir)) } catch { return .failure(error) }
+            }
+            readingKeys = false
+            applyTrusted(result)
         }
     }
 
@@ -233,9 +266,9 @@ public final class Agent: @unchecked Sendable {
         keyRing.replaceTrusted(trusted)
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
-        if !revoked.isEmpty, let executor, let submitter {
-            let names = revoked
-            onWorkerThread { for name in names { executor.revoke(name); submitter.nodeRevoked(name) } }
+        if !revoked.isEmpty {
+            let names = revoked, executor = self.executor, submitter = self.submitter
+            Task { for name in names { await executor.revoke(name); await submitter.nodeRevoked(name) } }
         }
     }
 
@@ -251,8 +284,10 @@ public final class Agent: @unchecked Sendable {
 
     func leaveAndExit() {
         guard !leaving else { return }
+        leaving = true
         // Running tasks finish first (bounded); the mesh hears we left once they are done.
-        stopExtensions { [self] in
+        Task {
+            await stopExtensions()
             perform(core.leave(now: Clock.now()))
             savePeersIfChanged()
             for t in timers { t.cancel() }
@@ -261,7 +296,8 @@ public final class Agent: @unchecked Sendable {
             Log.info("left the mesh")
             // Pending writes (incarnation, peers, overrides) land first, unless the disk hangs.
             disk.whenDone { exit(0) }
-            queue.asyncAfter(deadline: .now() + 5) { exit(0) }
+            try? await Task.sleep(for: .seconds(5))
+            exit(0)
         }
     }
 }

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Dispatch
+import Synchronization
 import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
@@ -34,9 +35,10 @@ final class TaskHardeningUnitTests: XCTestCase {
         }
     }
 
-    func testAnUnauthenticatedRefusalNeverPicksTheExitCodeOrWritesEscapes() throws {
+    func testAnUnauthenticatedRefusalNeverPicksTheExitCodeOrWritesEscapes() async throws {
         let (client, server) = socketPair()
-        defer { close(client); close(server) }
+        let io = AsyncFD(client)
+        defer { io.abort(); close(server) }
         let serverKey = Ed25519.KeyPair.generate()
         let fake = Thread {
             Self.readHello(server)
@@ -45,9 +47,9 @@ final class TaskHardeningUnitTests: XCTestCase {
             _ = bytes.withUnsafeBytes { write(server, $0.baseAddress, $0.count) }
         }
         fake.start()
-        do {
-            _ = try SecureChannel.clientHandshake(fd: client, expected: "srv01", me: "node1", keyPair: .generate(),
-                                                  trusted: ["srv01": serverKey.publicKey])
+        do throws(MeshError) {
+            _ = try await SecureChannel.clientHandshake(io: io, expected: "srv01", me: "node1", keyPair: .generate(),
+                                                        trusted: ["srv01": serverKey.publicKey])
             XCTFail("a refusal must fail the handshake")
         } catch {
             XCTAssertEqual(error.code, 77)
@@ -56,29 +58,29 @@ final class TaskHardeningUnitTests: XCTestCase {
         }
     }
 
-    func testTheHandshakeDeadlineIsTotalNotPerRead() throws {
+    func testTheHandshakeDeadlineIsTotalNotPerRead() async throws {
         let (client, server) = socketPair()
-        defer { close(client); close(server) }
-        let stop = NSLock()
-        nonisolated(unsafe) var stopped = false
+        let io = AsyncFD(client)
+        defer { io.abort(); close(server) }
+        let stopped = Atomic(false)
         // A server that answers one byte of a valid-looking hello every 200 ms, for at most 10 s.
         let fake = Thread {
             Self.readHello(server)
             let hello = Array("RMT1".utf8) + [5] + Array("srv01".utf8) + [UInt8](repeating: 7, count: 96)
             for b in hello {
-                stop.lock(); let done = stopped; stop.unlock()
-                if done { return }
+                if stopped.load(ordering: .relaxed) { return }
                 _ = [b].withUnsafeBytes { write(server, $0.baseAddress, 1) }
                 Thread.sleep(forTimeInterval: 0.2)
             }
         }
         fake.start()
-        defer { stop.lock(); stopped = true; stop.unlock() }
+        defer { stopped.store(true, ordering: .relaxed) }
         let t0 = Date()
-        let deadline = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
-        XCTAssertThrowsError(try SecureChannel.clientHandshake(fd: client, expected: "srv01", me: "node1", keyPair: .generate(),
-                                                               trusted: ["srv01": Ed25519.KeyPair.generate().publicKey],
-                                                               deadline: deadline))
+        do throws(MeshError) {
+            _ = try await SecureChannel.clientHandshake(io: io, expected: "srv01", me: "node1", keyPair: .generate(),
+                                                        trusted: ["srv01": Ed25519.KeyPair.generate().publicKey], within: 1)
+            XCTFail("a trickling server must not complete the handshake")
+        } catch {}
         let took = Date().timeIntervalSince(t0)
         XCTAssertLessThan(took, 2.5, "a byte every 200 ms kept the handshake going for \(took) s past a 1 s deadline")
         XCTAssertGreaterThan(took, 0.8)

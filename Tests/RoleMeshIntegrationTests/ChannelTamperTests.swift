@@ -43,17 +43,17 @@ final class ChannelTamperTests: XCTestCase {
         // the first bit after it is flipped.
         let proxy = try TamperProxy(target: server, listenHost: "127.0.0.77", port: cluster.port, clean: 4 + 1 + 5 + 32 + 64)
         defer { proxy.stop() }
-        let ch = try SecureChannel.connect(to: proxy.address, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil)
-        try ch.send(request())
-        XCTAssertNil(try? ch.receive(), "the server must end a connection whose frame was tampered with")
+        let ch = try blocking { try await SecureChannel.connect(to: proxy.address, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil) }
+        try ch.sendBlocking(request())
+        XCTAssertNil(try? ch.receiveBlocking(), "the server must end a connection whose frame was tampered with")
         ch.close()
         Thread.sleep(forTimeInterval: 0.5)
         XCTAssertFalse(ran, "a tampered request ran a task")
         // The untouched path works, so the refusal above was the tampering's doing.
-        let direct = try SecureChannel.connect(to: server, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil)
-        try direct.send(request())
+        let direct = try blocking { try await SecureChannel.connect(to: server, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil) }
+        try direct.sendBlocking(request())
         var sawExit = false
-        while let f = try direct.receive() { if f.type == .exit { sawExit = true; break } }
+        while let f = try direct.receiveBlocking() { if f.type == .exit { sawExit = true; break } }
         direct.close()
         XCTAssertTrue(sawExit && ran)
     }
@@ -62,9 +62,9 @@ final class ChannelTamperTests: XCTestCase {
         let (key, trusted, server) = try setUpMesh()
         let proxy = try TamperProxy(target: server, listenHost: "127.0.0.77", port: cluster.port, clean: Int.max)
         defer { proxy.stop() }
-        let ch = try SecureChannel.connect(to: proxy.address, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil)
-        try ch.send(request())
-        while let f = try ch.receive() { if f.type == .exit { break } }
+        let ch = try blocking { try await SecureChannel.connect(to: proxy.address, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil) }
+        try ch.sendBlocking(request())
+        while let f = try ch.receiveBlocking() { if f.type == .exit { break } }
         ch.close()
         XCTAssertTrue(waitUntil(timeout: 5) { self.ran })
         try FileManager.default.removeItem(atPath: cluster.root.path + "/ran")

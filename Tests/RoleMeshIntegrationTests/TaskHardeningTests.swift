@@ -31,16 +31,17 @@ final class TaskHardeningTests: XCTestCase {
     func channel(as node: String, to server: String) throws -> SecureChannel {
         let key = Ed25519.KeyPair(seed: try base64File(cluster.dir(node) + "/keys/\(node).secret"))
         let pub = try base64File(cluster.dir(server) + "/keys/\(server).pub")
-        return try SecureChannel.connect(to: WireAddress(host: cluster.hosts[server]!, port: cluster.port)!, expected: server,
-                                         me: node, keyPair: key, trusted: [server: pub], from: nil)
+        let address = WireAddress(host: cluster.hosts[server]!, port: cluster.port)!
+        return try blocking { try await SecureChannel.connect(to: address, expected: server,
+                                         me: node, keyPair: key, trusted: [server: pub], from: nil) }
     }
 
     /// Sends one request and returns the last frame (exit or error), bounded by the channel's end.
     func ask(_ ch: SecureChannel, _ request: TaskRequest) throws -> Frame? {
         defer { ch.close() }
-        try ch.send(Frame(.request, encoding: request))
-        try ch.send(Frame(.stdinEOF))
-        while let f = try ch.receive() { if f.type == .exit || f.type == .error { return f } }
+        try ch.sendBlocking(Frame(.request, encoding: request))
+        try ch.sendBlocking(Frame(.stdinEOF))
+        while let f = try ch.receiveBlocking() { if f.type == .exit || f.type == .error { return f } }
         return nil
     }
 
@@ -276,10 +277,10 @@ final class TaskHardeningTests: XCTestCase {
         XCTAssertEqual(stranger?.type, .error)
         XCTAssertEqual(stranger?.meshError.code, 77)
         let submitter = try channel(as: "node1", to: "node2")
-        try submitter.send(Frame(.request, encoding: logs))
+        try submitter.sendBlocking(Frame(.request, encoding: logs))
         var output = ""
         var last: Frame?
-        while let f = try submitter.receive() {
+        while let f = try submitter.receiveBlocking() {
             if f.type == .stdout { output += String(decoding: f.payload, as: UTF8.self) }
             if f.type == .exit || f.type == .error { last = f; break }
         }

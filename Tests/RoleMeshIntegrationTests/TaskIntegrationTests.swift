@@ -243,13 +243,13 @@ final class TaskIntegrationTests: XCTestCase {
         let node2Key = [UInt8](Data(base64Encoded: try String(contentsOfFile: cluster.dir("node2") + "/keys/node2.pub", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines))!)
         let address = WireAddress(host: cluster.hosts["node2"]!, port: cluster.port)!
-        XCTAssertThrowsError(try SecureChannel.connect(to: address, expected: "node2", me: stranger, keyPair: Ed25519.KeyPair(seed: seed),
-                                                       trusted: ["node2": node2Key], from: nil)) { error in
+        XCTAssertThrowsError(try blocking { try await SecureChannel.connect(to: address, expected: "node2", me: stranger, keyPair: Ed25519.KeyPair(seed: seed),
+                                                       trusted: ["node2": node2Key], from: nil) }) { error in
             XCTAssertEqual((error as? MeshError)?.code, 77, "\(error)")
         }
         // Pretending to be a trusted node without its key fails too.
-        XCTAssertThrowsError(try SecureChannel.connect(to: address, expected: "node2", me: "node1", keyPair: Ed25519.KeyPair(seed: seed),
-                                                       trusted: ["node2": node2Key], from: nil))
+        XCTAssertThrowsError(try blocking { try await SecureChannel.connect(to: address, expected: "node2", me: "node1", keyPair: Ed25519.KeyPair(seed: seed),
+                                                       trusted: ["node2": node2Key], from: nil) })
         // And the stranger cannot run anything on node2 from its own agent either.
         XCTAssertEqual(try submit(["job/echo", "--to", "node2"], from: stranger).status, 69, "node2 is not even in its view")
     }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 import RoleMeshControl
 
 /// The command-line side of the control socket: blocking I/O, one request per connection.
@@ -131,5 +132,33 @@ public final class ControlClient {
         if let p = ControlJSON.decode(ErrorProbe.self, from: line), let err = p.error {
             throw MeshError(Int32(clamping: p.code ?? 1), err)
         }
+    }
+
+    // MARK: Task streams (submit, logs)
+
+    /// The next frame of a task stream, or nil at its end. Blocking: the command waits for
+    /// nothing else (its input and Ctrl-C go out through `frameWriter` meanwhile).
+    public func receiveFrame() throws(MeshError) -> Frame? {
+        guard buffer.isEmpty else { throw MeshError(MeshError.other, "the agent answered with a line, not a stream") }
+        guard let h = FD.readExactly(fd, 5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
+        guard let type = FrameType(rawValue: t), n <= Frame.maxFrame else {
+            throw MeshError(MeshError.other, "a malformed frame arrived")
+        }
+        guard let payload = n == 0 ? [] : FD.readExactly(fd, n) else { return nil }
+        return Frame(type, payload)
+    }
+
+    /// Sends frames to the agent whole, from any thread (the stdin reader and the Ctrl-C handler).
+    public var frameWriter: FrameWriter { FrameWriter(fd: fd) }
+
+    public final class FrameWriter: Sendable {
+        let fd: Int32
+        private let lock = Mutex(())
+        init(fd: Int32) { self.fd = fd }
+        @discardableResult
+        public func send(_ frame: Frame) -> Bool {
+            lock.withLock { _ in FD.writeAll(fd, Frame.plainHeader(frame.type, count: frame.payload.count) + frame.payload) }
+        }
+        public func finishWriting() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
     }
 }

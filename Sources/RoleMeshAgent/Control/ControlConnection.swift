@@ -10,8 +10,8 @@ import RoleMeshControl
 /// One client of the control socket. Never blocks the agent queue, which also ticks the
 /// failure detector: writes go to a per-connection buffer that a write source drains as the
 /// client reads. A client that lets `backlogLimit` bytes pile up (a `watch` behind Ctrl-Z) is
-/// dropped. Confinement: everything runs on the agent's queue.
-final class ControlConnection: @unchecked Sendable {
+/// dropped. Confinement: created by the agent and driven by sources on its queue; never shared.
+final class ControlConnection {
     let fd: Int32
     private let queue: DispatchQueue
     private var readSource: DispatchSourceRead?
@@ -22,12 +22,14 @@ final class ControlConnection: @unchecked Sendable {
     private var sent = 0                // bytes of `output` already written
     private var closeWhenFlushed = false
     private var gotRequest = false
+    /// Bytes read after the request line (a task's first input), for whoever takes the socket over.
+    private var leftover = [UInt8]()
+    private var flushTimer: DispatchSourceTimer?
+    /// Sources being cancelled: the descriptor is closed (or handed on) only once all are gone.
+    private let cancelling = DispatchGroup()
     private(set) var isClosed = false
     var onLine: ((String) -> Void)?
     var onClose: (() -> Void)?
-    /// Extra input after the request line (a task's stdin) goes here.
-    var onData: (([UInt8]) -> Void)?
-    var onEOF: (() -> Void)?
 
     /// Unsent bytes a client may leave behind before it is dropped. A single reply is always
     /// taken whole (the journal can be large); a stream line is refused past this.
@@ -56,20 +58,20 @@ final class ControlConnection: @unchecked Sendable {
         let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
             // The client finished writing (a task's stdin ended) or went away (Ctrl-C on watch).
-            readSource?.cancel(); readSource = nil
-            if gotRequest, let onEOF { onEOF() } else if !closeWhenFlushed || n < 0 { close() }
+            cancelRead()
+            if !closeWhenFlushed || n < 0 { close() }
             return
         }
         guard n > 0 else { return }
-        if gotRequest { onData?(Array(buf[0..<n])); return }
+        if gotRequest { return }     // nothing more is read until the answer (or a takeover)
         pending += buf[0..<n]
         if let nl = pending.firstIndex(of: 10) {
             let line = String(decoding: pending[..<nl], as: UTF8.self)
             let rest = Array(pending[(nl + 1)...])
             pending = []
             gotRequest = true
+            leftover = rest
             onLine?(line)
-            if !rest.isEmpty { onData?(rest) }
         } else if pending.count > Frame.maxFrame {
             fail(MeshError(MeshError.usage, "request too long"))
         }
@@ -135,19 +137,25 @@ final class ControlConnection: @unchecked Sendable {
         closeWhenFlushed = true
         output += bytes          // one reply is taken whole, whatever its size
         guard flush(), !isClosed else { return }
-        queue.asyncAfter(deadline: .now() + Self.flushTimeout) { [weak self] in self?.close() }
+        let t = DispatchSource.makeTimerSource(queue: queue)
+        t.schedule(deadline: .now() + Self.flushTimeout)
+        t.setEventHandler { [weak self] in self?.close() }
+        flushTimer = t
+        t.resume()
     }
 
     func fail(_ e: MeshError) { reply(ErrorReply(error: e.message, code: Int(e.code))) }
 
-    /// Hands the socket to a blocking worker (task streams): no more Dispatch I/O here.
-    func takeOver() -> Int32 {
+    /// Hands the socket to a task stream (submit, logs): no more requests here. `then` gets it
+    /// as frames once Dispatch has let go of this connection's sources (on the agent's queue).
+    func takeOver(then: @escaping (PlainFrames) -> Void) {
+        guard !isClosed else { return }
         isClosed = true
-        readSource?.cancel(); readSource = nil
+        let fd = self.fd, rest = leftover
+        cancelRead()
         releaseWriteSource()
-        FD.setBlocking(fd)
         onClose?()
-        return fd
+        cancelling.notify(queue: queue) { then(PlainFrames(AsyncFD(fd, input: rest))) }
     }
 
     func close() {
@@ -156,33 +164,29 @@ final class ControlConnection: @unchecked Sendable {
         output = []; sent = 0
         // The descriptor is closed once Dispatch has let go of it (both sources), never before.
         let fd = self.fd
-        let sources = (readSource == nil ? 0 : 1) + (writeSource == nil ? 0 : 1)
-        if sources == 0 {
-            Glibc.close(fd)
-        } else {
-            let left = Countdown(sources) { _ = Glibc.close(fd) }
-            readSource?.setCancelHandler { left.tick() }
-            readSource?.cancel(); readSource = nil
-            releaseWriteSource { left.tick() }
-        }
+        flushTimer?.cancel(); flushTimer = nil
+        cancelRead()
+        releaseWriteSource()
+        cancelling.notify(queue: queue) { _ = Glibc.close(fd) }
         onClose?()
     }
 
+    private func cancelRead() {
+        guard let s = readSource else { return }
+        cancelling.enter()
+        s.setCancelHandler { [cancelling] in cancelling.leave() }
+        s.cancel()
+        readSource = nil
+    }
+
     /// Cancels the write source; a suspended source must be resumed to be cancelled and released.
-    private func releaseWriteSource(then done: (() -> Void)? = nil) {
+    private func releaseWriteSource() {
         guard let s = writeSource else { return }
-        if let done { s.setCancelHandler(handler: done) }
+        cancelling.enter()
+        s.setCancelHandler { [cancelling] in cancelling.leave() }
         s.cancel()
         if !writeArmed { s.resume() }
         writeSource = nil
         writeArmed = false
     }
-}
-
-/// Runs `body` after `tick` was called `count` times (all on one queue).
-private final class Countdown: @unchecked Sendable {
-    private var left: Int
-    private let body: () -> Void
-    init(_ count: Int, _ body: @escaping () -> Void) { left = count; self.body = body }
-    func tick() { left -= 1; if left == 0 { body() } }
 }

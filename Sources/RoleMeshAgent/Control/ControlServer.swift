@@ -12,8 +12,8 @@ import RoleMeshControl
 /// Protocol: the client writes one `ControlRequest` as a JSON line (`{"cmd": "status"}`); the
 /// agent answers with JSON lines and closes, except for streams (`watch`, task output) that stay
 /// open. An answer `{"error": "...", "code": N}` is a failure with the contract's exit code.
-/// Confinement: all callbacks run on the agent's queue.
-final class ControlServer: @unchecked Sendable {
+/// Confinement: created by the agent; all callbacks run on the agent's queue.
+final class ControlServer {
     let path: String
     private let queue: DispatchQueue
     private var listenFD: Int32 = -1

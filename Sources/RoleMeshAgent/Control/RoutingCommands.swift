@@ -16,16 +16,16 @@ extension Agent {
         } catch { return conn.fail(error) }
         overrides = o
         applySignals(announce: true)
-        saveOverrides { [self] failure in
-            if let failure { conn.fail(failure) } else { conn.reply(OkReply(signals: signalsStatus(core.me.signals))) }
+        Task {
+            if let failure = await saveOverrides() { conn.fail(failure) } else { conn.reply(OkReply(signals: signalsStatus(core.me.signals))) }
         }
     }
 
     func setDraining(_ draining: Bool, _ conn: ControlConnection) {
         overrides.draining = draining
         perform(core.updateSelf(now: Clock.now()) { $0.draining = draining })
-        saveOverrides { failure in
-            if let failure { conn.fail(failure) } else { conn.reply(OkReply(draining: draining)) }
+        Task {
+            if let failure = await saveOverrides() { conn.fail(failure) } else { conn.reply(OkReply(draining: draining)) }
         }
     }
 
@@ -76,8 +76,10 @@ extension Agent {
         self.config = config
         perform(core.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
         let file = dir.configFile, written = config
-        disk.write({ () throws(MeshError) in try Self.persist(written, to: file) }) { failure in
-            if let failure { conn.fail(failure) } else { conn.reply(OkReply()) }
+        Task {
+            if let failure = await disk.written({ () throws(MeshError) in try Self.persist(written, to: file) }) {
+                conn.fail(failure)
+            } else { conn.reply(OkReply()) }
         }
     }
 
@@ -101,9 +103,11 @@ extension Agent {
         guard !probing else { return }
         probing = true
         let probe = self.probe
-        reads.async { [self] in
-            let s = probe.read()
-            queue.async { self.probing = false; self.probed = s; self.applySignals() }
+        Task {
+            let s = await offQueue { probe.read() }
+            probing = false
+            probed = s
+            applySignals()
         }
     }
 
@@ -113,11 +117,11 @@ extension Agent {
         perform(core.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
     }
 
-    /// Writes the overrides as they are now (`signal`, `drain`); `done` runs on the agent queue
-    /// once they are on disk, or with why not.
-    func saveOverrides(then done: @escaping @Sendable (MeshError?) -> Void) {
+    /// Writes the overrides as they are now (`signal`, `drain`); returns once they are on
+    /// disk (nil), or why not. The agent goes on meanwhile.
+    func saveOverrides() async -> MeshError? {
         let o = overrides, dir = self.dir
-        disk.write({ () throws(MeshError) in try o.save(dir) }, then: done)
+        return await disk.written { () throws(MeshError) in try o.save(dir) }
     }
 }
 
@@ -128,5 +132,5 @@ extension Agent {
         startTasks()
     }
 
-    func stopExtensions(_ done: @escaping @Sendable () -> Void) { stopTasks(done) }
+    func stopExtensions() async { await stopTasks() }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import RoleMeshCore
 
 /// Reads this device's resource signals for the heartbeat.
@@ -210,14 +211,14 @@ public struct SignalProbe: Sendable {
 private func clamp(_ v: Double) -> Double { min(max(v, 0), 1) }
 
 /// Last seen throttle counters, behind a lock so the probe stays Sendable.
-private final class ThrottleCounters: @unchecked Sendable {
-    private let lock = NSLock()
-    private var last: [String: Double] = [:]
+private final class ThrottleCounters: Sendable {
+    private let last = Mutex<[String: Double]>([:])
 
     /// Stores `now` and says whether any counter grew since the previous call.
     func update(_ now: [String: Double]) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        defer { last = now }
-        return now.contains { key, value in last[key].map { value > $0 } ?? false }
+        last.withLock { last in
+            defer { last = now }
+            return now.contains { key, value in last[key].map { value > $0 } ?? false }
+        }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 import RoleMeshCore
 
 /// The clocks the shell injects into the core.
@@ -35,7 +36,12 @@ public enum Clock {
 
 /// Log lines on stderr: time, level, message.
 public enum Log {
-    nonisolated(unsafe) public static var verbose = false
+    private static let verboseFlag = Atomic(false)
+    /// Whether `debug` lines are written (`agent --verbose`).
+    public static var verbose: Bool {
+        get { verboseFlag.load(ordering: .relaxed) }
+        set { verboseFlag.store(newValue, ordering: .relaxed) }
+    }
     public static func info(_ s: String) { write("info", s) }
     public static func warn(_ s: String) { write("warn", s) }
     public static func debug(_ s: String) { if verbose { write("debug", s) } }

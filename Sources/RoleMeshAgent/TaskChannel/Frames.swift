@@ -76,56 +76,34 @@ public struct Frame: Sendable {
 }
 
 /// Something frames can be sent to and read from (a plain socket or an encrypted channel).
-public protocol FrameTransport: AnyObject {
-    func send(_ frame: Frame) throws(MeshError)
+public protocol FrameTransport: AnyObject, Sendable {
+    /// Waits only while the peer is far behind (see `AsyncFD.highWater`).
+    func send(_ frame: Frame) async throws(MeshError)
     /// nil at a clean end of stream.
-    func receive() throws(MeshError) -> Frame?
+    func receive() async throws(MeshError) -> Frame?
+    /// Sends what is queued, then ends the connection.
     func close()
 }
 
-/// Frames in the clear: [type u8][length u32][payload]. Used on the control socket only.
-public final class PlainFrames: FrameTransport, @unchecked Sendable {
-    public let fd: Int32
-    private let owns: Bool
-    private let lock = NSLock()
-    private var closed = false
-    /// `owns`: release the descriptor with this object (false when another object owns it).
-    public init(fd: Int32, owns: Bool = true) { self.fd = fd; self.owns = owns }
+/// Frames in the clear: [type u8][length u32][payload]. The agent's side of the control socket.
+public final class PlainFrames: FrameTransport {
+    let io: AsyncFD
+    public init(_ io: AsyncFD) { self.io = io }
 
-    public func send(_ frame: Frame) throws(MeshError) {
-        let header = Frame.plainHeader(frame.type, count: frame.payload.count)
-        lock.lock(); defer { lock.unlock() }
-        guard !closed, FD.writeAll(fd, header), FD.writeAll(fd, frame.payload) else {
+    public func send(_ frame: Frame) async throws(MeshError) {
+        guard await io.write(Frame.plainHeader(frame.type, count: frame.payload.count) + frame.payload) else {
             throw MeshError(MeshError.other, "the connection closed")
         }
     }
 
-    public func receive() throws(MeshError) -> Frame? {
-        guard let h = FD.readExactly(fd, 5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
+    public func receive() async throws(MeshError) -> Frame? {
+        guard let h = await io.readExactly(5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
         guard let type = FrameType(rawValue: t), n <= Frame.maxFrame else {
             throw MeshError(MeshError.other, "a malformed frame arrived")
         }
-        guard let payload = n == 0 ? [] : FD.readExactly(fd, n) else { return nil }
+        guard let payload = await io.readExactly(n) else { return nil }
         return Frame(type, payload)
     }
 
-    /// Ends the stream for both sides. The descriptor itself is released with the last
-    /// reference, so a thread still blocked on it can never meet a reused descriptor number.
-    public func close() {
-        lock.lock(); defer { lock.unlock() }
-        guard !closed else { return }
-        closed = true
-        Glibc.shutdown(fd, Int32(SHUT_RDWR))
-    }
-
-    deinit { if owns { Glibc.close(fd) } }
-
-    /// Wakes a thread blocked reading, without closing the descriptor under it.
-    public func interrupt() { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
-}
-
-/// Blocking work (a task's pipes, a connection waiting for a slot) gets a thread of its own:
-/// parked on I/O, it must not hold one of Dispatch's few pool threads, which the agent queue needs.
-func onWorkerThread(_ body: @escaping @Sendable () -> Void) {
-    Thread.detachNewThread(body)
+    public func close() { io.close() }
 }

@@ -5,11 +5,13 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import Synchronization
 import RoleMeshCore
 
-/// The TCP side of the agent's address: accepts task connections with a DispatchSource and
-/// hands each one, after the handshake, to a blocking worker.
-final class TaskListener: @unchecked Sendable {
+/// The TCP side of the agent's address: accepts task connections with a DispatchSource on
+/// the agent's queue and hands each one to `onConnection`, which runs the handshake as a task.
+/// Confinement: created, started and stopped on the agent's queue (its handlers run there).
+final class TaskListener {
     let fd: Int32
     private var source: DispatchSourceRead?
 
@@ -35,16 +37,15 @@ final class TaskListener: @unchecked Sendable {
 
     /// Connections still in their handshake (not yet authenticated) at most; more are closed at once.
     static let preAuthLimit = 32
-    private let lock = NSLock()
-    private var preAuth = 0
+    let gate = PreAuthGate(limit: TaskListener.preAuthLimit)
     private var lastCapLog: UInt64 = 0, lastFullLog: UInt64 = 0
     private var backingOff = false
+    private var queue: DispatchQueue?
 
-    var preAuthCount: Int { lock.lock(); defer { lock.unlock() }; return preAuth }
-
-    /// `onConnection(fd, authenticated)`: runs on a thread of its own; it calls `authenticated()`
-    /// once the handshake is over (either way), which frees the connection's pre-auth place.
-    func start(queue: DispatchQueue, onConnection: @escaping @Sendable (Int32, @escaping @Sendable () -> Void) -> Void) {
+    /// `onConnection(fd, release)`: the connection's handshake starts; `release()` (idempotent)
+    /// frees its pre-auth place once the handshake is over, either way.
+    func start(queue: DispatchQueue, onConnection: @escaping (Int32, PreAuthGate.Place) -> Void) {
+        self.queue = queue
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         s.setEventHandler { [weak self, fd] in
             guard let self else { return }
@@ -53,30 +54,19 @@ final class TaskListener: @unchecked Sendable {
                 if c < 0 {
                     let err = errno
                     if err == EINTR || err == ECONNABORTED { continue }
-                    if err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM { self.backOff(queue: queue, err) }
+                    if err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM { self.backOff(err) }
                     return
                 }
-                self.lock.lock()
-                let full = self.preAuth >= Self.preAuthLimit
-                if !full { self.preAuth += 1 }
-                self.lock.unlock()
-                if full {
+                guard let place = self.gate.enter() else {
                     Glibc.close(c)
                     if Self.due(&self.lastCapLog) {
                         Log.warn("\(Self.preAuthLimit) task connections are already in their handshake; closing new ones until they finish")
                     }
                     continue
                 }
-                FD.setBlocking(c)
                 var one: Int32 = 1
                 setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                let once = Once()
-                onWorkerThread {
-                    onConnection(c) { [weak self] in
-                        guard once.first(), let self else { return }
-                        self.lock.lock(); self.preAuth -= 1; self.lock.unlock()
-                    }
-                }
+                onConnection(c, place)
             }
         }
         s.setCancelHandler { [fd] in Glibc.close(fd) }
@@ -86,18 +76,22 @@ final class TaskListener: @unchecked Sendable {
 
     /// Out of descriptors: the listening socket stays readable, so accepting again at once would
     /// spin. The source pauses for a second instead (on the agent queue, like its handler).
-    private func backOff(queue: DispatchQueue, _ err: Int32) {
-        guard !backingOff, let s = source else { return }
+    private func backOff(_ err: Int32) {
+        guard !backingOff, let s = source, let queue else { return }
         backingOff = true
         if Self.due(&lastFullLog) {
             Log.warn("cannot accept task connections: \(String(cString: strerror(err))); pausing for a second")
         }
         s.suspend()
-        queue.asyncAfter(deadline: .now() + 1) { [weak self] in
+        let t = DispatchSource.makeTimerSource(queue: queue)
+        t.schedule(deadline: .now() + 1)
+        t.setEventHandler { [weak self] in
+            t.cancel()
             guard let self, self.backingOff else { return }
             self.backingOff = false
             if let s = self.source { s.resume() }
         }
+        t.resume()
     }
 
     /// True at most once per 10 s for the given clock (on the agent queue).
@@ -116,9 +110,31 @@ final class TaskListener: @unchecked Sendable {
     }
 }
 
-/// True for the first caller only.
-final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = false
-    func first() -> Bool { lock.lock(); defer { lock.unlock() }; if done { return false }; done = true; return true }
+/// Counts connections still in their handshake; thread-safe, as handshakes run as tasks.
+final class PreAuthGate: Sendable {
+    let limit: Int
+    private let count = Mutex(0)
+    init(limit: Int) { self.limit = limit }
+
+    var current: Int { count.withLock { $0 } }
+
+    /// A place, or nil when all are taken.
+    func enter() -> Place? {
+        count.withLock { n -> Bool in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        } ? Place(gate: self) : nil
+    }
+
+    /// One connection's place; `release()` frees it the first time only.
+    final class Place: Sendable {
+        private let gate: PreAuthGate
+        private let released = Atomic(false)
+        init(gate: PreAuthGate) { self.gate = gate }
+        func release() {
+            guard released.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+            gate.count.withLock { $0 -= 1 }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Foundation
 
 /// Starting a task process with `posix_spawn`: the file itself (never through `env` or a shell,
@@ -53,11 +54,31 @@ enum Spawn {
     // glibc's GNU extensions (2.29+, 2.34+) are not imported without _GNU_SOURCE: looked up once.
     typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
     typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    nonisolated(unsafe) static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
-    nonisolated(unsafe) static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }
+    typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
+    static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
+    static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }
+    static let pidfdOpen: PidfdOpen? = dlsym(nil, "pidfd_open").map { unsafeBitCast($0, to: PidfdOpen.self) }
 
-    /// Waits for `pid` and returns its exit code, or 128 + the signal that ended it.
-    static func wait(_ pid: pid_t) -> Int32 {
+    /// Waits for `pid` to end and returns its exit code, or 128 + the signal that ended it.
+    /// No thread waits: a pidfd (Linux 5.3+, glibc 2.36+) turns readable when the child exits.
+    static func exit(of pid: pid_t) async -> Int32 {
+        if let open = pidfdOpen, case let pidfd = open(pid, 0), pidfd >= 0 {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: .global())
+                source.setEventHandler { source.cancel() }
+                source.setCancelHandler { _ = Glibc.close(pidfd); c.resume() }
+                source.resume()
+            }
+        } else {
+            // An older system: one blocking waitpid on a pool thread, for this child only.
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async {
+                    var info = siginfo_t()
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+                    c.resume()
+                }
+            }
+        }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return 1 }
@@ -82,25 +103,4 @@ enum Spawn {
         let word = String(decoding: line, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" }).first
         return word.map(String.init)
     }
-}
-
-/// The write end of a task's stdin pipe, shared by the threads that feed and end it.
-final class PipeEnd: @unchecked Sendable {
-    private let lock = NSLock()
-    private var fd: Int32
-    init(_ fd: Int32) { self.fd = fd }
-
-    /// A failed write (the task closed its stdin or ended) closes the pipe; later input is dropped.
-    func write(_ bytes: [UInt8]) {
-        lock.lock(); defer { lock.unlock() }
-        guard fd >= 0 else { return }
-        if !FD.writeAll(fd, bytes) { Glibc.close(fd); fd = -1 }
-    }
-
-    func close() {
-        lock.lock(); defer { lock.unlock() }
-        if fd >= 0 { Glibc.close(fd); fd = -1 }
-    }
-
-    deinit { if fd >= 0 { Glibc.close(fd) } }
 }

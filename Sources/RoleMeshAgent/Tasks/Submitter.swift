@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import Synchronization
 import RoleMeshControl
 import RoleMeshCore
 
@@ -58,17 +59,23 @@ public struct Submission: Codable, Sendable {
 /// Runs submissions from this node: picks the node (routing or `--to`), drives the task over
 /// the task channel, re-routes on loss while retries last, waits in the persisted queue when
 /// asked to, and relays the stream to the `submit` command (the sink) when one is attached.
-final class Submitter: @unchecked Sendable {
-    unowned let agent: Agent
+/// An actor: each submission is a task awaiting its channel; the agent is asked through `link`.
+actor Submitter {
+    let me: String
     let journal: TaskJournal
+    let link: AgentLink
+    let executor: Executor
     let queueDir: URL
-    private let lock = NSLock()
     private var active: [String: (node: String, channel: SecureChannel)] = [:]
+    /// Runs whose node this node stopped trusting: they end with 77, never retried.
+    private var revokedRuns: Set<String> = []
 
-    init(agent: Agent, journal: TaskJournal) {
-        self.agent = agent
+    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, executor: Executor) {
+        self.me = me
         self.journal = journal
-        queueDir = agent.dir.stateDir.appendingPathComponent("queue")
+        self.link = link
+        self.executor = executor
+        queueDir = dir.stateDir.appendingPathComponent("queue")
         try? FileManager.default.createDirectory(at: queueDir, withIntermediateDirectories: true)
     }
 
@@ -85,40 +92,35 @@ final class Submitter: @unchecked Sendable {
         for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
         }
-        for s in queued { onWorkerThread { self.run(s, sink: nil) } }
+        for s in queued { Task { await self.run(s, sink: nil) } }
     }
-
-    /// Runs whose node this node stopped trusting: they end with 77, never retried.
-    private var revokedRuns: Set<String> = []
 
     /// Trust in `node` was revoked here: our channels to it close and their runs report 77.
     func nodeRevoked(_ node: String) {
-        lock.lock()
         let victims = active.filter { $0.value.node == node }
         revokedRuns.formUnion(victims.keys)
-        lock.unlock()
-        for v in victims.values { v.channel.close() }
+        for v in victims.values { v.channel.abort() }
     }
 
-    /// Membership declared `node` dead or gone: wake runs blocked on it so they can re-route.
+    /// Membership declared `node` dead or gone: end runs waiting on it so they can re-route.
     func nodeLost(_ node: String) {
-        lock.lock(); let victims = active.values.filter { $0.node == node }; lock.unlock()
-        for v in victims { v.channel.interrupt() }
+        for v in active.values where v.node == node { v.channel.abort() }
     }
 
     /// How long a node that could not be reached is skipped before it is tried again.
     static let unreachableBackoff: TimeInterval = 2
 
-    func queueFile(_ id: String) -> URL { queueDir.appendingPathComponent("\(id).json") }
+    nonisolated func queueFile(_ id: String) -> URL { queueDir.appendingPathComponent("\(id).json") }
 
-    /// Blocking: runs on a worker thread until the task is over.
-    func run(_ sub: Submission, sink: PlainFrames?) {
+    /// Runs until the task is over.
+    func run(_ sub: Submission, sink: PlainFrames?) async {
         let relay = Relay(sink: sink)
         // Whatever the outcome, it is final: a queued submission must never run again after it.
         defer { relay.finish(); try? FileManager.default.removeItem(at: queueFile(sub.id)) }
-        func end(_ frame: Frame) { if let sink { try? sink.send(frame) } }
-        func fail(_ e: MeshError) { end(.error(e)) }
-        let me = agent.name
+        guard let agent = link.agent else { return }
+        func end(_ frame: Frame) async { if let sink { try? await sink.send(frame) } }
+        func fail(_ e: MeshError) async { await end(.error(e)) }
+        let me = self.me
         var record = TaskRecord(id: sub.id, role: sub.role, task: sub.task, node: nil, from: me, state: .queued, submitted: sub.submitted)
         record.args = sub.args
         var retriesLeft = sub.retry
@@ -130,93 +132,96 @@ final class Submitter: @unchecked Sendable {
         var toldUnreachable: Set<String> = []
         var announcedQueue = false
         /// Gives up on `node` and goes back to routing, if a retry is left.
-        func retry(elsewhereThan node: String, _ message: String) -> Bool {
+        func retry(elsewhereThan node: String, _ message: String) async -> Bool {
             guard retriesLeft > 0 else { return false }
             retriesLeft -= 1
             excluded.insert(node)
             // Not started anywhere now: the executor accepts this id again only from a record like this.
             journal.update(sub.id) { $0.state = .queued; $0.node = nil; $0.started = nil }
-            end(.info(message))
+            await end(.info(message))
             return true
         }
         /// A dispatch to `node` failed before the task started there.
-        func notStarted(on node: String, _ why: String) {
+        func notStarted(on node: String, _ why: String) async {
             unreachable[node] = (Date().addingTimeInterval(Self.unreachableBackoff), "could not be reached (\(why))")
             journal.update(sub.id) { $0.state = .queued; $0.node = nil }
-            if toldUnreachable.insert(node).inserted { end(.info("\(why); trying another node")) }
+            if toldUnreachable.insert(node).inserted { await end(.info("\(why); trying another node")) }
         }
         /// The mesh failed this run on `node`: journaled (`lost` for 75, else `failed`), then reported.
-        func failed(on node: String, _ e: MeshError) {
+        func failed(on node: String, _ e: MeshError) async {
             journal.update(sub.id) {
                 $0.state = e.code == MeshError.tempFail ? .lost : .failed
                 $0.exitCode = Int(e.code); $0.node = node; $0.finished = Clock.rfc3339()
             }
-            fail(e)
+            await fail(e)
+        }
+        func cancelled() async {
+            try? FileManager.default.removeItem(at: queueFile(sub.id))
+            if journal.record(sub.id) != nil { journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() } }
+            await end(.exit(code: 130, state: "cancelled"))
         }
 
         while true {
-            if relay.cancelled {
-                try? FileManager.default.removeItem(at: queueFile(sub.id))
-                if journal.record(sub.id) != nil { journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() } }
-                return end(.exit(code: 130, state: "cancelled"))
-            }
+            if relay.cancelled { return await cancelled() }
+            let viewSeen = agent.viewChanges.count
             let target: (name: String, address: WireAddress)
             let now = Date()
             unreachable = unreachable.filter { $0.value.until > now }
             var skip: [String: String] = unreachable.mapValues(\.why)
             for node in excluded { skip[node] = "was lost mid-run" }
-            switch agent.sync({ $0.target(for: sub, excluding: skip) }) {
+            switch await agent.target(for: sub, excluding: skip) {
             case .success(let t): target = t
             case .failure(let e):
                 guard sub.queue, e.code == MeshError.unavailable else {
                     if journal.record(sub.id) != nil {
                         journal.update(sub.id) { $0.state = .failed; $0.exitCode = Int(e.code); $0.finished = Clock.rfc3339() }
                     }
-                    return fail(e)
+                    return await fail(e)
                 }
                 if !announcedQueue {
                     announcedQueue = true
                     journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
                     do { try AtomicFile.replace(queueFile(sub.id), with: [UInt8](ControlJSON.line(sub))) } catch { Log.warn(error.message) }
-                    end(.info("queued: \(e.message); waiting for a node"))
+                    await end(.info("queued: \(e.message); waiting for a node"))
                 }
-                relay.waitForCancel(seconds: 0.25)
+                // Until the view changes, a node set aside comes back, or the submitter cancels.
+                let wakeUp = unreachable.values.map { $0.until.timeIntervalSinceNow }.min() ?? 60
+                await relay.waitForCancel(orChangeOf: agent.viewChanges, after: viewSeen, timeout: .milliseconds(Int(max(0.05, wakeUp) * 1000)))
                 continue
             }
 
             journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
             let channel: SecureChannel
             do {
-                let (keyPair, trusted, local) = agent.sync { ($0.keyRing.keyPair, $0.keyRing.trusted, $0.listenAddress) }
-                channel = try SecureChannel.connect(to: target.address, expected: target.name, me: me, keyPair: keyPair,
-                                                    trusted: trusted, from: local)
+                let (keyPair, trusted) = await agent.credentials()
+                channel = try await SecureChannel.connect(to: target.address, expected: target.name, me: me, keyPair: keyPair,
+                                                          trusted: trusted, from: agent.listenAddress)
             } catch {
                 // The task never reached the node: it is not lost. Back to routing (or the queue),
                 // with that node set aside for a moment; no retry is used up.
-                if error.code == MeshError.noPermission { return failed(on: target.name, error) }
-                notStarted(on: target.name, error.message)
+                if error.code == MeshError.noPermission { return await failed(on: target.name, error) }
+                await notStarted(on: target.name, error.message)
                 continue
             }
-            lock.lock(); active[sub.id] = (target.name, channel); lock.unlock()
-            defer { lock.lock(); active[sub.id] = nil; lock.unlock(); channel.close() }
+            active[sub.id] = (target.name, channel)
 
             let request = TaskRequest.run(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
                                           submitted: sub.submitted, detached: sink == nil)
             var outcome: Frame?
             var started = false
             do {
-                try channel.send(Frame(.request, encoding: request))
-                relay.attach(channel)
-                while let f = try channel.receive() {
+                try await channel.send(Frame(.request, encoding: request))
+                await relay.attach(channel)
+                while let f = try await channel.receive() {
                     switch f.type {
                     case .started:
                         started = true
                         // From here it is running, not waiting: a restart must not start it again.
                         try? FileManager.default.removeItem(at: queueFile(sub.id))
                         journal.update(sub.id) { $0.state = .running; $0.node = target.name; $0.started = Clock.rfc3339() }
-                        relay.forward(f)
+                        await relay.forward(f)
                     case .stdout, .stderr, .info:
-                        relay.forward(f)
+                        await relay.forward(f)
                     case .exit, .error:
                         outcome = f
                     default: break
@@ -225,147 +230,182 @@ final class Submitter: @unchecked Sendable {
                 }
             } catch {}
             relay.detach()
-            lock.lock(); let revoked = revokedRuns.remove(sub.id) != nil; lock.unlock()
-            if revoked {
-                return failed(on: target.name, MeshError(MeshError.noPermission, "trust in \(target.name) was revoked on \(me)"))
+            active[sub.id] = nil
+            channel.close()
+            if revokedRuns.remove(sub.id) != nil {
+                return await failed(on: target.name, MeshError(MeshError.noPermission, "trust in \(target.name) was revoked on \(me)"))
             }
 
             if let f = outcome, f.type == .exit, let j = f.decode(ExitInfo.self) {
                 let code = j.code ?? 1
                 let state = j.state.flatMap(TaskRecord.State.init(rawValue:)) ?? (code == 0 ? .done : .failed)
                 journal.update(sub.id) { $0.state = state; $0.exitCode = code; $0.node = target.name; $0.finished = Clock.rfc3339() }
-                return end(f)
+                return await end(f)
             }
             if let f = outcome, f.type == .error {
                 let e = f.meshError
                 // Refused before it started (draining, leaving): not lost, try elsewhere or wait.
                 if !started, e.code == MeshError.unavailable {
-                    notStarted(on: target.name, e.message)
+                    await notStarted(on: target.name, e.message)
                     continue
                 }
                 if e.code == MeshError.tempFail || e.code == MeshError.unavailable,
-                   retry(elsewhereThan: target.name, "\(e.message); retrying elsewhere") { continue }
-                return failed(on: target.name, e)
+                   await retry(elsewhereThan: target.name, "\(e.message); retrying elsewhere") { continue }
+                return await failed(on: target.name, e)
             }
             // The connection ended without an answer: the node was lost mid-run.
             if relay.cancelled {
                 journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() }
-                return end(.exit(code: 130, state: "cancelled"))
+                return await end(.exit(code: 130, state: "cancelled"))
             }
-            if retry(elsewhereThan: target.name, "\(target.name) was lost mid-run; retrying on the next route (\(retriesLeft - 1) retries left)") {
+            if await retry(elsewhereThan: target.name, "\(target.name) was lost mid-run; retrying on the next route (\(retriesLeft - 1) retries left)") {
                 continue
             }
             journal.update(sub.id) { $0.state = .lost; $0.node = target.name; $0.finished = Clock.rfc3339() }
-            return fail(MeshError(MeshError.tempFail, "\(target.name) was lost mid-run and no retry was left"))
+            return await fail(MeshError(MeshError.tempFail, "\(target.name) was lost mid-run and no retry was left"))
         }
     }
 
     /// `logs`: from our own journal when the task ran here, else from the node that ran it.
-    func logs(id: String, follow: Bool, sink: PlainFrames) {
+    func logs(id: String, follow: Bool, sink: PlainFrames) async {
         defer { sink.close() }
-        func fail(_ e: MeshError) { try? sink.send(.error(e)) }
+        func fail(_ e: MeshError) async { try? await sink.send(.error(e)) }
         guard TaskJournal.isValidID(id), var r = journal.record(id) else {
-            return fail(MeshError(MeshError.other, "no task \(id) is known to \(agent.name)"))
+            return await fail(MeshError(MeshError.other, "no task \(id) is known to \(me)"))
         }
         // Following a task that waits in the queue: wait (bounded, like the follow itself) for it to start.
-        let deadline = Date().addingTimeInterval(24 * 3600)
-        var seen = journal.changeCount
-        while follow, r.node == nil, !r.isFinal, Date() < deadline {
-            seen = journal.waitForChange(after: seen, until: deadline)
+        let deadline = ContinuousClock.now + .seconds(24 * 3600)
+        while follow, ContinuousClock.now < deadline {
+            let seen = journal.changes.count
             guard let next = journal.record(id) else { break }
             r = next
+            guard r.node == nil, !r.isFinal else { break }
+            await journal.changes.wait(after: seen, timeout: deadline - ContinuousClock.now)
         }
         let req = TaskRequest.logs(id: id, follow: follow)
-        if r.node == agent.name || FileManager.default.fileExists(atPath: journal.outputFile(id).path) {
-            return agent.executor.streamLogs(req, on: sink)
+        if r.node == me || FileManager.default.fileExists(atPath: journal.outputFile(id).path) {
+            return await executor.streamLogs(req, on: sink)
         }
-        guard let node = r.node else { return fail(MeshError(MeshError.other, "task \(id) has not run yet (it is \(r.state.rawValue))")) }
+        guard let node = r.node else { return await fail(MeshError(MeshError.other, "task \(id) has not run yet (it is \(r.state.rawValue))")) }
+        guard let agent = link.agent else { return }
+        guard let address = await agent.address(of: node) else {
+            return await fail(MeshError(MeshError.unavailable, "\(node), which ran task \(id), is not reachable now"))
+        }
         do {
-            let (keyPair, trusted, local, address) = agent.sync { ($0.keyRing.keyPair, $0.keyRing.trusted, $0.listenAddress, $0.address(of: node)) }
-            guard let address else { return fail(MeshError(MeshError.unavailable, "\(node), which ran task \(id), is not reachable now")) }
-            let ch = try SecureChannel.connect(to: address, expected: node, me: agent.name, keyPair: keyPair, trusted: trusted, from: local)
+            let (keyPair, trusted) = await agent.credentials()
+            let ch = try await SecureChannel.connect(to: address, expected: node, me: me, keyPair: keyPair, trusted: trusted,
+                                                     from: agent.listenAddress)
             defer { ch.close() }
-            try ch.send(Frame(.request, encoding: req))
-            while let f = try ch.receive() {
-                try sink.send(f)
+            try await ch.send(Frame(.request, encoding: req))
+            while let f = try await ch.receive() {
+                try await sink.send(f)
                 if f.type == .exit || f.type == .error { return }
             }
-            fail(MeshError(MeshError.tempFail, "the connection to \(node) was lost"))
+            await fail(MeshError(MeshError.tempFail, "the connection to \(node) was lost"))
         } catch {
-            fail(error)
+            await fail(error)
         }
     }
 }
 
 /// Carries the submitter's input (stdin, end of stdin, Ctrl-C) to whichever task connection
 /// is current, across retries; and output back to the submitter while it listens.
-final class Relay: @unchecked Sendable {
+final class Relay: Sendable {
     let sink: PlainFrames?
-    private let cond = NSCondition()
-    private var channel: SecureChannel?
-    private(set) var cancelled = false
-    private var sawEOF = false
-    private var sinkGone = false
-    private var finished = false
+    private struct State {
+        var channel: SecureChannel?
+        var cancelled = false
+        var sawEOF = false
+        var sinkGone = false
+        var finished = false
+    }
+    private let state = Mutex(State())
+    /// Bumped on attach, cancel, the sink going away and the end: what input and a queued run wait on.
+    private let events = ChangeSignal()
 
     init(sink: PlainFrames?) {
         self.sink = sink
         guard let sink else { return }
-        onWorkerThread { [self] in
-            while let f = try? sink.receive() {
-                switch f.type {
-                case .signal:
-                    cond.lock(); cancelled = true; let ch = channel; cond.broadcast(); cond.unlock()
-                    try? ch?.send(f)
-                case .stdin, .stdinEOF:
-                    // Wait for a connection to hand the input to (bounded by the run's life).
-                    cond.lock()
-                    if f.type == .stdinEOF { sawEOF = true }
-                    while channel == nil && !finished && !cancelled { cond.wait(until: Date().addingTimeInterval(1)) }
-                    let ch = channel
-                    cond.unlock()
-                    try? ch?.send(f)
-                default: break
+        Task { [self] in await readInput(from: sink) }
+    }
+
+    var cancelled: Bool { state.withLock { $0.cancelled } }
+
+    private func readInput(from sink: PlainFrames) async {
+        while let f = try? await sink.receive() {
+            switch f.type {
+            case .signal:
+                let ch = state.withLock { s in s.cancelled = true; return s.channel }
+                events.bump()
+                try? await ch?.send(f)
+            case .stdin, .stdinEOF:
+                if f.type == .stdinEOF { state.withLock { $0.sawEOF = true } }
+                // Wait for a connection to hand the input to (bounded by the run's life).
+                var ch: SecureChannel?
+                while true {
+                    let seen = events.count
+                    let (current, over) = state.withLock { ($0.channel, $0.finished || $0.cancelled) }
+                    if current != nil || over { ch = current; break }
+                    await events.wait(after: seen)
                 }
+                try? await ch?.send(f)
+            default: break
             }
-            // The submit command went away without Ctrl-C (closed, killed): hang up on the task,
-            // as sshd does when its client vanishes.
-            cond.lock()
-            sinkGone = true
-            let ch = finished ? nil : channel
-            let hangUp = !finished
-            sawEOF = true
-            cond.broadcast()
-            cond.unlock()
-            if hangUp { try? ch?.send(Frame(.signal, [UInt8(SIGHUP)])) }
+        }
+        // The submit command went away without Ctrl-C (closed, killed): hang up on the task,
+        // as sshd does when its client vanishes.
+        let (ch, hangUp) = state.withLock { s -> (SecureChannel?, Bool) in
+            s.sinkGone = true
+            s.sawEOF = true
+            return (s.finished ? nil : s.channel, !s.finished)
+        }
+        events.bump()
+        if hangUp { try? await ch?.send(Frame(.signal, [UInt8(SIGHUP)])) }
+    }
+
+    func attach(_ ch: SecureChannel) async {
+        let (eof, gone, stop) = state.withLock { s in s.channel = ch; return (s.sawEOF, s.sinkGone, s.cancelled) }
+        events.bump()
+        if stop { try? await ch.send(Frame(.signal, [UInt8(SIGINT)])) }
+        if eof || sink == nil || gone { try? await ch.send(Frame(.stdinEOF)) }
+    }
+
+    func detach() { state.withLock { $0.channel = nil } }
+
+    func forward(_ f: Frame) async {
+        guard let sink, !state.withLock({ $0.sinkGone }) else { return }
+        if (try? await sink.send(f)) == nil { state.withLock { $0.sinkGone = true } }
+    }
+
+    /// A queued run waits here: until `view` changes after `seen`, the submitter cancels or goes
+    /// away (which cancels a queued submission), or `timeout` passes.
+    func waitForCancel(orChangeOf view: ChangeSignal, after seen: UInt64, timeout: Duration) async {
+        let mine = events.count
+        if !isCancelledOrGone() {
+            await ChangeSignal.first(of: [(view, seen), (events, mine)], timeout: timeout)
+        }
+        _ = isCancelledOrGone()
+    }
+
+    /// A `submit` command that went away cancels its run.
+    private func isCancelledOrGone() -> Bool {
+        state.withLock { s in
+            if sink != nil && s.sinkGone { s.cancelled = true }
+            return s.cancelled
         }
     }
 
-    func attach(_ ch: SecureChannel) {
-        cond.lock(); channel = ch; let eof = sawEOF, gone = sinkGone, stop = cancelled; cond.broadcast(); cond.unlock()
-        if stop { try? ch.send(Frame(.signal, [UInt8(SIGINT)])) }
-        if eof || sink == nil || gone { try? ch.send(Frame(.stdinEOF)) }
-    }
-
-    func detach() { cond.lock(); channel = nil; cond.unlock() }
-
-    func forward(_ f: Frame) {
-        guard let sink else { return }
-        cond.lock(); let gone = sinkGone; cond.unlock()
-        if gone { return }
-        if (try? sink.send(f)) == nil { cond.lock(); sinkGone = true; cond.unlock() }
-    }
-
-    func waitForCancel(seconds: Double) {
-        cond.lock(); if !cancelled && !sinkGoneAndAttached { _ = cond.wait(until: Date().addingTimeInterval(seconds)) }; cond.unlock()
-        // A queued submission whose `submit` command went away is cancelled.
-        cond.lock(); if sink != nil && sinkGone { cancelled = true }; cond.unlock()
-    }
-
-    private var sinkGoneAndAttached: Bool { sink != nil && sinkGone }
-
     func finish() {
-        cond.lock(); finished = true; channel = nil; cond.broadcast(); cond.unlock()
+        state.withLock { s in s.finished = true; s.channel = nil }
+        events.bump()
         sink?.close()
     }
+}
+
+/// The agent, for the parts of the task plane created before it (a weak link: the agent owns them).
+final class AgentLink: Sendable {
+    private struct Ref { weak var agent: Agent? }
+    private let ref = Mutex(Ref())
+    var agent: Agent? { ref.withLock { $0.agent } }
+    func set(_ agent: Agent) { ref.withLock { $0.agent = agent } }
 }

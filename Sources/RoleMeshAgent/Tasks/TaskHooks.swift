@@ -8,13 +8,14 @@ import RoleMeshCore
 
 /// The task channel and task commands, wired into the agent.
 extension Agent {
-    var name: String { config.name }
+    /// The key this node trusts for `node` now, or nil.
+    func trustedKey(_ node: String) -> [UInt8]? { keyRing.trusted[node] }
 
-    /// Runs `body` on the agent queue from a worker thread. Never call it on the agent queue.
-    func sync<T>(_ body: (Agent) -> T) -> T { queue.sync { body(self) } }
+    /// What a task channel to another node needs: our key pair and the keys we trust.
+    func credentials() -> (Ed25519.KeyPair, [String: [UInt8]]) { (keyRing.keyPair, keyRing.trusted) }
 
     /// Why this node takes no new tasks now, or nil.
-    var refusesTasks: String? {
+    func refusesTasks() -> String? {
         if leaving { return "is leaving the mesh" }
         if overrides.draining { return "is draining" }
         return nil
@@ -54,36 +55,34 @@ extension Agent {
     }
 
     func startTasks() {
-        let listener = taskListener
-        let agent = self
-        listener.start(queue: queue) { fd, authenticated in agent.acceptTaskConnection(fd, authenticated: authenticated) }
-        onWorkerThread { agent.submitter.resume() }
-    }
-
-    func acceptTaskConnection(_ fd: Int32, authenticated: @escaping @Sendable () -> Void) {
-        let (keyPair, trusted) = sync { ($0.keyRing.keyPair, $0.keyRing.trusted) }
-        let ch: SecureChannel
-        do {
-            ch = try SecureChannel.accept(fd: fd, me: name, keyPair: keyPair, trusted: trusted)
-        } catch {
-            authenticated()
-            Log.info(error.message)
-            Glibc.close(fd)
-            return
+        let me = name, keyPair = keyRing.keyPair, executor = self.executor, submitter = self.submitter
+        taskListener.start(queue: queue) { fd, place in
+            // The handshake is a task of its own, off the agent queue; the agent is asked for a key
+            // when the client names itself.
+            Task.detached {
+                let io = AsyncFD(fd)
+                let channel: SecureChannel
+                do throws(MeshError) {
+                    channel = try await SecureChannel.accept(io: io, me: me, keyPair: keyPair) { await self.trustedKey($0) }
+                } catch {
+                    place.release()
+                    Log.info(error.message)
+                    io.abort()
+                    return
+                }
+                place.release()
+                await executor.serve(channel)
+            }
         }
-        authenticated()
-        executor.serve(ch)
+        Task { await submitter.resume() }
     }
 
-    /// On leave: take no new tasks, let running ones finish (bounded), then go.
-    func stopTasks(_ done: @escaping @Sendable () -> Void) {
-        leaving = true
+    /// On leave: take no new tasks, let running ones finish (bounded), then stop listening.
+    func stopTasks() async {
         // Tell the mesh at once, so nobody routes new work here while running tasks finish.
         perform(core.updateSelf(now: Clock.now()) { $0.draining = true })
-        let grace = Double(core.profile.leaveGrace) / 1000
-        executor.finishAll(within: grace) { [self] in
-            self.queue.async { self.taskListener.stop(); done() }
-        }
+        await executor.finishAll(within: Double(core.profile.leaveGrace) / 1000)
+        taskListener.stop()
     }
 
     func submit(_ request: SubmitRequest, _ conn: ControlConnection) {
@@ -92,9 +91,9 @@ extension Agent {
         guard NodeName.isValid(sub.role), Submission.isValidTaskName(sub.task) else {
             let e = MeshError(MeshError.usage, "submit needs ROLE/TASK: a valid role name and a file name")
             if detach { conn.fail(e) } else {
-                let sink = PlainFrames(fd: conn.takeOver())
-                try? sink.send(.error(e))
-                sink.close()
+                conn.takeOver { sink in
+                    Task { try? await sink.send(.error(e)); sink.close() }
+                }
             }
             return
         }
@@ -104,34 +103,39 @@ extension Agent {
             // Fail fast when it can never run; otherwise answer with the id and go on alone.
             if !sub.queue, case .failure(let e) = target(for: sub, excluding: [:]) { conn.fail(e); return }
             conn.reply(SubmittedReply(id: sub.id))
-            let s = sub
-            onWorkerThread { self.submitter.run(s, sink: nil) }
+            let s = sub, submitter = self.submitter
+            Task { await submitter.run(s, sink: nil) }
         } else {
-            // A fresh socket takes these few bytes at once: no wait on the agent queue.
-            let sink = PlainFrames(fd: conn.takeOver())
-            try? sink.send(Frame(.started, encoding: StartedInfo(id: sub.id, state: "accepted")))
-            let s = sub
-            onWorkerThread { self.submitter.run(s, sink: sink) }
+            let s = sub, submitter = self.submitter
+            conn.takeOver { sink in
+                Task {
+                    try? await sink.send(Frame(.started, encoding: StartedInfo(id: s.id, state: "accepted")))
+                    await submitter.run(s, sink: sink)
+                }
+            }
         }
     }
 
     /// Reading and encoding the whole journal is file I/O and CPU: done off the agent queue,
     /// answered back on it (the connection buffers it without waiting for the client).
     func sendTasks(_ conn: ControlConnection) {
-        let journal = self.journal, queue = self.queue
-        onWorkerThread {
-            let answer = Array(ControlJSON.line(TasksReply(tasks: journal.all())))
-            queue.async { conn.replyRaw(answer) }
+        let journal = self.journal
+        Task {
+            let answer = await offQueue { Array(ControlJSON.line(TasksReply(tasks: journal.all()))) }
+            conn.replyRaw(answer)
         }
     }
 
     func logs(id given: String, follow: Bool, _ conn: ControlConnection) {
-        let sink = PlainFrames(fd: conn.takeOver())
-        // The stream's first frame says the agent took the request, so the command line's
-        // time limit on a first answer holds even while a followed task waits in the queue.
-        try? sink.send(Frame(.started, encoding: StartedInfo(id: given, state: "logs")))
-        // A unique prefix of an id will do, as `tasks` shows ids shortened (a folder listing: off the queue).
-        let journal = self.journal
-        onWorkerThread { self.submitter.logs(id: journal.resolve(given) ?? given, follow: follow, sink: sink) }
+        let journal = self.journal, submitter = self.submitter
+        conn.takeOver { sink in
+            Task {
+                // The stream's first frame says the agent took the request, so the command line's
+                // time limit on a first answer holds even while a followed task waits in the queue.
+                try? await sink.send(Frame(.started, encoding: StartedInfo(id: given, state: "logs")))
+                // A unique prefix of an id will do, as `tasks` shows ids shortened.
+                await submitter.logs(id: journal.resolve(given) ?? given, follow: follow, sink: sink)
+            }
+        }
     }
 }

@@ -1,17 +1,18 @@
 import Foundation
+import Synchronization
 import RoleMeshControl
 import RoleMeshCore
 
 /// The task journal under `DIR/state/tasks/ID/`: `task.json` (the record) and, on the node
 /// that ran it, `output` (stdout and stderr as frames, in the order they were written).
-/// Thread-safe: executor and submitter threads both update it.
-public final class TaskJournal: @unchecked Sendable {
+/// Thread-safe: the executor and the submitter both update it (each record read-modify-write
+/// under one lock).
+public final class TaskJournal: Sendable {
     let root: URL
-    private let lock = NSLock()
+    private let lock = Mutex(())
     /// Rises on every change of a record or of a task's stored output; `logs --follow` and a
     /// leaving executor wait on it instead of polling on a timer.
-    private let changed = NSCondition()
-    private var generation: UInt64 = 0
+    public let changes = ChangeSignal()
 
     public init(dir: NodeDirectory) {
         root = dir.stateDir.appendingPathComponent("tasks")
@@ -33,8 +34,7 @@ public final class TaskJournal: @unchecked Sendable {
     public func outputFile(_ id: String) -> URL { folder(id).appendingPathComponent("output") }
 
     public func record(_ id: String) -> TaskRecord? {
-        lock.lock(); defer { lock.unlock() }
-        return load(id)
+        lock.withLock { _ in load(id) }
     }
 
     private func load(_ id: String) -> TaskRecord? {
@@ -44,25 +44,11 @@ public final class TaskJournal: @unchecked Sendable {
     }
 
     public func save(_ r: TaskRecord) {
-        lock.lock(); defer { lock.unlock() }
-        store(r)
+        lock.withLock { _ in store(r) }
     }
-
-    /// The current change count, to wait for a later one.
-    public var changeCount: UInt64 { changed.lock(); defer { changed.unlock() }; return generation }
 
     /// Something in the journal changed (a record, a task's output, a task ending here).
-    public func noteChange() {
-        changed.lock(); generation &+= 1; changed.broadcast(); changed.unlock()
-    }
-
-    /// Waits until the change count passes `seen` or `deadline` comes; returns the count then.
-    @discardableResult
-    public func waitForChange(after seen: UInt64, until deadline: Date) -> UInt64 {
-        changed.lock(); defer { changed.unlock() }
-        while generation == seen, changed.wait(until: deadline) {}
-        return generation
-    }
+    public func noteChange() { changes.bump() }
 
     private func store(_ r: TaskRecord) {
         let f = folder(r.id)
@@ -77,11 +63,12 @@ public final class TaskJournal: @unchecked Sendable {
     /// Read-modify-write under the lock; a record that does not exist yet starts from `initial`.
     @discardableResult
     public func update(_ id: String, initial: TaskRecord? = nil, _ change: (inout TaskRecord) -> Void) -> TaskRecord? {
-        lock.lock(); defer { lock.unlock() }
-        guard var r = load(id) ?? initial else { return nil }
-        change(&r)
-        store(r)
-        return r
+        lock.withLock { _ in
+            guard var r = load(id) ?? initial else { return nil }
+            change(&r)
+            store(r)
+            return r
+        }
     }
 
     /// The full id for a unique prefix (at least 4 characters) of a known task id.
@@ -96,14 +83,13 @@ public final class TaskJournal: @unchecked Sendable {
     public func prune(olderThan days: Int) {
         let cutoff = Clock.rfc3339(Date().addingTimeInterval(-Double(days) * 86_400))
         for r in all() where r.isFinal && (r.finished ?? r.submitted) < cutoff {
-            lock.lock(); try? FileManager.default.removeItem(at: folder(r.id)); lock.unlock()
+            lock.withLock { _ in try? FileManager.default.removeItem(at: folder(r.id)) }
         }
     }
 
     /// Every task, oldest first.
     public func all() -> [TaskRecord] {
-        lock.lock(); defer { lock.unlock() }
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        return ids.compactMap(load).sorted { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
+        return lock.withLock { _ in ids.compactMap(load) }.sorted { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
     }
 }

@@ -11,7 +11,7 @@ import RoleMeshCore
 /// Confinement: everything here runs on `queue` (the agent's queue), including `onDatagram`.
 /// A wakeup reads at most `batchLimit` datagrams, so a flood (each costing a signature check
 /// upstream) cannot starve ticks and control requests; the source fires again for the rest.
-final class UDPSocket: @unchecked Sendable {
+final class UDPSocket {
     let fd: Int32
     let local: WireAddress
     private var source: DispatchSourceRead?

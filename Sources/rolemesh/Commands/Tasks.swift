@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Synchronization
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
@@ -45,12 +46,13 @@ struct Submit: ParsableCommand {
             let client = try ControlClient(dir: dir.node)
             try client.send(req)
             try client.awaitAnswer()        // the first frame only: the task itself may take any time
-            let frames = PlainFrames(fd: client.fd, owns: false)
-            guard let first = try frames.receive() else { throw MeshError(MeshError.other, "the agent closed the connection") }
+            guard let first = try client.receiveFrame() else { throw MeshError(MeshError.other, "the agent closed the connection") }
             if first.type == .error { try Self.finish(first) }
-            Self.forwardInput(frames)
-            Self.forwardInterrupts(frames)
-            while let f = try frames.receive() {
+            let writer = client.frameWriter
+            Self.forwardInput(writer)
+            let interrupts = Self.forwardInterrupts(writer)
+            defer { withExtendedLifetime(interrupts) {} }
+            while let f = try client.receiveFrame() {
                 switch f.type {
                 case .stdout: _ = FD.writeAll(1, f.payload)
                 case .stderr: _ = FD.writeAll(2, f.payload)
@@ -71,37 +73,39 @@ struct Submit: ParsableCommand {
         RoleMeshCLI.fail(f.meshError)
     }
 
-    /// Our stdin to the task, in chunks, then end-of-file.
-    static func forwardInput(_ frames: PlainFrames) {
-        Thread.detachNewThread {
+    /// Our stdin to the task, in chunks, then end-of-file. A queue of its own reads the
+    /// terminal (or pipe, or file) while the main thread prints the task's output.
+    static func forwardInput(_ writer: ControlClient.FrameWriter) {
+        DispatchQueue(label: "rolemesh.stdin").async {
             var buf = [UInt8](repeating: 0, count: Frame.maxPayload)
             while true {
                 let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                guard (try? frames.send(Frame(.stdin, Array(buf[0..<n])))) != nil else { return }
+                guard writer.send(Frame(.stdin, Array(buf[0..<n]))) else { return }
             }
-            try? frames.send(Frame(.stdinEOF))
+            writer.send(Frame(.stdinEOF))
         }
     }
 
-    /// Ctrl-C cancels the remote task; a second one gives up waiting.
-    static func forwardInterrupts(_ frames: PlainFrames) {
+    /// Ctrl-C cancels the remote task; a second one gives up waiting. The sources returned
+    /// must be kept: a released source stops delivering.
+    static func forwardInterrupts(_ writer: ControlClient.FrameWriter) -> [any DispatchSourceSignal] {
+        var sources: [any DispatchSourceSignal] = []
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
-        nonisolated(unsafe) var count = 0
+        let count = Atomic(0)
         for sig in [SIGINT, SIGTERM] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                count += 1
-                if count > 1 { Glibc.exit(130) }
-                try? frames.send(Frame(.signal, [UInt8(sig)]))
+                if count.add(1, ordering: .relaxed).newValue > 1 { Glibc.exit(130) }
+                writer.send(Frame(.signal, [UInt8(sig)]))
             }
             s.resume()
-            signalSources.append(s)
+            sources.append(s)
         }
+        return sources
     }
-    nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
 }
 
 struct Tasks: ParsableCommand {
@@ -139,8 +143,7 @@ struct Logs: ParsableCommand {
             let client = try ControlClient(dir: dir.node)
             try client.send(.logs(id: id, follow: follow))
             try client.awaitAnswer()        // the agent's first frame; output comes when it comes
-            let frames = PlainFrames(fd: client.fd, owns: false)
-            while let f = try frames.receive() {
+            while let f = try client.receiveFrame() {
                 switch f.type {
                 case .stdout: _ = FD.writeAll(1, f.payload)
                 case .stderr: _ = FD.writeAll(2, f.payload)

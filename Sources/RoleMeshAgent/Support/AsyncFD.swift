@@ -1,0 +1,281 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Synchronization
+
+/// A non-blocking descriptor (a TCP or Unix socket, a pipe) for async code: a read waits on a
+/// Dispatch read source, a write on a write source, and no thread is ever parked on it.
+///
+/// Writes are buffered here and go out as the peer takes them; `write` returns at once while
+/// fewer than `highWater` bytes wait, so a slow reader slows its writer down instead of growing
+/// memory. `close()` sends what is buffered first (bounded by `lingerSeconds`); `abort()` does not.
+/// The descriptor is released only once Dispatch has let go of it, never under a pending event.
+public final class AsyncFD: Sendable {
+    public let fd: Int32
+    private let queue = DispatchQueue(label: "rolemesh.fd")
+    private let state: Mutex<State>
+
+    static let highWater = 256 * 1024
+    public static let chunk = 65_536
+    /// A closed connection whose peer stops reading is given up after this long.
+    static let lingerSeconds = 10
+
+    private struct State {
+        var input: [UInt8] = []
+        var inputEnded = false
+        var reader: (want: Int, exact: Bool, c: CheckedContinuation<[UInt8]?, Never>)?
+        var output: [UInt8] = []
+        var sent = 0
+        var writeFailed = false
+        var writers: [(below: Int, c: CheckedContinuation<Bool, Never>)] = []
+        var readSource: DispatchSourceRead?
+        var readArmed = false
+        var writeSource: DispatchSourceWrite?
+        var writeArmed = false
+        var timer: DispatchSourceTimer?
+        var closing = false
+        var tornDown = false
+        var isSocket = true
+
+        var backlog: Int { output.count - sent }
+    }
+
+    /// Takes ownership of `fd` (made non-blocking); `input` is data already read from it.
+    public init(_ fd: Int32, input: [UInt8] = []) {
+        self.fd = fd
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var s = State()
+        s.input = input
+        state = Mutex(s)
+    }
+
+    // MARK: Reading
+
+    /// Up to `max` bytes as soon as any are there; nil at end of stream, on an error or once closed.
+    public func read(max: Int = AsyncFD.chunk) async -> [UInt8]? {
+        await withCheckedContinuation { c in
+            state.withLock { s in wait(&s, want: max, exact: false, c) }
+        }
+    }
+
+    /// Exactly `count` bytes; nil if the stream ends (or fails, or is closed) before that.
+    public func readExactly(_ count: Int) async -> [UInt8]? {
+        guard count > 0 else { return [] }
+        return await withCheckedContinuation { c in
+            state.withLock { s in wait(&s, want: count, exact: true, c) }
+        }
+    }
+
+    private func wait(_ s: inout State, want: Int, exact: Bool, _ c: CheckedContinuation<[UInt8]?, Never>) {
+        precondition(s.reader == nil, "one reader at a time")
+        s.reader = (want, exact, c)
+        fill(&s)
+        if s.reader != nil { armRead(&s, true) }
+    }
+
+    /// Reads what the descriptor has now (one chunk) and answers the reader if it can.
+    private func fill(_ s: inout State) {
+        guard let r = s.reader else { return }
+        if !s.inputEnded, !s.closing, s.input.count < r.want {
+            var buf = [UInt8](repeating: 0, count: max(Self.chunk, r.want - s.input.count))
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                s.input += buf[0..<n]
+            } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                s.inputEnded = true
+            }
+        }
+        if s.closing || (s.input.count < r.want && (r.exact ? s.inputEnded : (s.input.isEmpty && s.inputEnded))) {
+            s.reader = nil
+            armRead(&s, false)
+            r.c.resume(returning: nil)
+        } else if r.exact ? s.input.count >= r.want : !s.input.isEmpty {
+            let n = min(r.want, s.input.count)
+            let out = Array(s.input[0..<n])
+            s.input.removeFirst(n)
+            s.reader = nil
+            armRead(&s, false)
+            r.c.resume(returning: out)
+        }
+    }
+
+    private func armRead(_ s: inout State, _ on: Bool) {
+        guard !s.tornDown else { return }
+        if s.readSource == nil {
+            guard on else { return }
+            let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            src.setEventHandler { [weak self] in self?.state.withLock { s in self?.fill(&s) } }
+            s.readSource = src
+            s.readArmed = true
+            src.resume()
+            return
+        }
+        guard on != s.readArmed, let src = s.readSource else { return }
+        s.readArmed = on
+        if on { src.resume() } else { src.suspend() }
+    }
+
+    // MARK: Writing
+
+    /// Queues `bytes`; waits only while more than `highWater` bytes are still unsent.
+    /// False once the peer went away, a write failed, or the descriptor is closed.
+    @discardableResult
+    public func write(_ bytes: [UInt8]) async -> Bool {
+        guard enqueue(bytes) else { return false }
+        return await drained(below: Self.highWater)
+    }
+
+    /// Queues `bytes` without waiting (in order with every other write); false if it cannot.
+    public func enqueue(_ bytes: [UInt8]) -> Bool {
+        state.withLock { s in
+            guard !s.closing, !s.writeFailed else { return false }
+            s.output += bytes
+            flush(&s)
+            return !s.writeFailed
+        }
+    }
+
+    /// Waits until fewer than `below` bytes are unsent (1: all of them); false on failure.
+    public func drained(below: Int = 1) async -> Bool {
+        await withCheckedContinuation { c in
+            state.withLock { s in
+                if s.writeFailed { return c.resume(returning: false) }
+                if s.backlog < below { return c.resume(returning: true) }
+                s.writers.append((below, c))
+                armWrite(&s, true)
+            }
+        }
+    }
+
+    /// Waits until the descriptor is writable: a socket whose connect is in progress has
+    /// connected (or failed: see SO_ERROR). False on failure or at the deadline.
+    public func writable() async -> Bool {
+        await withCheckedContinuation { c in
+            state.withLock { s in
+                if s.writeFailed { return c.resume(returning: false) }
+                s.writers.append((0, c))
+                armWrite(&s, true)
+            }
+        }
+    }
+
+    /// Writes what the descriptor takes now; `event`: it has just reported itself writable.
+    private func flush(_ s: inout State, event: Bool = false) {
+        while s.sent < s.output.count, !s.writeFailed {
+            let n = s.output.withUnsafeBytes { b -> Int in
+                let p = b.baseAddress! + s.sent, len = b.count - s.sent
+                return s.isSocket ? Glibc.send(fd, p, len, Int32(MSG_NOSIGNAL)) : Glibc.write(fd, p, len)
+            }
+            if n > 0 { s.sent += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == ENOTSOCK && s.isSocket { s.isSocket = false; continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+            s.writeFailed = true
+        }
+        if s.sent == s.output.count { s.output = []; s.sent = 0 } else if s.sent >= 1 << 20 { s.output.removeFirst(s.sent); s.sent = 0 }
+        var keep: [(below: Int, c: CheckedContinuation<Bool, Never>)] = []
+        for w in s.writers {
+            if s.writeFailed { w.c.resume(returning: false) }
+            else if w.below == 0 ? event : s.backlog < w.below { w.c.resume(returning: true) }
+            else { keep.append(w) }
+        }
+        s.writers = keep
+        armWrite(&s, !s.writeFailed && (s.backlog > 0 || !s.writers.isEmpty))
+        if s.closing, s.backlog == 0 || s.writeFailed { tearDown(&s) }
+    }
+
+    private func armWrite(_ s: inout State, _ on: Bool) {
+        guard !s.tornDown else { return }
+        if s.writeSource == nil {
+            guard on else { return }
+            let src = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
+            src.setEventHandler { [weak self] in self?.state.withLock { s in self?.flush(&s, event: true) } }
+            s.writeSource = src
+            s.writeArmed = true
+            src.resume()
+            return
+        }
+        guard on != s.writeArmed, let src = s.writeSource else { return }
+        s.writeArmed = on
+        if on { src.resume() } else { src.suspend() }
+    }
+
+    // MARK: Deadlines and the end
+
+    /// From now on, everything fails `seconds` from now (the handshake's total limit); nil lifts it.
+    public func setDeadline(_ seconds: Double?) {
+        state.withLock { s in
+            s.timer?.cancel(); s.timer = nil
+            guard let seconds, !s.tornDown else { return }
+            let t = DispatchSource.makeTimerSource(queue: queue)
+            t.schedule(deadline: .now() + seconds)
+            t.setEventHandler { [weak self] in self?.abort() }
+            s.timer = t
+            t.resume()
+        }
+    }
+
+    /// Sends what is buffered (within `lingerSeconds`), then closes. Readers get nil at once.
+    public func close() {
+        state.withLock { s in
+            guard !s.closing else { return }
+            s.closing = true
+            if let r = s.reader { s.reader = nil; r.c.resume(returning: nil) }
+            if s.backlog == 0 || s.writeFailed { return tearDown(&s) }
+            s.timer?.cancel()
+            let t = DispatchSource.makeTimerSource(queue: queue)
+            t.schedule(deadline: .now() + .seconds(Self.lingerSeconds))
+            t.setEventHandler { [weak self] in self?.abort() }
+            s.timer = t
+            t.resume()
+        }
+    }
+
+    /// Ends the stream at once for both sides: pending reads and writes fail, unsent bytes go.
+    public func abort() {
+        state.withLock { s in
+            s.closing = true
+            s.writeFailed = true
+            if let r = s.reader { s.reader = nil; r.c.resume(returning: nil) }
+            tearDown(&s)
+        }
+    }
+
+    /// Ends our sending side (the peer reads end of stream) once the buffer is out; reads go on.
+    public func shutdownWrite() async {
+        _ = await drained()
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    private func tearDown(_ s: inout State) {
+        guard !s.tornDown else { return }
+        s.tornDown = true
+        for w in s.writers { w.c.resume(returning: false) }
+        s.writers = []
+        s.output = []; s.sent = 0
+        s.timer?.cancel(); s.timer = nil
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        let fd = self.fd
+        let sources: [any DispatchSourceProtocol] = [s.readSource, s.writeSource].compactMap { $0 }
+        guard !sources.isEmpty else { _ = Glibc.close(fd); return }
+        // The descriptor goes once every source's cancellation has run.
+        let group = DispatchGroup()
+        for (src, armed) in [(s.readSource as (any DispatchSourceProtocol)?, s.readArmed), (s.writeSource, s.writeArmed)] {
+            guard let src else { continue }
+            group.enter()
+            src.setCancelHandler { group.leave() }
+            src.cancel()
+            if !armed { src.resume() }   // a suspended source runs its cancellation only once resumed
+        }
+        s.readSource = nil; s.writeSource = nil
+        group.notify(queue: queue) { _ = Glibc.close(fd) }
+    }
+
+    deinit {
+        // Only reached when nobody holds the object: no source can still fire.
+        state.withLock { s in if !s.tornDown { s.closing = true; tearDown(&s) } }
+    }
+}

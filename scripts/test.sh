@@ -5,6 +5,7 @@
 # `scripts/test.sh --tsan [swift test options]`: the same suite built with ThreadSanitizer (in
 # .build/tsan, beside the normal build). The agents the integration tests start are that build
 # too, and a race reported in one makes it exit 66, so the test that started it fails.
+# scripts/tsan.supp says what TSan cannot check here, and why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,7 +13,7 @@ build=(-c release)
 if [ "${1:-}" = "--tsan" ]; then
     shift
     build=(-c release --sanitize=thread --scratch-path .build/tsan)
-    export TSAN_OPTIONS="halt_on_error=1 exitcode=66 ${TSAN_OPTIONS:-}"
+    export TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$PWD/scripts/tsan.supp ${TSAN_OPTIONS:-}"
 fi
 swift build "${build[@]}" --build-tests
 log=$(mktemp)

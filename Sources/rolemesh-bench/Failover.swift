@@ -2,14 +2,13 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
 import RoleMeshAgent
 
 /// `failover`: role failover in RoleMesh (`lan`, `fast`) next to Serf's failure detection,
 /// plus a false-failover check at 10 % packet loss inside a network namespace.
 enum FailoverBench {
     static let ratioTarget = 0.5
-    private static let loss = Mutex(0.1)
+    private static let loss = Locked(0.1)
     /// The false-failover check's packet loss (`--loss-percent`), set once from the options.
     static var lossProbability: Double {
         get { loss.withLock { $0 } }

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
+import RoleMeshAgent
 
 // Starting and ending child processes (always by PID), and reading /proc.
 
@@ -14,7 +14,7 @@ final class Cleanup: Sendable {
         var dirs: [String] = []
         var namespaces: [String] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func track(_ pid: pid_t, _ label: String) { state.withLock { $0.pids[pid] = label } }
     func untrack(_ pid: pid_t) { state.withLock { $0.pids[pid] = nil } }
@@ -234,7 +234,7 @@ final class LineStream: Sendable {
     let pid: pid_t
     let label: String
     private let fd: Int32
-    private let state = Mutex<(lines: [(time: Double, text: String)], ended: Bool)>(([], false))
+    private let state = Locked<(lines: [(time: Double, text: String)], ended: Bool)>(([], false))
     private static let maxLines = 100_000
 
     init(_ path: String, _ args: [String], label: String, stderr: ChildOutput = .null) throws {

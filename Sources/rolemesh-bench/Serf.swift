@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import Synchronization
 import RoleMeshAgent
 
 /// N HashiCorp Serf agents (default `lan` profile) on 127.0.102.<i+1>, all joining s1.
@@ -92,7 +91,7 @@ final class SerfCluster {
 
 /// Per-survivor results from the polling threads.
 final class PollResults: Sendable {
-    private let state = Mutex<(found: [String: Double], polls: [String: Int])>(([:], [:]))
+    private let state = Locked<(found: [String: Double], polls: [String: Int])>(([:], [:]))
     func record(_ name: String, _ t: Double) { state.withLock { $0.found[name] = t } }
     func countPoll(_ name: String) { state.withLock { $0.polls[name, default: 0] += 1 } }
     var snapshot: (found: [String: Double], polls: [String: Int]) { state.withLock { $0 } }

@@ -1,13 +1,12 @@
 import XCTest
 import Foundation
 import RoleMeshAgent
-import Synchronization
 
 /// The agent's disk queue: writes happen in the order asked for; asking never waits for the disk.
 final class DiskWriterTests: XCTestCase {
     func testWritesRunInOrderAndAskingNeverWaits() async {
         let disk = DiskWriter(environment: ["ROLEMESH_TEST_WRITE_DELAY_MS": "20"])
-        let order = Mutex<[Int]>([])
+        let order = Locked<[Int]>([])
         let started = Date()
         for i in 1...4 { disk.write { () throws(MeshError) in order.withLock { $0.append(i) } } }
         XCTAssertLessThan(Date().timeIntervalSince(started), 0.05, "asking to write never waits for the disk")

@@ -1,10 +1,9 @@
 import Dispatch
 import RoleMeshAgent
-import Synchronization
 
 /// Runs async code (the task channel) from a synchronous test that drives real agents.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let result = Mutex<Result<T, any Error>?>(nil)
+    let result = Locked<Result<T, any Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
         do { let v = try await body(); result.withLock { $0 = .success(v) } } catch { result.withLock { $0 = .failure(error) } }

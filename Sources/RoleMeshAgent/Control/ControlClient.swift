@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import Synchronization
 import RoleMeshControl
 
 /// The command-line side of the control socket: blocking I/O, one request per connection.
@@ -153,7 +152,7 @@ public final class ControlClient {
 
     public final class FrameWriter: Sendable {
         let fd: Int32
-        private let lock = Mutex(())
+        private let lock = Locked(())
         init(fd: Int32) { self.fd = fd }
         @discardableResult
         public func send(_ frame: Frame) -> Bool {

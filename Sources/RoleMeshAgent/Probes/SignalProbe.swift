@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import RoleMeshCore
 
 /// Reads this device's resource signals for the heartbeat.
@@ -212,7 +211,7 @@ private func clamp(_ v: Double) -> Double { min(max(v, 0), 1) }
 
 /// Last seen throttle counters, behind a lock so the probe stays Sendable.
 private final class ThrottleCounters: Sendable {
-    private let last = Mutex<[String: Double]>([:])
+    private let last = Locked<[String: Double]>([:])
 
     /// Stores `now` and says whether any counter grew since the previous call.
     func update(_ now: [String: Double]) -> Bool {

@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
-import Synchronization
 
 /// A non-blocking descriptor (a TCP or Unix socket, a pipe) for async code: a read waits on a
 /// Dispatch read source, a write on a write source, and no thread is ever parked on it.
@@ -16,7 +15,7 @@ import Synchronization
 public final class AsyncFD: Sendable {
     public let fd: Int32
     private let queue = DispatchQueue(label: "rolemesh.fd")
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     static let highWater = 256 * 1024
     public static let chunk = 65_536
@@ -49,7 +48,7 @@ public final class AsyncFD: Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         var s = State()
         s.input = input
-        state = Mutex(s)
+        state = Locked(s)
     }
 
     // MARK: Reading

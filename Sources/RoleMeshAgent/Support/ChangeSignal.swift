@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A change count that async code can wait on: `logs --follow`, a leaving executor and a queued
 /// submission wait for "something changed" this way, never by polling on a timer.
@@ -8,7 +7,7 @@ public final class ChangeSignal: Sendable {
         var nextID: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

@@ -5,7 +5,6 @@ import Darwin
 #endif
 import CSodium
 import Foundation
-import Synchronization
 import RoleMeshCore
 
 /// The task channel between two agents: TCP, mutually authenticated with both nodes'
@@ -24,8 +23,8 @@ public final class SecureChannel: FrameTransport {
     public let peer: String
     /// Each direction's key and frame counter. The sender encrypts and queues a frame under its
     /// lock, so frames leave in counter order whoever sends them.
-    private let tx: Mutex<(key: [UInt8], counter: UInt64)>
-    private let rx: Mutex<(key: [UInt8], counter: UInt64)>
+    private let tx: Locked<(key: [UInt8], counter: UInt64)>
+    private let rx: Locked<(key: [UInt8], counter: UInt64)>
 
     /// The whole handshake, on either side, must be over within this many seconds.
     public static let handshakeSeconds: Double = 5
@@ -39,7 +38,7 @@ public final class SecureChannel: FrameTransport {
 
     init(io: AsyncFD, peer: String, tx: [UInt8], rx: [UInt8]) {
         self.io = io; self.peer = peer
-        self.tx = Mutex((tx, 0)); self.rx = Mutex((rx, 0))
+        self.tx = Locked((tx, 0)); self.rx = Locked((rx, 0))
     }
 
     // MARK: - Handshake

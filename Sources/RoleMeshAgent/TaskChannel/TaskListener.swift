@@ -113,7 +113,7 @@ final class TaskListener {
 /// Counts connections still in their handshake; thread-safe, as handshakes run as tasks.
 final class PreAuthGate: Sendable {
     let limit: Int
-    private let count = Mutex(0)
+    private let count = Locked(0)
     init(limit: Int) { self.limit = limit }
 
     var current: Int { count.withLock { $0 } }

@@ -5,7 +5,6 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
-import Synchronization
 import RoleMeshControl
 import RoleMeshCore
 
@@ -373,12 +372,12 @@ actor Executor {
 /// A task's output as stored: records of [type u8][length u32][bytes], in arrival order.
 final class OutputLog: Sendable {
     /// The file, until closed; both output pumps append to it.
-    private let handle: Mutex<FileHandle?>
+    private let handle: Locked<FileHandle?>
     private let onAppend: @Sendable () -> Void
 
     init(url: URL, onAppend: @escaping @Sendable () -> Void = {}) {
         FileManager.default.createFile(atPath: url.path, contents: nil)
-        handle = Mutex(try? FileHandle(forWritingTo: url))
+        handle = Locked(try? FileHandle(forWritingTo: url))
         self.onAppend = onAppend
     }
 

@@ -5,7 +5,6 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
-import Synchronization
 import RoleMeshControl
 import RoleMeshCore
 
@@ -319,7 +318,7 @@ final class Relay: Sendable {
         var sinkGone = false
         var finished = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Bumped on attach, cancel, the sink going away and the end: what input and a queued run wait on.
     private let events = ChangeSignal()
 
@@ -405,7 +404,7 @@ final class Relay: Sendable {
 /// The agent, for the parts of the task plane created before it (a weak link: the agent owns them).
 final class AgentLink: Sendable {
     private struct Ref { weak var agent: Agent? }
-    private let ref = Mutex(Ref())
+    private let ref = Locked(Ref())
     var agent: Agent? { ref.withLock { $0.agent } }
     func set(_ agent: Agent) { ref.withLock { $0.agent = agent } }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import RoleMeshControl
 import RoleMeshCore
 
@@ -9,7 +8,7 @@ import RoleMeshCore
 /// under one lock).
 public final class TaskJournal: Sendable {
     let root: URL
-    private let lock = Mutex(())
+    private let lock = Locked(())
     /// Rises on every change of a record or of a task's stored output; `logs --follow` and a
     /// leaving executor wait on it instead of polling on a timer.
     public let changes = ChangeSignal()

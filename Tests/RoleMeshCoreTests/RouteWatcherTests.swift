@@ -21,7 +21,9 @@ final class RouteWatcherTests: XCTestCase {
         XCTAssertEqual(w.observe([m("a", roles: ["x"]), m("b", backup: ["x": 1])]), [moved("x", by: "a", from: nil, to: "a")])
         XCTAssertEqual(w.observe([m("a", .dead, roles: ["x"]), m("b", backup: ["x": 1])]), [moved("x", by: "b", from: "a", to: "b")],
                        "fails over to the backup")
-        XCTAssertEqual(w.observe([m("a", .dead, roles: ["x"]), m("b", .suspect, backup: ["x": 1])]), [moved("x", by: "b", from: "b", to: nil)],
+        XCTAssertEqual(w.observe([m("a", .dead, roles: ["x"]), m("b", .suspect, backup: ["x": 1])]), [],
+                       "a suspicion of the new holder moves nothing")
+        XCTAssertEqual(w.observe([m("a", .dead, roles: ["x"]), m("b", .dead, backup: ["x": 1])]), [moved("x", by: "b", from: "b", to: nil)],
                        "no route now: attributed to the node it left")
         XCTAssertEqual(w.routes, [:])
         XCTAssertEqual(w.observe([m("a", roles: ["x"]), m("b", backup: ["x": 1])]), [moved("x", by: "a", from: nil, to: "a")])

@@ -41,17 +41,28 @@ final class RoutingTests: XCTestCase {
         XCTAssertTrue(r.skipped[0].reason.hasPrefix("lower score") && r.skipped[0].reason.contains("tie broken by name"))
     }
 
-    func testDeadSuspectLeftAndDrainingHoldersAreSkippedForBackups() {
-        let view = [m("h1", .dead, roles: ["x"]), m("h2", .suspect, roles: ["x"]), m("h3", .left, roles: ["x"]),
+    func testDeadLeftAndDrainingHoldersAreSkippedForBackups() {
+        let view = [m("h1", .dead, roles: ["x"]), m("h3", .left, roles: ["x"]),
                     m("h4", roles: ["x"], draining: true), m("b2", backup: ["x": 2]), m("b1", backup: ["x": 1], load: 0.99)]
         let r = Routing.route("x", heavy: false, members: view)
         XCTAssertEqual(r.node, "b1", "backups by priority before health")
         let reasons = Dictionary(uniqueKeysWithValues: r.skipped.map { ($0.node, $0.reason) })
         XCTAssertEqual(reasons["h1"], "dead")
-        XCTAssertEqual(reasons["h2"], "suspect")
         XCTAssertEqual(reasons["h3"], "left")
         XCTAssertEqual(reasons["h4"], "draining")
         XCTAssertTrue(reasons["b2"]!.hasPrefix("lower priority"))
+    }
+
+    /// Calm under loss (issue 9): a suspicion alone moves nothing, not even to a healthier holder;
+    /// confirmed death does.
+    func testASuspectHolderKeepsItsRoleUntilConfirmedDead() {
+        let view = [m("h", .suspect, roles: ["x"], load: 0.5), m("b", backup: ["x": 1], load: 0.0)]
+        XCTAssertEqual(Routing.route("x", heavy: false, members: view).node, "h")
+        // Among holders, suspicion does not change the ranking either.
+        let two = [m("h", .suspect, roles: ["x"], load: 0.1), m("k", roles: ["x"], load: 0.2)]
+        XCTAssertEqual(Routing.route("x", heavy: false, members: two).node, "h")
+        let dead = [m("h", .dead, roles: ["x"], load: 0.5), m("b", backup: ["x": 1], load: 0.0)]
+        XCTAssertEqual(Routing.route("x", heavy: false, members: dead).node, "b")
     }
 
     func testHealthBreaksTiesWithinABackupPriority() {

@@ -254,6 +254,21 @@ final class TaskIntegrationTests: XCTestCase {
         XCTAssertEqual(try submit(["job/echo", "--to", "node2"], from: stranger).status, 69, "node2 is not even in its view")
     }
 
+    /// Calm under loss (issue 9): a suspected holder keeps its role, so the submitter is the one
+    /// that must not wait for the verdict. On `lan` a crashed holder stays alive or suspect in the
+    /// view for about 2 s; a submit right after the crash reaches it, is refused by the kernel and
+    /// runs on the backup at once.
+    func testASubmitToACrashedHolderFallsOverBeforeTheMeshDeclaresItDead() throws {
+        cluster = Cluster(profile: "lan")
+        _ = try makeMesh()
+        cluster.crash("node2")
+        let r = try submit(["job/echo"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("node=node3"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("trying another node"), "the run should have gone to node2 first: \(r.stderr)")
+        XCTAssertNotEqual(cluster.member("node2", seenBy: "node1")?["state"]?.string, "dead", "too late to show the fall-over")
+    }
+
     func testAtMostMaxTasksRunAtOnceAndTheRestWaitInLine() throws {
         let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         let toml = cluster.dir("node2") + "/node.toml"

@@ -1,8 +1,9 @@
 /// Where a task for a role goes: a pure function of the membership view, so every node
 /// that holds the same view makes the same choice. The rules (README "Routing rules"):
 ///
-/// 1. Candidates are the members that are alive, not draining, and hold the role actively.
-/// 2. If there are none, the alive, non-draining backups, lowest priority number first.
+/// 1. Candidates are the members that are up (`alive`, or only `suspect`: a suspicion does not
+///    move a role, confirmed death does), not draining, and hold the role actively.
+/// 2. If there are none, the up, non-draining backups, lowest priority number first.
 /// 3. A heavy task skips nodes on battery or throttled — a holder unfit for heavy work counts as
 ///    absent, so heavy work falls to the backups; if nothing fit is left, no node is chosen.
 /// 4. Among candidates the highest `Score` wins; ties break by name.
@@ -83,12 +84,13 @@ public enum Routing {
     static func unavailable(_ m: MemberSnapshot, heavy: Bool, excluding: [String: String]) -> String? {
         if let why = excluding[m.name] { return why }
         switch m.state {
-        case .suspect: return "suspect"
         case .dead: return "dead"
         case .left: return "left"
-        case .alive: break
+        // Calm under loss: a suspicion may be a few lost datagrams. The role stays; a submitter
+        // whose connection to the suspect fails tries the next candidate at once.
+        case .alive, .suspect: break
         }
-        // Rule 1's "alive" means heard from: a record only relayed to us may predate its death.
+        // Rule 1's "up" means heard from: a record only relayed to us may predate its death.
         if m.secondHand { return "suspect: not heard from yet (known only through other members)" }
         if m.draining { return "draining" }
         if heavy, m.signals.onBattery == true {

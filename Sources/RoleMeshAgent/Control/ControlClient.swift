@@ -139,10 +139,8 @@ public final class ControlClient {
     /// nothing else (its input and Ctrl-C go out through `frameWriter` meanwhile).
     public func receiveFrame() throws(MeshError) -> Frame? {
         guard buffer.isEmpty else { throw MeshError(MeshError.other, "the agent answered with a line, not a stream") }
-        guard let h = FD.readExactly(fd, 5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
-        guard let type = FrameType(rawValue: t), n <= Frame.maxFrame else {
-            throw MeshError(MeshError.other, "a malformed frame arrived")
-        }
+        guard let h = FD.readExactly(fd, 5) else { return nil }
+        let (type, n) = try Frame.checkedPlainHeader(h)
         guard let payload = n == 0 ? [] : FD.readExactly(fd, n) else { return nil }
         return Frame(type, payload)
     }
@@ -158,6 +156,5 @@ public final class ControlClient {
         public func send(_ frame: Frame) -> Bool {
             lock.withLock { _ in FD.writeAll(fd, Frame.plainHeader(frame.type, count: frame.payload.count) + frame.payload) }
         }
-        public func finishWriting() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
     }
 }

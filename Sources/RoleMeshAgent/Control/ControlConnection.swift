@@ -14,9 +14,8 @@ import RoleMeshControl
 final class ControlConnection {
     let fd: Int32
     private let queue: DispatchQueue
-    private var readSource: DispatchSourceRead?
-    private var writeSource: DispatchSourceWrite?
-    private var writeArmed = false
+    private var readSource = SourceSwitch()
+    private var writeSource = SourceSwitch()
     private var pending = [UInt8]()
     private var output = [UInt8]()
     private var sent = 0                // bytes of `output` already written
@@ -47,10 +46,11 @@ final class ControlConnection {
 
     func start() {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        s.setEventHandler { [weak self] in self?.readAvailable() }
-        readSource = s
-        s.resume()
+        readSource.set(true) {
+            let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+            s.setEventHandler { [weak self] in self?.readAvailable() }
+            return s
+        }
     }
 
     private func readAvailable() {
@@ -58,7 +58,7 @@ final class ControlConnection {
         let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
             // The client finished writing (a task's stdin ended) or went away (Ctrl-C on watch).
-            cancelRead()
+            readSource.cancel(leaving: cancelling)
             if !closeWhenFlushed || n < 0 { close() }
             return
         }
@@ -115,18 +115,11 @@ final class ControlConnection {
     }
 
     private func armWrites(_ on: Bool) {
-        if writeSource == nil {
-            guard on else { return }
+        writeSource.set(on) {
             let s = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
             s.setEventHandler { [weak self] in self?.flush() }
-            writeSource = s
-            writeArmed = true
-            s.resume()
-            return
+            return s
         }
-        guard on != writeArmed, let s = writeSource else { return }
-        writeArmed = on
-        if on { s.resume() } else { s.suspend() }
     }
 
     /// One answer, then the connection closes once the client has read it (bounded).
@@ -152,8 +145,8 @@ final class ControlConnection {
         guard !isClosed else { return }
         isClosed = true
         let fd = self.fd, rest = leftover
-        cancelRead()
-        releaseWriteSource()
+        readSource.cancel(leaving: cancelling)
+        writeSource.cancel(leaving: cancelling)
         onClose?()
         cancelling.notify(queue: queue) { then(PlainFrames(AsyncFD(fd, input: rest))) }
     }
@@ -165,28 +158,9 @@ final class ControlConnection {
         // The descriptor is closed once Dispatch has let go of it (both sources), never before.
         let fd = self.fd
         flushTimer?.cancel(); flushTimer = nil
-        cancelRead()
-        releaseWriteSource()
+        readSource.cancel(leaving: cancelling)
+        writeSource.cancel(leaving: cancelling)
         cancelling.notify(queue: queue) { _ = Glibc.close(fd) }
         onClose?()
-    }
-
-    private func cancelRead() {
-        guard let s = readSource else { return }
-        cancelling.enter()
-        s.setCancelHandler { [cancelling] in cancelling.leave() }
-        s.cancel()
-        readSource = nil
-    }
-
-    /// Cancels the write source; a suspended source must be resumed to be cancelled and released.
-    private func releaseWriteSource() {
-        guard let s = writeSource else { return }
-        cancelling.enter()
-        s.setCancelHandler { [cancelling] in cancelling.leave() }
-        s.cancel()
-        if !writeArmed { s.resume() }
-        writeSource = nil
-        writeArmed = false
     }
 }

@@ -30,10 +30,8 @@ public final class AsyncFD: Sendable {
         var sent = 0
         var writeFailed = false
         var writers: [(below: Int, c: CheckedContinuation<Bool, Never>)] = []
-        var readSource: DispatchSourceRead?
-        var readArmed = false
-        var writeSource: DispatchSourceWrite?
-        var writeArmed = false
+        var readSource = SourceSwitch()
+        var writeSource = SourceSwitch()
         var timer: DispatchSourceTimer?
         var closing = false
         var tornDown = false
@@ -103,18 +101,11 @@ public final class AsyncFD: Sendable {
 
     private func armRead(_ s: inout State, _ on: Bool) {
         guard !s.tornDown else { return }
-        if s.readSource == nil {
-            guard on else { return }
+        s.readSource.set(on) {
             let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
             src.setEventHandler { [weak self] in self?.state.withLock { s in self?.fill(&s) } }
-            s.readSource = src
-            s.readArmed = true
-            src.resume()
-            return
+            return src
         }
-        guard on != s.readArmed, let src = s.readSource else { return }
-        s.readArmed = on
-        if on { src.resume() } else { src.suspend() }
     }
 
     // MARK: Writing
@@ -188,18 +179,11 @@ public final class AsyncFD: Sendable {
 
     private func armWrite(_ s: inout State, _ on: Bool) {
         guard !s.tornDown else { return }
-        if s.writeSource == nil {
-            guard on else { return }
+        s.writeSource.set(on) {
             let src = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
             src.setEventHandler { [weak self] in self?.state.withLock { s in self?.flush(&s, event: true) } }
-            s.writeSource = src
-            s.writeArmed = true
-            src.resume()
-            return
+            return src
         }
-        guard on != s.writeArmed, let src = s.writeSource else { return }
-        s.writeArmed = on
-        if on { src.resume() } else { src.suspend() }
     }
 
     // MARK: Deadlines and the end
@@ -243,12 +227,6 @@ public final class AsyncFD: Sendable {
         }
     }
 
-    /// Ends our sending side (the peer reads end of stream) once the buffer is out; reads go on.
-    public func shutdownWrite() async {
-        _ = await drained()
-        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
-    }
-
     private func tearDown(_ s: inout State) {
         guard !s.tornDown else { return }
         s.tornDown = true
@@ -257,19 +235,10 @@ public final class AsyncFD: Sendable {
         s.output = []; s.sent = 0
         s.timer?.cancel(); s.timer = nil
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
-        let fd = self.fd
-        let sources: [any DispatchSourceProtocol] = [s.readSource, s.writeSource].compactMap { $0 }
-        guard !sources.isEmpty else { _ = Glibc.close(fd); return }
         // The descriptor goes once every source's cancellation has run.
-        let group = DispatchGroup()
-        for (src, armed) in [(s.readSource as (any DispatchSourceProtocol)?, s.readArmed), (s.writeSource, s.writeArmed)] {
-            guard let src else { continue }
-            group.enter()
-            src.setCancelHandler { group.leave() }
-            src.cancel()
-            if !armed { src.resume() }   // a suspended source runs its cancellation only once resumed
-        }
-        s.readSource = nil; s.writeSource = nil
+        let fd = self.fd, group = DispatchGroup()
+        s.readSource.cancel(leaving: group)
+        s.writeSource.cancel(leaving: group)
         group.notify(queue: queue) { _ = Glibc.close(fd) }
     }
 

@@ -5,7 +5,7 @@ import Darwin
 #endif
 import Dispatch
 
-/// Blocking I/O on a file descriptor: task threads, the file writer and the command line.
+/// Blocking I/O on a file descriptor: the file writers and the command line.
 public enum FD {
     /// The one "write every byte" loop (sockets, pipes, files): false on an error or a peer that
     /// went away. Sockets get MSG_NOSIGNAL, so a closed peer is an error here, never SIGPIPE.
@@ -61,11 +61,4 @@ public enum FD {
         return out
     }
 
-    static func setBlocking(_ fd: Int32) { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
-
-    static func setTimeouts(_ fd: Int32, seconds: Int) {
-        var tv = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    }
 }

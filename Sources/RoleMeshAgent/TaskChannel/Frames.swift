@@ -67,6 +67,14 @@ public struct Frame: Sendable {
         return w.bytes
     }
 
+    /// A received plain frame's header: a known type and a payload within `maxFrame`, or the error.
+    static func checkedPlainHeader(_ header: [UInt8]) throws(MeshError) -> (type: FrameType, length: Int) {
+        guard let (t, n) = parsePlainHeader(header), let type = FrameType(rawValue: t), n <= maxFrame else {
+            throw MeshError(MeshError.other, "a malformed frame arrived")
+        }
+        return (type, n)
+    }
+
     /// The type byte and payload length of a plain frame header (the first 5 bytes of `bytes`).
     static func parsePlainHeader(_ bytes: [UInt8]) -> (type: UInt8, length: Int)? {
         var r = ByteReader(bytes, to: min(5, bytes.count))
@@ -97,10 +105,8 @@ public final class PlainFrames: FrameTransport {
     }
 
     public func receive() async throws(MeshError) -> Frame? {
-        guard let h = await io.readExactly(5), let (t, n) = Frame.parsePlainHeader(h) else { return nil }
-        guard let type = FrameType(rawValue: t), n <= Frame.maxFrame else {
-            throw MeshError(MeshError.other, "a malformed frame arrived")
-        }
+        guard let h = await io.readExactly(5) else { return nil }
+        let (type, n) = try Frame.checkedPlainHeader(h)
         guard let payload = await io.readExactly(n) else { return nil }
         return Frame(type, payload)
     }

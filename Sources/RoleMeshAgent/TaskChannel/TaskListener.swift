@@ -116,8 +116,6 @@ final class PreAuthGate: Sendable {
     private let count = Locked(0)
     init(limit: Int) { self.limit = limit }
 
-    var current: Int { count.withLock { $0 } }
-
     /// A place, or nil when all are taken.
     func enter() -> Place? {
         count.withLock { n -> Bool in

@@ -253,10 +253,7 @@ actor Submitter {
                 return await failed(on: target.name, e)
             }
             // The connection ended without an answer: the node was lost mid-run.
-            if relay.cancelled {
-                journal.update(sub.id) { $0.state = .cancelled; $0.exitCode = 130; $0.finished = Clock.rfc3339() }
-                return await end(.exit(code: 130, state: "cancelled"))
-            }
+            if relay.cancelled { return await cancelled() }
             if await retry(elsewhereThan: target.name, "\(target.name) was lost mid-run; retrying on the next route (\(retriesLeft - 1) retries left)") {
                 continue
             }

@@ -42,6 +42,12 @@ public enum KeyStore {
     /// Our own key pair. Refused (exit 78) when the secret is a symbolic link, not a regular file,
     /// not owned by the user running the agent, or readable by group or others (as ssh does).
     public static func loadSecret(name: String, in dir: NodeDirectory) throws(MeshError) -> Ed25519.KeyPair {
+        try checkSecret(name: name, in: dir)
+        return try readSecret(dir.secretKey(name).path)
+    }
+
+    /// The checks `loadSecret` refuses on, alone: `rolemesh doctor` reports them.
+    public static func checkSecret(name: String, in dir: NodeDirectory) throws(MeshError) {
         let path = dir.secretKey(name).path
         var st = stat()
         guard lstat(path, &st) == 0 else {
@@ -59,6 +65,11 @@ public enum KeyStore {
         if st.st_mode & 0o077 != 0 {
             throw MeshError(MeshError.config, "\(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`")
         }
+    }
+
+    /// The key pair in `path`, without the ownership and mode checks: `doctor` still proves this
+    /// node's identity to its seeds with a key it reports as too open. Links are refused.
+    static func readSecret(_ path: String) throws(MeshError) -> Ed25519.KeyPair {
         // Read with O_NOFOLLOW so a link swapped in after the check is refused too; wipe the copies.
         let fd = open(path, O_RDONLY | O_NOFOLLOW)
         guard fd >= 0 else { throw MeshError(MeshError.config, "cannot read \(path): \(String(cString: strerror(errno)))") }

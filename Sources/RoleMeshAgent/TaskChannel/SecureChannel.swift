@@ -47,6 +47,21 @@ public final class SecureChannel: FrameTransport {
     /// and proves we are `me` while checking that the other end is `expected`.
     public static func connect(to address: WireAddress, expected: String, me: String, keyPair: Ed25519.KeyPair,
                                trusted: [String: [UInt8]], from local: WireAddress?) async throws(MeshError) -> SecureChannel {
+        let io = try await openTCP(to: address, peer: expected, from: local)
+        do throws(MeshError) {
+            let channel = try await clientHandshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
+            try await channel.awaitReady()
+            io.setDeadline(nil)
+            return channel
+        } catch {
+            io.abort()
+            throw error
+        }
+    }
+
+    /// A TCP connection from `local` to `address`, connected within `handshakeSeconds` (the
+    /// deadline stays armed for the handshake that follows).
+    static func openTCP(to address: WireAddress, peer: String, from local: WireAddress?) async throws(MeshError) -> AsyncFD {
         let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create a TCP socket") }
         var one: Int32 = 1
@@ -70,20 +85,16 @@ public final class SecureChannel: FrameTransport {
         }
         guard rc == 0 else {
             io.abort()
-            throw MeshError(MeshError.tempFail, "cannot reach \(expected) at \(address): \(String(cString: strerror(err)))")
+            throw MeshError(MeshError.tempFail, "cannot reach \(peer) at \(address): \(String(cString: strerror(err)))")
         }
-        do throws(MeshError) {
-            let channel = try await clientHandshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
-            // The server confirms it accepted our proof; without this a rejected client would
-            // only learn of it at its first read.
-            guard let ready = try? await channel.receive(), ready.type == .info else {
-                throw MeshError(MeshError.noPermission, "\(expected) refused the task connection (it did not accept our identity)")
-            }
-            io.setDeadline(nil)
-            return channel
-        } catch {
-            io.abort()
-            throw error
+        return io
+    }
+
+    /// The server confirms it accepted our proof; without this a rejected client would only
+    /// learn of it at its first read.
+    func awaitReady() async throws(MeshError) {
+        guard let ready = try? await receive(), ready.type == .info else {
+            throw MeshError(MeshError.noPermission, "\(peer) refused the task connection (it did not accept our identity)")
         }
     }
 
@@ -91,32 +102,58 @@ public final class SecureChannel: FrameTransport {
     /// A refusal ("RMTX") is not authenticated: its code and text are never taken, whatever they say.
     public static func clientHandshake(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
                                        trusted: [String: [UInt8]], within seconds: Double = handshakeSeconds) async throws(MeshError) -> SecureChannel {
+        do {
+            return try await handshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted, within: seconds)
+        } catch {
+            throw error.meshError(expected)
+        }
+    }
+
+    /// Why a client handshake failed, for callers that act on the reason (`rolemesh doctor`).
+    public enum HandshakeFailure: Error, Sendable, Equatable {
+        case lost                       // the connection ended or the deadline passed
+        case refused                    // "RMTX": the server does not trust this node
+        case untrusted(String)          // the server's name has no key here
+        case unproven(String)           // the server could not prove it holds that name's key
+
+        func meshError(_ expected: String) -> MeshError {
+            switch self {
+            case .lost: SecureChannel.lost(expected)
+            case .refused: MeshError(MeshError.noPermission, "\(expected) refused the connection: this node is not trusted there")
+            case .untrusted(let name) where name == expected: MeshError(MeshError.noPermission, "\(expected) is not trusted here")
+            case .untrusted, .unproven:
+                MeshError(MeshError.noPermission, "the node answering for \(expected) could not prove it is \(expected)")
+            }
+        }
+    }
+
+    /// The handshake itself. `expected` nil accepts whichever trusted node answers (the
+    /// channel's `peer` says which): a seed is known by its address only.
+    static func handshake(io: AsyncFD, expected: String?, me: String, keyPair: Ed25519.KeyPair,
+                          trusted: [String: [UInt8]], within seconds: Double) async throws(HandshakeFailure) -> SecureChannel {
         io.setDeadline(seconds)
-        guard let serverKey = trusted[expected] else { throw MeshError(MeshError.noPermission, "\(expected) is not trusted here") }
+        if let expected, trusted[expected] == nil { throw .untrusted(expected) }
         let (ephPK, ephSK) = kxKeyPair()
         var w = ByteWriter()
         w.raw(hello); w.shortString(me); w.raw(ephPK)
-        guard await io.write(w.bytes) else { throw lost(expected) }
-        guard let tag = await io.readExactly(4) else { throw lost(expected) }
-        if tag == refusal {
-            throw MeshError(MeshError.noPermission, "\(expected) refused the connection: this node is not trusted there")
-        }
+        guard await io.write(w.bytes) else { throw .lost }
+        guard let tag = await io.readExactly(4) else { throw .lost }
+        if tag == refusal { throw .refused }
         guard tag == hello, let n = await io.readExactly(1),
               let nameBytes = await io.readExactly(Int(n[0])),
               let serverEph = await io.readExactly(32),
-              let sig = await io.readExactly(64) else { throw lost(expected) }
+              let sig = await io.readExactly(64) else { throw .lost }
         let serverName = String(decoding: nameBytes, as: UTF8.self)
+        if let expected, serverName != expected { throw .unproven(expected) }
+        guard let serverKey = trusted[serverName] else { throw .untrusted(serverName) }
         let transcript = transcriptBytes(client: me, clientEph: ephPK, server: serverName, serverEph: serverEph)
-        guard serverName == expected,
-              Ed25519.verify(signature: sig, message: serverTag + transcript, publicKey: serverKey) else {
-            throw MeshError(MeshError.noPermission, "the node answering for \(expected) could not prove it is \(expected)")
+        guard Ed25519.verify(signature: sig, message: serverTag + transcript, publicKey: serverKey) else {
+            throw .unproven(serverName)
         }
-        guard await io.write(keyPair.sign(clientTag + transcript)) else { throw lost(expected) }
+        guard await io.write(keyPair.sign(clientTag + transcript)) else { throw .lost }
         var rx = [UInt8](repeating: 0, count: 32), tx = [UInt8](repeating: 0, count: 32)
-        guard crypto_kx_client_session_keys(&rx, &tx, ephPK, ephSK, serverEph) == 0 else {
-            throw MeshError(MeshError.noPermission, "key exchange with \(expected) failed")
-        }
-        return SecureChannel(io: io, peer: expected, tx: tx, rx: rx)
+        guard crypto_kx_client_session_keys(&rx, &tx, ephPK, ephSK, serverEph) == 0 else { throw .unproven(serverName) }
+        return SecureChannel(io: io, peer: serverName, tx: tx, rx: rx)
     }
 
     /// The server side, on an accepted socket. An untrusted client is refused (77) before

@@ -8,6 +8,7 @@ struct RoleMesh: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rolemesh",
         abstract: "A peer-to-peer agent for a personal compute mesh.",
+        version: RoleMeshVersion.string,
         subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
             + extraCommands
     )

@@ -10,7 +10,7 @@ struct RoleMesh: ParsableCommand {
         abstract: "A peer-to-peer agent for a personal compute mesh.",
         version: RoleMeshVersion.string,
         subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
-            + extraCommands
+            + extraCommands + serviceCommands
     )
 
     /// Owner-only files from the first one on (node.toml, keys, state): umask 077.

@@ -3,3 +3,6 @@ import ArgumentParser
 /// Commands for routing and tasks.
 let extraCommands: [ParsableCommand.Type] = [Route.self, Roles.self, Backup.self, Signal.self, Drain.self, Undrain.self,
                                              Submit.self, Tasks.self, Logs.self]
+
+/// Running it as a service, and finding out what is wrong.
+let serviceCommands: [ParsableCommand.Type] = [Service.self]

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import RoleMeshAgent
+
+struct Service: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the agent as a service: a systemd unit (a launchd job on macOS).",
+        subcommands: [ServiceInstall.self, ServiceUninstall.self])
+}
+
+struct ServiceInstall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Write and enable a unit running `rolemesh agent --dir DIR` (a user unit unless --system).")
+    @Flag(help: "A system unit, started at boot, running as the node directory's owner (run it as root).") var system = false
+    @Flag(name: .customLong("print"), help: "Print the unit file; write and enable nothing.") var printOnly = false
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let unit = try ServiceFiles.unit(for: dir.node, system: system)
+            if printOnly { return printOut(unit.render()) }
+            let path = ServiceFiles.path(of: unit)
+            try ServiceFiles.write(unit, to: path)
+            printOut("wrote \(path)")
+            try ServiceFiles.runAll(unit.enableCommands(path: path), after: "wrote \(path)")
+            printOut("enabled and started \(unit.name)")
+        }
+    }
+}
+
+struct ServiceUninstall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uninstall",
+        abstract: "Stop, disable and remove the unit `service install` wrote (user or system).")
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let units = try [false, true].map { try ServiceFiles.unit(for: dir.node, system: $0) }
+            let installed = units.filter { FileManager.default.fileExists(atPath: ServiceFiles.path(of: $0)) }
+            guard !installed.isEmpty else {
+                throw MeshError(MeshError.other, "no RoleMesh service is installed for this node (looked for "
+                                + units.map { ServiceFiles.path(of: $0) }.joined(separator: " and ") + ")")
+            }
+            for unit in installed {
+                let path = ServiceFiles.path(of: unit)
+                // Stopped first: removing the file of a running unit would leave an agent nobody manages.
+                try ServiceFiles.runAll(unit.disableCommands, after: "\(path) is still installed")
+                guard unlink(path) == 0 else {
+                    throw MeshError(MeshError.other, "cannot remove \(path): \(String(cString: strerror(errno)))"
+                                    + (unit.system && geteuid() != 0 ? " (run it with sudo)" : ""))
+                }
+                try ServiceFiles.runAll(unit.forgetCommands, after: "removed \(path)")
+                printOut("stopped, disabled and removed \(path)")
+            }
+        }
+    }
+}
+
+/// Where a node's unit lives and how it is written and handed to the service manager.
+enum ServiceFiles {
+    static func unit(for node: NodeDirectory, system: Bool) throws(MeshError) -> ServiceUnit {
+        let config = try node.loadConfig()
+        let user = system ? SystemCommand.owner(of: node.root.path) : nil
+        if system, user == nil {
+            throw MeshError(MeshError.config, "cannot find the owner of \(node.root.path), which a system unit runs as")
+        }
+        return ServiceUnit(manager: ServiceUnit.platformManager, system: system, node: config.name,
+                           binary: SystemCommand.currentExecutable, dir: node.root.path, user: user, home: SystemCommand.home)
+    }
+
+    static func path(of unit: ServiceUnit) -> String {
+        unit.folder(environment: ProcessInfo.processInfo.environment) + "/" + unit.fileName
+    }
+
+    static func write(_ unit: ServiceUnit, to path: String) throws(MeshError) {
+        let folder = (path as NSString).deletingLastPathComponent
+        do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+            throw MeshError(MeshError.other, "cannot create \(folder): \(error.localizedDescription)" + sudoHint(unit))
+        }
+        do { try AtomicFile.replace(URL(fileURLWithPath: path), with: unit.render()) } catch {
+            throw MeshError(error.code, error.message + sudoHint(unit))
+        }
+        // A unit file holds no secret; 0644 is what the service tools expect to read.
+        chmod(path, 0o644)
+    }
+
+    private static func sudoHint(_ unit: ServiceUnit) -> String { unit.system && geteuid() != 0 ? " (run it with sudo)" : "" }
+
+    /// Runs each command in order; on the first that is missing or fails, one sentence saying
+    /// what happened and what to run by hand, exit 1.
+    static func runAll(_ commands: [[String]], after done: String) throws(MeshError) {
+        let byHand = ServiceUnit.shellLine(commands)
+        for argv in commands {
+            guard let tool = SystemCommand.find(argv[0]) else {
+                throw MeshError(MeshError.other, "\(done), but \(argv[0]) was not found: run `\(byHand)` by hand where it is")
+            }
+            let r = SystemCommand.run([tool] + argv.dropFirst())
+            if r.status != 0 {
+                let why = r.stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
+                throw MeshError(MeshError.other, "\(done), but `\(ServiceUnit.shellLine([argv]))` failed (exit \(r.status)\(why)); run `\(byHand)` by hand")
+            }
+        }
+    }
+}

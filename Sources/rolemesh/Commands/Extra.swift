@@ -5,4 +5,4 @@ let extraCommands: [ParsableCommand.Type] = [Route.self, Roles.self, Backup.self
                                              Submit.self, Tasks.self, Logs.self]
 
 /// Running it as a service, and finding out what is wrong.
-let serviceCommands: [ParsableCommand.Type] = [Service.self]
+let serviceCommands: [ParsableCommand.Type] = [Service.self, DoctorCommand.self]

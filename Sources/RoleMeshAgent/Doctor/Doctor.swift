@@ -1,0 +1,44 @@
+import Foundation
+import RoleMeshCore
+
+/// `rolemesh doctor`: why this device cannot see the others, one line per check, each failure
+/// with its fix. Every check is bounded in time (the agent 3 s, each probe its handshake's 5 s,
+/// all probes at once), so doctor never hangs on a stopped agent or a silent seed.
+public enum Doctor {
+    public static func run(_ node: NodeDirectory) async -> DoctorReport {
+        var checks: [DoctorCheck] = []
+        let (configCheck, parsed) = LocalChecks.config(node)
+        checks.append(configCheck)
+        guard let config = parsed else {
+            // Without node.toml nothing else can be named; the clock needs nothing.
+            return DoctorReport(checks: checks + [LocalChecks.clock(node)])
+        }
+        let (secretCheck, keyPair) = LocalChecks.secret(node, config.name)
+        let agent = MeshChecks.agent(node, config)
+        let (listenCheck, local) = LocalChecks.address(config, node, agentRunning: agent.running)
+        checks += [secretCheck, listenCheck, agent.check]
+
+        var trusted: [String: [UInt8]] = [:]
+        do { trusted = try KeyStore.loadTrusted(in: node) } catch {
+            checks.append(.fail("keys", error.message, fix: "chmod 700 \(node.keysDir.path) (and make it yours)"))
+        }
+        let others = trusted.keys.filter { $0 != config.name }.sorted()
+        if others.isEmpty {
+            checks.append(.pass("keys", "no other device is trusted yet (this node runs alone): copy each device's keys/NAME.pub into \(node.keysDir.path)"))
+        }
+        let me = MeshChecks.Identity(name: config.name, keyPair: keyPair, trusted: trusted, local: local,
+                                     publicKeyPath: node.publicKey(config.name).path)
+        // Seeds, and every trusted node the view has up: one round of probes for all of them.
+        var targets = config.seeds.compactMap(MeshChecks.seedAddress).filter { $0 != local }
+        let upMembers = (agent.status?.members ?? []).filter { others.contains($0.name) && ($0.state == "alive" || $0.state == "suspect") }
+        targets += upMembers.compactMap(MeshChecks.memberAddress)
+        let probes = await MeshChecks.probeAll(targets, me)
+
+        checks += config.seeds.map { MeshChecks.seed($0, config, me, probes) }
+        if let status = agent.status {
+            checks += others.map { MeshChecks.trustedNode($0, status, me, probes) }
+        }
+        checks.append(LocalChecks.clock(node))
+        return DoctorReport(checks: checks)
+    }
+}

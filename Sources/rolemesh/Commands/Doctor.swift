@@ -1,0 +1,19 @@
+import ArgumentParser
+import Foundation
+import RoleMeshAgent
+
+struct DoctorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check the node: config, key modes, port, agent, seeds, trust both ways, clock.",
+        discussion: "One line per check, each failure with the command that fixes it. Exit 0 when all pass, else 1.")
+    @Flag(help: "One JSON document: {\"ok\", \"checks\": [{\"name\", \"ok\", \"detail\", \"fix\"}]}.") var json = false
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        let node = dir.node
+        let report = blockingWait { await Doctor.run(node) }
+        printOut(json ? ControlJSON.string(report) : report.text)
+        if !report.ok { throw ExitCode(1) }
+    }
+}

@@ -8,6 +8,12 @@ struct RoleMesh: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rolemesh",
         abstract: "A peer-to-peer agent for a personal compute mesh.",
+        discussion: """
+            Every command takes --dir DIR (default: $ROLEMESH_DIR, else ~/.rolemesh). Exit status: a task's \
+            own passes through; 64 bad usage, 69 no node can take it, 73 init over an existing node, 75 the \
+            node was lost mid-run, 77 refused by the executing node, 78 bad configuration, 1 anything else. \
+            The full contract is docs/contract.md in the source repository.
+            """,
         version: RoleMeshVersion.string,
         subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
             + extraCommands + serviceCommands

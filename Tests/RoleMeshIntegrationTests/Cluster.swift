@@ -163,11 +163,12 @@ final class Cluster {
     }
 
     static func run(_ path: String, _ args: [String], stdin: Data? = nil, timeout: Double = 60,
-                    environment: [String: String]? = nil) throws -> Result {
+                    environment: [String: String]? = nil, directory: URL? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
         if let environment { p.environment = environment }
+        if let directory { p.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

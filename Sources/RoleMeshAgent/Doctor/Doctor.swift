@@ -19,11 +19,13 @@ public enum Doctor {
         checks += [secretCheck, listenCheck, agent.check]
 
         var trusted: [String: [UInt8]] = [:]
+        var keysRead = true
         do { trusted = try KeyStore.loadTrusted(in: node) } catch {
+            keysRead = false
             checks.append(.fail("keys", error.message, fix: "chmod 700 \(node.keysDir.path) (and make it yours)"))
         }
         let others = trusted.keys.filter { $0 != config.name }.sorted()
-        if others.isEmpty {
+        if keysRead, others.isEmpty {
             checks.append(.pass("keys", "no other device is trusted yet (this node runs alone): copy each device's keys/NAME.pub into \(node.keysDir.path)"))
         }
         let me = MeshChecks.Identity(name: config.name, keyPair: keyPair, trusted: trusted, local: local,

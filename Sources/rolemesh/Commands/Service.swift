@@ -23,6 +23,11 @@ struct ServiceInstall: ParsableCommand {
             let path = ServiceFiles.path(of: unit)
             try ServiceFiles.write(unit, to: path)
             printOut("wrote \(path)")
+            // An agent started by hand holds the node's port: the service's own would fail to bind.
+            if (try? ControlClient(dir: dir.node)) != nil {
+                printOut("note: an agent already runs for \(dir.node.root.path); if it is not this service's, stop it "
+                         + "(`rolemesh leave --dir \(dir.node.root.path)`) and run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))` again")
+            }
             try ServiceFiles.runAll(unit.enableCommands(path: path), after: "wrote \(path)")
             printOut("enabled and started \(unit.name)")
         }

@@ -110,7 +110,7 @@ public final class SecureChannel: FrameTransport {
     }
 
     /// Why a client handshake failed, for callers that act on the reason (`rolemesh doctor`).
-    public enum HandshakeFailure: Error, Sendable, Equatable {
+    enum HandshakeFailure: Error, Sendable, Equatable {
         case lost                       // the connection ended or the deadline passed
         case refused                    // "RMTX": the server does not trust this node
         case untrusted(String)          // the server's name has no key here

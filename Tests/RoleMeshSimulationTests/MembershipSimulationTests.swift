@@ -1,11 +1,12 @@
 import XCTest
+import Foundation
 import RoleMeshCore
 import RoleMeshSimulation
 
 /// The real membership core, many nodes, virtual time. Everything else that was here is now a
-/// scenario file (scenarios/*.txt, run by ScenarioTests); the 1000-node join stays in Swift
+/// scenario file (scenarios/*.txt, run by ScenarioTests); the big join stays in Swift
 /// because it measures gossip rounds and member counts, which the scenario language does not
-/// express (and a 1000-name `start` line would say little).
+/// express (and a 300-name `start` line would say little).
 final class MembershipSimulationTests: XCTestCase {
     func makeMesh(_ n: Int, profile: TimingProfile = .lan, seed: UInt64 = 7) -> (SimulatedMesh, [String]) {
         let mesh = SimulatedMesh(seed: seed)
@@ -21,18 +22,21 @@ final class MembershipSimulationTests: XCTestCase {
         names.allSatisfy { node in mesh.everyone(sees: node, as: .alive) }
     }
 
-    func testJoinAcrossAThousandNodesConvergesInLogarithmicRounds() throws {
+    /// 300 nodes started at the same instant (about 6 s of wall time); `ROLEMESH_SCALE=1` runs the
+    /// same with 1000 (about 2.5 minutes, so opt-in).
+    func testJoinAcrossHundredsOfNodesConvergesInLogarithmicRounds() throws {
+        let n = ProcessInfo.processInfo.environment["ROLEMESH_SCALE"] == "1" ? 1000 : 300
         let profile = TimingProfile.lan
-        let (mesh, names) = makeMesh(1000, profile: profile, seed: 11)
+        let (mesh, names) = makeMesh(n, profile: profile, seed: 11)
         mesh.recordEvents = false
         let setup = mesh.run(until: { self.allKnowAll(mesh, names) }, step: 300, timeout: 60_000)
-        XCTAssertNotNil(setup, "1000 nodes did not converge")
-        mesh.addNode("joiner", profile: profile, seeds: ["n0500"])
+        XCTAssertNotNil(setup, "\(n) nodes did not converge")
+        mesh.addNode("joiner", profile: profile, seeds: [names[n / 2]])
         let start = mesh.now
         let took = mesh.run(until: { mesh.everyone(sees: "joiner", as: .alive) }, step: profile.heartbeat, timeout: 30_000)
         let rounds = Int(((try XCTUnwrap(took)) + profile.heartbeat - 1) / profile.heartbeat)
-        print("join across 1000 nodes: \(rounds) gossip rounds (\(mesh.now - start) ms virtual); mesh setup took \(setup!) ms")
-        XCTAssertLessThanOrEqual(rounds, 3 * Int(log2(1000.0).rounded(.up)), "more than O(log N) rounds")
+        print("join across \(n) nodes: \(rounds) gossip rounds (\(mesh.now - start) ms virtual); mesh setup took \(setup!) ms")
+        XCTAssertLessThanOrEqual(rounds, 3 * Int(log2(Double(n)).rounded(.up)), "more than O(log N) rounds")
     }
 
     func allKnowAll(_ mesh: SimulatedMesh, _ names: [String]) -> Bool {

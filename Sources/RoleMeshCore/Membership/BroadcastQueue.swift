@@ -1,8 +1,10 @@
 /// Statements waiting to be relayed inside outgoing datagrams (piggybacking).
 ///
-/// News (a new member, changed roles, an accusation, a leave) is relayed a few times per
-/// node, scaled by log N as in SWIM; a plain "still alive" beat is relayed only `beatLimit`
-/// times — enough to route around one lossy link. Each key holds only its newest statement.
+/// Each piece of news goes to `limit` distinct recipients from this node, never twice to one:
+/// plain news (signals) to our K watchers, which floods it along the watch rings (every node
+/// forwards it once to each of its watchers; the rings are cycles through every member, so it
+/// reaches all); urgent news also to random members, SWIM's λ·log N (protocol.md 7.3). Each key
+/// holds only its newest statement.
 /// Two FIFO rings keep `take` proportional to what it returns, even with a thousand members.
 struct BroadcastQueue {
     struct Item {
@@ -10,6 +12,11 @@ struct BroadcastQueue {
         var origin: String
         var transmits: Int
         var limit: Int
+        /// Who already got it from us (at most `limit` names).
+        var sentTo: [String] = []
+        /// Times it was passed over because the recipient already had it: once our watchers all
+        /// have it and nobody else asks, it is done.
+        var passes = 0
         var urgent: Bool
         var generation: UInt64
     }
@@ -18,33 +25,33 @@ struct BroadcastQueue {
     private var urgentRing = Ring()
     private var plainRing = Ring()
     private var nextGeneration: UInt64 = 0
-    /// Urgent items never yet sent: a reason to send before the next heartbeat.
-    private(set) var unsentUrgent = 0
+    /// Urgent items still queued: a reason to push before the next heartbeat.
+    private(set) var pendingUrgent = 0
+    static let maxPasses = 4
 
     var count: Int { items.count }
 
     mutating func add(key: String, entry: SignedEntry, origin: String, limit: Int, urgent: Bool) {
         nextGeneration += 1
-        if let old = items[key], old.urgent, old.transmits == 0 { unsentUrgent -= 1 }
+        if let old = items[key], old.urgent { pendingUrgent -= 1 }
         items[key] = Item(entry: entry, origin: origin, transmits: 0, limit: max(1, limit),
                           urgent: urgent, generation: nextGeneration)
-        if urgent { unsentUrgent += 1; urgentRing.push(key, nextGeneration) }
+        if urgent { pendingUrgent += 1; urgentRing.push(key, nextGeneration) }
         else { plainRing.push(key, nextGeneration) }
     }
 
-    /// After a round of sends: urgent items still unsent had no taker; stop counting them as a
-    /// reason to send early. They stay queued for later datagrams.
-    mutating func settleUnsentUrgent() {
-        guard unsentUrgent > 0 else { return }
-        for (key, item) in items where item.urgent && item.transmits == 0 {
-            items[key]?.urgent = false
-        }
-        unsentUrgent = 0
+    /// After a push that sent nothing (no target could take any urgent item: about the only member
+    /// we reach, say): stop counting them as a reason to push on every tick; they stay queued for
+    /// beats. A push that was only short of room keeps them urgent for the next tick.
+    mutating func settlePendingUrgent(sentAny: Bool) {
+        guard pendingUrgent > 0, !sentAny else { return }
+        for (key, item) in items where item.urgent { items[key]?.urgent = false }
+        pendingUrgent = 0
     }
 
     mutating func remove(origin: String) {
         for (key, item) in items where item.origin == origin || key.hasSuffix(":" + origin) {
-            if item.urgent, item.transmits == 0 { unsentUrgent -= 1 }
+            if item.urgent { pendingUrgent -= 1 }
             items[key] = nil
         }
     }
@@ -71,6 +78,17 @@ struct BroadcastQueue {
             scanned += 1
             guard var item = items[key], item.generation == gen else { continue }   // superseded
             let size = item.entry.encodedSize
+            if let recipient, item.sentTo.contains(recipient) {
+                item.passes += 1
+                if item.passes >= Self.maxPasses {
+                    if item.urgent { pendingUrgent -= 1 }
+                    items[key] = nil
+                } else {
+                    items[key] = item
+                    skipped.append((key, gen))
+                }
+                continue
+            }
             if item.origin == recipient || size > budget {
                 skipped.append((key, gen))
                 if size > budget { break }
@@ -78,9 +96,10 @@ struct BroadcastQueue {
             }
             out.append(item.entry)
             budget -= size
-            if item.urgent, item.transmits == 0 { unsentUrgent -= 1 }
             item.transmits += 1
+            if let recipient { item.sentTo.append(recipient) }
             if item.transmits >= item.limit {
+                if item.urgent { pendingUrgent -= 1 }
                 items[key] = nil
             } else {
                 items[key] = item

@@ -15,6 +15,12 @@ struct Member {
     /// The signed claim this node holds that the member is dead.
     var deathClaim: SignedEntry?
     var deathIncarnation: UInt64 = 0
+    /// When this node last asked it directly because it had gone quiet (protocol.md 7.1).
+    var probedAt: Millis?
+    /// Since when this node watches it (protocol.md 7.1), while it does.
+    var watchedSince: Millis?
+    /// A dead claim received while the words against it were not yet enough (protocol.md 6.3).
+    var deadWord: SignedEntry?
     /// Source address of its last direct datagram whose heartbeat was fresh (accepted), for members
     /// that advertise 0.0.0.0. Never moved by a duplicate or replay.
     var observed: WireAddress?

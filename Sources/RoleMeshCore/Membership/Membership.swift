@@ -7,11 +7,14 @@
 /// `snapshot(now:)` (`Routing.route`; `RouteWatcher` for `role-moved` events).
 ///
 /// The rules, in short (README "How membership works" has the long form):
-/// - every node signs a heartbeat each `heartbeat` interval and sends it to its peers; statements
-///   are relayed with their origin's signature, so one lossy link is routed around;
-/// - silence longer than `suspectAfter` makes this node suspect a member and say so, signed;
-/// - it declares the member dead after `suspicionTimeout` only once `confirmations` other nodes
-///   (fewer if fewer are alive) accused it too; a suspected node refutes by raising its incarnation;
+/// - every node signs a heartbeat each `heartbeat` interval and sends it to its K watchers only
+///   (`WatchRings`), so its steady traffic does not grow with N; news (state changes, accusations,
+///   new roles, meaningfully changed signals) rides on those beats and is pushed to a few random
+///   members at once, relayed with its origin's signature;
+/// - a watcher that hears nothing for `suspectAfter` suspects the member and tells it and its other
+///   watchers, signed; a watcher that still hears it answers with its newest heartbeat;
+/// - it declares the member dead after `suspicionTimeout` only once the member's other watchers
+///   (up to `confirmations`) accused it too; a suspected node refutes by raising its incarnation;
 /// - dead and left are final for an incarnation; a node's incarnation only rises (persisted by the
 ///   shell), so a restarted node always overrides its old death;
 /// - a tick gap longer than `pauseThreshold` means this process was suspended: it accuses nobody,
@@ -74,10 +77,32 @@ public final class Membership {
     /// Set when anything routing reads changed (states, roles, backups, draining, signals, the
     /// second-hand mark); reported as one `.viewChanged` at the end of the input's actions.
     var viewChanged = true
+    /// Who watches whom, recomputed when a member's state changes (`refreshWatching`).
+    var rings = WatchRings(names: [], k: 1, keys: { _ in [0] })
+    var ringsValid = false
+    /// Each name's ring hashes, computed once.
+    var ringKeyCache: [String: [UInt64]] = [:]
+    /// The nodes this one sends its heartbeat to, and the members it watches.
+    var myWatchers: [String] = []
+    var subjects: Set<String> = []
+    /// Nodes that suspected us although our rings do not make them our watchers (their view differs
+    /// for a moment): we beat to them too, until the time given.
+    var extraWatchers: [String: Millis] = [:]
+    var lastPush: Millis = .min / 2
+    /// The last member a sync sample carried (`sendSample`).
+    var syncCursor = ""
+    /// Members marked second-hand (since when), and members this node suspects: the tick looks at
+    /// these and at `subjects` only, never at every member.
+    var secondHandSince: [String: Millis] = [:]
+    var suspecting: Set<String> = []
+    var deadWordHeld: Set<String> = []
+    var nextRingRefresh: Millis = .min / 2
+    /// The newest probed signals, and when signals were last announced (protocol.md 7.2).
+    var latestSignals: Signals
+    var signalsAnnouncedAt: Millis
 
     static let retention: Millis = 24 * 3600 * 1000
     static let relayMultiplier = 4
-    static let beatRelayLimit = 2
     static let maxSeenAccusations = 10_000
 
     public init(config: Config, crypto: StatementCrypto, seed: UInt64, now: Millis) {
@@ -88,6 +113,8 @@ public final class Membership {
         me = Heartbeat(name: config.name, incarnation: min(config.incarnation, Wire.maxIncarnation), seq: 0, draining: config.draining,
                        address: config.address, roles: config.roles, backup: config.backup, signals: config.signals.quantized)
         myEntry = SignedEntry(statement: .heartbeat(me), body: [], signature: [])
+        latestSignals = me.signals
+        signalsAnnouncedAt = now
         bootstrap = config.bootstrap
         // Spread first beats so nodes started together do not send in lockstep.
         nextBeat = now + Millis.random(in: 0..<config.profile.heartbeat, using: &rng)
@@ -110,20 +137,26 @@ public final class Membership {
         guard !hasLeft else { return takeActions() }
         if let last = lastTick, now - last > profile.pauseThreshold { resumeAfterPause(now: now, gap: now - last) }
         lastTick = now
+        refreshWatching(now: now)
         detectFailures(now: now)
+        expireSecondHand(now: now)
         if now >= nextBeat {
             // Keep the cadence: a beat that fired a little late does not delay the next one.
             nextBeat = max(nextBeat + profile.heartbeat, now + profile.heartbeat / 2)
             me.seq += 1
+            if latestSignals != me.signals, now - signalsAnnouncedAt >= profile.signalFloor(memberCount: memberCount) {
+                me.signals = latestSignals   // the floor: small drifts go out now and then
+                signalsAnnouncedAt = now
+                markViewChanged()
+            }
             myEntry = sign(.heartbeat(me))
-            gossip()
-        } else if broadcasts.unsentUrgent > 0 {
-            gossip()
+            beat()
         }
+        if broadcasts.pendingUrgent > 0 { push(now: now) }
         if now >= nextSync {
-            nextSync = now + profile.syncInterval
+            nextSync = now + profile.syncEvery(memberCount: memberCount)
             let peers = memberNames.filter { members[$0]!.isReachable }
-            if let peer = peers.randomElement(using: &rng) { sendFullState(.syncRequest, to: members[peer]!.address) }
+            if let peer = peers.randomElement(using: &rng) { sendSample(.syncRequest, to: members[peer]!.address) }
         }
         if now >= nextDeadRetry {
             nextDeadRetry = now + profile.deadRetry
@@ -171,6 +204,12 @@ public final class Membership {
     func process(_ d: Datagram, from: WireAddress, now: Millis) -> [MembershipAction] {
         guard let first = d.entries.first, case .heartbeat(let sender) = first.statement else { return takeActions() }
         if sender.name == name { dropped.replay += 1; return takeActions() }   // our own words played back to us
+        let urgentBefore = broadcasts.pendingUrgent
+        // A sync request from a node we did not know, held final, or that came back at another
+        // incarnation is answered with everything we know; from anyone else, with a sample.
+        let known = members[sender.name]
+        let needsFullState = known == nil || known!.finalIncarnation != nil
+            || known!.heartbeat.incarnation != sender.incarnation
         var fresh = false
         switch acceptHeartbeat(first, sender, source: from, direct: true, now: now) {
         case .accepted:
@@ -208,13 +247,16 @@ public final class Membership {
                 guard acceptAccusation(entry, a, source: from, now: now) else { return takeActions() }
             }
         }
+        // News learnt from this datagram goes on at once, not at our next tick (at most one push per
+        // tick). Only news this datagram brought: a replay brings none and triggers nothing.
+        if broadcasts.pendingUrgent > urgentBefore { push(now: now) }
         // Full state only in answer to a sync request whose signed lead we accepted just now.
         if d.kind == .syncRequest, fresh, sender.syncRequest,
            now - (lastSyncReply[sender.name] ?? Millis.min / 2) >= profile.heartbeat,
            now - (lastSyncReplyIP[from.ip] ?? Millis.min / 2) >= profile.heartbeat {
             lastSyncReply[sender.name] = now
             lastSyncReplyIP[from.ip] = now
-            sendFullState(.syncReply, to: from)
+            if needsFullState { sendFullState(.syncReply, to: from) } else { sendSample(.syncReply, to: from) }
         }
         return takeActions()
     }
@@ -234,24 +276,31 @@ public final class Membership {
         return takeActions()
     }
 
-    /// Changes to this node's own roles, backups, draining flag or signals. Anything but
-    /// probed signals goes out at once; those ride on the next heartbeat.
+    /// Changes to this node's own roles, backups, draining flag or signals. Roles, backups and
+    /// draining go to every member at once. Probed signals are announced only when they change
+    /// meaningfully (`Signals.meaningfullyDifferent`) or at the floor rate, riding on beats as news;
+    /// `announce` (`rolemesh signal`) sends them at once like the rest.
     public func updateSelf(now: Millis, announce: Bool = false, _ change: (inout Heartbeat) -> Void) -> [MembershipAction] {
         var next = me
         change(&next)
         next.signals = next.signals.quantized
-        guard next != me, !hasLeft else { return takeActions() }
-        let urgent = announce || !next.sameIdentity(as: me)
-        if !next.sameIdentity(as: me) || !next.signals.sameFitness(as: me.signals) {
+        guard !hasLeft else { return takeActions() }
+        latestSignals = next.signals
+        let identity = !next.sameIdentity(as: me)
+        let signalsDue = next.signals != me.signals
+            && (announce || identity || next.signals.meaningfullyDifferent(from: me.signals))
+        guard identity || signalsDue else { return takeActions() }
+        if identity || !next.signals.sameFitness(as: me.signals) {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
         }
-        me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.signals = next.signals
+        me.roles = next.roles; me.backup = next.backup; me.draining = next.draining
+        if signalsDue { me.signals = next.signals; signalsAnnouncedAt = now }
         markViewChanged()
-        if urgent {
-            me.seq += 1
-            myEntry = sign(.heartbeat(me))
-            gossip()
-            markViewChanged()
+        me.seq += 1
+        myEntry = sign(.heartbeat(me))
+        if identity || announce || !me.signals.sameFitness(as: next.signals) {
+            // A person's command, or a change heavy routing reads: everyone hears it now.
+            for m in sortedMembers where m.isReachable { sendDatagram([myEntry], to: m.heartbeat.name) }
         }
         return takeActions()
     }
@@ -300,8 +349,11 @@ public final class Membership {
         m.entry = entry
         m.lastHeard = heard
         m.suspectSince = nil
+        suspecting.remove(hb.name)
         m.secondHand = learnedSecondHand
+        secondHandSince[hb.name] = learnedSecondHand ? now : nil
         // It spoke again: earlier accusations no longer confirm anything.
+        m.deadWord = nil
         if !m.accusers.isEmpty {
             m.accusers = []
             seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.kind != .suspect }
@@ -323,9 +375,12 @@ public final class Membership {
         if changedState || changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
             markViewChanged()   // routing reads all of these, the second-hand mark included
         }
+        // A plain beat (only seq changed) is not news: it went to the watchers that need it.
         let urgent = changedState || changedIdentity
-        broadcasts.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
-                  limit: urgent ? relayLimit : Self.beatRelayLimit, urgent: urgent)
+        if urgent || old?.heartbeat.signals != hb.signals {
+            broadcasts.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
+                           limit: urgent ? relayLimit : profile.watchers, urgent: urgent)
+        }
         return .accepted
     }
 
@@ -398,44 +453,122 @@ public final class Membership {
         if seenAccusations.count >= Self.maxSeenAccusations { seenAccusations.removeAll() }
         seenAccusations.insert(a)
         if a.target == name {
+            // Whoever suspects us thinks it watches us: beat to it too for a while.
+            if a.kind == .suspect, !myWatchers.contains(a.accuser) {
+                extraWatchers[a.accuser] = now + 4 * profile.suspectAfter
+            }
             refute(atLeast: a.incarnation)
             return true
         }
         guard var m = members[a.target] else { return true }
+        // We watch it and still hear it: show the accuser its newest words (SWIM's indirect probe).
+        if a.kind == .suspect, subjects.contains(a.target), m.suspectSince == nil,
+           now - m.lastHeard < profile.suspectAfter / 2 {
+            sendDatagram([myEntry, m.entry], to: a.accuser)
+        }
         // A dead claim is one more word against the member, like a suspicion; it kills only on the
         // word of several (protocol.md 6.3).
         m.accusers.insert(a.accuser)
         broadcasts.add(key: "a:\(a.accuser):\(a.kind.rawValue):\(a.target)", entry: entry, origin: a.accuser,
                   limit: relayLimit, urgent: true)
-        if a.kind == .dead {
+        // The first dead claim is kept: the words that make it enough may come after it, as
+        // suspicions (with gossip v2, nodes that already hold it dead no longer pass it on).
+        if a.kind == .dead, m.deadWord == nil { m.deadWord = entry; deadWordHeld.insert(a.target) }
+        if let word = m.deadWord {
             let silent = now - m.lastHeard >= suspectAfter / 2
-            let enough = m.accusers.count >= min(profile.confirmations, witnesses(excluding: a.target)) + 1
+            let enough = m.accusers.count >= wordsNeeded(against: a.target)
             if m.secondHand || (silent && enough) {
-                markDead(&m, claim: entry, incarnation: a.incarnation, now: now)
+                markDead(&m, claim: word, incarnation: a.incarnation, now: now)
             }
         }
         members[a.target] = m
         return true
     }
 
-    /// Members alive in our view other than `target` (this node not counted).
-    func witnesses(excluding target: String) -> Int {
-        members.values.reduce(0) { $0 + ($1.state == .alive && $1.heartbeat.name != target ? 1 : 0) }
+    /// How many distinct nodes must have accused `target` (suspect or dead, at its incarnation)
+    /// before it is dead: as many as it has watchers (K, fewer only when fewer nodes could watch it),
+    /// up to `confirmations` + 1. Counted from the view, not from the rings (which may be a tick
+    /// old): 2 whenever anyone but the target and this node is alive, so one key alone cannot kill.
+    func wordsNeeded(against target: String) -> Int {
+        let couldWatch = 1 + members.values.reduce(0) { $0 + ($1.state == .alive && $1.heartbeat.name != target ? 1 : 0) }
+        return min(profile.confirmations + 1, max(1, min(profile.watchers, couldWatch)))
     }
 
+    /// Rebuilds the rings after a change of who is alive (at most once per tick: the rings only
+    /// steer beats and detection, which run on ticks). A member that has just become ours to watch
+    /// gets a full `suspectAfter` from now before its silence counts.
+    func refreshWatching(now: Millis) {
+        // At most twice a beat: while a hundred members join, rebuilding on every tick is waste.
+        guard !ringsValid, now >= nextRingRefresh else { return }
+        ringsValid = true
+        nextRingRefresh = now + profile.heartbeat / 2
+        var alive = [name], offRing: [String] = []
+        for key in memberNames {
+            switch members[key]!.state {
+            case .alive: alive.append(key)
+            case .suspect: offRing.append(key)
+            default: break
+            }
+        }
+        rings = WatchRings(names: alive, k: profile.watchers, keys: ringKeys)
+        myWatchers = watchers(of: name)
+        let next = Set(rings.subjects(of: name, offRing: offRing, keys: ringKeys))
+        for key in next.subtracting(subjects).sorted() {
+            // A member that has just become ours to watch may not beat to us yet (its view of the
+            // rings may lag ours): if we have not heard it lately we ask it directly — a sync
+            // request is answered — and suspect it only if that goes unanswered too. This keeps
+            // detection fast when its old watchers died or are across a partition.
+            members[key]!.watchedSince = now
+            if now - members[key]!.lastHeard > suspectAfter / 2 { sendSample(.syncRequest, to: members[key]!.address) }
+        }
+        for key in subjects.subtracting(next) where members[key] != nil { members[key]!.watchedSince = nil }
+        subjects = next
+    }
+
+    func watchers(of node: String) -> [String] { rings.watchers(of: node, keys: ringKeys) }
+
+    func ringKeys(_ node: String) -> [UInt64] {
+        if let k = ringKeyCache[node] { return k }
+        if ringKeyCache.count > 100_000 { ringKeyCache.removeAll() }
+        let k = WatchRings.keys(node, k: profile.watchers)
+        ringKeyCache[node] = k
+        return k
+    }
+
+    /// Only the members we watch are suspected for silence; the others are watched by others.
     func detectFailures(now: Millis) {
         let threshold = suspectAfter
         // Only members with a timer running or just expired need work; the rest are read, not copied back.
         var due: [String] = []
-        for i in members.indices {
-            let m = members.values[i]
-            if m.isReachable, m.suspectSince != nil || now - m.lastHeard > threshold { due.append(members.keys[i]) }
+        for key in subjects.union(suspecting) {
+            guard let m = members[key], m.isReachable else { suspecting.remove(key); continue }
+            // A member we have just started to watch is judged from then (less the time its answer
+            // to our probe may take), not from when we last heard it as somebody else's subject.
+            let since = max(m.lastHeard, (m.watchedSince ?? .min / 2) - threshold / 2)
+            if m.suspectSince != nil || now - since > threshold {
+                due.append(key)
+            } else if now - since > threshold * 3 / 4, (m.probedAt ?? .min / 2) < since {
+                // Silent for three quarters of the limit: ask it directly before accusing it (a sync
+                // request is answered). A node whose rings differ from ours (it beats to others for
+                // now), or whose beats were lost, answers and is not suspected at all.
+                members[key]!.probedAt = now
+                sendSample(.syncRequest, to: m.address)
+            }
+        }
+        // Dead claims held back for want of words: the words may be enough now (rings changed).
+        for key in deadWordHeld.sorted() {
+            guard var m = members[key], m.isReachable, let word = m.deadWord else { deadWordHeld.remove(key); continue }
+            if now - m.lastHeard >= suspectAfter / 2, m.accusers.count >= wordsNeeded(against: key) {
+                markDead(&m, claim: word, incarnation: m.heartbeat.incarnation, now: now)
+                members[key] = m
+            }
         }
         guard !due.isEmpty else { return }
         for key in due.sorted() {
             guard var m = members[key] else { continue }
             if m.suspectSince == nil {
                 m.suspectSince = now
+                suspecting.insert(key)
                 if m.state == .alive {
                     m.state = .suspect
                     m.stateSince = now
@@ -445,9 +578,14 @@ public final class Membership {
                 let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
                                                         incarnation: m.heartbeat.incarnation)))
                 broadcasts.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
+                // The member itself (so it refutes) and its other watchers (so they confirm or answer
+                // with its newest beat) hear it first.
+                for target in [key] + watchers(of: key) where target != name {
+                    sendDatagram([myEntry, claim], to: target)
+                }
             }
             if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
-                if m.accusers.count >= min(profile.confirmations, witnesses(excluding: key)) {
+                if m.accusers.count + 1 >= wordsNeeded(against: key) {
                     let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key,
                                                             incarnation: m.heartbeat.incarnation)))
                     markDead(&m, claim: claim, incarnation: m.heartbeat.incarnation, now: now)
@@ -458,11 +596,24 @@ public final class Membership {
         }
     }
 
+    /// A member learned through others and not contradicted for `suspectAfter` is taken as up: with
+    /// gossip v2 most members are never heard directly, only through their watchers' news.
+    func expireSecondHand(now: Millis) {
+        for (key, since) in secondHandSince where now - since >= suspectAfter {
+            secondHandSince[key] = nil
+            if members[key] != nil { members[key]!.secondHand = false }
+            markViewChanged()
+        }
+    }
+
     func markDead(_ m: inout Member, claim: SignedEntry, incarnation: UInt64, now: Millis) {
         m.state = .dead
         m.deathClaim = claim
         m.deathIncarnation = incarnation
         m.suspectSince = nil
+        m.deadWord = nil
+        suspecting.remove(m.heartbeat.name)
+        deadWordHeld.remove(m.heartbeat.name)
         m.stateSince = now
         outbox.append(.event(.state(.dead, m.heartbeat.name)))
         markViewChanged()
@@ -491,6 +642,7 @@ public final class Membership {
         for key in memberNames where members[key]!.isReachable {
             members[key]!.lastHeard = now
             members[key]!.suspectSince = nil
+            suspecting.remove(key)
             if members[key]!.state == .suspect {
                 members[key]!.state = .alive
                 members[key]!.stateSince = now
@@ -505,26 +657,53 @@ public final class Membership {
 
     // MARK: - Sending
 
-    /// Our heartbeat plus piggybacked news to every reachable member (or a random sample).
-    func gossip() {
-        var targets: [(name: String, address: WireAddress)] = []
-        targets.reserveCapacity(members.count)
-        for key in memberNames {
-            let m = members[key]!
-            if m.isReachable { targets.append((key, m.address)) }
+    /// Our heartbeat, with piggybacked news, to our watchers (and anyone who suspected us lately).
+    func beat() {
+        let now = lastTick ?? 0
+        extraWatchers = extraWatchers.filter { $0.value > now && members[$0.key]?.isReachable == true }
+        var targets = myWatchers
+        for key in extraWatchers.keys.sorted() where !targets.contains(key) { targets.append(key) }
+        let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
+        for t in targets { sendDatagram([myEntry] + broadcasts.take(budget: budget, recipient: t), to: t) }
+    }
+
+    /// News not sent yet goes to `pushFanout` random reachable members now, so it spreads in
+    /// O(log N) hops; each taker does the same once, then it rides on beats until its limit.
+    func push(now: Millis) {
+        // At most one push per tick: a burst of news (a hundred members joining) goes out as a few
+        // full datagrams per tick, not three per datagram received.
+        guard now - lastPush >= profile.tick else { return }
+        lastPush = now
+        // A few random reachable members, drawn without walking the whole list (a bounded number
+        // of draws, then the rest of the list in order).
+        let names = memberNames
+        var targets: [String] = []
+        var draws = 0
+        while targets.count < profile.pushFanout, draws < 4 * profile.pushFanout, !names.isEmpty {
+            draws += 1
+            let pick = names[Int.random(in: 0..<names.count, using: &rng)]
+            if members[pick]!.isReachable, !targets.contains(pick) { targets.append(pick) }
         }
-        if targets.count > profile.maxFanout {
-            targets.shuffle(using: &rng)
-            targets.removeLast(targets.count - profile.maxFanout)
+        if targets.count < profile.pushFanout {
+            for key in names where targets.count < profile.pushFanout && members[key]!.isReachable && !targets.contains(key) {
+                targets.append(key)
+            }
         }
         let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
-        for t in targets {
-            let extra = broadcasts.take(budget: budget, recipient: t.name)
-            send(Datagram(kind: .gossip, entries: [myEntry] + extra), to: t.address)
+        var sentAny = false
+        for t in targets.sorted() {
+            let extra = broadcasts.take(budget: budget, recipient: t)
+            if !extra.isEmpty { sendDatagram([myEntry] + extra, to: t); sentAny = true }
         }
         // News no target could take (about the only member we reach, say) must not force a send
-        // on every tick: it waits for the next heartbeat like the rest.
-        broadcasts.settleUnsentUrgent()
+        // on every tick: it waits for the next beat like the rest.
+        broadcasts.settlePendingUrgent(sentAny: sentAny)
+    }
+
+    /// One gossip datagram to a member by name, at its current address.
+    func sendDatagram(_ entries: [SignedEntry], to node: String) {
+        guard let m = members[node] else { return }
+        send(Datagram(kind: .gossip, entries: entries), to: m.address)
     }
 
     /// Everything we know, in as many datagrams as it takes, each led by our own heartbeat (for a
@@ -537,6 +716,26 @@ public final class Membership {
         }
         let lead = kind == .syncRequest ? syncRequestLead() : myEntry
         for d in pack(entries, kind: kind, lead: lead) { send(d, to: address) }
+    }
+
+    /// Anti-entropy at constant cost: one datagram of our records, the next ones in name order after
+    /// those the last sample carried, so N members take about N/8 syncs to go round, whatever N is.
+    func sendSample(_ kind: DatagramKind, to address: WireAddress) {
+        let lead = kind == .syncRequest ? syncRequestLead() : myEntry
+        let names = memberNames
+        guard !names.isEmpty else { return send(Datagram(kind: kind, entries: [lead]), to: address) }
+        var start = names.firstIndex { $0 > syncCursor } ?? 0
+        var entries = [lead], size = Wire.headerSize + lead.encodedSize
+        for _ in 0..<names.count {
+            let m = members[names[start]]!
+            let add = [m.entry] + (m.deathClaim.map { [$0] } ?? [])
+            let extra = add.reduce(0) { $0 + $1.encodedSize }
+            if size + extra > Wire.maxDatagramSize || entries.count + add.count > 255 { break }
+            entries += add; size += extra
+            syncCursor = names[start]
+            start = (start + 1) % names.count
+        }
+        send(Datagram(kind: kind, entries: entries), to: address)
     }
 
     /// The sync request's kind is signed: its lead is our heartbeat at the next seq with flag 0x02.
@@ -595,16 +794,17 @@ public final class Membership {
 
     // MARK: - Helpers
 
-    /// Scaled by the number of members we know (dead ones included: an upper bound is safe here).
-    var suspectAfter: Millis { profile.suspectAfter(memberCount: members.count + 1) }
-    /// How often a relayed piece of news is passed on: SWIM's λ·log(N).
+    /// Every watcher hears its subjects directly, so silence means the same at any N.
+    var suspectAfter: Millis { profile.suspectAfter }
+    /// How many distinct members urgent news is passed to: SWIM's λ·log(N) random ones, plus our
+    /// watchers, so the flood along the rings is complete too.
     var relayLimit: Int {
         var n = members.count + 1, digits = 0
         while n > 0 { digits += 1; n /= 10 }
-        return Self.relayMultiplier * digits
+        return Self.relayMultiplier * digits + profile.watchers
     }
-    /// Our own news goes to every reachable member directly, plus a few spares.
-    var ownLimit: Int { max(relayLimit, min(members.count, profile.maxFanout) + 2) }
+    /// Our own accusations are passed on a little more than others' news.
+    var ownLimit: Int { relayLimit + 2 }
 
     func forgetOldMembers(now: Millis) {
         for (key, m) in members where !m.isReachable && now - m.stateSince > Self.retention {
@@ -615,7 +815,8 @@ public final class Membership {
         if lastSyncReplyIP.count > 1024 { lastSyncReplyIP.removeAll() }
     }
 
-    func markViewChanged() { viewChanged = true }
+    /// Routing and the rings read the same things (states above all): both are refreshed.
+    func markViewChanged() { viewChanged = true; ringsValid = false }
 
     /// Member names, sorted. Dictionary order is seeded per process: whatever sends or emits in a
     /// loop goes in this order, so one seed gives one run (the simulation relies on it).
@@ -660,10 +861,6 @@ public enum MembershipAction: Sendable {
     case viewChanged
 }
 
-extension Signals {
-    /// Whether heavy work could go to both: the flags routing looks at, not the load figures.
-    func sameFitness(as o: Signals) -> Bool { onBattery == o.onBattery && throttled == o.throttled }
-}
 
 extension Heartbeat {
     /// Everything a peer should hear about at once: all but the sequence number and signals.

@@ -33,8 +33,14 @@ public enum SchedulePlanner {
         let up = Set(view.filter { $0.state == .alive || $0.state == .suspect }.map(\.name))
         // An attempt counts as going on while its node is up; ours only while we really run it
         // (a record of ours from before a restart is a lost attempt).
-        if let r = runs.last(where: { $0.state == .running && up.contains($0.node) && ($0.node != me || active.contains($0.id)) }) {
+        func going(_ r: SlotRun) -> Bool { r.state == .running && up.contains(r.node) && (r.node != me || active.contains(r.id)) }
+        if let r = runs.last(where: going) {
             plan.status = .running(node: r.node)
+            return plan
+        }
+        // One run of a schedule at a time: a slot that starts while the last one still runs waits for it.
+        if let r = ledger.runs.values.first(where: { $0.schedule == s.id && $0.slot < slot && going($0) }) {
+            plan.status = .waiting("the slot of \(Slots.rfc3339(r.slot)) is still running on \(r.node)")
             return plan
         }
         guard let node = route.node, let holder = view.first(where: { $0.name == node }) else {

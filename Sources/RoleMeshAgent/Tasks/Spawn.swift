@@ -10,9 +10,8 @@ import Foundation
 /// group, its working directory, its three pipes, and nothing else of the agent's descriptors.
 enum Spawn {
     /// The child's pid, or the errno `posix_spawn` reported (ENOEXEC, EACCES, ENOENT…).
-    /// `idlePolicy`: the child switches to SCHED_IDLE before exec (a background run).
     static func start(path: String, args: [String], environment: [String], directory: String,
-                      stdin: Int32, stdout: Int32, stderr: Int32, idlePolicy: Bool = false) -> Result<pid_t, Errno> {
+                      stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, Errno> {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -22,13 +21,7 @@ enum Spawn {
         posix_spawnattr_setsigdefault(&attr, &all)
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setpgroup(&attr, 0)
-        var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP
-        if idlePolicy {
-            // glibc calls sched_setscheduler in the child, before exec; priority 0 (the attr's default).
-            posix_spawnattr_setschedpolicy(&attr, BackgroundPriority.schedIdle)
-            flags |= POSIX_SPAWN_SETSCHEDULER
-        }
-        posix_spawnattr_setflags(&attr, Int16(flags))
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

@@ -9,7 +9,7 @@ import RoleMeshCore
 /// - with a seat (a desktop, a laptop): logind's IdleHint / IdleSinceHint of the active seat
 ///   sessions (`loginctl`), so no input for a while is required too.
 /// `idle_s` is how long both have held. Reads files and runs `loginctl`: call it off the agent queue.
-final class IdleProbe: Sendable {
+public final class IdleProbe: Sendable {
     private let root: String
     private let state = Locked(State())
 
@@ -19,17 +19,18 @@ final class IdleProbe: Sendable {
         var quietSince: Millis?
     }
 
-    struct CPUTimes: Equatable {
-        var busy: UInt64      // user + system + irq + softirq + steal: not nice, not idle
-        var total: UInt64
+    public struct CPUTimes: Equatable, Sendable {
+        public var busy: UInt64      // user + system + irq + softirq + steal: not nice, not idle
+        public var total: UInt64
+        public init(busy: UInt64, total: UInt64) { self.busy = busy; self.total = total }
     }
 
-    init(root: String = "/") { self.root = root.hasSuffix("/") ? root : root + "/" }
+    public init(root: String = "/") { self.root = root.hasSuffix("/") ? root : root + "/" }
 
     /// Busy below this share of the whole machine (all cores) is quiet.
     static let quietShare = 0.3
 
-    func read(now: Millis = Clock.now(), wallSeconds: Double = Date().timeIntervalSince1970) -> (idle: Bool?, seconds: Int?) {
+    public func read(now: Millis = Clock.now(), wallSeconds: Double = Date().timeIntervalSince1970) -> (idle: Bool?, seconds: Int?) {
         let cpu = (try? String(contentsOfFile: root + "proc/stat", encoding: .utf8)).flatMap(Self.cpuTimes)
         let quietFor: Int? = state.withLock { s in
             defer { s.lastCPU = cpu }
@@ -49,7 +50,7 @@ final class IdleProbe: Sendable {
     }
 
     /// The first `cpu` line of /proc/stat.
-    static func cpuTimes(_ stat: String) -> CPUTimes? {
+    public static func cpuTimes(_ stat: String) -> CPUTimes? {
         guard let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return nil }
         let v = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
         guard v.count >= 8 else { return nil }
@@ -72,7 +73,7 @@ final class IdleProbe: Sendable {
 
     /// `loginctl show-session A B -p ...`: blocks of `Key=value` lines, one per session. The
     /// active sessions on a seat decide: idle if all are, for as long as the most recent went idle.
-    static func seatIdle(_ text: String, nowMicros: UInt64) -> (idle: Bool, seconds: Int)? {
+    public static func seatIdle(_ text: String, nowMicros: UInt64) -> (idle: Bool, seconds: Int)? {
         var result: (idle: Bool, seconds: Int)?
         for block in text.components(separatedBy: "\n\n") {
             var kv: [String: String] = [:]

@@ -187,12 +187,15 @@ final class BackgroundIntegrationTests: XCTestCase {
         XCTAssertTrue(human.stdout.contains("error: roles/other/schedule.toml line 3"), human.stdout)
         XCTAssertTrue(runs().isEmpty)
 
-        let run = try cluster.cli(["schedules", "run", "meta/later", "--dir", cluster.dir("node3")])
-        XCTAssertEqual(run.status, 64, "node3 has no such schedule: \(run.stderr)")
-        let now1 = try cluster.cli(["schedules", "run", "meta/later", "--dir", cluster.dir("node1")])
+        // node3 has no schedule files: it knows node1's and node2's from them.
+        XCTAssertTrue(waitUntil(timeout: 10) { self.scheduleRow("node3", "meta/later")?["node"]?.string == "node1" })
+        let unknown = try cluster.cli(["schedules", "run", "meta/nothing", "--dir", cluster.dir("node3")])
+        XCTAssertEqual(unknown.status, 64, unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("no schedule meta/nothing is known here"), unknown.stderr)
+        let now1 = try cluster.cli(["schedules", "run", "meta/later", "--dir", cluster.dir("node3")])
         XCTAssertEqual(now1.status, 0, now1.stderr)
         XCTAssertTrue(waitUntil(timeout: 10) { self.scheduleRow("node1", "meta/later")?["state"]?.string == "done" })
-        XCTAssertEqual(runs().map { $0[0] }, ["node1"])
+        XCTAssertEqual(runs().map { $0[0] }, ["node1"], "it ran on the route, not where it was asked")
         XCTAssertEqual(runs().first?[3], now1.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
         // submit --when idle waits for an idle holder.

@@ -7,6 +7,15 @@ struct BackgroundState {
     /// Schedule files that did not parse: file → the error sentence (reported, never fatal).
     var fileErrors: [String: String] = [:]
     var readingFiles = false
+    /// Other nodes' schedules, as each last told this node (for `schedules` and `schedules run`).
+    var remote: [String: [Schedule]] = [:]
+
+    /// Every schedule the mesh knows: this node's own first, then others' it lacks (by peer name).
+    var known: [Schedule] {
+        var out = schedules, ids = Set(schedules.map(\.id))
+        for peer in remote.keys.sorted() { for s in remote[peer]! where ids.insert(s.id).inserted { out.append(s) } }
+        return out
+    }
     /// Every slot record this node knows (persisted in `state/slots.json`, exchanged with peers).
     var ledger = SlotLedger()
     /// Attempts this node started and whose runs have not ended (task ids).

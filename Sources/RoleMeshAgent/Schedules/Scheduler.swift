@@ -43,8 +43,10 @@ extension Agent {
             let (schedules, errors) = await offQueue { ScheduleFiles.load(dir) }
             background.readingFiles = false
             for (file, e) in errors where background.fileErrors[file] != e { Log.warn("\(e); its schedules are not run") }
+            let changed = schedules != background.schedules
             background.schedules = schedules
             background.fileErrors = errors
+            if changed { shareSlots() }     // others list this node's schedules soon, not at the next exchange
         }
     }
 
@@ -119,7 +121,7 @@ extension Agent {
     }
 
     func schedulesReply() -> SchedulesReply {
-        let rows = background.schedules.map { s -> ScheduleStatus in
+        let rows = background.known.map { s -> ScheduleStatus in
             let p = plan(s)
             var state = "waiting", reason: String?
             switch p.status {
@@ -143,9 +145,9 @@ extension Agent {
 
     /// `schedules run ROLE/TASK`: the current slot now, on its route, whatever its conditions.
     func runScheduleNow(role: String, task: String, _ conn: ControlConnection) {
-        guard let s = background.schedules.first(where: { $0.role == role && $0.task == task }) else {
+        guard let s = background.known.first(where: { $0.role == role && $0.task == task }) else {
             let bad = background.fileErrors["roles/\(role)/schedule.toml"].map { " (\($0))" } ?? ""
-            return conn.fail(MeshError(MeshError.usage, "this node has no schedule \(role)/\(task): no [\(task)] in roles/\(role)/schedule.toml\(bad)"))
+            return conn.fail(MeshError(MeshError.usage, "no schedule \(role)/\(task) is known here: no [\(task)] in roles/\(role)/schedule.toml on this node or the nodes it has heard from\(bad)"))
         }
         let p = plan(s, force: true)
         if case .running(let node) = p.status, let r = background.ledger.runs(of: s.id, slot: p.slot).last(where: { $0.state == .running }) {

@@ -8,11 +8,18 @@ import RoleMeshCore
 /// ends, with a member when it comes alive (a restart, a healed partition), and with one member
 /// at random every 10 s.
 extension Agent {
-    func mergeSlots(_ records: [SlotRun], from peer: String) -> [SlotRun] {
+    /// Takes a peer's records and its schedules (the latest list from each peer replaces the last);
+    /// returns ours.
+    func mergeSlots(_ theirs: SlotsPayload, from peer: String) -> SlotsPayload {
         var changed = false
-        for r in records.prefix(SlotLedger.capacity) where background.ledger.merge(r) { changed = true }
+        for r in theirs.records.prefix(SlotLedger.capacity) where background.ledger.merge(r) { changed = true }
         if changed { saveLedger() }
-        return Array(background.ledger.runs.values)
+        if let defs = theirs.schedules { background.remote[peer] = defs.prefix(256).compactMap(\.schedule) }
+        return ourSlots()
+    }
+
+    func ourSlots() -> SlotsPayload {
+        SlotsPayload(records: Array(background.ledger.runs.values), schedules: background.schedules.map(ScheduleDefinition.init))
     }
 
     func upPeers() -> [String] {
@@ -29,15 +36,15 @@ extension Agent {
         guard !leaving, let address = address(of: peer), !address.isUnspecified else { return }
         // One exchange per peer at a time; news that comes meanwhile goes in another right after.
         guard background.exchanging.insert(peer).inserted else { background.again.insert(peer); return }
-        let records = Array(background.ledger.runs.values), me = name, (keyPair, trusted) = credentials(), from = listenAddress
+        let ours = ourSlots(), me = name, (keyPair, trusted) = credentials(), from = listenAddress
         Task {
-            var theirs: [SlotRun] = []
+            var theirs = SlotsPayload(records: [])
             do {
                 let ch = try await SecureChannel.connect(to: address, expected: peer, me: me, keyPair: keyPair, trusted: trusted, from: from)
                 // A peer that stops answering does not hold the exchange open.
                 let limit = Task { try? await Task.sleep(for: .seconds(5)); ch.abort() }
-                try await ch.send(Frame(.request, encoding: TaskRequest.slots(records)))
-                if let f = try await ch.receive(), f.type == .slots, let p = f.decode(SlotsPayload.self) { theirs = p.records }
+                try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [])))
+                if let f = try await ch.receive(), f.type == .slots, let p = f.decode(SlotsPayload.self) { theirs = p }
                 limit.cancel()
                 ch.close()
             } catch {

@@ -6,7 +6,7 @@ import RoleMeshCore
 
 /// A `request` frame: `{"op": "run", "id", "role", "task", "args", "submitted", "detached"}`
 /// or `{"op": "logs", "id", "follow"}`; a background run adds `"background": true` and, for a
-/// schedule's, `"schedule", "slot", "run_id", "force"`; `{"op": "slots", "records"}` exchanges slot
+/// schedule's, `"schedule", "slot", "run_id", "force"`; `{"op": "slots", "records", "schedules"}` exchanges slot
 /// records (protocol.md, "Slot records"). Read leniently, field by field: a peer's mistyped
 /// field is a missing one, which the executor refuses with a sentence, not silence.
 public struct TaskRequest: Codable, Equatable, Sendable {
@@ -26,6 +26,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
     /// `schedules run`: ignore the schedule's conditions (no pausing either).
     public var force: Bool?
     public var records: [SlotRun]?
+    public var schedules: [ScheduleDefinition]?
 
     public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
                 submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
@@ -41,6 +42,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
+        case schedules
     }
 
     public init(from decoder: Decoder) throws {
@@ -59,12 +61,14 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         runID = try? c.decodeIfPresent(String.self, forKey: .runID)
         force = try? c.decodeIfPresent(Bool.self, forKey: .force)
         records = try? c.decodeIfPresent([SlotRun].self, forKey: .records)
+        schedules = try? c.decodeIfPresent([ScheduleDefinition].self, forKey: .schedules)
     }
 
-    public static func slots(_ records: [SlotRun]) -> TaskRequest {
+    public static func slots(_ records: [SlotRun], schedules: [ScheduleDefinition]) -> TaskRequest {
         var r = TaskRequest(op: "slots", id: "")
         r.id = nil
         r.records = records
+        r.schedules = schedules
         return r
     }
 }

@@ -75,15 +75,17 @@ extension Executor {
         await link.agent?.publish(e)
     }
 
-    /// `slots`: the peer's records in, ours back (protocol.md, "Slot records").
+    /// `slots`: the peer's records and schedules in, ours back (protocol.md, "Slot records").
     func exchangeSlots(_ req: TaskRequest, on ch: SecureChannel) async {
         guard let agent = link.agent else { return }
-        let ours = await agent.mergeSlots(req.records ?? [], from: ch.peer)
-        try? await ch.send(Frame(.slots, encoding: SlotsPayload(records: ours)))
+        let ours = await agent.mergeSlots(SlotsPayload(records: req.records ?? [], schedules: req.schedules), from: ch.peer)
+        try? await ch.send(Frame(.slots, encoding: ours))
     }
 }
 
-/// A `slots` frame: `{"records": [...]}`.
+/// A `slots` frame: `{"records": [...], "schedules": [...]}` (also `state/slots.json`, without schedules).
 struct SlotsPayload: Codable, Sendable {
     var records: [SlotRun]
+    /// The sender's own schedules (from its files).
+    var schedules: [ScheduleDefinition]?
 }

@@ -89,3 +89,31 @@ extension Substring {
         return t
     }
 }
+
+/// A schedule as nodes tell each other about theirs (with their slot records), so that
+/// `schedules` lists every schedule the mesh knows. Read leniently: a definition that does not
+/// hold up (bad names, a period out of range, a bad window) is ignored.
+public struct ScheduleDefinition: Codable, Equatable, Sendable {
+    public var role: String
+    public var task: String
+    public var every: Int64
+    public var window: String?
+    public var idle: Int64?
+    public var power: String?
+    public var heavy: Bool?
+    public var args: [String]?
+
+    public init(_ s: Schedule) {
+        role = s.role; task = s.task; every = s.every; window = s.window?.description; idle = s.idle
+        power = s.mains ? "mains" : nil; heavy = s.heavy ? true : nil; args = s.args.isEmpty ? nil : s.args
+    }
+
+    public var schedule: Schedule? {
+        guard NodeName.isValid(role), NodeName.isValid(task, maxLength: 255),
+              (Schedule.minEvery...Schedule.maxEvery).contains(every), (idle ?? 0) >= 0 else { return nil }
+        var window: TimeWindow?
+        if let text = self.window { guard let w = TimeWindow(text) else { return nil }; window = w }
+        return Schedule(role: role, task: task, every: every, window: window, idle: idle, mains: power == "mains",
+                        heavy: heavy ?? false, args: args ?? [])
+    }
+}

@@ -23,8 +23,6 @@ public struct TaskRecord: Codable, Equatable, Sendable {
     public var runID: String?
 
     public var isFinal: Bool { [.done, .failed, .lost, .cancelled].contains(state) }
-    /// Started and not over: running, or paused.
-    public var isGoingOn: Bool { state == .running || state == .paused }
 
     /// Set to `true` in an encoder's userInfo to keep `args` (the journal); the control reply leaves them out.
     public static let withArgs = CodingUserInfoKey(rawValue: "rolemesh.task.args")!

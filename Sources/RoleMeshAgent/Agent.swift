@@ -59,6 +59,8 @@ public actor Agent {
     /// Schedules, slot records, idle readings and paused runs (Schedules/).
     var background = BackgroundState()
     let idleProbe: IdleProbe
+    /// `DIR/hooks/`, run per `watch` event beside the agent, never waited for.
+    nonisolated let hooks: HookRunner
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -102,6 +104,7 @@ public actor Agent {
         listenAddress = listen
         control = ControlServer(path: dir.socketPath, queue: queue)
         journal = TaskJournal(dir: dir)
+        hooks = HookRunner(dir: dir.hooksDir, me: config.name)
 
         var bootstrap: [WireAddress] = []
         for seed in config.seeds {
@@ -229,6 +232,8 @@ public actor Agent {
         if event.event == "run-paused" { background.paused[event.id ?? ""] = event.reason }
         if event.event == "run-resumed" || event.event == "run-finished" { background.paused[event.id ?? ""] = nil }
         let line = Array(ControlJSON.line(event))
+        let hooks = self.hooks
+        Task { await hooks.fire(event: event.event, node: event.node, line: line) }
         watchers.removeAll { !$0.sendRaw(line) }
     }
 

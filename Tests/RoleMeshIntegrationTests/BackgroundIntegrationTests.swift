@@ -165,6 +165,15 @@ final class BackgroundIntegrationTests: XCTestCase {
         XCTAssertEqual(seen[1]["reason"]?.string, "node1 busy (not idle)")
     }
 
+    func testSlotsDueTogetherStartOneAfterAnother() throws {
+        let stamp = "#!/bin/sh\necho \"$ROLEMESH_TASK $(date +%s.%N)\" >> \(runsLog)\n"
+        try makeMesh(tasks: ["a": stamp, "b": stamp, "c": stamp], schedule: "[a]\nevery = \"1d\"\n[b]\nevery = \"1d\"\n[c]\nevery = \"1d\"\n")
+        XCTAssertTrue(waitUntil(timeout: 20) { self.runs().count == 3 }, "\(runs())")
+        let times = runs().compactMap { Double($0[1]) }.sorted()
+        XCTAssertEqual(Set(runs().map { $0[0] }), ["a", "b", "c"])
+        for (x, y) in zip(times, times.dropFirst()) { XCTAssertGreaterThan(y - x, 1.8, "two slots started together: \(runs())") }
+    }
+
     func testAClosedWindowWaitsABadFileIsReportedAndSchedulesRunRunsNow() throws {
         // A window that opens two hours from now (local time of the nodes, which is this process's).
         let now = Date(), tz = TimeZone.current

@@ -20,6 +20,8 @@ struct BackgroundState {
     var ledger = SlotLedger()
     /// Attempts this node started and whose runs have not ended (task ids).
     var active: Set<String> = []
+    /// When this node last started a slot by itself (`Scheduler.fireSpacing`).
+    var lastFire: Millis = 0
     /// The idle probe's last reading; the pins go on top (`LocalOverrides`).
     var idle: Bool?
     var idleSeconds: Int?

@@ -68,11 +68,19 @@ extension Agent {
                              ledger: background.ledger, active: background.active, force: force)
     }
 
+    /// Slots this node starts by itself are spaced this far apart, so a laptop waking with several
+    /// schedules due does not start them all at once.
+    static let fireSpacing: Millis = 2_000
+
     func tickSchedules() {
-        guard !leaving, settled else { return }
+        guard !leaving, settled, Clock.now() - background.lastFire >= Self.fireSpacing else { return }
         for s in background.schedules {
             let p = plan(s)
-            if p.status == .due { _ = fire(s, p, on: name, force: false) }
+            if p.status == .due {
+                background.lastFire = Clock.now()
+                _ = fire(s, p, on: name, force: false)
+                return
+            }
         }
     }
 

@@ -50,6 +50,13 @@ public struct Submission: Codable, Sendable {
     /// A task's file name in its role's folder: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 255 bytes.
     public static func isValidTaskName(_ t: String) -> Bool { NodeName.isValid(t, maxLength: 255) }
 
+    /// `ROLE/TASK` as a person writes it (submit, schedules run), or nil if either part is not a valid name.
+    public static func split(_ name: String) -> (role: String, task: String)? {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, NodeName.isValid(parts[0]), isValidTaskName(parts[1]) else { return nil }
+        return (parts[0], parts[1])
+    }
+
     /// A queue file, as any version wrote it: only `role` and `task` are required.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -15,8 +15,7 @@ struct Schedules: ParsableCommand {
     func validate() throws {
         guard !words.isEmpty else { return }
         guard words.count == 2, words[0] == "run" else { throw ValidationError("expected `schedules` or `schedules run ROLE/TASK`") }
-        let parts = words[1].split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, NodeName.isValid(String(parts[0])), Submission.isValidTaskName(String(parts[1])) else {
+        guard Submission.split(words[1]) != nil else {
             throw ValidationError("expected ROLE/TASK (a role name and a task's file name), got \"\(words[1])\"")
         }
     }
@@ -24,8 +23,8 @@ struct Schedules: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             if words.count == 2 {
-                let parts = words[1].split(separator: "/").map(String.init)
-                let id = try ControlClient.call(dir.node, .scheduleRun(role: parts[0], task: parts[1]), as: SubmittedReply.self).id
+                let (role, task) = Submission.split(words[1])!      // checked in validate()
+                let id = try ControlClient.call(dir.node, .scheduleRun(role: role, task: task), as: SubmittedReply.self).id
                 return printOut(id)
             }
             let answer = try ControlClient.call(dir.node, .schedules, as: SchedulesReply.self)

@@ -27,8 +27,7 @@ struct Submit: ParsableCommand {
     enum When: String, ExpressibleByArgument, CaseIterable { case idle }
 
     func validate() throws {
-        let parts = target.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, NodeName.isValid(String(parts[0])), Submission.isValidTaskName(String(parts[1])) else {
+        guard Submission.split(target) != nil else {
             throw ValidationError("expected ROLE/TASK (a role name and a file name in its folder), got \"\(target)\"")
         }
         guard retry >= 0 else { throw ValidationError("--retry must be 0 or more") }
@@ -40,8 +39,8 @@ struct Submit: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            let parts = target.split(separator: "/").map(String.init)
-            let req = ControlRequest.submit(SubmitRequest(role: parts[0], task: parts[1], args: args, heavy: heavy, to: to,
+            let (role, task) = Submission.split(target)!       // checked in validate()
+            let req = ControlRequest.submit(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to,
                                                           detach: detach, queue: queue, retry: retry, whenIdle: when == .idle))
             if detach {
                 printOut(try ControlClient.call(dir.node, req, as: SubmittedReply.self).id)

@@ -52,15 +52,16 @@ extension Executor {
             if r.exited || r.finished || r.cancelled { break }
             if let why, !r.paused {
                 kill(-r.pid, SIGSTOP)
-                r.paused = true
+                r.pausedWhy = why
                 journal.update(r.id) { $0.state = .paused; $0.reason = why }
                 Log.info("paused \(bg.role)/\(bg.task) (task \(r.id)): \(why)")
                 await announce("run-paused", bg, id: r.id, reason: why)
-            } else if let why, journal.record(r.id)?.reason != why {
+            } else if let why, r.pausedWhy != why {
+                r.pausedWhy = why      // still paused, for another reason now
                 journal.update(r.id) { $0.reason = why }
             } else if why == nil, r.paused {
                 kill(-r.pid, SIGCONT)
-                r.paused = false
+                r.pausedWhy = nil
                 journal.update(r.id) { $0.state = .running; $0.reason = nil }
                 Log.info("resumed \(bg.role)/\(bg.task) (task \(r.id))")
                 await announce("run-resumed", bg, id: r.id)

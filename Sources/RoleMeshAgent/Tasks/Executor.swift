@@ -34,8 +34,9 @@ actor Executor {
         var revoked = false
         var exited = false
         var finished = false
-        /// A background run stopped with SIGSTOP because its conditions do not hold.
-        var paused = false
+        /// Why a background run is stopped (SIGSTOP) now: the condition that does not hold.
+        var pausedWhy: String?
+        var paused: Bool { pausedWhy != nil }
         init(id: String, channel: SecureChannel, peer: String) { self.id = id; self.channel = channel; self.peer = peer }
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local mesh of four devices on 127.0.0.2-5: membership, a crash noticed by everyone, a role
-# failing over to its backup and back, and a task submitted from the laptop that runs on the home
-# server, then on its backup. Stops by itself; every agent it started is ended by PID.
+# failing over to its backup and back, a task submitted from the laptop that runs on the home
+# server, then on its backup, and a nightly job that waits for idle time, runs, is paused when the
+# "user returns" and resumed. Stops by itself; every agent it started is ended by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -81,6 +82,40 @@ say "the laptop's task journal"
 rm_ tasks --dir "$DEMO/laptop"
 
 kill "$WATCH" 2>/dev/null; wait "$WATCH" 2>/dev/null || true; WATCH=""
+
+say "background work: a nightly reindex for the home server's idle hours (roles/metabolism/schedule.toml)"
+"$BIN" watch --dir "$DEMO/homeserver" > "$DEMO/runs.txt" & WATCH=$!
+rm_ signal set idle=false --dir "$DEMO/homeserver" >/dev/null      # someone is at the home server
+mkdir -p "$DEMO/homeserver/roles/metabolism"
+cat > "$DEMO/homeserver/roles/metabolism/reindex" <<'TASK'
+#!/bin/sh
+for i in 1 2 3 4 5 6; do echo "reindexing part $i (run $ROLEMESH_RUN_ID)"; sleep 0.5; done
+TASK
+chmod +x "$DEMO/homeserver/roles/metabolism/reindex"
+printf '[reindex]\nevery = "1d"\nidle = "15m"\n' > "$DEMO/homeserver/roles/metabolism/schedule.toml"
+cat "$DEMO/homeserver/roles/metabolism/schedule.toml"
+rm_ roles add metabolism --dir "$DEMO/homeserver"
+sched_state() { rm_ schedules --json --dir "$DEMO/homeserver" 2>/dev/null | grep -qE "\"state\": ?\"$1\""; }
+deadline 10 sched_state waiting
+rm_ schedules --dir "$DEMO/homeserver"
+say "the user leaves: the home server is idle (pinned here), the job starts at the lowest priority"
+rm_ signal set idle=true --dir "$DEMO/homeserver" >/dev/null
+deadline 15 sched_state running
+sleep 1
+say "the user returns: the run is paused (SIGSTOP) within 2 s"
+rm_ signal set idle=false --dir "$DEMO/homeserver" >/dev/null
+deadline 3 sched_state paused
+rm_ schedules --dir "$DEMO/homeserver"
+job=$(pgrep -f "$DEMO/homeserver/roles/metabolism/reindex" | head -1 || true)
+[ -n "$job" ] && ps -o pid,stat,ni,cls,args -p "$job" --ppid "$job" || true     # T: stopped, N: niced, IDL: SCHED_IDLE
+say "idle again: resumed (SIGCONT), and it finishes"
+rm_ signal set idle=true --dir "$DEMO/homeserver" >/dev/null
+deadline 15 sched_state done
+rm_ schedules --dir "$DEMO/homeserver"
+sleep 0.3
+cat "$DEMO/runs.txt" | grep run- || true
+kill "$WATCH" 2>/dev/null; wait "$WATCH" 2>/dev/null || true; WATCH=""
+
 say "everyone leaves gracefully"
 for n in desk pi laptop homeserver; do rm_ leave --dir "$DEMO/$n"; unset "PIDS[$n]"; done
 echo "done: the mesh stopped cleanly"

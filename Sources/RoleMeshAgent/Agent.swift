@@ -56,6 +56,11 @@ public actor Agent {
     var leaving = false
     /// Timer ticks since start (signals are probed every few).
     var ticks = 0
+    /// Schedules, slot records, idle readings and paused runs (Schedules/).
+    var background = BackgroundState()
+    let idleProbe: IdleProbe
+    /// `DIR/hooks/`, run per `watch` event beside the agent, never waited for.
+    nonisolated let hooks: HookRunner
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -66,6 +71,7 @@ public actor Agent {
         let environment = ProcessInfo.processInfo.environment
         let probe = SignalProbe(root: environment["ROLEMESH_PROBE_ROOT"] ?? "/")
         self.probe = probe
+        idleProbe = IdleProbe(root: environment["ROLEMESH_PROBE_ROOT"] ?? "/")
         probed = probe.read()   // once here, before the queue runs; then off it
         NodeDirectory.restrictNewFiles()
         let config = try dir.loadConfig()
@@ -98,6 +104,7 @@ public actor Agent {
         listenAddress = listen
         control = ControlServer(path: dir.socketPath, queue: queue)
         journal = TaskJournal(dir: dir)
+        hooks = HookRunner(dir: dir.hooksDir, me: config.name)
 
         var bootstrap: [WireAddress] = []
         for seed in config.seeds {
@@ -206,6 +213,7 @@ public actor Agent {
     func publish(_ e: MeshEvent) {
         let event = WatchEvent(event: e.kind.rawValue, node: e.node, time: Clock.rfc3339(),
                                role: e.role, from: e.from, to: e.to)
+        if e.kind == .memberAlive { exchangeSlots(with: e.node) }   // a restart or a healed partition
         if e.kind == .roleMoved {
             Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
         } else {
@@ -215,8 +223,17 @@ public actor Agent {
             let submitter = self.submitter, node = e.node
             Task { await submitter.nodeLost(node) }
         }
-        // Encoded once; each watcher buffers it without waiting, and one that stopped reading is dropped.
+        publish(event)
+    }
+
+    /// To every `watch` stream: encoded once; each watcher buffers it without waiting, and one
+    /// that stopped reading is dropped.
+    func publish(_ event: WatchEvent) {
+        if event.event == "run-paused" { background.paused[event.id ?? ""] = event.reason }
+        if event.event == "run-resumed" || event.event == "run-finished" { background.paused[event.id ?? ""] = nil }
         let line = Array(ControlJSON.line(event))
+        let hooks = self.hooks
+        Task { await hooks.fire(event: event.event, node: event.node, line: line) }
         watchers.removeAll { !$0.sendRaw(line) }
     }
 

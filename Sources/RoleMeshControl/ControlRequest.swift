@@ -15,6 +15,9 @@ public enum ControlRequest: Equatable, Sendable {
     case submit(SubmitRequest)
     case tasks
     case logs(id: String, follow: Bool)
+    case schedules
+    /// `schedules run ROLE/TASK`: the current slot, now, on its route.
+    case scheduleRun(role: String, task: String)
 
     public enum RoleAction: String, Codable, Sendable, CaseIterable { case add, remove }
 
@@ -46,6 +49,8 @@ public enum ControlRequest: Equatable, Sendable {
         case .submit: "submit"
         case .tasks: "tasks"
         case .logs: "logs"
+        case .schedules: "schedules"
+        case .scheduleRun: "schedule-run"
         }
     }
 }
@@ -60,12 +65,16 @@ public struct SubmitRequest: Codable, Equatable, Sendable {
     public var detach: Bool
     public var queue: Bool
     public var retry: Int
+    /// `--when idle`: a background run, queued until an idle holder can take it.
+    public var whenIdle: Bool
 
     public init(role: String, task: String, args: [String] = [], heavy: Bool = false, to: String? = nil,
-                detach: Bool = false, queue: Bool = false, retry: Int = 0) {
+                detach: Bool = false, queue: Bool = false, retry: Int = 0, whenIdle: Bool = false) {
         self.role = role; self.task = task; self.args = args; self.heavy = heavy; self.to = to
-        self.detach = detach; self.queue = queue; self.retry = retry
+        self.detach = detach; self.queue = queue; self.retry = retry; self.whenIdle = whenIdle
     }
+
+    enum CodingKeys: String, CodingKey { case role, task, args, heavy, to, detach, queue, retry, whenIdle = "when_idle" }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -77,11 +86,12 @@ public struct SubmitRequest: Codable, Equatable, Sendable {
         detach = try c.decodeIfPresent(Bool.self, forKey: .detach) ?? false
         queue = try c.decodeIfPresent(Bool.self, forKey: .queue) ?? false
         retry = try c.decodeIfPresent(Int.self, forKey: .retry) ?? 0
+        whenIdle = try c.decodeIfPresent(Bool.self, forKey: .whenIdle) ?? false
     }
 }
 
 extension ControlRequest: Codable {
-    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow }
+    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
@@ -94,6 +104,9 @@ extension ControlRequest: Codable {
         case "drain": self = .drain
         case "undrain": self = .undrain
         case "tasks": self = .tasks
+        case "schedules": self = .schedules
+        case "schedule-run":
+            self = .scheduleRun(role: try c.decode(String.self, forKey: .role), task: try c.decode(String.self, forKey: .task))
         case "route": self = .route(role: try c.decode(String.self, forKey: .role), heavy: try flag(.heavy))
         case "roles":
             self = .roles(try c.decode(RoleAction.self, forKey: .action), role: try c.decode(String.self, forKey: .role))
@@ -113,7 +126,9 @@ extension ControlRequest: Codable {
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(command, forKey: .cmd)
         switch self {
-        case .status, .watch, .leave, .drain, .undrain, .tasks: break
+        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules: break
+        case .scheduleRun(let role, let task):
+            try c.encode(role, forKey: .role); try c.encode(task, forKey: .task)
         case .route(let role, let heavy):
             try c.encode(role, forKey: .role); try c.encode(heavy, forKey: .heavy)
         case .roles(let action, let role):

@@ -44,13 +44,18 @@ public struct SignalsStatus: Codable, Equatable, Sendable {
     public var battery: Double?
     public var onBattery: Bool?
     public var throttled: Bool?
+    public var idle: Bool?
+    public var idleS: Int?
 
-    enum CodingKeys: String, CodingKey { case load, cpus, memFree = "mem_free", battery, onBattery = "on_battery", throttled }
+    enum CodingKeys: String, CodingKey {
+        case load, cpus, memFree = "mem_free", battery, onBattery = "on_battery", throttled, idle, idleS = "idle_s"
+    }
 
     public init(load: Double? = nil, cpus: Int? = nil, memFree: Double? = nil, battery: Double? = nil,
-                onBattery: Bool? = nil, throttled: Bool? = nil) {
+                onBattery: Bool? = nil, throttled: Bool? = nil, idle: Bool? = nil, idleS: Int? = nil) {
         self.load = ControlJSON.rounded(load); self.cpus = cpus; self.memFree = ControlJSON.rounded(memFree)
         self.battery = ControlJSON.rounded(battery); self.onBattery = onBattery; self.throttled = throttled
+        self.idle = idle; self.idleS = idleS
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -58,6 +63,7 @@ public struct SignalsStatus: Codable, Equatable, Sendable {
         try c.encode(load, forKey: .load); try c.encode(cpus, forKey: .cpus); try c.encode(memFree, forKey: .memFree)
         try c.encode(battery, forKey: .battery); try c.encode(onBattery, forKey: .onBattery)
         try c.encode(throttled, forKey: .throttled)
+        try c.encode(idle, forKey: .idle); try c.encode(idleS, forKey: .idleS)
     }
 }
 

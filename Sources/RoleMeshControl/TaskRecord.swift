@@ -3,7 +3,7 @@ import Foundation
 /// One task as `tasks --json` shows it, and as the journal keeps it (`state/tasks/ID/task.json`,
 /// which also keeps `args`: the journal's encoder asks for them with `withArgs`).
 public struct TaskRecord: Codable, Equatable, Sendable {
-    public enum State: String, Codable, Sendable { case queued, running, done, failed, lost, cancelled }
+    public enum State: String, Codable, Sendable { case queued, running, paused, done, failed, lost, cancelled }
     public var id: String
     public var role: String
     public var task: String
@@ -15,6 +15,12 @@ public struct TaskRecord: Codable, Equatable, Sendable {
     public var started: String?
     public var finished: String?
     public var args: [String] = []
+    /// A background run (a schedule's, or `submit --when idle`): why it is paused, while it is.
+    public var reason: String?
+    /// A scheduled run: its schedule (`ROLE/TASK`), slot (RFC 3339) and run id (the same for every attempt).
+    public var schedule: String?
+    public var slot: String?
+    public var runID: String?
 
     public var isFinal: Bool { [.done, .failed, .lost, .cancelled].contains(state) }
 
@@ -28,6 +34,7 @@ public struct TaskRecord: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, role, task, node, from, state, exitCode = "exit_code", submitted, started, finished, args
+        case reason, schedule, slot, runID = "run_id"
     }
 
     public init(from decoder: Decoder) throws {
@@ -40,6 +47,10 @@ public struct TaskRecord: Codable, Equatable, Sendable {
         started = try c.decodeIfPresent(String.self, forKey: .started)
         finished = try c.decodeIfPresent(String.self, forKey: .finished)
         args = try c.decodeIfPresent([String].self, forKey: .args) ?? []
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        schedule = try c.decodeIfPresent(String.self, forKey: .schedule)
+        slot = try c.decodeIfPresent(String.self, forKey: .slot)
+        runID = try c.decodeIfPresent(String.self, forKey: .runID)
     }
 
     /// Every contract key, `null` where unknown (`node` while queued, times not reached yet).
@@ -50,5 +61,10 @@ public struct TaskRecord: Codable, Equatable, Sendable {
         try c.encode(exitCode, forKey: .exitCode); try c.encode(submitted, forKey: .submitted)
         try c.encode(started, forKey: .started); try c.encode(finished, forKey: .finished)
         if encoder.userInfo[Self.withArgs] as? Bool == true { try c.encode(args, forKey: .args) }
+        // Only on the rows they concern: a plain task's row stays as it always was.
+        if state == .paused { try c.encode(reason, forKey: .reason) }
+        if let schedule {
+            try c.encode(schedule, forKey: .schedule); try c.encode(slot, forKey: .slot); try c.encode(runID, forKey: .runID)
+        }
     }
 }

@@ -7,8 +7,16 @@ public struct WatchEvent: Codable, Equatable, Sendable {
     public var role: String?
     public var from: String?
     public var to: String?
+    /// Run events (`run-started`, `run-paused`, `run-resumed`, `run-finished`): the task, its
+    /// slot (null for `submit --when idle`), the task id, why it paused, how it ended.
+    public var task: String?
+    public var slot: String?
+    public var id: String?
+    public var reason: String?
+    public var exitCode: Int?
 
     public static let roleMoved = "role-moved"
+    public static let runEvents: Set<String> = ["run-started", "run-paused", "run-resumed", "run-finished"]
     public static let watching = "watching"
 
     public init(event: String, node: String, time: String, role: String? = nil, from: String? = nil,
@@ -17,13 +25,26 @@ public struct WatchEvent: Codable, Equatable, Sendable {
         self.role = role; self.from = from; self.to = to
     }
 
-    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to }
+    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to, task, slot, id, reason, exitCode = "exit_code" }
+
+    public static func run(_ event: String, node: String, time: String, role: String, task: String, slot: String?,
+                           id: String, reason: String? = nil, exitCode: Int? = nil) -> WatchEvent {
+        var e = WatchEvent(event: event, node: node, time: time, role: role)
+        e.task = task; e.slot = slot; e.id = id; e.reason = reason; e.exitCode = exitCode
+        return e
+    }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(event, forKey: .event); try c.encode(node, forKey: .node); try c.encode(time, forKey: .time)
         if event == Self.roleMoved {
             try c.encode(role, forKey: .role); try c.encode(from, forKey: .from); try c.encode(to, forKey: .to)
+        }
+        if Self.runEvents.contains(event) {
+            try c.encode(role, forKey: .role); try c.encode(task, forKey: .task); try c.encode(slot, forKey: .slot)
+            try c.encode(id, forKey: .id)
+            if event == "run-paused" { try c.encode(reason, forKey: .reason) }
+            if event == "run-finished" { try c.encode(exitCode, forKey: .exitCode) }
         }
     }
 }

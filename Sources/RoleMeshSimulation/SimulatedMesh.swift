@@ -137,6 +137,13 @@ public final class SimulatedMesh {
 
     public var liveNodes: [String] { nodes.values.filter { $0.up }.map(\.name).sorted() }
 
+    /// Whether a connection from `a` to `b` would get through now (both up, same side of any
+    /// partition, the link not blocked): what a TCP exchange beside the gossip needs.
+    public func canReach(_ a: String, _ b: String) -> Bool {
+        guard let x = nodes[a], let y = nodes[b], x.up, y.up else { return false }
+        return (groups[a] ?? 0) == (groups[b] ?? 0) && !blocked.contains([a, b])
+    }
+
     /// True when every live node sees `node` in `state`.
     public func everyone(sees node: String, as state: MemberState, excluding: Set<String> = []) -> Bool {
         liveNodes.allSatisfy { $0 == node || excluding.contains($0) || self.state(of: node, seenBy: $0) == state }

@@ -53,7 +53,7 @@ import RoleMeshControl
         #expect(m["incarnation"] as? Int == 4 && m["last_heard_ms"] as? Int == 140 && m["score"] as? Double == 0.82)
         #expect(m["backup"] as? [String: Int] == ["transcode": 1])
         let sig = try #require(m["signals"] as? [String: Any])
-        #expect(Set(sig.keys) == ["load", "cpus", "mem_free", "battery", "on_battery", "throttled"])
+        #expect(Set(sig.keys) == ["load", "cpus", "mem_free", "battery", "on_battery", "throttled", "idle", "idle_s"])
         #expect(sig["battery"] is NSNull && sig["throttled"] is NSNull, "unknown signals are null, not missing")
         #expect(sig["load"] as? Double == 0.3)
         let routes = try #require((o["roles"] as? [String: Any])?["build"] as? [String: Any])

@@ -47,6 +47,29 @@ final class WireTests: XCTestCase {
         XCTAssertNil(back.signals.onBattery)
     }
 
+    /// Idle: mask 0x40 with flags bit 0x04, and idle_s as whole minutes (saturating) under mask 0x80.
+    func testIdleTravelsAsAFlagAndMinutes() throws {
+        var h = heartbeat()
+        h.signals = Signals(idle: true, idleSeconds: 5_430)
+        let body = Wire.encodeBody(.heartbeat(h))
+        XCTAssertEqual(Array(body.suffix(4)), [0xC0, 0x04, 0x00, 90])     // mask, flags, 90 minutes
+        guard case .heartbeat(let back) = try Wire.decode(Wire.encode(Datagram(kind: .gossip, entries: [signed(.heartbeat(h))]))).entries[0].statement
+        else { return XCTFail() }
+        XCTAssertEqual(back.signals, Signals(idle: true, idleSeconds: 5_400))
+        XCTAssertEqual(back.signals, h.signals.quantized)
+
+        h.signals = Signals(idle: false)
+        XCTAssertEqual(Array(Wire.encodeBody(.heartbeat(h)).suffix(2)), [0x40, 0x00])
+        h.signals = Signals(idle: true, idleSeconds: 10_000_000)      // beyond 65535 minutes: saturates
+        XCTAssertEqual(Array(Wire.encodeBody(.heartbeat(h)).suffix(2)), [0xFF, 0xFF])
+
+        // Flag bits above 0x04 are still rejected.
+        var bytes = Wire.encodeBody(.heartbeat(Heartbeat(name: "n", incarnation: 1, seq: 1, address: WireAddress(ip: [], port: 1))))
+        bytes[bytes.count - 1] = 0x08
+        var r = ByteReader(bytes)
+        XCTAssertThrowsError(try Wire.decodeBody(type: 1, &r))
+    }
+
     func testASignatureDoesNotCoverAnotherKindOfStatement() {
         let hb = Statement.heartbeat(heartbeat())
         let body = Wire.encodeBody(hb)

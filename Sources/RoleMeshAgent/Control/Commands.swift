@@ -32,6 +32,10 @@ extension Agent {
             sendTasks(conn)
         case .logs(let id, let follow):
             logs(id: id, follow: follow, conn)
+        case .schedules:
+            conn.reply(schedulesReply())
+        case .scheduleRun(let role, let task):
+            runScheduleNow(role: role, task: task, conn)
         }
     }
 
@@ -49,6 +53,6 @@ extension Agent {
 
     func signalsStatus(_ s: Signals) -> SignalsStatus {
         SignalsStatus(load: s.load, cpus: s.cpus, memFree: s.memFree, battery: s.battery,
-                      onBattery: s.onBattery, throttled: s.throttled)
+                      onBattery: s.onBattery, throttled: s.throttled, idle: s.idle, idleS: s.idleSeconds)
     }
 }

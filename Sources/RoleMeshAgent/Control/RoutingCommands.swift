@@ -113,7 +113,9 @@ extension Agent {
 
     /// The last probed signals with the pins on top, to the core.
     func applySignals(announce: Bool = false) {
-        let s = overrides.apply(to: probed)
+        var read = probed
+        read.idle = background.idle; read.idleSeconds = background.idleSeconds
+        let s = overrides.apply(to: read)
         perform(core.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
     }
 
@@ -130,6 +132,7 @@ extension Agent {
     func startExtensions() {
         applySignals()
         startTasks()
+        startSchedules()
     }
 
     func stopExtensions() async { await stopTasks() }

@@ -8,7 +8,7 @@ public struct LocalOverrides: Equatable, Sendable {
     public var pinned = Signals()
     public var draining = false
 
-    public static let keys = ["load", "mem_free", "battery", "on_battery", "throttled"]
+    public static let keys = ["load", "mem_free", "battery", "on_battery", "throttled", "idle"]
 
     /// Applies `KEY=VALUE` pins; errors name the bad key or value (exit 64).
     public mutating func pin(_ assignments: [String]) throws(MeshError) {
@@ -35,6 +35,8 @@ public struct LocalOverrides: Equatable, Sendable {
             case "battery": pinned.battery = try number(0...1)
             case "on_battery": pinned.onBattery = try flag()
             case "throttled": pinned.throttled = try flag()
+            // Pinned idle says nothing of since when: it meets any `idle = ...` of a schedule.
+            case "idle": pinned.idle = try flag()
             default: throw MeshError(MeshError.usage, "unknown signal \"\(k)\" (known: \(Self.keys.joined(separator: ", ")))")
             }
         }
@@ -48,6 +50,7 @@ public struct LocalOverrides: Equatable, Sendable {
         if let v = pinned.battery { s.battery = v }
         if let v = pinned.onBattery { s.onBattery = v }
         if let v = pinned.throttled { s.throttled = v }
+        if let v = pinned.idle { s.idle = v; s.idleSeconds = nil }
         return s
     }
 
@@ -60,14 +63,15 @@ public struct LocalOverrides: Equatable, Sendable {
         var o = LocalOverrides()
         o.draining = f.draining ?? false
         let p = f.pinned
-        o.pinned = Signals(load: p?.load, memFree: p?.memFree, battery: p?.battery, onBattery: p?.onBattery, throttled: p?.throttled)
+        o.pinned = Signals(load: p?.load, memFree: p?.memFree, battery: p?.battery, onBattery: p?.onBattery, throttled: p?.throttled,
+                           idle: p?.idle)
         return o
     }
 
     public func save(_ dir: NodeDirectory) throws(MeshError) {
         let p = pinned
         let f = Stored(draining: draining, pinned: SignalsStatus(load: p.load, memFree: p.memFree, battery: p.battery,
-                                                                  onBattery: p.onBattery, throttled: p.throttled))
+                                                                  onBattery: p.onBattery, throttled: p.throttled, idle: p.idle))
         try AtomicFile.replace(Self.file(dir), with: [UInt8](ControlJSON.line(f)))
     }
 

@@ -20,6 +20,7 @@ public struct NodeDirectory: Sendable {
     public var keysDir: URL { root.appendingPathComponent("keys") }
     public var rolesDir: URL { root.appendingPathComponent("roles") }
     public var stateDir: URL { root.appendingPathComponent("state") }
+    public var hooksDir: URL { root.appendingPathComponent("hooks") }
     public var socketPath: String { root.appendingPathComponent("agent.sock").path }
     public func publicKey(_ name: String) -> URL { keysDir.appendingPathComponent("\(name).pub") }
     public func secretKey(_ name: String) -> URL { keysDir.appendingPathComponent("\(name).secret") }

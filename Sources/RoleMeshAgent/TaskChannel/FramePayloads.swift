@@ -1,10 +1,13 @@
 import Foundation
 import RoleMeshControl
+import RoleMeshCore
 
 /// The JSON payloads of task-channel frames (`protocol.md`): same keys on the wire as always.
 
 /// A `request` frame: `{"op": "run", "id", "role", "task", "args", "submitted", "detached"}`
-/// or `{"op": "logs", "id", "follow"}`. Read leniently, field by field: a peer's mistyped
+/// or `{"op": "logs", "id", "follow"}`; a background run adds `"background": true` and, for a
+/// schedule's, `"schedule", "slot", "run_id", "force"`; `{"op": "slots", "records", "schedules"}` exchanges slot
+/// records (protocol.md, "Slot records"). Read leniently, field by field: a peer's mistyped
 /// field is a missing one, which the executor refuses with a sentence, not silence.
 public struct TaskRequest: Codable, Equatable, Sendable {
     public var op: String?
@@ -15,6 +18,15 @@ public struct TaskRequest: Codable, Equatable, Sendable {
     public var submitted: String?
     public var detached: Bool?
     public var follow: Bool?
+    public var background: Bool?
+    public var schedule: String?
+    /// The slot's start, seconds since the epoch.
+    public var slot: Int64?
+    public var runID: String?
+    /// `schedules run`: ignore the schedule's conditions (no pausing either).
+    public var force: Bool?
+    public var records: [SlotRun]?
+    public var schedules: [ScheduleDefinition]?
 
     public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
                 submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
@@ -28,7 +40,10 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 
     public static func logs(id: String, follow: Bool) -> TaskRequest { TaskRequest(op: "logs", id: id, follow: follow) }
 
-    enum CodingKeys: String, CodingKey { case op, id, role, task, args, submitted, detached, follow }
+    enum CodingKeys: String, CodingKey {
+        case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
+        case schedules
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -40,6 +55,21 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         submitted = try? c.decodeIfPresent(String.self, forKey: .submitted)
         detached = try? c.decodeIfPresent(Bool.self, forKey: .detached)
         follow = try? c.decodeIfPresent(Bool.self, forKey: .follow)
+        background = try? c.decodeIfPresent(Bool.self, forKey: .background)
+        schedule = try? c.decodeIfPresent(String.self, forKey: .schedule)
+        slot = try? c.decodeIfPresent(Int64.self, forKey: .slot)
+        runID = try? c.decodeIfPresent(String.self, forKey: .runID)
+        force = try? c.decodeIfPresent(Bool.self, forKey: .force)
+        records = try? c.decodeIfPresent([SlotRun].self, forKey: .records)
+        schedules = try? c.decodeIfPresent([ScheduleDefinition].self, forKey: .schedules)
+    }
+
+    public static func slots(_ records: [SlotRun], schedules: [ScheduleDefinition]) -> TaskRequest {
+        var r = TaskRequest(op: "slots", id: "")
+        r.id = nil
+        r.records = records
+        r.schedules = schedules
+        return r
     }
 }
 

@@ -34,6 +34,9 @@ actor Executor {
         var revoked = false
         var exited = false
         var finished = false
+        /// Why a background run is stopped (SIGSTOP) now: the condition that does not hold.
+        var pausedWhy: String?
+        var paused: Bool { pausedWhy != nil }
         init(id: String, channel: SecureChannel, peer: String) { self.id = id; self.channel = channel; self.peer = peer }
     }
 
@@ -83,6 +86,7 @@ actor Executor {
         switch req.op {
         case "run": await run(req, on: channel)
         case "logs": await streamLogs(req, on: channel, asker: channel.peer)
+        case "slots": await exchangeSlots(req, on: channel)
         default: await fail(channel, MeshError(MeshError.usage, "unknown request"))
         }
     }
@@ -156,10 +160,11 @@ actor Executor {
             return await fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
         }
         let args = req.args ?? []
+        let bg = BackgroundRun(req)
         var initial = TaskRecord(id: id, role: role, task: task, node: me, from: ch.peer, state: .queued,
                                  submitted: req.submitted ?? Clock.rfc3339())
         initial.args = args
-        journal.update(id, initial: initial) { $0.node = me; $0.state = .queued; $0.args = args }
+        journal.update(id, initial: initial) { $0.node = me; $0.state = .queued; $0.args = args; bg?.mark(&$0) }
 
         let r = Running(id: id, channel: ch, peer: ch.peer)
         running[id] = r
@@ -198,15 +203,17 @@ actor Executor {
         defer { try? FileManager.default.removeItem(at: work) }
         let env = Self.environment(agent: ProcessInfo.processInfo.environment, passthrough: envPassthrough,
                                    own: [("ROLEMESH_NODE", me), ("ROLEMESH_FROM", ch.peer), ("ROLEMESH_ROLE", role),
-                                         ("ROLEMESH_TASK", task), ("ROLEMESH_TASK_ID", id)])
+                                         ("ROLEMESH_TASK", task), ("ROLEMESH_TASK_ID", id)] + (bg?.environment ?? []))
         let started = Frame(.started, encoding: StartedInfo(id: id, node: me, state: "running"))
         guard let (outRead, outWrite) = Spawn.pipe() else { return await fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task")) }
         guard let (errRead, errWrite) = Spawn.pipe() else {
             close(outRead); close(outWrite)
             return await fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task"))
         }
-        let spawned = Spawn.start(path: path, args: args, environment: env, directory: work.path,
-                                  stdin: stdinReader, stdout: outWrite, stderr: errWrite)
+        let spawned = bg == nil
+            ? Spawn.start(path: path, args: args, environment: env, directory: work.path, stdin: stdinReader, stdout: outWrite, stderr: errWrite)
+            : await BackgroundPriority.spawn(path: path, args: args, environment: env, directory: work.path,
+                                             stdin: stdinReader, stdout: outWrite, stderr: errWrite)
         close(stdinReader); stdinReader = -1
         close(outWrite); close(errWrite)
         let stdout = AsyncFD(outRead), stderr = AsyncFD(errRead)
@@ -232,6 +239,10 @@ actor Executor {
         if r.cancelled { signal(r, r.revoked ? SIGTERM : SIGINT) }
         journal.update(id) { $0.state = .running; $0.started = Clock.rfc3339() }
         try? await ch.send(started)
+        if let bg {
+            await announce("run-started", bg, id: id)
+            Task { await self.keepToConditions(r, bg) }
+        }
 
         // Output: to the journal and, while it listens, to the submitter. A slow reader slows
         // the task down (the pipe fills) instead of growing memory.
@@ -251,7 +262,8 @@ actor Executor {
         }
         log.close()
         let state: TaskRecord.State = r.cancelled ? .cancelled : (code == 0 ? .done : .failed)
-        journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339() }
+        journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339(); $0.reason = nil }
+        if let bg { await announce("run-finished", bg, id: id, exitCode: Int(code)) }
         try? await ch.send(.exit(code: Int(code), state: state.rawValue))
     }
 
@@ -303,6 +315,8 @@ actor Executor {
         let pid = r.pid
         guard pid > 0, !r.exited else { return }
         kill(-pid, sig)
+        // A paused run must run again to see the signal (and to die of SIGINT or SIGTERM).
+        if r.paused { kill(-pid, SIGCONT) }
         Task {
             try? await Task.sleep(for: .seconds(3))
             self.killIfLingering(r, pid)

@@ -20,25 +20,42 @@ public struct Submission: Codable, Sendable {
     var retry: Int
     var queue: Bool
     var submitted: String
+    /// A background run: `--when idle` (waits for an idle holder), or a schedule's slot.
+    var whenIdle = false
+    var schedule: String?
+    var slot: Int64?
+    var runID: String?
+    var force = false
+
+    var background: Bool { whenIdle || schedule != nil }
 
     init(_ r: SubmitRequest) {
         id = TaskJournal.newID()
         role = r.role; task = r.task; args = r.args; heavy = r.heavy; to = r.to
-        retry = max(0, r.retry); queue = r.queue; submitted = Clock.rfc3339()
+        retry = max(0, r.retry); queue = r.queue || r.whenIdle; submitted = Clock.rfc3339()
+        whenIdle = r.whenIdle
     }
 
     /// The queue file's keys; `to` is written as `null` when unset, as it always was.
-    enum CodingKeys: String, CodingKey { case id, role, task, args, heavy, to, retry, queue, submitted }
+    enum CodingKeys: String, CodingKey { case id, role, task, args, heavy, to, retry, queue, submitted, whenIdle = "when_idle" }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id); try c.encode(role, forKey: .role); try c.encode(task, forKey: .task)
         try c.encode(args, forKey: .args); try c.encode(heavy, forKey: .heavy); try c.encode(to, forKey: .to)
         try c.encode(retry, forKey: .retry); try c.encode(queue, forKey: .queue); try c.encode(submitted, forKey: .submitted)
+        if whenIdle { try c.encode(true, forKey: .whenIdle) }
     }
 
     /// A task's file name in its role's folder: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 255 bytes.
     public static func isValidTaskName(_ t: String) -> Bool { NodeName.isValid(t, maxLength: 255) }
+
+    /// `ROLE/TASK` as a person writes it (submit, schedules run), or nil if either part is not a valid name.
+    public static func split(_ name: String) -> (role: String, task: String)? {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, NodeName.isValid(parts[0]), isValidTaskName(parts[1]) else { return nil }
+        return (parts[0], parts[1])
+    }
 
     /// A queue file, as any version wrote it: only `role` and `task` are required.
     public init(from decoder: Decoder) throws {
@@ -52,6 +69,7 @@ public struct Submission: Codable, Sendable {
         retry = max(0, try c.decodeIfPresent(Int.self, forKey: .retry) ?? 0)
         queue = try c.decodeIfPresent(Bool.self, forKey: .queue) ?? false
         submitted = try c.decodeIfPresent(String.self, forKey: .submitted) ?? Clock.rfc3339()
+        whenIdle = try c.decodeIfPresent(Bool.self, forKey: .whenIdle) ?? false
     }
 }
 
@@ -204,8 +222,13 @@ actor Submitter {
             }
             active[sub.id] = (target.name, channel)
 
-            let request = TaskRequest.run(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
+            var request = TaskRequest.run(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
                                           submitted: sub.submitted, detached: sink == nil)
+            if sub.background {
+                request.background = true
+                request.schedule = sub.schedule; request.slot = sub.slot; request.runID = sub.runID
+                request.force = sub.force ? true : nil
+            }
             var outcome: Frame?
             var started = false
             do {

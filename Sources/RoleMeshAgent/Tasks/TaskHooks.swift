@@ -47,6 +47,10 @@ extension Agent {
         for m in view where !m.isSelf && m.state == .alive && m.address.isUnspecified && skip[m.name] == nil {
             skip[m.name] = "has not told this node its address yet"
         }
+        // `--when idle`: a holder that is not idle counts as absent until it is.
+        if sub.whenIdle {
+            for m in view where m.signals.idle != true && skip[m.name] == nil { skip[m.name] = "busy (not idle)" }
+        }
         let d = Routing.route(sub.role, heavy: sub.heavy, members: view, excluding: skip)
         guard let node = d.node, let m = view.first(where: { $0.name == node }) else {
             return .failure(MeshError(MeshError.unavailable, d.failureSentence))

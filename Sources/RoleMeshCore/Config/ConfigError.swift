@@ -1,5 +1,7 @@
-/// A problem in `node.toml`, located by line and key where possible.
+/// A problem in `node.toml` (or another TOML file of the node, `file`), located by line and key where possible.
 public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The file as a person names it, e.g. `node.toml` or `roles/metabolism/schedule.toml`.
+    public var file = "node.toml"
     /// 1-based line the problem is on; nil when it concerns the whole file (a missing key).
     public var line: Int?
     /// The key the problem concerns, if any.
@@ -15,7 +17,7 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
 
     /// One sentence, e.g. `node.toml line 3: key "max_tasks": expected an integer, found a string`.
     public var description: String {
-        var text = "node.toml"
+        var text = file
         if let line { text += " line \(line)" }
         text += ": "
         // Messages about the key itself (`unknown key "lisen"`) already name it;

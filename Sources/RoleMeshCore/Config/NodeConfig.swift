@@ -181,7 +181,7 @@ public enum NodeName {
 
 private func quote(_ s: String) -> String { TOMLSubset.quoted(s) }
 
-private extension TOMLEntry {
+extension TOMLEntry {
     func error(_ message: String) -> ConfigError { ConfigError(line: line, key: key, message: message) }
 
     func string() throws(ConfigError) -> String {
@@ -243,7 +243,7 @@ private extension Array where Element: Hashable {
     }
 }
 
-private extension Character {
+extension Character {
     var isASCIIDigitChar: Bool { ("0"..."9").contains(self) }
     var isASCIILetter: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) }
 }

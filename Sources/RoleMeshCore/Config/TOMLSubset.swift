@@ -41,6 +41,8 @@ public struct TOMLEntry: Equatable, Sendable {
     public var value: TOMLValue
     /// 1-based line of the key.
     public var line: Int
+    /// The `[table]` the key is under, in a document parsed with `tables: true`; nil at the top level.
+    public var table: String?
     /// Where the value's text sits, in unicode scalars of the parsed text; used by `setting`.
     var valueRange: Range<Int>
 
@@ -62,11 +64,12 @@ public struct TOMLEntry: Equatable, Sendable {
 
 /// Parser, renderer and comment-preserving editor for the TOML subset of `node.toml`:
 /// top-level `key = value` lines, strings, integers, floats, booleans, arrays (may span
-/// lines) and one-line inline tables. No `[table]` sections, dotted keys, dates or
-/// multi-line strings.
+/// lines) and one-line inline tables. No dotted keys, dates or multi-line strings; `[table]`
+/// headers only when asked for (`schedule.toml`: one table per task).
 public enum TOMLSubset {
-    public static func parse(_ text: String) throws(ConfigError) -> [TOMLEntry] {
+    public static func parse(_ text: String, tables: Bool = false) throws(ConfigError) -> [TOMLEntry] {
         var parser = Parser(text)
+        parser.allowTables = tables
         return try parser.document()
     }
 
@@ -150,6 +153,10 @@ private struct Parser {
     var line = 1
     /// The key being parsed, so errors inside its value can name it.
     var key: String?
+    /// `[name]` headers are accepted (they set `table` of the entries below them).
+    var allowTables = false
+    var table: String?
+    var tablesSeen: [String: Int] = [:]
 
     init(_ text: String) { s = Array(text.unicodeScalars) }
 
@@ -163,11 +170,15 @@ private struct Parser {
             key = nil
             skipBlank()
             guard let c = peek else { return entries }
-            if c == "[" { throw fail("tables are not supported; write every key at the top level") }
+            if c == "[" {
+                guard allowTables else { throw fail("tables are not supported; write every key at the top level") }
+                try tableHeader()
+                continue
+            }
             let keyLine = line
             let k = try parseKey()
             key = k
-            if let first = entries.first(where: { $0.key == k }) {
+            if let first = entries.first(where: { $0.key == k && $0.table == table }) {
                 throw fail("duplicate key \"\(k)\" (first set on line \(first.line))")
             }
             skipSpaces()
@@ -176,9 +187,27 @@ private struct Parser {
             skipSpaces()
             let start = i
             let v = try value()
-            entries.append(TOMLEntry(key: k, value: v, line: keyLine, valueRange: start..<i))
+            var entry = TOMLEntry(key: k, value: v, line: keyLine, valueRange: start..<i)
+            entry.table = table
+            entries.append(entry)
             try endOfLine()
         }
+    }
+
+    /// `[name]`: the keys below belong to table `name`, until the next header.
+    mutating func tableHeader() throws(ConfigError) {
+        i += 1
+        if peek == "[" { throw fail("arrays of tables ([[...]]) are not supported") }
+        skipSpaces()
+        let name = try parseKey()
+        key = name
+        skipSpaces()
+        if peek == "." { throw fail("dotted table names are not supported") }
+        try expect("]", "expected \"]\" after the table name")
+        if let first = tablesSeen[name] { throw fail("duplicate table [\(name)] (first on line \(first))") }
+        tablesSeen[name] = line
+        table = name
+        try endOfLine()
     }
 
     // MARK: Whitespace and comments

@@ -12,12 +12,21 @@ public struct Signals: Equatable, Hashable, Sendable {
     public var battery: Double?     // 0...1
     public var onBattery: Bool?
     public var throttled: Bool?
+    /// No user input, and little load besides background runs (README, "Background work").
+    public var idle: Bool?
+    /// For how long; on the wire in whole minutes. Nil with `idle` set: the device does not say.
+    public var idleSeconds: Int?
 
     public init(load: Double? = nil, cpus: Int? = nil, memFree: Double? = nil,
-                battery: Double? = nil, onBattery: Bool? = nil, throttled: Bool? = nil) {
+                battery: Double? = nil, onBattery: Bool? = nil, throttled: Bool? = nil,
+                idle: Bool? = nil, idleSeconds: Int? = nil) {
         self.load = load; self.cpus = cpus; self.memFree = memFree
         self.battery = battery; self.onBattery = onBattery; self.throttled = throttled
+        self.idle = idle; self.idleSeconds = idleSeconds
     }
+
+    /// The longest idle time the wire carries: 65535 minutes.
+    public static let maxIdleSeconds = 65_535 * 60
 
     /// Values as they survive the wire's fixed-point encoding, so a node compares its own
     /// signals with what others will see.
@@ -30,7 +39,8 @@ public struct Signals: Equatable, Hashable, Sendable {
         }
         return Signals(load: q(load, 1000, 65.535), cpus: cpus.map { min(max($0, 0), 65535) },
                        memFree: q(memFree, 10000, 1), battery: q(battery, 10000, 1),
-                       onBattery: onBattery, throttled: throttled)
+                       onBattery: onBattery, throttled: throttled, idle: idle,
+                       idleSeconds: idleSeconds.map { min(max($0, 0), Self.maxIdleSeconds) / 60 * 60 })
     }
 }
 

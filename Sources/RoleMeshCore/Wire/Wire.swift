@@ -78,6 +78,8 @@ public enum Wire {
         if q.battery != nil { mask |= 8 }
         if let b = q.onBattery { mask |= 16; if b { flags |= 1 } }
         if let t = q.throttled { mask |= 32; if t { flags |= 2 } }
+        if let i = q.idle { mask |= 64; if i { flags |= 4 } }
+        if q.idleSeconds != nil { mask |= 128 }
         w.u8(mask); w.u8(flags)
         // `quantized` has clamped every value and mapped non-finite ones to nil; `clamping` keeps
         // these conversions total anyway.
@@ -89,6 +91,7 @@ public enum Wire {
         if let v = q.cpus { w.u16(UInt16(clamping: v)) }
         if let v = q.memFree { w.u16(fixed(v, 10000)) }
         if let v = q.battery { w.u16(fixed(v, 10000)) }
+        if let v = q.idleSeconds { w.u16(UInt16(clamping: v / 60)) }
     }
 
     public static func decodeBody(type: UInt8, _ r: inout ByteReader) throws(WireError) -> Statement {
@@ -142,7 +145,7 @@ public enum Wire {
 
     static func decodeSignals(_ r: inout ByteReader) throws(WireError) -> Signals {
         let mask = try r.u8(), flags = try r.u8()
-        guard mask & 0xC0 == 0, flags & ~3 == 0 else { throw .invalid("unknown signal bits") }
+        guard flags & ~7 == 0 else { throw .invalid("unknown signal bits") }
         var s = Signals()
         if mask & 1 != 0 { s.load = Double(try r.u16()) / 1000 }
         if mask & 2 != 0 { s.cpus = Int(try r.u16()) }
@@ -150,6 +153,8 @@ public enum Wire {
         if mask & 8 != 0 { s.battery = min(Double(try r.u16()) / 10000, 1) }
         if mask & 16 != 0 { s.onBattery = flags & 1 != 0 }
         if mask & 32 != 0 { s.throttled = flags & 2 != 0 }
+        if mask & 64 != 0 { s.idle = flags & 4 != 0 }
+        if mask & 128 != 0 { s.idleSeconds = Int(try r.u16()) * 60 }
         return s
     }
 

@@ -86,6 +86,13 @@ enum StatusText {
         if e.event == WatchEvent.roleMoved {
             return "\(e.time)  \(e.event)  \(e.role ?? "?"): \(e.from ?? "nobody") -> \(e.to ?? "nobody")"
         }
+        if WatchEvent.runEvents.contains(e.event) {
+            var line = "\(e.time)  \(e.event)  \(e.role ?? "?")/\(e.task ?? "?") on \(e.node)"
+            if let slot = e.slot { line += ", slot \(slot)" }
+            if let why = e.reason { line += ": \(why)" }
+            if let code = e.exitCode { line += ", exit \(code)" }
+            return line
+        }
         return "\(e.time)  \(e.event)  \(e.node)"
     }
 

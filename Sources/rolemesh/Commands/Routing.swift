@@ -76,7 +76,7 @@ extension ControlRequest.RoleAction: ExpressibleByArgument {}
 struct Signal: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pin resource signals over what the probes read.",
-        discussion: "Keys: load (per core), mem_free (0..1), battery (0..1), on_battery (bool), throttled (bool).")
+        discussion: "Keys: load (per core), mem_free (0..1), battery (0..1), on_battery (bool), throttled (bool), idle (bool).")
     @Argument(help: "set or clear") var action: SignalAction
     @Argument(help: "KEY=VALUE pairs (for set).") var assignments: [String] = []
     @OptionGroup var dir: DirOption

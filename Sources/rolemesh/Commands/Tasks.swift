@@ -19,12 +19,15 @@ struct Submit: ParsableCommand {
     @Flag(help: "Print the task id and return at once; the task goes on.") var detach = false
     @Flag(help: "If no node can take it now, wait (persisted across agent restarts) until one can.") var queue = false
     @Option(help: "Run again on the next route, up to N times, if the node is lost mid-run.") var retry: Int = 0
+    @Option(help: "idle: a background run (lowest priority, paused while its node is busy), queued until an idle holder can take it.")
+    var when: When?
     @Argument(parsing: .postTerminator, help: "Arguments for the task, after --.") var args: [String] = []
     @OptionGroup var dir: DirOption
 
+    enum When: String, ExpressibleByArgument, CaseIterable { case idle }
+
     func validate() throws {
-        let parts = target.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, NodeName.isValid(String(parts[0])), Submission.isValidTaskName(String(parts[1])) else {
+        guard Submission.split(target) != nil else {
             throw ValidationError("expected ROLE/TASK (a role name and a file name in its folder), got \"\(target)\"")
         }
         guard retry >= 0 else { throw ValidationError("--retry must be 0 or more") }
@@ -36,9 +39,9 @@ struct Submit: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            let parts = target.split(separator: "/").map(String.init)
-            let req = ControlRequest.submit(SubmitRequest(role: parts[0], task: parts[1], args: args, heavy: heavy, to: to,
-                                                          detach: detach, queue: queue, retry: retry))
+            let (role, task) = Submission.split(target)!       // checked in validate()
+            let req = ControlRequest.submit(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to,
+                                                          detach: detach, queue: queue, retry: retry, whenIdle: when == .idle))
             if detach {
                 printOut(try ControlClient.call(dir.node, req, as: SubmittedReply.self).id)
                 return
@@ -121,13 +124,16 @@ struct Tasks: ParsableCommand {
                 return
             }
             var rows = [["ID", "TASK", "NODE", "FROM", "STATE", "EXIT", "SUBMITTED"]]
+            var notes: [String] = []
             for t in answer.tasks {
                 // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
                 let submitted = t.submitted.dropFirst(5).prefix(14).replacingOccurrences(of: "T", with: " ")
                 rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", t.node ?? "-", t.from, t.state.rawValue,
                              t.exitCode.map(String.init) ?? "-", submitted])
+                if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }
             }
             printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
+            for n in notes { printOut(n.escapingControlCharacters) }
         }
     }
 }

@@ -1,0 +1,109 @@
+import Foundation
+import RoleMeshCore
+
+/// `signals.idle` / `idle_s` (README, "Background work"): the device is idle when nobody uses it
+/// and little else runs. On Linux:
+/// - busy: the CPU time of everything but niced processes, over the last read, is 0.3 of the
+///   machine or more. Background runs run at nice 19, so their time counts as `nice` in
+///   /proc/stat and never makes the node look busy.
+/// - with a seat (a desktop, a laptop): logind's IdleHint / IdleSinceHint of the active seat
+///   sessions (`loginctl`), so no input for a while is required too.
+/// `idle_s` is how long both have held. Reads files and runs `loginctl`: call it off the agent queue.
+public final class IdleProbe: Sendable {
+    private let root: String
+    private let state = Locked(State())
+
+    private struct State {
+        var lastCPU: CPUTimes?
+        /// Since when (ms, `Clock.now()`) the CPU has been quiet, while it is.
+        var quietSince: Millis?
+    }
+
+    public struct CPUTimes: Equatable, Sendable {
+        public var busy: UInt64      // user + system + irq + softirq + steal: not nice, not idle
+        public var total: UInt64
+        public init(busy: UInt64, total: UInt64) { self.busy = busy; self.total = total }
+    }
+
+    public init(root: String = "/") { self.root = root.hasSuffix("/") ? root : root + "/" }
+
+    /// Busy below this share of the whole machine (all cores) is quiet.
+    static let quietShare = 0.3
+
+    public func read(now: Millis = Clock.now(), wallSeconds: Double = Date().timeIntervalSince1970) -> (idle: Bool?, seconds: Int?) {
+        let cpu = (try? String(contentsOfFile: root + "proc/stat", encoding: .utf8)).flatMap(Self.cpuTimes)
+        let quietFor: Int? = state.withLock { s in
+            defer { s.lastCPU = cpu }
+            guard let cpu, let last = s.lastCPU, cpu.total > last.total else { s.quietSince = nil; return nil }
+            let share = Double(cpu.busy &- last.busy) / Double(cpu.total - last.total)
+            if share >= Self.quietShare { s.quietSince = nil; return -1 }
+            if s.quietSince == nil { s.quietSince = now }
+            return Int((now - s.quietSince!) / 1000)
+        }
+        guard let quietFor else { return (nil, nil) }
+        var idle = quietFor >= 0, seconds = max(quietFor, 0)
+        if let user = userIdle(wallSeconds: wallSeconds) {
+            idle = idle && user.idle
+            seconds = min(seconds, user.seconds)
+        }
+        return (idle, idle ? seconds : 0)
+    }
+
+    /// The first `cpu` line of /proc/stat.
+    public static func cpuTimes(_ stat: String) -> CPUTimes? {
+        guard let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return nil }
+        let v = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        guard v.count >= 8 else { return nil }
+        // user nice system idle iowait irq softirq steal
+        return CPUTimes(busy: v[0] + v[2] + v[5] + v[6] + v[7], total: v[0..<8].reduce(0, +))
+    }
+
+    // MARK: - logind
+
+    /// Nil where nobody can sit at this machine (no logind seats: a server, a container).
+    private func userIdle(wallSeconds: Double) -> (idle: Bool, seconds: Int)? {
+        let seats = (try? FileManager.default.contentsOfDirectory(atPath: root + "run/systemd/seats")) ?? []
+        guard !seats.isEmpty, root == "/" else { return nil }
+        guard let list = Self.run(["list-sessions", "--no-legend"]) else { return nil }
+        let ids = list.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+        guard !ids.isEmpty, let shown = Self.run(["show-session"] + ids + ["-p", "Seat", "-p", "Active", "-p", "IdleHint", "-p", "IdleSinceHint"])
+        else { return nil }
+        return Self.seatIdle(shown, nowMicros: UInt64(wallSeconds * 1_000_000))
+    }
+
+    /// `loginctl show-session A B -p ...`: blocks of `Key=value` lines, one per session. The
+    /// active sessions on a seat decide: idle if all are, for as long as the most recent went idle.
+    public static func seatIdle(_ text: String, nowMicros: UInt64) -> (idle: Bool, seconds: Int)? {
+        var result: (idle: Bool, seconds: Int)?
+        for block in text.components(separatedBy: "\n\n") {
+            var kv: [String: String] = [:]
+            for line in block.split(separator: "\n") {
+                let p = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                if p.count == 2 { kv[String(p[0])] = String(p[1]) }
+            }
+            guard let seat = kv["Seat"], !seat.isEmpty, kv["Active"] == "yes" else { continue }
+            let idle = kv["IdleHint"] == "yes"
+            let since = kv["IdleSinceHint"].flatMap(UInt64.init) ?? nowMicros
+            let seconds = idle ? Int((nowMicros &- min(since, nowMicros)) / 1_000_000) : 0
+            if let r = result { result = (r.idle && idle, min(r.seconds, seconds)) } else { result = (idle, seconds) }
+        }
+        return result
+    }
+
+    /// `loginctl ARGS`, at most 2 s; nil if it is missing, fails or hangs.
+    private static func run(_ args: [String]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/loginctl")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        let done = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in done.signal() }
+        do { try p.run() } catch { return nil }
+        // Its output is a few lines, well under a pipe's buffer: wait first, then read.
+        if done.wait(timeout: .now() + 2) == .timedOut { p.terminate(); return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+}

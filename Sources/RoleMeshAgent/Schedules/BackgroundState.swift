@@ -1,0 +1,35 @@
+import RoleMeshCore
+
+/// The agent's part of background work, in one stored property of the agent (on its queue).
+struct BackgroundState {
+    /// From `roles/*/schedule.toml`, re-read every few seconds off the agent queue.
+    var schedules: [Schedule] = []
+    /// Schedule files that did not parse: file → the error sentence (reported, never fatal).
+    var fileErrors: [String: String] = [:]
+    var readingFiles = false
+    /// Other nodes' schedules, as each last told this node (for `schedules` and `schedules run`).
+    var remote: [String: [Schedule]] = [:]
+
+    /// Every schedule the mesh knows: this node's own first, then others' it lacks (by peer name).
+    var known: [Schedule] {
+        var out = schedules, ids = Set(schedules.map(\.id))
+        for peer in remote.keys.sorted() { for s in remote[peer]! where ids.insert(s.id).inserted { out.append(s) } }
+        return out
+    }
+    /// Every slot record this node knows (persisted in `state/slots.json`, exchanged with peers).
+    var ledger = SlotLedger()
+    /// Attempts this node started and whose runs have not ended (task ids).
+    var active: Set<String> = []
+    /// When this node last started a slot by itself (`Scheduler.fireSpacing`).
+    var lastFire: Millis = 0
+    /// The idle probe's last reading; the pins go on top (`LocalOverrides`).
+    var idle: Bool?
+    var idleSeconds: Int?
+    var probingIdle = false
+    /// Background runs here that are paused now: task id → why (from their `run-paused` events).
+    var paused: [String: String] = [:]
+    /// Peers an exchange of slot records is under way with (one at a time per peer), and those
+    /// to exchange with again when it ends (news came meanwhile).
+    var exchanging: Set<String> = []
+    var again: Set<String> = []
+}

@@ -1,0 +1,170 @@
+import Foundation
+import RoleMeshControl
+import RoleMeshCore
+
+/// Schedules, wired into the agent: every half second each schedule of this node is planned
+/// (`SchedulePlanner`, from the view and the slot records); a slot that is due here starts as a
+/// background run submitted to this node itself. Files and the idle probe are read off the queue.
+extension Agent {
+    func startSchedules() {
+        let dir = self.dir
+        Task {
+            let stored = await offQueue { SlotStore.load(dir) }
+            for r in stored { background.ledger.merge(r) }
+            // Runs of ours that were going on went with the previous agent.
+            background.ledger.markLost(node: name, at: wallNow)
+            saveLedger()
+        }
+        reloadSchedules()
+        every(ms: 3_000) { $0.reloadSchedules() }
+        every(ms: 1_000) { $0.refreshIdle() }
+        every(ms: 500) { $0.tickSchedules() }
+        every(ms: 10_000) { $0.exchangeSlotsWithSomeone() }
+    }
+
+    /// Seconds since the epoch (wall clock: slots are calendar periods).
+    nonisolated var wallNow: Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// Minutes since local midnight on this node (`TZ` applies).
+    nonisolated var localMinute: Int {
+        let d = Date()
+        let t = Int64(d.timeIntervalSince1970) + Int64(TimeZone.current.secondsFromGMT(for: d))
+        return Int((t % 86_400 + 86_400) % 86_400 / 60)
+    }
+
+    /// Nothing fires until this node has had time to hear the mesh's slot records (two syncs).
+    var settled: Bool { Clock.now() - startedAt >= 2 * core.profile.syncInterval }
+
+    func reloadSchedules() {
+        guard !background.readingFiles else { return }
+        background.readingFiles = true
+        let dir = self.dir
+        Task {
+            let (schedules, errors) = await offQueue { ScheduleFiles.load(dir) }
+            background.readingFiles = false
+            for (file, e) in errors where background.fileErrors[file] != e { Log.warn("\(e); its schedules are not run") }
+            let changed = schedules != background.schedules
+            background.schedules = schedules
+            background.fileErrors = errors
+            if changed { shareSlots() }     // others list this node's schedules soon, not at the next exchange
+        }
+    }
+
+    func refreshIdle() {
+        guard !background.probingIdle else { return }
+        background.probingIdle = true
+        let probe = idleProbe
+        Task {
+            let r = await offQueue { probe.read() }
+            background.probingIdle = false
+            background.idle = r.idle
+            background.idleSeconds = r.seconds
+            applySignals()
+        }
+    }
+
+    func plan(_ s: Schedule, force: Bool = false) -> SlotPlan {
+        SchedulePlanner.plan(s, now: wallNow, localMinute: localMinute, me: name, view: core.snapshot(now: Clock.now()),
+                             ledger: background.ledger, active: background.active, force: force)
+    }
+
+    /// Slots this node starts by itself are spaced this far apart, so a laptop waking with several
+    /// schedules due does not start them all at once.
+    static let fireSpacing: Millis = 2_000
+
+    func tickSchedules() {
+        guard !leaving, settled, Clock.now() - background.lastFire >= Self.fireSpacing else { return }
+        for s in background.schedules {
+            let p = plan(s)
+            if p.status == .due {
+                background.lastFire = Clock.now()
+                _ = fire(s, p, on: name, force: false)
+                return
+            }
+        }
+    }
+
+    /// Starts the slot's run on `node` (this node, or the route for `schedules run`); returns its task id.
+    func fire(_ s: Schedule, _ p: SlotPlan, on node: String, force: Bool) -> String {
+        var sub = Submission(SubmitRequest(role: s.role, task: s.task, args: s.args, heavy: s.heavy, to: node, detach: true))
+        sub.schedule = s.id; sub.slot = p.slot; sub.runID = p.runID; sub.force = force
+        background.ledger.merge(SlotRun(role: s.role, task: s.task, slot: p.slot, id: sub.id, runID: p.runID, node: node,
+                                        state: .running, started: wallNow))
+        background.active.insert(sub.id)
+        Log.info("schedule \(s.id): slot \(Slots.rfc3339(p.slot)) starts on \(node) (run \(p.runID), task \(sub.id))")
+        saveLedger()
+        shareSlots()
+        let submitter = self.submitter, journal = self.journal, id = sub.id, run = sub
+        Task {
+            await submitter.run(run, sink: nil)
+            let record = await offQueue { journal.record(id) }
+            runEnded(id, record)
+        }
+        return sub.id
+    }
+
+    /// A slot's attempt ended: it ran (done or failed, whatever its exit code) or it did not
+    /// (lost, or refused before it started), which lets the slot run again.
+    func runEnded(_ id: String, _ r: TaskRecord?) {
+        background.active.remove(id)
+        background.paused[id] = nil
+        guard var run = background.ledger.runs[id] else { return }
+        let ran = r?.started != nil && [.done, .failed, .cancelled].contains(r?.state)
+        run.state = !ran ? .lost : (r?.state == .done ? .done : .failed)
+        run.exitCode = r?.exitCode
+        run.finished = wallNow
+        background.ledger.merge(run)
+        saveLedger()
+        shareSlots()
+    }
+
+    /// Why a background run here must pause now, or nil: its schedule's conditions, or for
+    /// `submit --when idle` (no schedule) being idle; judged on this node's own signals.
+    func backgroundBlocker(schedule: String?) -> String? {
+        let signals = core.me.signals
+        if let id = schedule, let s = background.schedules.first(where: { $0.id == id }) {
+            return SchedulePlanner.blocker(s, signals: signals, localMinute: localMinute, node: name)
+        }
+        return SchedulePlanner.idleBlocker(need: 0, signals: signals, node: name)
+    }
+
+    func schedulesReply() -> SchedulesReply {
+        let rows = background.known.map { s -> ScheduleStatus in
+            let p = plan(s)
+            var state = "waiting", reason: String?
+            switch p.status {
+            case .waiting(let why): reason = why
+            case .due: reason = "starting on \(name)"
+            case .done: state = "done"
+            case .running(let node):
+                state = "running"
+                let mine = background.ledger.runs(of: s.id, slot: p.slot).last { $0.node == node && $0.state == .running }
+                if node == name, let id = mine?.id, let why = background.paused[id] { state = "paused"; reason = why }
+            }
+            let last = background.ledger.last(of: s.id).map {
+                ScheduleStatus.LastRun(id: $0.id, node: $0.node, exitCode: $0.exitCode, finished: $0.finished.map(Slots.rfc3339))
+            }
+            return ScheduleStatus(role: s.role, task: s.task, every: DurationText.describe(s.every), state: state, reason: reason,
+                                  node: p.node, slot: Slots.rfc3339(p.slot), nextSlot: Slots.rfc3339(p.nextSlot), last: last)
+        }
+        let errors = background.fileErrors.sorted { $0.key < $1.key }.map { ScheduleFileError(file: $0.key, error: $0.value) }
+        return SchedulesReply(schedules: rows, errors: errors)
+    }
+
+    /// `schedules run ROLE/TASK`: the current slot now, on its route, whatever its conditions.
+    func runScheduleNow(role: String, task: String, _ conn: ControlConnection) {
+        guard let s = background.known.first(where: { $0.role == role && $0.task == task }) else {
+            let bad = background.fileErrors["roles/\(role)/schedule.toml"].map { " (\($0))" } ?? ""
+            return conn.fail(MeshError(MeshError.usage, "no schedule \(role)/\(task) is known here: no [\(task)] in roles/\(role)/schedule.toml on this node or the nodes it has heard from\(bad)"))
+        }
+        let p = plan(s, force: true)
+        if case .running(let node) = p.status, let r = background.ledger.runs(of: s.id, slot: p.slot).last(where: { $0.state == .running }) {
+            Log.info("schedules run \(s.id): the slot is already running on \(node)")
+            return conn.reply(SubmittedReply(id: r.id))
+        }
+        guard let node = p.node else {
+            return conn.fail(MeshError(MeshError.unavailable, Routing.route(s.role, heavy: s.heavy, members: core.snapshot(now: Clock.now())).failureSentence))
+        }
+        conn.reply(SubmittedReply(id: fire(s, p, on: node, force: true)))
+    }
+}

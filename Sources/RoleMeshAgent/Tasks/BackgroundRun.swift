@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RoleMeshControl
+import RoleMeshCore
+
+/// What makes a run a background run (a schedule's slot, or `submit --when idle`): its lowest
+/// priority (`BackgroundPriority`), its pause rule and its `run-*` events.
+struct BackgroundRun: Sendable {
+    let role: String
+    let task: String
+    /// `ROLE/TASK` of the schedule; nil for `--when idle`.
+    let schedule: String?
+    let slot: Int64?
+    let runID: String?
+    /// `schedules run`: conditions are ignored, so it is never paused.
+    let force: Bool
+
+    init?(_ req: TaskRequest) {
+        guard req.background == true, let role = req.role, let task = req.task else { return nil }
+        self.role = role; self.task = task
+        schedule = req.schedule.flatMap { $0.isEmpty ? nil : $0 }
+        slot = schedule == nil ? nil : req.slot.map { max(0, $0) }
+        runID = schedule == nil ? nil : req.runID.flatMap { NodeName.isValid($0, maxLength: 64) ? $0 : nil }
+        force = req.force == true
+    }
+
+    var slotText: String? { slot.map(Slots.rfc3339) }
+
+    var environment: [(String, String)] {
+        guard let runID, let slotText else { return [] }
+        return [("ROLEMESH_RUN_ID", runID), ("ROLEMESH_SLOT", slotText)]
+    }
+
+    func mark(_ r: inout TaskRecord) {
+        guard let schedule else { return }
+        r.schedule = schedule; r.slot = slotText; r.runID = runID
+    }
+}
+
+extension Executor {
+    /// How often a background run's conditions are looked at: well inside the 2 s the contract allows.
+    static let conditionCheck: Duration = .milliseconds(250)
+
+    /// While `r` runs: SIGSTOP to its process group as soon as its conditions stop holding on
+    /// this node, SIGCONT once they hold again; the journal shows `paused` and why.
+    func keepToConditions(_ r: Running, _ bg: BackgroundRun) async {
+        guard !bg.force else { return }
+        while !r.exited, !r.finished {
+            let why = await link.agent?.backgroundBlocker(schedule: bg.schedule)
+            if r.exited || r.finished || r.cancelled { break }
+            if let why, !r.paused {
+                kill(-r.pid, SIGSTOP)
+                r.pausedWhy = why
+                journal.update(r.id) { $0.state = .paused; $0.reason = why }
+                Log.info("paused \(bg.role)/\(bg.task) (task \(r.id)): \(why)")
+                await announce("run-paused", bg, id: r.id, reason: why)
+            } else if let why, r.pausedWhy != why {
+                r.pausedWhy = why      // still paused, for another reason now
+                journal.update(r.id) { $0.reason = why }
+            } else if why == nil, r.paused {
+                kill(-r.pid, SIGCONT)
+                r.pausedWhy = nil
+                journal.update(r.id) { $0.state = .running; $0.reason = nil }
+                Log.info("resumed \(bg.role)/\(bg.task) (task \(r.id))")
+                await announce("run-resumed", bg, id: r.id)
+            }
+            try? await Task.sleep(for: Self.conditionCheck)
+        }
+    }
+
+    func announce(_ event: String, _ bg: BackgroundRun, id: String, reason: String? = nil, exitCode: Int? = nil) async {
+        let e = WatchEvent.run(event, node: me, time: Clock.rfc3339(), role: bg.role, task: bg.task, slot: bg.slotText,
+                               id: id, reason: reason, exitCode: exitCode)
+        await link.agent?.publish(e)
+    }
+
+    /// `slots`: the peer's records and schedules in, ours back (protocol.md, "Slot records").
+    func exchangeSlots(_ req: TaskRequest, on ch: SecureChannel) async {
+        guard let agent = link.agent else { return }
+        let ours = await agent.mergeSlots(SlotsPayload(records: req.records ?? [], schedules: req.schedules), from: ch.peer)
+        try? await ch.send(Frame(.slots, encoding: ours))
+    }
+}
+
+/// A `slots` frame: `{"records": [...], "schedules": [...]}` (also `state/slots.json`, without schedules).
+struct SlotsPayload: Codable, Sendable {
+    var records: [SlotRun]
+    /// The sender's own schedules (from its files).
+    var schedules: [ScheduleDefinition]?
+}

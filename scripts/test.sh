@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: unit, simulation (1,000 nodes in virtual time) and integration tests that
+# Runs every test: unit, simulation (300 nodes in virtual time; 1,000 with ROLEMESH_SCALE=1) and integration tests that
 # start real agents on 127.0.0.x. Release mode: the simulations are CPU-bound.
 #
 # `scripts/test.sh --tsan [swift test options]`: the same suite built with ThreadSanitizer (in

@@ -10,10 +10,39 @@ enum IdleBench {
     static let cpuTarget = 1.0      // % of one core
     static let rssTarget = 30.0     // MiB
 
+    /// Per-agent figures of one run, for the summary across N.
+    struct Figures { var n: Int; var outPkts: Double; var bytes: Double?; var cpu: Double?; var rss: Double? }
+
     static func main(_ args: [String]) {
         let opts = Options(args, allowed: ["nodes", "seconds"])
-        let n = opts.int("nodes", 10, min: 2, max: 200)
+        let ns = opts.ints("nodes", [10], min: 2, max: 200)
         let seconds = opts.double("seconds", 30, min: 2, max: 3_600)
+        var all: [Figures] = []
+        for n in ns { if let f = run(n: n, seconds: seconds) { all.append(f) } }
+        guard all.count > 1 else { return }
+        // Gossip v2's targets (issue 9): per agent, flat in N.
+        let base = all[0]
+        var rows = [["N", "packets sent /s", "bytes sent /s", "CPU % (mean)", "RSS MiB (mean)", "packets vs N=\(base.n)"]]
+        for f in all {
+            rows.append([String(f.n), fmt(f.outPkts, 2), fmt(f.bytes, 0), fmt(f.cpu, 3), fmt(f.rss, 1),
+                         fmt(f.outPkts / max(base.outPkts, 0.001), 2) + "x"])
+        }
+        say("")
+        say("Per agent, by mesh size (targets: <= 5 packets/s and <= 1,000 B/s at every N; the largest N within 1.3x of the smallest):")
+        say(table(rows))
+        let flat = all.allSatisfy { $0.outPkts <= 5 && ($0.bytes ?? 0) <= 1_000 }
+            && all.last!.outPkts <= 1.3 * base.outPkts
+        printResult("idle_by_n", [
+            ("nodes", .string(ns.map(String.init).joined(separator: ","))),
+            ("pkts_per_agent_s", .string(all.map { fmt($0.outPkts, 2) }.joined(separator: ","))),
+            ("bytes_per_agent_s", .string(all.map { fmt($0.bytes, 0) }.joined(separator: ","))),
+            ("cpu_pct_mean", .string(all.map { fmt($0.cpu, 3) }.joined(separator: ","))),
+            ("rss_mib_mean", .string(all.map { fmt($0.rss, 1) }.joined(separator: ","))),
+            ("flat_and_under_targets", .bool(flat)),
+        ])
+    }
+
+    static func run(n: Int, seconds: Double) -> Figures? {
         say("idle: \(n) lan agents, \(fmt(seconds, 0)) s window after convergence + 5 s settling; \(machineDescription())")
 
         var ns: String?
@@ -94,9 +123,11 @@ enum IdleBench {
                 ("udp_scope", .string(ns == nil ? "global" : "namespace")),
                 ("cpu_met", .optional(cpuMet)), ("rss_met", .optional(rssMet)), ("still_converged", .bool(alive)),
             ])
+            return Figures(n: n, outPkts: outPkts, bytes: ipBytes, cpu: cpuVals.mean, rss: rssVals.mean)
         } catch {
             say("idle failed: \(error)")
             printResult("idle", [("error", .string("\(error)"))])
+            return nil
         }
     }
 }

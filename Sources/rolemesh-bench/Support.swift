@@ -67,6 +67,16 @@ struct Options {
         }
     }
 
+    /// A comma-separated list of integers (`--nodes 10,30,60`).
+    func ints(_ key: String, _ def: [Int], min lo: Int = 1, max hi: Int = 1_000_000) -> [Int] {
+        guard let s = values[key] else { return def }
+        let vs = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !vs.isEmpty, vs.allSatisfy({ $0 != nil && $0! >= lo && $0! <= hi }) else {
+            usage("--\(key) must be integers in \(lo)...\(hi), separated by commas")
+        }
+        return vs.map { $0! }
+    }
+
     func int(_ key: String, _ def: Int, min lo: Int = 1, max hi: Int = 1_000_000) -> Int {
         guard let s = values[key] else { return def }
         guard let v = Int(s), v >= lo, v <= hi else { usage("--\(key) must be an integer in \(lo)...\(hi)") }

@@ -4,9 +4,11 @@
 /// heartbeat carries from then on — only when they change meaningfully, or at the floor rate.
 extension Signals {
     /// Steps below which a change is noise for routing: a tenth of a core of load per core, 5 % of
-    /// memory or battery. Any change of the CPU count, of a flag, or of known/unknown counts.
+    /// memory or battery, 5 minutes of idle time. Any change of the CPU count, of a flag (idle
+    /// included), or of known/unknown counts.
     static let loadStep = 0.1
     static let fractionStep = 0.05
+    static let idleStep = 300.0
 
     func meaningfullyDifferent(from o: Signals) -> Bool {
         func moved(_ a: Double?, _ b: Double?, _ step: Double) -> Bool {
@@ -16,9 +18,10 @@ extension Signals {
             default: return true
             }
         }
-        return cpus != o.cpus || onBattery != o.onBattery || throttled != o.throttled
+        return cpus != o.cpus || onBattery != o.onBattery || throttled != o.throttled || idle != o.idle
             || moved(load, o.load, Self.loadStep) || moved(memFree, o.memFree, Self.fractionStep)
             || moved(battery, o.battery, Self.fractionStep)
+            || moved(idleSeconds.map(Double.init), o.idleSeconds.map(Double.init), Self.idleStep)
     }
 
     /// Whether heavy work could go to both: the flags routing looks at, not the load figures.

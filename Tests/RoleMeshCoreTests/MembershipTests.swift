@@ -154,4 +154,30 @@ extension MembershipTests {
         XCTAssertEqual(heard.count, 1)
         XCTAssertEqual(viewChanges(core.leave(now: now)), [], "a node that left routes nothing")
     }
+
+    /// Gossip v2: signals are announced (a new signed heartbeat that others see) only when they
+    /// change meaningfully, flags at once, figures at most once per rate-limit interval.
+    func testSignalsAreAnnouncedOnMeaningfulChangesOnly() {
+        make(["n1", "n2"], profile: .lan)
+        run(3_000)
+        let core = nodes["n1"]!
+        func seen() -> Signals? { nodes["n2"]!.snapshot(now: now).first { $0.name == "n1" }?.signals }
+        func set(_ s: Signals) { route(core.updateSelf(now: now) { $0.signals = s }, from: "n1"); run(1_000) }
+        let gap = TimingProfile.lan.signalMinInterval(memberCount: 2)
+        set(Signals(load: 0.30, memFree: 0.50))
+        run(gap)
+        XCTAssertEqual(seen()?.load, 0.30, "announced within one rate-limit interval")
+        run(gap)
+        set(Signals(load: 0.90, memFree: 0.50))
+        XCTAssertEqual(seen()?.load, 0.90, "a change of 0.6 cores is news")
+        set(Signals(load: 0.95, memFree: 0.52))
+        XCTAssertEqual(seen()?.load, 0.90, "a drift below the steps is not")
+        set(Signals(load: 0.95, memFree: 0.52, onBattery: true))
+        XCTAssertEqual(seen()?.onBattery, true, "a flag goes out at once")
+        XCTAssertEqual(seen()?.load, 0.95, "with the figures of the moment")
+        set(Signals(load: 2.0, memFree: 0.52, onBattery: true))
+        XCTAssertEqual(seen()?.load, 0.95, "figures wait for the rate limit after an announcement")
+        run(gap)
+        XCTAssertEqual(seen()?.load, 2.0, "and go out at the first beat after it")
+    }
 }

@@ -144,8 +144,10 @@ public final class Membership {
             // Keep the cadence: a beat that fired a little late does not delay the next one.
             nextBeat = max(nextBeat + profile.heartbeat, now + profile.heartbeat / 2)
             me.seq += 1
-            if latestSignals != me.signals, now - signalsAnnouncedAt >= profile.signalFloor(memberCount: memberCount) {
-                me.signals = latestSignals   // the floor: small drifts go out now and then
+            let since = now - signalsAnnouncedAt
+            if latestSignals != me.signals, since >= profile.signalFloor(memberCount: memberCount)
+                || (since >= profile.signalMinInterval(memberCount: memberCount) && latestSignals.meaningfullyDifferent(from: me.signals)) {
+                me.signals = latestSignals   // held back by the rate limit, or the floor: small drifts go out now and then
                 signalsAnnouncedAt = now
                 markViewChanged()
             }
@@ -288,7 +290,9 @@ public final class Membership {
         latestSignals = next.signals
         let identity = !next.sameIdentity(as: me)
         let signalsDue = next.signals != me.signals
-            && (announce || identity || next.signals.meaningfullyDifferent(from: me.signals))
+            && (announce || identity || next.signals.flagsDiffer(from: me.signals)
+                || (next.signals.meaningfullyDifferent(from: me.signals)
+                    && now - signalsAnnouncedAt >= profile.signalMinInterval(memberCount: memberCount)))
         guard identity || signalsDue else { return takeActions() }
         if identity || !next.signals.sameFitness(as: me.signals) {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))

@@ -58,4 +58,7 @@ public struct TimingProfile: Equatable, Sendable {
     public func syncEvery(memberCount n: Int) -> Millis { syncInterval * Millis(max(1, (n + 9) / 10)) }
     /// The same for the signal floor: every node's re-announcement reaches every other node.
     public func signalFloor(memberCount n: Int) -> Millis { signalFloor * Millis(max(1, (n + 9) / 10)) }
+    /// Meaningful changes of figures (not flags) are announced at most this often, for the same
+    /// reason: each announcement costs every node K forwards.
+    public func signalMinInterval(memberCount n: Int) -> Millis { signalFloor(memberCount: n) / 6 }
 }

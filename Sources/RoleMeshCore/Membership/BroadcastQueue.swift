@@ -49,6 +49,12 @@ struct BroadcastQueue {
         pendingUrgent = 0
     }
 
+    /// The accusations about `target` still queued (any accuser, any kind), oldest key first.
+    func accusations(about target: String) -> [SignedEntry] {
+        items.filter { $0.key.hasPrefix("a:") && $0.key.hasSuffix(":" + target) }
+            .sorted { $0.key < $1.key }.map(\.value.entry)
+    }
+
     mutating func remove(origin: String) {
         for (key, item) in items where item.origin == origin || key.hasSuffix(":" + origin) {
             if item.urgent { pendingUrgent -= 1 }

@@ -594,6 +594,19 @@ public final class Membership {
                                                             incarnation: m.heartbeat.incarnation)))
                     markDead(&m, claim: claim, incarnation: m.heartbeat.incarnation, now: now)
                     broadcasts.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
+                    // A death is rare and the most urgent news there is (a role moves with it): the
+                    // watcher that declares it tells every member at once, with the other words it
+                    // holds, so the others need no relay to have the two words (N − 2 datagrams, on
+                    // this event only).
+                    let words = [claim] + broadcasts.accusations(about: key).filter { $0.signature != claim.signature }
+                    var entries = [myEntry]
+                    var size = Wire.headerSize + myEntry.encodedSize
+                    for w in words where size + w.encodedSize <= Wire.maxDatagramSize {
+                        entries.append(w); size += w.encodedSize
+                    }
+                    for other in memberNames where other != key && members[other]!.isReachable {
+                        sendDatagram(entries, to: other)
+                    }
                 }
             }
             members[key] = m

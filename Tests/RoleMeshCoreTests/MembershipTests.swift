@@ -172,7 +172,11 @@ extension MembershipTests {
         XCTAssertEqual(seen()?.load, 0.90, "a change of 0.6 cores is news")
         set(Signals(load: 0.95, memFree: 0.52))
         XCTAssertEqual(seen()?.load, 0.90, "a drift below the steps is not")
-        set(Signals(load: 0.95, memFree: 0.52, onBattery: true))
+        // A change heavy routing reads goes to every member in the same input, not at the next beat.
+        let unplugged = core.updateSelf(now: now) { $0.signals = Signals(load: 0.95, memFree: 0.52, onBattery: true) }
+        XCTAssertTrue(unplugged.contains { if case .send(_, let to) = $0 { return to == self.address("n2") } else { return false } },
+                      "on_battery is sent to every member at once")
+        route(unplugged, from: "n1"); run(1_000)
         XCTAssertEqual(seen()?.onBattery, true, "a flag goes out at once")
         XCTAssertEqual(seen()?.load, 0.95, "with the figures of the moment")
         set(Signals(load: 2.0, memFree: 0.52, onBattery: true))

@@ -289,12 +289,13 @@ public final class Membership {
         guard !hasLeft else { return takeActions() }
         latestSignals = next.signals
         let identity = !next.sameIdentity(as: me)
+        let fitness = !next.signals.sameFitness(as: me.signals)
         let signalsDue = next.signals != me.signals
             && (announce || identity || next.signals.flagsDiffer(from: me.signals)
                 || (next.signals.meaningfullyDifferent(from: me.signals)
                     && now - signalsAnnouncedAt >= profile.signalMinInterval(memberCount: memberCount)))
         guard identity || signalsDue else { return takeActions() }
-        if identity || !next.signals.sameFitness(as: me.signals) {
+        if identity || fitness {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
         }
         me.roles = next.roles; me.backup = next.backup; me.draining = next.draining
@@ -302,7 +303,7 @@ public final class Membership {
         markViewChanged()
         me.seq += 1
         myEntry = sign(.heartbeat(me))
-        if identity || announce || !me.signals.sameFitness(as: next.signals) {
+        if identity || announce || fitness {
             // A person's command, or a change heavy routing reads: everyone hears it now.
             for m in sortedMembers where m.isReachable { sendDatagram([myEntry], to: m.heartbeat.name) }
         }

@@ -144,9 +144,7 @@ public final class Membership {
             // Keep the cadence: a beat that fired a little late does not delay the next one.
             nextBeat = max(nextBeat + profile.heartbeat, now + profile.heartbeat / 2)
             me.seq += 1
-            let since = now - signalsAnnouncedAt
-            if latestSignals != me.signals, since >= profile.signalFloor(memberCount: memberCount)
-                || (since >= profile.signalMinInterval(memberCount: memberCount) && latestSignals.meaningfullyDifferent(from: me.signals)) {
+            if signalsWorthAnnouncing(latestSignals, now: now) {
                 me.signals = latestSignals   // held back by the rate limit, or the floor: small drifts go out now and then
                 signalsAnnouncedAt = now
                 markViewChanged()
@@ -290,10 +288,7 @@ public final class Membership {
         latestSignals = next.signals
         let identity = !next.sameIdentity(as: me)
         let fitness = !next.signals.sameFitness(as: me.signals)
-        let signalsDue = next.signals != me.signals
-            && (announce || identity || next.signals.flagsDiffer(from: me.signals)
-                || (next.signals.meaningfullyDifferent(from: me.signals)
-                    && now - signalsAnnouncedAt >= profile.signalMinInterval(memberCount: memberCount)))
+        let signalsDue = next.signals != me.signals && (announce || identity || signalsWorthAnnouncing(next.signals, now: now))
         guard identity || signalsDue else { return takeActions() }
         if identity || fitness {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
@@ -308,6 +303,16 @@ public final class Membership {
             for m in sortedMembers where m.isReachable { sendDatagram([myEntry], to: m.heartbeat.name) }
         }
         return takeActions()
+    }
+
+    /// Whether probed signals `s` should replace the announced ones now (protocol.md 7.2): a flag at
+    /// once, figures that moved meaningfully once the rate limit allows, any drift at the floor.
+    func signalsWorthAnnouncing(_ s: Signals, now: Millis) -> Bool {
+        guard s != me.signals else { return false }
+        let since = now - signalsAnnouncedAt
+        return s.flagsDiffer(from: me.signals)
+            || (s.meaningfullyDifferent(from: me.signals) && since >= profile.signalMinInterval(memberCount: memberCount))
+            || since >= profile.signalFloor(memberCount: memberCount)
     }
 
     /// Trust in `name` was revoked: forget it entirely.
@@ -600,13 +605,9 @@ public final class Membership {
                     // holds, so the others need no relay to have the two words (N − 2 datagrams, on
                     // this event only).
                     let words = [claim] + broadcasts.accusations(about: key).filter { $0.signature != claim.signature }
-                    var entries = [myEntry]
-                    var size = Wire.headerSize + myEntry.encodedSize
-                    for w in words where size + w.encodedSize <= Wire.maxDatagramSize {
-                        entries.append(w); size += w.encodedSize
-                    }
+                    let datagrams = pack(words, kind: .gossip)
                     for other in memberNames where other != key && members[other]!.isReachable {
-                        sendDatagram(entries, to: other)
+                        for d in datagrams { send(d, to: members[other]!.address) }
                     }
                 }
             }

@@ -27,17 +27,3 @@ extension Membership {
 
     public var memberCount: Int { members.count + 1 }
 }
-
-extension Membership {
-    /// Who this node beats to and whom it watches (for `status` and for tests that explain a run).
-    public var watching: (watchers: [String], subjects: [String]) { (myWatchers, subjects.sorted()) }
-}
-
-extension Membership {
-    /// One line about what this node holds on `node`: for tests that explain a run.
-    public func explain(_ node: String, now: Millis) -> String {
-        guard let m = members[node] else { return "\(node): unknown" }
-        return "\(node): \(m.state) heard \(now - m.lastHeard) ms ago, accusers \(m.accusers.sorted()), "
-            + "dead word \(m.deadWord != nil), watchers here \(watchers(of: node)), second-hand \(m.secondHand)"
-    }
-}

@@ -18,6 +18,8 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
         ),
+        // Linux headers Glibc does not export (epoll): a header-only system module.
+        .systemLibrary(name: "CLinux"),
         // The pure core: wire format, membership, failure detection, routing, config.
         // No sockets, no clocks, no files: everything time- or I/O-related is injected.
         .target(name: "RoleMeshCore", dependencies: ["CSodium"]),
@@ -27,7 +29,7 @@ let package = Package(
         // and the agent both speak, as JSON through Foundation's coders.
         .target(name: "RoleMeshControl"),
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
-        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium"]),
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium", "CLinux"]),
         .executableTarget(
             name: "rolemesh",
             dependencies: [

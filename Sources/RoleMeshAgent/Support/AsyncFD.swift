@@ -5,17 +5,18 @@ import Darwin
 #endif
 import Dispatch
 
-/// A non-blocking descriptor (a TCP or Unix socket, a pipe) for async code: a read waits on a
-/// Dispatch read source, a write on a write source, and no thread is ever parked on it.
+/// A non-blocking descriptor (a TCP or Unix socket, a pipe) for async code: reads and writes
+/// wait for readiness from the `Poller`, and no thread is ever parked on it.
 ///
 /// Writes are buffered here and go out as the peer takes them; `write` returns at once while
 /// fewer than `highWater` bytes wait, so a slow reader slows its writer down instead of growing
 /// memory. `close()` sends what is buffered first (bounded by `lingerSeconds`); `abort()` does not.
-/// The descriptor is released only once Dispatch has let go of it, never under a pending event.
+/// The descriptor is closed only after the poller stopped watching it.
 public final class AsyncFD: Sendable {
     public let fd: Int32
-    private let queue = DispatchQueue(label: "rolemesh.fd")
     private let state: Locked<State>
+    /// Deadline and linger timers.
+    private static let timers = DispatchQueue(label: "rolemesh.fd-timers")
 
     static let highWater = 256 * 1024
     public static let chunk = 65_536
@@ -30,8 +31,9 @@ public final class AsyncFD: Sendable {
         var sent = 0
         var writeFailed = false
         var writers: [(below: Int, c: CheckedContinuation<Bool, Never>)] = []
-        var readSource = SourceSwitch()
-        var writeSource = SourceSwitch()
+        var registration: Poller.Registration?
+        /// What the poller was last asked to report (one event, then nothing until asked again).
+        var armed = (read: false, write: false)
         var timer: DispatchSourceTimer?
         var closing = false
         var tornDown = false
@@ -47,6 +49,36 @@ public final class AsyncFD: Sendable {
         var s = State()
         s.input = input
         state = Locked(s)
+        let registration = Poller.shared.register(fd) { [weak self] readable, writable in
+            self?.ready(readable: readable, writable: writable)
+        }
+        state.withLock { s in
+            guard let registration else {
+                // Not a pipe or socket, or the kernel is out of memory: a descriptor that fails.
+                s.inputEnded = true; s.writeFailed = true
+                return
+            }
+            s.registration = registration
+        }
+    }
+
+    /// The poller's one event: the descriptor is readable and/or writable (or at its end).
+    private func ready(readable: Bool, writable: Bool) {
+        state.withLock { s in
+            guard !s.tornDown else { return }
+            s.armed = (false, false)
+            if readable { fill(&s) }
+            flush(&s, event: writable)
+        }
+    }
+
+    /// Asks the poller for what is waited on now: data for a reader, room for unsent bytes or a writer.
+    private func updateInterest(_ s: inout State) {
+        guard !s.tornDown, let registration = s.registration else { return }
+        let want = (read: s.reader != nil, write: !s.writeFailed && (s.backlog > 0 || !s.writers.isEmpty))
+        guard want != s.armed else { return }
+        s.armed = want
+        Poller.shared.arm(registration, read: want.read, write: want.write)
     }
 
     // MARK: Reading
@@ -70,7 +102,6 @@ public final class AsyncFD: Sendable {
         precondition(s.reader == nil, "one reader at a time")
         s.reader = (want, exact, c)
         fill(&s)
-        if s.reader != nil { armRead(&s, true) }
     }
 
     /// Reads what the descriptor has now (one chunk) and answers the reader if it can.
@@ -87,25 +118,15 @@ public final class AsyncFD: Sendable {
         }
         if s.closing || (s.input.count < r.want && (r.exact ? s.inputEnded : (s.input.isEmpty && s.inputEnded))) {
             s.reader = nil
-            armRead(&s, false)
             r.c.resume(returning: nil)
         } else if r.exact ? s.input.count >= r.want : !s.input.isEmpty {
             let n = min(r.want, s.input.count)
             let out = Array(s.input[0..<n])
             s.input.removeFirst(n)
             s.reader = nil
-            armRead(&s, false)
             r.c.resume(returning: out)
         }
-    }
-
-    private func armRead(_ s: inout State, _ on: Bool) {
-        guard !s.tornDown else { return }
-        s.readSource.set(on) {
-            let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-            src.setEventHandler { [weak self] in self?.state.withLock { s in self?.fill(&s) } }
-            return src
-        }
+        updateInterest(&s)
     }
 
     // MARK: Writing
@@ -135,7 +156,7 @@ public final class AsyncFD: Sendable {
                 if s.writeFailed { return c.resume(returning: false) }
                 if s.backlog < below { return c.resume(returning: true) }
                 s.writers.append((below, c))
-                armWrite(&s, true)
+                updateInterest(&s)
             }
         }
     }
@@ -147,7 +168,7 @@ public final class AsyncFD: Sendable {
             state.withLock { s in
                 if s.writeFailed { return c.resume(returning: false) }
                 s.writers.append((0, c))
-                armWrite(&s, true)
+                updateInterest(&s)
             }
         }
     }
@@ -173,17 +194,8 @@ public final class AsyncFD: Sendable {
             else { keep.append(w) }
         }
         s.writers = keep
-        armWrite(&s, !s.writeFailed && (s.backlog > 0 || !s.writers.isEmpty))
+        updateInterest(&s)
         if s.closing, s.backlog == 0 || s.writeFailed { tearDown(&s) }
-    }
-
-    private func armWrite(_ s: inout State, _ on: Bool) {
-        guard !s.tornDown else { return }
-        s.writeSource.set(on) {
-            let src = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-            src.setEventHandler { [weak self] in self?.state.withLock { s in self?.flush(&s, event: true) } }
-            return src
-        }
     }
 
     // MARK: Deadlines and the end
@@ -193,7 +205,7 @@ public final class AsyncFD: Sendable {
         state.withLock { s in
             s.timer?.cancel(); s.timer = nil
             guard let seconds, !s.tornDown else { return }
-            let t = DispatchSource.makeTimerSource(queue: queue)
+            let t = DispatchSource.makeTimerSource(queue: Self.timers)
             t.schedule(deadline: .now() + seconds)
             t.setEventHandler { [weak self] in self?.abort() }
             s.timer = t
@@ -209,7 +221,7 @@ public final class AsyncFD: Sendable {
             if let r = s.reader { s.reader = nil; r.c.resume(returning: nil) }
             if s.backlog == 0 || s.writeFailed { return tearDown(&s) }
             s.timer?.cancel()
-            let t = DispatchSource.makeTimerSource(queue: queue)
+            let t = DispatchSource.makeTimerSource(queue: Self.timers)
             t.schedule(deadline: .now() + .seconds(Self.lingerSeconds))
             t.setEventHandler { [weak self] in self?.abort() }
             s.timer = t
@@ -235,15 +247,14 @@ public final class AsyncFD: Sendable {
         s.output = []; s.sent = 0
         s.timer?.cancel(); s.timer = nil
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
-        // The descriptor goes once every source's cancellation has run.
-        let fd = self.fd, group = DispatchGroup()
-        s.readSource.cancel(leaving: group)
-        s.writeSource.cancel(leaving: group)
-        group.notify(queue: queue) { _ = Glibc.close(fd) }
+        // Unwatched first: an event still on its way finds no registration (and this lock says torn down).
+        if let registration = s.registration { Poller.shared.remove(registration) }
+        s.registration = nil
+        _ = Glibc.close(fd)
     }
 
     deinit {
-        // Only reached when nobody holds the object: no source can still fire.
+        // Only reached when nobody holds the object: the poller's handler holds it weakly.
         state.withLock { s in if !s.tornDown { s.closing = true; tearDown(&s) } }
     }
 }

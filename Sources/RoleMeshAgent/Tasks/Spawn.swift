@@ -63,12 +63,8 @@ enum Spawn {
     /// No thread waits: a pidfd (Linux 5.3+, glibc 2.36+) turns readable when the child exits.
     static func exit(of pid: pid_t) async -> Int32 {
         if let open = pidfdOpen, case let pidfd = open(pid, 0), pidfd >= 0 {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: .global())
-                source.setEventHandler { source.cancel() }
-                source.setCancelHandler { _ = Glibc.close(pidfd); c.resume() }
-                source.resume()
-            }
+            await Poller.shared.readable(pidfd)
+            _ = Glibc.close(pidfd)
         } else {
             // An older system: one blocking waitpid on a pool thread, for this child only.
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in

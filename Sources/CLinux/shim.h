@@ -1,0 +1,4 @@
+// Linux interfaces the Glibc module does not export: epoll, for the Poller.
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif

@@ -14,7 +14,7 @@ guard let command = argv.first else { usage("missing subcommand") }
 let rest = Array(argv.dropFirst())
 
 if command != "help", command != "--help", command != "-h",
-   !FileManager.default.isExecutableFile(atPath: rolemeshBinary), command != "verify" {
+   !FileManager.default.isExecutableFile(atPath: rolemeshBinary), command != "verify", command != "scale" {
     FileHandle.standardError.write(Data("rolemesh-bench: no rolemesh binary at \(rolemeshBinary) (build both: swift build -c release)\n".utf8))
     exit(1)
 }
@@ -31,6 +31,8 @@ case "failover":
     FailoverBench.main(rest)
 case "tasks":
     TasksBench.main(rest)
+case "scale":
+    ScaleBench.main(rest)
 case "help", "--help", "-h":
     say(usageText)
     exit(0)

@@ -1,0 +1,96 @@
+import Foundation
+import RoleMeshCore
+import RoleMeshSimulation
+
+/// `scale`: the real membership core in the simulator (virtual time, `lan` profile, no
+/// signatures) at growing N. For each N: what one node sends per second when idle, how long after
+/// a crash the first member and every member see it dead (in seconds and in gossip rounds, one
+/// round being one heartbeat interval), and what `--loss-percent` loss does in `--seconds`
+/// (suspicions and false deaths of live nodes). Also the process's peak memory, since every node
+/// holds the whole view and the simulator holds every node: that is what bounds N here.
+enum ScaleBench {
+    struct Row {
+        var n: Int
+        var setupWall: Double
+        var msgsPerNode: Double
+        var firstDead: Double?
+        var allDead: Double?
+        var rounds: Int?
+        var suspects = 0
+        var falseDead = 0
+        var peakMiB: Double
+    }
+
+    static func main(_ args: [String]) {
+        let opts = Options(args, allowed: ["nodes", "seconds", "loss-percent"])
+        let sizes = opts.ints("nodes", [100, 300, 1000], min: 10, max: 20_000)
+        let lossSeconds = opts.int("seconds", 60, min: 10, max: 3_600)
+        let loss = opts.double("loss-percent", 10, min: 0, max: 90) / 100
+        say("scale: simulated \(sizes.map(String.init).joined(separator: ", ")) nodes, lan profile; \(machineDescription())")
+        var rows: [Row] = []
+        for n in sizes {
+            note("scale \(n) nodes")
+            rows.append(once(n, lossSeconds: lossSeconds, loss: loss))
+        }
+        var t = [["N", "SETUP wall s", "MSGS/s per node", "1ST DEAD s", "ALL DEAD s", "ROUNDS", "SUSPECTS @\(Int(loss * 100))%", "FALSE DEAD", "PEAK MiB"]]
+        for r in rows {
+            t.append([String(r.n), fmt(r.setupWall, 1), fmt(r.msgsPerNode, 2), fmt(r.firstDead, 2), fmt(r.allDead, 2),
+                      r.rounds.map(String.init) ?? "-", String(r.suspects), String(r.falseDead), fmt(r.peakMiB, 0)])
+        }
+        say(table(t))
+        say("rounds: seconds from the crash until every survivor lists the node dead, over the \(TimingProfile.lan.heartbeat) ms heartbeat; suspects: member-suspect events about live nodes in \(lossSeconds) s at \(Int(loss * 100)) % loss, all nodes together")
+    }
+
+    static func once(_ n: Int, lossSeconds: Int, loss: Double) -> Row {
+        let started = Date()
+        let profile = TimingProfile.lan
+        let mesh = SimulatedMesh(seed: UInt64(n))
+        mesh.recordEvents = false
+        let names = (0..<n).map { String(format: "n%05d", $0) }
+        for (i, name) in names.enumerated() {
+            mesh.addNode(name, profile: profile, seeds: i == 0 ? [] : [names[(i - 1) / 2]])
+        }
+        let all = mesh.run(until: { mesh.liveNodes.allSatisfy { mesh.nodes[$0]!.core.memberCount == n } }, step: 500, timeout: 300_000)
+        if all == nil { note("  \(n) nodes did not all learn of each other in 300 virtual s") }
+        mesh.run(for: 10_000)          // let joining news settle
+        let setup = Date().timeIntervalSince(started)
+
+        // Idle traffic: datagrams delivered per node per second (no loss: all that were sent).
+        let before = mesh.delivered
+        mesh.run(for: 20_000)
+        let msgs = Double(mesh.delivered - before) / Double(n) / 20
+
+        // A crash.
+        let victim = names[n / 3]
+        mesh.kill(victim)
+        let start = mesh.now
+        let first = mesh.run(until: { mesh.liveNodes.contains { mesh.state(of: victim, seenBy: $0) == .dead } }, step: 50, timeout: 60_000)
+        let last = mesh.run(until: { mesh.everyone(sees: victim, as: .dead) }, step: 50, timeout: 60_000)
+        // (`last` counts from where `first` stopped: the time since the crash is the clock's.)
+        let allDead = last.map { _ in Double(mesh.now - start) / 1000 }
+
+        // Loss: suspicions and false deaths of live nodes.
+        mesh.run(for: 10_000)
+        mesh.loss = loss
+        mesh.recordEvents = true
+        let mark = mesh.events.count
+        mesh.run(for: Millis(lossSeconds) * 1000)
+        let live = Set(mesh.liveNodes)
+        var suspects = 0, falseDead = 0
+        for (_, _, e) in mesh.events[mark...] where live.contains(e.node) {
+            if e.kind == .memberSuspect { suspects += 1 }
+            if e.kind == .memberDead { falseDead += 1 }
+        }
+        let rounds = allDead.map { Int(($0 * 1000 / Double(profile.heartbeat)).rounded(.up)) }
+        return Row(n: n, setupWall: setup, msgsPerNode: msgs, firstDead: first.map { Double($0) / 1000 },
+                   allDead: allDead, rounds: rounds, suspects: suspects, falseDead: falseDead, peakMiB: peakMiB())
+    }
+
+    /// VmHWM of this process: the most memory it has held so far.
+    static func peakMiB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
+    }
+}

@@ -39,6 +39,14 @@ enum ScaleBench {
         }
         say(table(t))
         say("rounds: seconds from the crash until every survivor lists the node dead, over the \(TimingProfile.lan.heartbeat) ms heartbeat; suspects: member-suspect events about live nodes in \(lossSeconds) s at \(Int(loss * 100)) % loss, all nodes together")
+        printResult("scale", [
+            ("nodes", .string(rows.map { String($0.n) }.joined(separator: ","))),
+            ("msgs_per_node_s", .string(rows.map { fmt($0.msgsPerNode, 2) }.joined(separator: ","))),
+            ("all_dead_s", .string(rows.map { fmt($0.allDead, 2) }.joined(separator: ","))),
+            ("rounds", .string(rows.map { $0.rounds.map(String.init) ?? "-" }.joined(separator: ","))),
+            ("suspects", .string(rows.map { String($0.suspects) }.joined(separator: ","))),
+            ("false_dead", .string(rows.map { String($0.falseDead) }.joined(separator: ","))),
+        ])
     }
 
     static func once(_ n: Int, lossSeconds: Int, loss: Double) -> Row {

@@ -1,4 +1,6 @@
-// Linux interfaces the Glibc module does not export: epoll, for the Poller.
+// Linux interfaces the Glibc module does not export: epoll (the Poller) and netlink (address changes).
 #ifdef __linux__
 #include <sys/epoll.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #endif

@@ -44,6 +44,8 @@ public actor Agent {
     var routeWatcher = RouteWatcher()
     var trustedSnapshot: [String: [UInt8]]
     var lastKeyReadFailureLog: Millis = 0
+    /// Which untrusted senders were named in the log lately (`noteUnknownKey`).
+    var unknownKeyLog = UnknownKeyLog()
     let startedAt = Clock.now()
     /// `ROLEMESH_PROBE_ROOT` points the probes at another filesystem root (tests use a fake /proc).
     let probe: SignalProbe
@@ -126,7 +128,7 @@ public actor Agent {
             crypto: keyRing, seed: seed, now: Clock.now())
         let link = AgentLink()
         let executor = Executor(me: config.name, dir: dir, journal: journal, link: link, maxTasks: config.maxTasks,
-                                envPassthrough: config.envPassthrough)
+                                envPassthrough: config.envPassthrough, maxLogBytes: config.maxLogBytes)
         self.executor = executor
         submitter = Submitter(me: config.name, dir: dir, journal: journal, link: link, executor: executor)
         link.set(self)
@@ -151,7 +153,9 @@ public actor Agent {
         }
         udp.start { bytes, from in
             self.preconditionIsolated()
+            let unknownKeys = self.core.dropped.unknownKey
             self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
+            if self.core.dropped.unknownKey != unknownKeys { self.noteUnknownKey(bytes, from: from) }
         }
         perform(core.start(now: Clock.now()))
         // One timer drives the core; signals are probed on it once per heartbeat, so a change

@@ -34,3 +34,11 @@ public struct TasksReply: Codable, Equatable, Sendable {
     public var tasks: [TaskRecord]
     public init(tasks: [TaskRecord]) { self.tasks = tasks }
 }
+
+/// `cancel`: the task's full id and its state once the cancel was delivered (`cancelled`, or
+/// still `running` when it has not ended within the agent's wait).
+public struct CancelReply: Codable, Equatable, Sendable {
+    public var id: String
+    public var state: String
+    public init(id: String, state: String) { self.id = id; self.state = state }
+}

@@ -111,3 +111,28 @@ final class TaskHardeningUnitTests: XCTestCase {
         }
     }
 }
+
+/// Small rules of issue 12's first-use fixes.
+final class FirstUseUnitTests: XCTestCase {
+    func testTheProgramAnEnvShebangAsksFor() {
+        XCTAssertEqual(Spawn.envProgram(shebang: ["/usr/bin/env", "python9"]), "python9")
+        XCTAssertEqual(Spawn.envProgram(shebang: ["/usr/bin/env", "-S", "python3 -u"]), "python3")
+        XCTAssertEqual(Spawn.envProgram(shebang: ["/usr/bin/env", "-S", "-i", "LC_ALL=C", "node"]), "node")
+        XCTAssertNil(Spawn.envProgram(shebang: ["/bin/sh"]), "not through env: the exec error names it already")
+        XCTAssertNil(Spawn.envProgram(shebang: ["/usr/bin/env"]))
+    }
+
+    func testUnknownKeysAreLoggedOncePerSourceAndNamePerMinute() {
+        var log = UnknownKeyLog()
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.3:7946", name: "laptop", now: 1_000))
+        XCTAssertFalse(log.shouldLog(source: "127.0.0.3:7946", name: "laptop", now: 2_000))
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.4:7946", name: "laptop", now: 2_000), "another source is named")
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.3:7946", name: "phone", now: 2_000), "another name is named")
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.3:7946", name: "laptop", now: 1_000 + UnknownKeyLog.interval))
+        // A flood of spoofed sources stays bounded: past the capacity nothing new is logged this minute.
+        var flood = UnknownKeyLog()
+        let logged = (0..<(UnknownKeyLog.capacity + 50)).filter { flood.shouldLog(source: "10.0.0.\($0)", name: "x", now: 5_000) }.count
+        XCTAssertEqual(logged, UnknownKeyLog.capacity)
+        XCTAssertTrue(flood.shouldLog(source: "10.9.9.9", name: "x", now: 5_000 + UnknownKeyLog.interval), "expired entries make room")
+    }
+}

@@ -32,6 +32,8 @@ extension Agent {
             sendTasks(conn)
         case .logs(let id, let follow):
             logs(id: id, follow: follow, conn)
+        case .cancel(let id):
+            cancel(id: id, conn)
         case .schedules:
             conn.reply(schedulesReply())
         case .scheduleRun(let role, let task):

@@ -28,10 +28,14 @@ enum LocalChecks {
     static func secret(_ node: NodeDirectory, _ name: String) -> (DoctorCheck, Ed25519.KeyPair?) {
         let path = node.secretKey(name).path
         var check = DoctorCheck.pass("secret key", "\(path) is a regular file, yours, mode 600")
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            let (what, fix) = KeyStore.missingSecretAndFix(name: name, in: node)
+            return (.fail("secret key", what, fix: fix), nil)
+        }
         do { try KeyStore.checkSecret(name: name, in: node) } catch {
             check = .fail("secret key", error, fix: "keep the secret a regular file you own, mode 600: chmod 600 \(path)")
         }
-        var st = stat()
         guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid() else { return (check, nil) }
         do { return (check, try KeyStore.readSecret(path)) } catch {
             return (check.ok ? .fail("secret key", error.message, fix: "restore the key from a backup, or make a new identity with `rolemesh keygen` and trust its .pub again everywhere") : check, nil)

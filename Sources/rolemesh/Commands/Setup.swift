@@ -58,6 +58,10 @@ struct Init: ParsableCommand {
             let pub = node.publicKey(name)
             printOut(pub.path)
             printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+            if seeds.isEmpty {
+                // Not an error (the first node has no one to contact), but not silent either.
+                printNote("no --seed given: \(name) will run alone until it has a seed (add one to seeds in \(node.configFile.path)) or another node lists it as a seed")
+            }
         }
     }
 }

@@ -21,8 +21,10 @@ struct Submit: ParsableCommand {
     @Option(help: "Run again on the next route, up to N times, if the node is lost mid-run.") var retry: Int = 0
     @Option(help: "idle: a background run (lowest priority, paused while its node is busy), queued until an idle holder can take it.")
     var when: When?
-    @Argument(parsing: .postTerminator, help: "Arguments for the task, after --.") var args: [String] = []
+    // Before `args`: the usage line lists options in this order, and `[--dir <dir>]` after
+    // `-- [<args> ...]` would be a task argument.
     @OptionGroup var dir: DirOption
+    @Argument(parsing: .postTerminator, help: "Arguments for the task, after --.") var args: [String] = []
 
     enum When: String, ExpressibleByArgument, CaseIterable { case idle }
 
@@ -131,9 +133,25 @@ struct Tasks: ParsableCommand {
                 rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", t.node ?? "-", t.from, t.state.rawValue,
                              t.exitCode.map(String.init) ?? "-", submitted])
                 if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }
+                if t.state == .queued, let why = t.reason { notes.append("\(t.id.prefix(8)) waiting: \(why)") }
             }
             printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
             for n in notes { printOut(n.escapingControlCharacters) }
+        }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a queued, running or paused task, on the node that submitted it or the node running it.")
+    @Argument(help: "The task id (any unique prefix of it, as `tasks` shows).") var id: String
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let r = try ControlClient.call(dir.node, .cancel(id: id), as: CancelReply.self)
+            printOut(r.state == TaskRecord.State.cancelled.rawValue ? "cancelled \(r.id)"
+                     : "cancel sent to \(r.id); it is still \(r.state.escapingControlCharacters)")
         }
     }
 }

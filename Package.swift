@@ -10,6 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The ecosystem's logging API: the agent's lines go through one LogHandler (Support/Log.swift).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // libsodium (Ed25519, X25519, XChaCha20-Poly1305) from the system: Debian libsodium-dev.
@@ -27,7 +29,8 @@ let package = Package(
         // and the agent both speak, as JSON through Foundation's coders.
         .target(name: "RoleMeshControl"),
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
-        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium"]),
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium",
+                                                      .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "rolemesh",
             dependencies: [

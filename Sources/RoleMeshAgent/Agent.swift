@@ -132,7 +132,8 @@ public actor Agent {
         self.executor = executor
         submitter = Submitter(me: config.name, dir: dir, journal: journal, link: link, executor: executor)
         link.set(self)
-        Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))")
+        Log.info("agent started on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))",
+                 context: ["node": config.name])
     }
 
     /// Starts everything on the agent queue; returns once the control socket is listening.
@@ -219,9 +220,9 @@ public actor Agent {
                                role: e.role, from: e.from, to: e.to)
         if e.kind == .memberAlive { exchangeSlots(with: e.node) }   // a restart or a healed partition
         if e.kind == .roleMoved {
-            Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
+            Log.info("role moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")", context: ["role": e.role ?? "?"])
         } else {
-            Log.info("\(e.node): \(e.kind.rawValue)")
+            Log.info(e.kind.rawValue, context: ["peer": e.node])
         }
         if e.kind == .memberDead || e.kind == .memberLeft {
             let submitter = self.submitter, node = e.node
@@ -279,11 +280,11 @@ public actor Agent {
         guard trusted != trustedSnapshot else { return }
         var revoked: [String] = []
         for (name, key) in trustedSnapshot where trusted[name] != key {
-            Log.info("trust in \(name) revoked (keys/\(name).pub removed or changed)")
+            Log.notice("trust revoked (keys/\(name).pub removed or changed)", context: ["peer": name])
             core.revoke(name)
             revoked.append(name)
         }
-        for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting \(name)") }
+        for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting", context: ["peer": name]) }
         keyRing.replaceTrusted(trusted)
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).

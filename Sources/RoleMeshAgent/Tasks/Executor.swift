@@ -113,7 +113,7 @@ actor Executor {
         let streams = followers.values.filter { $0.peer == peer }
         for f in streams { f.revoked = true }
         for r in runs {
-            Log.info("ending task \(r.id) from \(peer): trust in \(peer) was revoked")
+            Log.info("ending the task: trust in its submitter was revoked", context: ["task": r.id, "peer": peer])
             signal(r, SIGTERM)
             await fail(r.channel, why)
             r.channel.close()
@@ -250,6 +250,7 @@ actor Executor {
             return
         }
         r.pid = pid
+        Log.info("task started", context: ["task": id, "role": role, "name": task, "peer": ch.peer])
         if r.cancelled { signal(r, r.revoked ? SIGTERM : SIGINT) }
         journal.update(id) { $0.state = .running; $0.started = Clock.rfc3339() }
         try? await ch.send(started)
@@ -278,6 +279,7 @@ actor Executor {
         journal.trimOutputs(toAtMost: maxLogBytes * NodeConfig.totalLogFactor, keeping: Set(running.keys))
         let state: TaskRecord.State = r.cancelled ? .cancelled : (code == 0 ? .done : .failed)
         journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339(); $0.reason = nil }
+        Log.info("task \(state.rawValue), exit \(code)", context: ["task": id, "role": role, "name": task, "peer": ch.peer])
         if let bg { await announce("run-finished", bg, id: id, exitCode: Int(code)) }
         try? await ch.send(.exit(code: Int(code), state: state.rawValue))
     }

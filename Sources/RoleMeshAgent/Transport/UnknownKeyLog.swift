@@ -41,7 +41,8 @@ extension Agent {
         let names = UnknownKeyLog.untrustedNames(in: bytes) { keyRing.trusted[$0] != nil }
         let now = Clock.now()
         for name in names.isEmpty ? ["(unnamed)"] : names where unknownKeyLog.shouldLog(source: from.description, name: name, now: now) {
-            Log.info("dropped a datagram from \(from) signed as \"\(name)\", whose key is not trusted here: if it is one of your devices, copy its keys/\(name).pub into keys/ (further drops from it are counted in status, logged again in a minute)")
+            Log.notice("dropped a datagram from \(from) signed as \"\(name)\", whose key is not trusted here: if it is one of your devices, copy its keys/\(name).pub into keys/ (further drops from it are counted in status, logged again in a minute)",
+                       context: ["peer": name])
         }
     }
 }

@@ -53,6 +53,9 @@ enum RoleMeshCLI {
         }
     }
 
+    /// The C `exit`, for code inside a command, where `exit` means ParsableCommand's own.
+    static func terminate(_ code: Int32) -> Never { exit(code) }
+
     static func fail(_ e: MeshError) -> Never {
         // Messages may come from the agent or another node: never raw control characters.
         FileHandle.standardError.write(Data("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))

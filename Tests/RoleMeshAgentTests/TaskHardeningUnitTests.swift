@@ -6,6 +6,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The task channel's client against a fake server, the escaping helper, and reading keys/.

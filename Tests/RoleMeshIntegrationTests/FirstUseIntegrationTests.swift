@@ -3,6 +3,8 @@ import XCTest
 import RoleMeshAgent
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// What a first-time user tripped over (issue 12, item 7), each against real agents.

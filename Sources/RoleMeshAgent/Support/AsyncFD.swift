@@ -78,7 +78,7 @@ public final class AsyncFD: Sendable {
         guard let r = s.reader else { return }
         if !s.inputEnded, !s.closing, s.input.count < r.want {
             var buf = [UInt8](repeating: 0, count: max(Self.chunk, r.want - s.input.count))
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = buf.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 s.input += buf[0..<n]
             } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -157,7 +157,7 @@ public final class AsyncFD: Sendable {
         while s.sent < s.output.count, !s.writeFailed {
             let n = s.output.withUnsafeBytes { b -> Int in
                 let p = b.baseAddress! + s.sent, len = b.count - s.sent
-                return s.isSocket ? Glibc.send(fd, p, len, Int32(MSG_NOSIGNAL)) : Glibc.write(fd, p, len)
+                return s.isSocket ? sysSend(fd, p, len, Int32(MSG_NOSIGNAL)) : sysWrite(fd, p, len)
             }
             if n > 0 { s.sent += n; continue }
             if n < 0 && errno == EINTR { continue }
@@ -234,12 +234,12 @@ public final class AsyncFD: Sendable {
         s.writers = []
         s.output = []; s.sent = 0
         s.timer?.cancel(); s.timer = nil
-        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        _ = sysShutdown(fd, Int32(SHUT_RDWR))
         // The descriptor goes once every source's cancellation has run.
         let fd = self.fd, group = DispatchGroup()
         s.readSource.cancel(leaving: group)
         s.writeSource.cancel(leaving: group)
-        group.notify(queue: queue) { _ = Glibc.close(fd) }
+        group.notify(queue: queue) { _ = sysClose(fd) }
     }
 
     deinit {

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 import Foundation
@@ -46,7 +48,7 @@ public enum Spawn {
     /// A pipe: (read end, write end), both close-on-exec (the child gets its copies by dup2).
     static func pipe() -> (Int32, Int32)? {
         var fds: [Int32] = [-1, -1]
-        guard Glibc.pipe(&fds) == 0 else { return nil }
+        guard sysPipe(&fds) == 0 else { return nil }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
     }
@@ -66,7 +68,7 @@ public enum Spawn {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: .global())
                 source.setEventHandler { source.cancel() }
-                source.setCancelHandler { _ = Glibc.close(pidfd); c.resume() }
+                source.setCancelHandler { _ = sysClose(pidfd); c.resume() }
                 source.resume()
             }
         } else {

@@ -7,6 +7,8 @@ import RoleMeshControl
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
@@ -74,7 +76,7 @@ struct Submit: ParsableCommand {
 
     /// Ends the command as the task ended: its exit status, or the mesh's error and code.
     static func finish(_ f: Frame) throws -> Never {
-        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
+        if f.type == .exit { RoleMeshCLI.terminate(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
         RoleMeshCLI.fail(f.meshError)
     }
 
@@ -103,7 +105,7 @@ struct Submit: ParsableCommand {
         for sig in [SIGINT, SIGTERM] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                if count.add(1, ordering: .relaxed).newValue > 1 { Glibc.exit(130) }
+                if count.add(1, ordering: .relaxed).newValue > 1 { RoleMeshCLI.terminate(130) }
                 writer.send(Frame(.signal, [UInt8(sig)]))
             }
             s.resume()

@@ -87,6 +87,20 @@ final class FirstUseIntegrationTests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("no task 0123456789abcdef is known to node1"), unknown.stderr)
     }
 
+    func testAPausedBackgroundRunCanBeCancelled() throws {
+        try makeMesh()
+        XCTAssertEqual(cli("node2", ["signal", "set", "idle=true"]).status, 0)
+        let id = detach("job/sleepy", ["--when", "idle"])
+        XCTAssertTrue(waitUntil(timeout: 10) { self.task(id, on: "node2")?["state"]?.string == "running" && self.sleepers() == 1 })
+        XCTAssertEqual(cli("node2", ["signal", "set", "idle=false"]).status, 0)
+        XCTAssertTrue(waitUntil(timeout: 5) { self.task(id, on: "node2")?["state"]?.string == "paused" })
+        let r = cli("node1", ["cancel", id])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "cancelled \(id)\n", "a stopped process group is continued to see the signal")
+        XCTAssertTrue(waitUntil(timeout: 5) { self.sleepers() == 0 })
+        XCTAssertTrue(waitUntil(timeout: 5) { self.task(id, on: "node2")?["state"]?.string == "cancelled" })
+    }
+
     func testAQueuedTaskSaysWhyItWaitsAndCanBeCancelled() throws {
         try makeMesh()
         let id = detach("gpu/train", ["--queue"])
@@ -183,7 +197,9 @@ final class FirstUseIntegrationTests: XCTestCase {
         cluster.signal("node1", SIGSTOP)
         defer { cluster.signal("node1", SIGCONT) }
                 // (StallTests covers status; the others each read their first answer the same way.)
-        for args in [["tasks"], ["cancel", id], ["logs", id], ["watch"]] {
+        // A write (roles, signal, drain) would wait 30 s for a slow disk, but only once the agent has
+        // said it has the request: a stopped agent says nothing, so it too gives up after 5 s.
+        for args in [["tasks"], ["cancel", id], ["logs", id], ["watch"], ["roles", "add", "x"], ["signal", "set", "load=1"]] {
             let start = Date()
             let r = cli("node1", args)
             XCTAssertEqual(r.status, 69, "\(args): \(r.stderr)")

@@ -5,6 +5,7 @@ import RoleMeshCore
 /// Control requests: one `switch` over the typed request. Each answers on its connection.
 extension Agent {
     func handle(_ req: ControlRequest, _ conn: ControlConnection) {
+        if req.writesToDisk { conn.send(AcceptedReply()) }
         switch req {
         case .status:
             conn.reply(statusReply())

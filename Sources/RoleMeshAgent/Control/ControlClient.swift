@@ -111,7 +111,11 @@ public final class ControlClient {
     public static func callLine(_ dir: NodeDirectory, _ request: ControlRequest) throws(MeshError) -> String {
         let c = try ControlClient(dir: dir)
         try c.send(request)
-        let line = try c.firstLine(within: request.writesToDisk ? writeAnswerTimeout : answerTimeout)
+        var line = try c.firstLine(within: answerTimeout)
+        // A write's answer waits for the disk: the agent says at once that it has the request.
+        if request.writesToDisk, ControlJSON.decode(AcceptedReply.self, from: line)?.accepted == true {
+            line = try c.firstLine(within: writeAnswerTimeout)
+        }
         try check(line)
         return line
     }

@@ -228,7 +228,7 @@ final class HardeningIntegrationTests: XCTestCase {
         XCTAssertEqual(selfIncarnation(), incarnationBefore, "the victim believed it had been suspended: \(cluster.log(victim))")
         for n in nodes {
             for line in cluster.log(n).split(separator: "\n") where line.contains("member-suspect") || line.contains("member-dead") {
-                XCTAssertTrue(line.contains("rogue:"), "\(n): \(line)")
+                XCTAssertTrue(line.hasSuffix(" peer=rogue"), "\(n): \(line)")
             }
         }
         let dropped = cluster.statusJSON(victim)?["dropped"]

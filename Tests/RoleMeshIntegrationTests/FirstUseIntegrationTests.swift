@@ -229,6 +229,7 @@ final class FirstUseIntegrationTests: XCTestCase {
         let header = out.components(separatedBy: "\n").first ?? ""
         XCTAssertTrue(header.contains("BATTERY") && header.contains("THROTTLED"), out)
         let row = out.components(separatedBy: "\n").first { $0.hasPrefix("node1 ") } ?? ""
-        XCTAssertTrue(row.contains("42% on battery") && row.contains(" yes "), out)
+        XCTAssertTrue(row.contains("42% bat") && row.contains(" yes "), out)
+        XCTAssertLessThanOrEqual(row.count, 80, "readable at 80 characters:\n\(out)")
     }
 }

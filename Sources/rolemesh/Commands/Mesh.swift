@@ -97,15 +97,12 @@ enum StatusText {
         return "\(e.time)  \(e.event)  \(e.node)"
     }
 
-    /// `73% on battery`, `73%` (charging or full), `on battery` (no level known), `-` (no battery seen).
+    /// `73% bat` (on battery), `73% ac` (plugged in), `bat` (on battery, no level known), `-` (no
+    /// battery seen): short, so the table stays readable at 80 characters.
     static func battery(_ s: SignalsStatus) -> String {
-        let level = s.battery.map { "\(Int(($0 * 100).rounded()))%" }
-        switch (level, s.onBattery == true) {
-        case (let l?, true): return "\(l) on battery"
-        case (let l?, false): return l
-        case (nil, true): return "on battery"
-        case (nil, false): return "-"
-        }
+        let level = s.battery.map { "\(Int(($0 * 100).rounded()))% " } ?? ""
+        if s.onBattery == true { return level + "bat" }
+        return level.isEmpty ? "-" : level + "ac"
     }
 
     static func ms(_ v: Int) -> String { v < 10_000 ? "\(v)ms" : "\(v / 1000)s" }

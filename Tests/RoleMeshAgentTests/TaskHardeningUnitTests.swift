@@ -138,3 +138,31 @@ final class FirstUseUnitTests: XCTestCase {
         XCTAssertTrue(flood.shouldLog(source: "10.9.9.9", name: "x", now: 5_000 + UnknownKeyLog.interval), "expired entries make room")
     }
 }
+
+/// `AsyncFD.close()` sends what is buffered even when its owner lets go at once, as `logs` and
+/// `submit` do when a stream ends: the tail of a task's output used to be lost whenever the reader
+/// was behind (deinit dropped the unsent bytes), so `logs` of a large output ended early under load.
+final class AsyncFDCloseTests: XCTestCase {
+    func testClosingWithABacklogStillDeliversEveryByteAfterTheOwnerLetsGo() async throws {
+        var fds: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        let size = 2 << 20      // far more than a socket buffer: most of it is still queued at close()
+        do {
+            let io = AsyncFD(fds[0])
+            XCTAssertTrue(io.enqueue([UInt8](repeating: 7, count: size)))
+            io.close()
+        }   // the only reference goes here
+        var got = 0
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        let reader = fds[1]
+        // Bounded: 10 s at most (the linger), then end of stream.
+        while got <= size {
+            let n = buf.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        close(reader)
+        XCTAssertEqual(got, size, "the buffered tail was dropped when the AsyncFD was released")
+    }
+}

@@ -195,7 +195,7 @@ public final class AsyncFD: Sendable {
             guard let seconds, !s.tornDown else { return }
             let t = DispatchSource.makeTimerSource(queue: queue)
             t.schedule(deadline: .now() + seconds)
-            t.setEventHandler { [weak self] in self?.abort() }
+            t.setEventHandler { self.abort() }
             s.timer = t
             t.resume()
         }
@@ -211,7 +211,11 @@ public final class AsyncFD: Sendable {
             s.timer?.cancel()
             let t = DispatchSource.makeTimerSource(queue: queue)
             t.schedule(deadline: .now() + .seconds(Self.lingerSeconds))
-            t.setEventHandler { [weak self] in self?.abort() }
+            // Strong on purpose: the owner usually lets go right after close(), and deinit would
+            // then drop the unsent tail (the end of a task's output, a `logs` stream's last frames).
+            // The timer keeps the object until the tail is sent or the linger ends; tearDown
+            // cancels the timer, which releases it.
+            t.setEventHandler { self.abort() }
             s.timer = t
             t.resume()
         }

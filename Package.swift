@@ -3,6 +3,9 @@ import PackageDescription
 
 let package = Package(
     name: "RoleMesh",
+    // Only Linux is built and tested (CI). macOS is not supported yet: the source is kept portable
+    // but has never been compiled there. The line stays as the deployment target a macOS port
+    // needs (Synchronization's Atomic and Mutex are macOS 15+); it is not a claim that one works.
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rolemesh", targets: ["rolemesh"]),
@@ -10,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The ecosystem's logging API: the agent's lines go through one LogHandler (Support/Log.swift).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // libsodium (Ed25519, X25519, XChaCha20-Poly1305) from the system: Debian libsodium-dev.
@@ -29,7 +34,8 @@ let package = Package(
         // and the agent both speak, as JSON through Foundation's coders.
         .target(name: "RoleMeshControl"),
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
-        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium", "CLinux"]),
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium", "CLinux",
+                                                      .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "rolemesh",
             dependencies: [

@@ -44,6 +44,8 @@ public actor Agent {
     var routeWatcher = RouteWatcher()
     var trustedSnapshot: [String: [UInt8]]
     var lastKeyReadFailureLog: Millis = 0
+    /// Which untrusted senders were named in the log lately (`noteUnknownKey`).
+    var unknownKeyLog = UnknownKeyLog()
     let startedAt = Clock.now()
     /// `ROLEMESH_PROBE_ROOT` points the probes at another filesystem root (tests use a fake /proc).
     let probe: SignalProbe
@@ -126,11 +128,12 @@ public actor Agent {
             crypto: keyRing, seed: seed, now: Clock.now())
         let link = AgentLink()
         let executor = Executor(me: config.name, dir: dir, journal: journal, link: link, maxTasks: config.maxTasks,
-                                envPassthrough: config.envPassthrough)
+                                envPassthrough: config.envPassthrough, maxLogBytes: config.maxLogBytes)
         self.executor = executor
         submitter = Submitter(me: config.name, dir: dir, journal: journal, link: link, executor: executor)
         link.set(self)
-        Log.info("agent \(config.name) on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))")
+        Log.info("agent started on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))",
+                 context: ["node": config.name])
     }
 
     /// Starts everything on the agent queue; returns once the control socket is listening.
@@ -151,7 +154,9 @@ public actor Agent {
         }
         udp.start { bytes, from in
             self.preconditionIsolated()
+            let unknownKeys = self.core.dropped.unknownKey
             self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
+            if self.core.dropped.unknownKey != unknownKeys { self.noteUnknownKey(bytes, from: from) }
         }
         perform(core.start(now: Clock.now()))
         // One timer drives the core; signals are probed on it once per heartbeat, so a change
@@ -215,9 +220,9 @@ public actor Agent {
                                role: e.role, from: e.from, to: e.to)
         if e.kind == .memberAlive { exchangeSlots(with: e.node) }   // a restart or a healed partition
         if e.kind == .roleMoved {
-            Log.info("role \(e.role ?? "?") moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")")
+            Log.info("role moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")", context: ["role": e.role ?? "?"])
         } else {
-            Log.info("\(e.node): \(e.kind.rawValue)")
+            Log.info(e.kind.rawValue, context: ["peer": e.node])
         }
         if e.kind == .memberDead || e.kind == .memberLeft {
             let submitter = self.submitter, node = e.node
@@ -275,11 +280,11 @@ public actor Agent {
         guard trusted != trustedSnapshot else { return }
         var revoked: [String] = []
         for (name, key) in trustedSnapshot where trusted[name] != key {
-            Log.info("trust in \(name) revoked (keys/\(name).pub removed or changed)")
+            Log.notice("trust revoked (keys/\(name).pub removed or changed)", context: ["peer": name])
             core.revoke(name)
             revoked.append(name)
         }
-        for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting \(name)") }
+        for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting", context: ["peer": name]) }
         keyRing.replaceTrusted(trusted)
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).

@@ -15,6 +15,8 @@ public enum ControlRequest: Equatable, Sendable {
     case submit(SubmitRequest)
     case tasks
     case logs(id: String, follow: Bool)
+    /// `cancel ID`: a queued, running or paused task, here as its submitter or its executor.
+    case cancel(id: String)
     case schedules
     /// `schedules run ROLE/TASK`: the current slot, now, on its route.
     case scheduleRun(role: String, task: String)
@@ -49,6 +51,7 @@ public enum ControlRequest: Equatable, Sendable {
         case .submit: "submit"
         case .tasks: "tasks"
         case .logs: "logs"
+        case .cancel: "cancel"
         case .schedules: "schedules"
         case .scheduleRun: "schedule-run"
         }
@@ -117,6 +120,7 @@ extension ControlRequest: Codable {
             self = .signal(try flag(.clear) ? .clear : .set(try c.decodeIfPresent([String].self, forKey: .set) ?? []))
         case "submit": self = .submit(try SubmitRequest(from: decoder))
         case "logs": self = .logs(id: try c.decode(String.self, forKey: .id), follow: try flag(.follow))
+        case "cancel": self = .cancel(id: try c.decode(String.self, forKey: .id))
         default:
             throw DecodingError.dataCorruptedError(forKey: .cmd, in: c, debugDescription: "unknown command \(cmd)")
         }
@@ -140,6 +144,7 @@ extension ControlRequest: Codable {
         case .submit(let s): try s.encode(to: encoder)
         case .logs(let id, let follow):
             try c.encode(id, forKey: .id); try c.encode(follow, forKey: .follow)
+        case .cancel(let id): try c.encode(id, forKey: .id)
         }
     }
 }

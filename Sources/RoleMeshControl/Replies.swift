@@ -23,6 +23,14 @@ public struct OkReply: Codable, Equatable, Sendable {
     }
 }
 
+/// The first line of an answer that waits for a file to be written (`roles`, `backup`, `signal`,
+/// `drain`, `undrain`): the agent has the request. The command line gives the agent 5 s to say so
+/// (a stopped agent says nothing), then the disk 30 s for the answer that follows.
+public struct AcceptedReply: Codable, Equatable, Sendable {
+    public var accepted: Bool
+    public init() { accepted = true }
+}
+
 /// `submit --detach`: the new task's id.
 public struct SubmittedReply: Codable, Equatable, Sendable {
     public var id: String
@@ -33,4 +41,12 @@ public struct SubmittedReply: Codable, Equatable, Sendable {
 public struct TasksReply: Codable, Equatable, Sendable {
     public var tasks: [TaskRecord]
     public init(tasks: [TaskRecord]) { self.tasks = tasks }
+}
+
+/// `cancel`: the task's full id and its state once the cancel was delivered (`cancelled`, or
+/// still `running` when it has not ended within the agent's wait).
+public struct CancelReply: Codable, Equatable, Sendable {
+    public var id: String
+    public var state: String
+    public init(id: String, state: String) { self.id = id; self.state = state }
 }

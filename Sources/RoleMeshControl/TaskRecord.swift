@@ -15,7 +15,8 @@ public struct TaskRecord: Codable, Equatable, Sendable {
     public var started: String?
     public var finished: String?
     public var args: [String] = []
-    /// A background run (a schedule's, or `submit --when idle`): why it is paused, while it is.
+    /// A background run (a schedule's, or `submit --when idle`): why it is paused, while it is;
+    /// a queued submission: why no node can take it yet (`no node holds or backs up role gpu`).
     public var reason: String?
     /// A scheduled run: its schedule (`ROLE/TASK`), slot (RFC 3339) and run id (the same for every attempt).
     public var schedule: String?
@@ -62,7 +63,7 @@ public struct TaskRecord: Codable, Equatable, Sendable {
         try c.encode(started, forKey: .started); try c.encode(finished, forKey: .finished)
         if encoder.userInfo[Self.withArgs] as? Bool == true { try c.encode(args, forKey: .args) }
         // Only on the rows they concern: a plain task's row stays as it always was.
-        if state == .paused { try c.encode(reason, forKey: .reason) }
+        if state == .paused || (state == .queued && reason != nil) { try c.encode(reason, forKey: .reason) }
         if let schedule {
             try c.encode(schedule, forKey: .schedule); try c.encode(slot, forKey: .slot); try c.encode(runID, forKey: .runID)
         }

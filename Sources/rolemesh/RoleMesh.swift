@@ -9,7 +9,7 @@ struct RoleMesh: ParsableCommand {
         commandName: "rolemesh",
         abstract: "A peer-to-peer agent for a personal compute mesh.",
         discussion: """
-            Every command takes --dir DIR (default: $ROLEMESH_DIR, else ~/.rolemesh). Exit status: a task's \
+            Every command takes --dir DIR, before or after its command words (default: $ROLEMESH_DIR, else ~/.rolemesh). Exit status: a task's \
             own passes through; 64 bad usage, 69 no node can take it, 73 init over an existing node, 75 the \
             node was lost mid-run, 77 refused by the executing node, 78 bad configuration, 1 anything else. \
             The full contract is docs/contract.md in the source repository.
@@ -22,11 +22,21 @@ struct RoleMesh: ParsableCommand {
     /// Owner-only files from the first one on (node.toml, keys, state): umask 077.
     static func main() {
         NodeDirectory.restrictNewFiles()
-        main(nil)
+        let args = Arguments.hoistingDir(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(args)
+            try command.run()
+        } catch {
+            if let hint = Arguments.hint(forError: message(for: error), args) {
+                FileHandle.standardError.write(Data("Error: \(message(for: error))\nrolemesh: \(hint)\n".utf8))
+                exit(withError: ExitCode(64))
+            }
+            exit(withError: error)
+        }
     }
 }
 
-/// `--dir DIR`, accepted anywhere after the command words.
+/// `--dir DIR`, accepted anywhere after the command words (and before them: `Arguments.hoistingDir`).
 struct DirOption: ParsableArguments {
     @Option(name: .long, help: "The node's directory (default: $ROLEMESH_DIR, else ~/.rolemesh).")
     var dir: String?
@@ -43,6 +53,9 @@ enum RoleMeshCLI {
         }
     }
 
+    /// The C `exit`, for code inside a command, where `exit` means ParsableCommand's own.
+    static func terminate(_ code: Int32) -> Never { exit(code) }
+
     static func fail(_ e: MeshError) -> Never {
         // Messages may come from the agent or another node: never raw control characters.
         FileHandle.standardError.write(Data("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))
@@ -52,4 +65,9 @@ enum RoleMeshCLI {
 
 func printOut(_ s: String) {
     FileHandle.standardOutput.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8))
+}
+
+/// A remark on stderr that is not a failure (the command still exits 0).
+func printNote(_ s: String) {
+    FileHandle.standardError.write(Data("rolemesh: \(s.escapingControlCharacters)\n".utf8))
 }

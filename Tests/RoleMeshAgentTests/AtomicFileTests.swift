@@ -3,6 +3,8 @@ import Foundation
 import RoleMeshAgent
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 final class AtomicFileTests: XCTestCase {
@@ -43,7 +45,7 @@ final class AtomicFileTests: XCTestCase {
         Thread.detachNewThread { [fd = fds[0]] in
             var buf = [UInt8](repeating: 0, count: 65_536)
             while true {
-                let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n <= 0 { break }
                 got += buf[0..<n]
             }

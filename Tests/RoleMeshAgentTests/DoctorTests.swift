@@ -4,6 +4,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The checks that need no agent, through `Doctor.run` on a scratch node (no traffic: no seeds).

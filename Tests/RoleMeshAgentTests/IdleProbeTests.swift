@@ -57,3 +57,89 @@ final class IdleProbeTests: XCTestCase {
         XCTAssertNil(IdleProbe.seatIdle("Seat=\nActive=yes\nIdleHint=yes\n", nowMicros: now), "no seat: headless")
     }
 }
+
+/// macOS's idle reading (issue 10), parsed on Linux from output captured on a Mac.
+final class MacIdleParsingTests: XCTestCase {
+    /// `ioreg -r -d 1 -c IOHIDSystem` on macOS 14, shortened; `HIDParameters` also names the key.
+    static let ioreg = """
+        +-o IOHIDSystem  <class IOHIDSystem, id 0x100000437, registered, matched, active, busy 0 (0 ms), retain 25>
+            {
+              "IOClass" = "IOHIDSystem"
+              "CFBundleIdentifier" = "com.apple.iokit.IOHIDFamily"
+              "IOProviderClass" = "IOResources"
+              "HIDParameters" = {"HIDClickTime"=500000000,"HIDIdleTime"=1,"HIDKeyRepeat"=83333333,"HIDClickSpace"={"x"=4,"y"=4}}
+              "IOMatchCategory" = "IOHIDSystem"
+              "HIDScrollCountMinDeltaToStart" = 30
+              "IOUserClientClass" = "IOHIDParamUserClient"
+              "HIDIdleTime" = 1234567890123
+              "HIDScrollCountMaxTimeDeltaBetween" = 600
+              "IOProbeScore" = 0
+            }
+
+        """
+
+    /// `pmset -g assertions` while a video plays in a browser.
+    static let pmsetMovie = """
+        2024-05-14 21:03:11 +0200
+        Assertion status system-wide:
+           BackgroundTask                 0
+           ApplePushServiceTask           0
+           UserIsActive                   1
+           PreventUserIdleDisplaySleep    1
+           PreventSystemSleep             0
+           ExternalMedia                  0
+           PreventUserIdleSystemSleep     1
+           NetworkClientActive            0
+        Listed by owning process:
+           pid 412(coreaudiod): [0x0000a1b200019e2c] 00:12:40 PreventUserIdleSystemSleep named: "com.apple.audio.AppleUSBAudioEngine:Apple Inc.:Speakers.context.preventuseridlesleep"
+           pid 1733(Safari): [0x0000a1b20001a011] 00:12:38 PreventUserIdleDisplaySleep named: "Video Wake Lock"
+           pid 152(WindowServer): [0x0000a1c500099ff3] 00:00:00 UserIsActive named: "com.apple.iohideventsystem.queue.tickle serviceID:1000006a4 name:AppleMultitouchDevice product:Apple Internal Keyboard / Trackpad eventType:11"
+        \tTimeout will fire in 600 secs Action=TimeoutActionRelease
+        Kernel Assertions: 0x4=USB
+           id=500  level=255 0x4=USB mod=14/05/2024, 20:49 description=com.apple.usb.externaldevice.14100000 owner=Magic Keyboard
+        Idle sleep preventers: IODisplayWrangler
+
+        """
+
+    /// The same Mac with nothing playing.
+    static let pmsetQuiet = """
+        2024-05-14 21:30:02 +0200
+        Assertion status system-wide:
+           BackgroundTask                 0
+           ApplePushServiceTask           0
+           UserIsActive                   0
+           PreventUserIdleDisplaySleep    0
+           PreventSystemSleep             0
+           ExternalMedia                  0
+           PreventUserIdleSystemSleep     0
+           NetworkClientActive            0
+        Listed by owning process:
+           pid 95(powerd): [0x0000a1b200019999] 00:30:00 PreventUserIdleDisplaySleep named: "Powerd - Prevent sleep while display is on"
+        \tTimeout will fire in 0 secs Action=TimeoutActionTurnOff
+        No kernel assertions.
+
+        """
+
+    func testHIDIdleTimeIsNanosecondsSinceTheLastInput() {
+        XCTAssertEqual(IdleProbe.hidIdleSeconds(Self.ioreg), 1234, "the property, not the key inside HIDParameters")
+        XCTAssertNil(IdleProbe.hidIdleSeconds("+-o IOHIDSystem\n    {\n      \"IOClass\" = \"IOHIDSystem\"\n    }\n"))
+    }
+
+    func testAMoviePlayingPreventsDisplaySleepAndSoIdle() {
+        XCTAssertEqual(IdleProbe.displaySleepPrevented(Self.pmsetMovie), true)
+        // A per-process line naming the assertion does not count: the system-wide count decides.
+        XCTAssertEqual(IdleProbe.displaySleepPrevented(Self.pmsetQuiet), false)
+        XCTAssertNil(IdleProbe.displaySleepPrevented("pmset: command not found\n"))
+    }
+
+    func testTheMacDecision() {
+        XCTAssertTrue(IdleProbe.macIdle(inputIdleSeconds: 1234, displaySleepPrevented: false) == (true, 1234))
+        XCTAssertTrue(IdleProbe.macIdle(inputIdleSeconds: 1234, displaySleepPrevented: true) == (false, 0), "a movie is not idle")
+        XCTAssertTrue(IdleProbe.macIdle(inputIdleSeconds: 5, displaySleepPrevented: false) == (false, 0), "input 5 s ago")
+        XCTAssertTrue(IdleProbe.macIdle(inputIdleSeconds: 1234, displaySleepPrevented: nil) == (true, 1234), "no pmset: input decides")
+        XCTAssertTrue(IdleProbe.macIdle(inputIdleSeconds: nil, displaySleepPrevented: false) == (nil, nil), "unknown without ioreg")
+        // The whole path from captured output.
+        let hid = IdleProbe.hidIdleSeconds(Self.ioreg), movie = IdleProbe.displaySleepPrevented(Self.pmsetMovie)
+        XCTAssertTrue(IdleProbe.macIdle(inputIdleSeconds: hid, displaySleepPrevented: movie) == (false, 0))
+    }
+}

@@ -6,6 +6,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The task channel's client against a fake server, the escaping helper, and reading keys/.
@@ -109,5 +111,58 @@ final class TaskHardeningUnitTests: XCTestCase {
         XCTAssertThrowsError(try KeyStore.loadTrusted(in: dir)) { error in
             XCTAssertTrue((error as? MeshError)?.message.contains("loop.pub") == true, "\(error)")
         }
+    }
+}
+
+/// Small rules of issue 12's first-use fixes.
+final class FirstUseUnitTests: XCTestCase {
+    func testTheProgramAnEnvShebangAsksFor() {
+        XCTAssertEqual(Spawn.envProgram(shebang: ["/usr/bin/env", "python9"]), "python9")
+        XCTAssertEqual(Spawn.envProgram(shebang: ["/usr/bin/env", "-S", "python3 -u"]), "python3")
+        XCTAssertEqual(Spawn.envProgram(shebang: ["/usr/bin/env", "-S", "-i", "LC_ALL=C", "node"]), "node")
+        XCTAssertNil(Spawn.envProgram(shebang: ["/bin/sh"]), "not through env: the exec error names it already")
+        XCTAssertNil(Spawn.envProgram(shebang: ["/usr/bin/env"]))
+    }
+
+    func testUnknownKeysAreLoggedOncePerSourceAndNamePerMinute() {
+        var log = UnknownKeyLog()
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.3:7946", name: "laptop", now: 1_000))
+        XCTAssertFalse(log.shouldLog(source: "127.0.0.3:7946", name: "laptop", now: 2_000))
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.4:7946", name: "laptop", now: 2_000), "another source is named")
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.3:7946", name: "phone", now: 2_000), "another name is named")
+        XCTAssertTrue(log.shouldLog(source: "127.0.0.3:7946", name: "laptop", now: 1_000 + UnknownKeyLog.interval))
+        // A flood of spoofed sources stays bounded: past the capacity nothing new is logged this minute.
+        var flood = UnknownKeyLog()
+        let logged = (0..<(UnknownKeyLog.capacity + 50)).filter { flood.shouldLog(source: "10.0.0.\($0)", name: "x", now: 5_000) }.count
+        XCTAssertEqual(logged, UnknownKeyLog.capacity)
+        XCTAssertTrue(flood.shouldLog(source: "10.9.9.9", name: "x", now: 5_000 + UnknownKeyLog.interval), "expired entries make room")
+    }
+}
+
+/// `AsyncFD.close()` sends what is buffered even when its owner lets go at once, as `logs` and
+/// `submit` do when a stream ends: the tail of a task's output used to be lost whenever the reader
+/// was behind (deinit dropped the unsent bytes), so `logs` of a large output ended early under load.
+final class AsyncFDCloseTests: XCTestCase {
+    func testClosingWithABacklogStillDeliversEveryByteAfterTheOwnerLetsGo() async throws {
+        var fds: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        let size = 2 << 20      // far more than a socket buffer: most of it is still queued at close()
+        do {
+            let io = AsyncFD(fds[0])
+            XCTAssertTrue(io.enqueue([UInt8](repeating: 7, count: size)))
+            io.close()
+        }   // the only reference goes here
+        var got = 0
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        let reader = fds[1]
+        // Bounded: 10 s at most (the linger), then end of stream.
+        while got <= size {
+            let n = buf.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        close(reader)
+        XCTAssertEqual(got, size, "the buffered tail was dropped when the AsyncFD was released")
     }
 }

@@ -48,3 +48,48 @@ extension TaskJournalTests {
         XCTAssertEqual(again.exitCode, 0)
     }
 }
+
+/// `max_log`: what is kept of a task's output, and of all tasks' output together.
+final class OutputCapTests: XCTestCase {
+    func testATaskKeepsItsFirstMaxLogBytesThenSaysTheRestWasCut() throws {
+        let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("out-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let log = OutputLog(url: url, limit: 1 << 20)
+        for _ in 0..<5 { log.append(.stdout, [UInt8](repeating: 0x78, count: 300_000)) }
+        log.append(.stderr, Array("late\n".utf8))
+        log.close()
+        let reader = OutputLog.Reader(url: url)
+        var out = 0, err = ""
+        while let (type, bytes) = reader.next() {
+            if type == .stdout { out += bytes.count } else { err += String(decoding: bytes, as: UTF8.self) }
+        }
+        XCTAssertEqual(out, 1 << 20)
+        XCTAssertEqual(err, OutputLog.cutNote(limit: 1 << 20), "nothing after the cut, and the cut said once")
+    }
+
+    func testAllTasksOutputIsKeptUnderTheCapOldestRemovedFirst() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("journal-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let journal = TaskJournal(dir: NodeDirectory(root: root))
+        let ids = (0..<4).map { String(repeating: "\($0)", count: 8) }
+        for (i, id) in ids.enumerated() {
+            journal.save(TaskRecord(id: id, role: "r", task: "t", node: "n", from: "n", state: .done,
+                                    submitted: Clock.rfc3339(Date().addingTimeInterval(Double(i)))))
+            let log = OutputLog(url: journal.outputFile(id))
+            log.append(.stdout, [UInt8](repeating: 0x78, count: 1000))
+            log.close()
+        }
+        // Room for two and a half: the two oldest go, except one still running.
+        journal.trimOutputs(toAtMost: 2500, keeping: [ids[0]])
+        func stored(_ id: String) -> String {
+            let r = OutputLog.Reader(url: journal.outputFile(id))
+            var s = ""
+            while let (_, b) = r.next() { s += String(decoding: b, as: UTF8.self) }
+            return s
+        }
+        XCTAssertEqual(stored(ids[0]).count, 1000, "a running task's output is spared")
+        XCTAssertTrue(stored(ids[1]).hasPrefix("rolemesh: this task's output was removed"), stored(ids[1]))
+        XCTAssertTrue(stored(ids[2]).hasPrefix("rolemesh: this task's output was removed"))
+        XCTAssertEqual(stored(ids[3]).count, 1000, "the newest is kept")
+    }
+}

@@ -3,6 +3,8 @@ import XCTest
 import RoleMeshControl
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Schedules, idle and pausing with real agents on `fast`: node1 holds role `meta`, node2 stands

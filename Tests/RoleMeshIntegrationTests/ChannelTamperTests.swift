@@ -4,6 +4,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A man in the middle on the task channel: flipped bits and a replayed session must end the

@@ -3,6 +3,8 @@ import XCTest
 import RoleMeshAgent
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Real `rolemesh agent` processes on 127.0.0.x addresses, each in its own node directory.
@@ -71,10 +73,10 @@ final class Cluster {
     }
 
     /// `wrapper`: a command that execs the agent (same PID), e.g. `["/usr/bin/prlimit", "--nofile=64:64"]`.
-    func startOne(_ name: String, environment: [String: String] = [:], wrapper: [String] = []) throws {
+    func startOne(_ name: String, environment: [String: String] = [:], wrapper: [String] = [], arguments: [String] = []) throws {
         let p = Process()
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let command = wrapper + [Cluster.binary, "agent", "--dir", dir(name)]
+        let command = wrapper + [Cluster.binary, "agent", "--dir", dir(name)] + arguments
         p.executableURL = URL(fileURLWithPath: command[0])
         p.arguments = Array(command.dropFirst())
         let log = root.appendingPathComponent("\(name).log")

@@ -10,7 +10,6 @@ final class DocsConsistencyTests: XCTestCase {
         "invite": "issue 11 (new devices)",
         "join": "issue 11 (new devices)",
         "revoke": "issue 11 (revocation)",
-        "cancel": "issue 12, item 7 (first-time user fixes)",
     ]
 
     /// Flags every command has, which the contract states once ("Every command takes --dir DIR").

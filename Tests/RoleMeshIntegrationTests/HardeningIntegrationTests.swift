@@ -4,6 +4,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Regression tests for the hardening issue: what a local user, a restart or a stolen key could
@@ -226,7 +228,7 @@ final class HardeningIntegrationTests: XCTestCase {
         XCTAssertEqual(selfIncarnation(), incarnationBefore, "the victim believed it had been suspended: \(cluster.log(victim))")
         for n in nodes {
             for line in cluster.log(n).split(separator: "\n") where line.contains("member-suspect") || line.contains("member-dead") {
-                XCTAssertTrue(line.contains("rogue:"), "\(n): \(line)")
+                XCTAssertTrue(line.hasSuffix(" peer=rogue"), "\(n): \(line)")
             }
         }
         let dropped = cluster.statusJSON(victim)?["dropped"]

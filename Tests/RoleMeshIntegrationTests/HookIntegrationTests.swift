@@ -3,6 +3,8 @@ import XCTest
 import RoleMeshControl
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// `DIR/hooks/`: every executable runs per `watch` event, the event's line on stdin; a slow or

@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// `rolemesh service install|uninstall` as a person runs it. Nothing is enabled on this machine:

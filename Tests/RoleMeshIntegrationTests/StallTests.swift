@@ -3,6 +3,8 @@ import XCTest
 import RoleMeshAgent
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A control client must never stall the agent's queue, which also ticks the failure detector:

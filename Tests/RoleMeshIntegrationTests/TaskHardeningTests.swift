@@ -4,6 +4,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Hardening of the task channel and the executor: pre-auth floods, task names, the task's

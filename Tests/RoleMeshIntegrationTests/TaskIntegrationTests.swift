@@ -4,6 +4,8 @@ import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// `submit`, `tasks`, `logs` between real agents over the encrypted task channel.

@@ -5,6 +5,7 @@ import RoleMeshCore
 /// Control requests: one `switch` over the typed request. Each answers on its connection.
 extension Agent {
     func handle(_ req: ControlRequest, _ conn: ControlConnection) {
+        if req.writesToDisk { conn.send(AcceptedReply()) }
         switch req {
         case .status:
             conn.reply(statusReply())
@@ -32,6 +33,8 @@ extension Agent {
             sendTasks(conn)
         case .logs(let id, let follow):
             logs(id: id, follow: follow, conn)
+        case .cancel(let id):
+            cancel(id: id, conn)
         case .schedules:
             conn.reply(schedulesReply())
         case .scheduleRun(let role, let task):

@@ -29,24 +29,24 @@ public final class ControlClient {
         self.dir = dir
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { sysClose(fd) }
 
     static func connect(path: String) -> Int32? {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, sockStream, 0)
         guard fd >= 0 else { return nil }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { Glibc.close(fd); return nil }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { sysClose(fd); return nil }
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0 else { Glibc.close(fd); return nil }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sysConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { sysClose(fd); return nil }
         return fd
     }
 
     static func isAlive(path: String) -> Bool {
         guard let fd = connect(path: path) else { return false }
-        Glibc.close(fd)
+        sysClose(fd)
         return true
     }
 
@@ -58,7 +58,7 @@ public final class ControlClient {
         guard FD.writeAll(fd, bytes) else { throw MeshError(MeshError.other, "the agent closed the control connection") }
     }
 
-    public func finishWriting() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    public func finishWriting() { sysShutdown(fd, Int32(SHUT_WR)) }
 
     /// Waits (bounded by `answerTimeout`) until the agent has begun to answer; the clear
     /// failure, exit 69, when it does not. Streams call it once, for their first reply only.
@@ -111,7 +111,11 @@ public final class ControlClient {
     public static func callLine(_ dir: NodeDirectory, _ request: ControlRequest) throws(MeshError) -> String {
         let c = try ControlClient(dir: dir)
         try c.send(request)
-        let line = try c.firstLine(within: request.writesToDisk ? writeAnswerTimeout : answerTimeout)
+        var line = try c.firstLine(within: answerTimeout)
+        // A write's answer waits for the disk: the agent says at once that it has the request.
+        if request.writesToDisk, ControlJSON.decode(AcceptedReply.self, from: line)?.accepted == true {
+            line = try c.firstLine(within: writeAnswerTimeout)
+        }
         try check(line)
         return line
     }

@@ -101,7 +101,7 @@ final class ControlConnection {
     private func flush() -> Bool {
         guard !isClosed else { return false }
         while sent < output.count {
-            let n = output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = output.withUnsafeBytes { sysSend(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if n > 0 { sent += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { armWrites(true); return true }
@@ -160,7 +160,7 @@ final class ControlConnection {
         flushTimer?.cancel(); flushTimer = nil
         readSource.cancel(leaving: cancelling)
         writeSource.cancel(leaving: cancelling)
-        cancelling.notify(queue: queue) { _ = Glibc.close(fd) }
+        cancelling.notify(queue: queue) { _ = sysClose(fd) }
         onClose?()
     }
 }

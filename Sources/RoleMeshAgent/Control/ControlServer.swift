@@ -33,13 +33,13 @@ final class ControlServer {
             }
             unlink(path)
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, sockStream, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create the control socket") }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            Glibc.close(fd)
+            sysClose(fd)
             throw MeshError(MeshError.config, "the directory path is too long for a control socket: \(path)")
         }
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
@@ -48,7 +48,7 @@ final class ControlServer {
         umask(old)
         guard rc == 0, listen(fd, 64) == 0 else {
             let err = String(cString: strerror(errno))
-            Glibc.close(fd)
+            sysClose(fd)
             throw MeshError(MeshError.other, "cannot listen on \(path): \(err)")
         }
         chmod(path, 0o600)
@@ -56,7 +56,7 @@ final class ControlServer {
         listenFD = fd
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         s.setEventHandler { [weak self] in self?.acceptAll() }
-        s.setCancelHandler { Glibc.close(fd) }
+        s.setCancelHandler { sysClose(fd) }
         source = s
         s.resume()
     }

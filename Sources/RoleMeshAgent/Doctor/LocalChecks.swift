@@ -28,10 +28,14 @@ enum LocalChecks {
     static func secret(_ node: NodeDirectory, _ name: String) -> (DoctorCheck, Ed25519.KeyPair?) {
         let path = node.secretKey(name).path
         var check = DoctorCheck.pass("secret key", "\(path) is a regular file, yours, mode 600")
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            let (what, fix) = KeyStore.missingSecretAndFix(name: name, in: node)
+            return (.fail("secret key", what, fix: fix), nil)
+        }
         do { try KeyStore.checkSecret(name: name, in: node) } catch {
             check = .fail("secret key", error, fix: "keep the secret a regular file you own, mode 600: chmod 600 \(path)")
         }
-        var st = stat()
         guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid() else { return (check, nil) }
         do { return (check, try KeyStore.readSecret(path)) } catch {
             return (check.ok ? .fail("secret key", error.message, fix: "restore the key from a backup, or make a new identity with `rolemesh keygen` and trust its .pub again everywhere") : check, nil)
@@ -46,8 +50,8 @@ enum LocalChecks {
               let address = WireAddress(host: host, port: port) ?? SocketAddress.resolve(config.listen) else {
             return (.fail(name, "\(config.listen) does not resolve to an address", fix: "set listen in \(toml) to an address of this machine (see `ip -brief address`)"), nil)
         }
-        let udp = bindProbe(address, type: Int32(SOCK_DGRAM.rawValue))
-        let tcp = bindProbe(address, type: Int32(SOCK_STREAM.rawValue))
+        let udp = bindProbe(address, type: sockDgram)
+        let tcp = bindProbe(address, type: sockStream)
         if udp == 0 && tcp == 0 {
             return (.pass(name, "UDP and TCP \(address) are free for the agent" + (agentRunning ? " (the agent answers, so it listens elsewhere: restart it to use node.toml's address)" : "")), address)
         }
@@ -76,13 +80,13 @@ enum LocalChecks {
         let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, type, 0)
         guard fd >= 0 else { return errno }
         defer { close(fd) }
-        if type == Int32(SOCK_STREAM.rawValue) {
+        if type == sockStream {
             var one: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         }
         guard SocketAddress.with(address, { bind(fd, $0, $1) }) == 0 else { return errno }
         // A TCP bind may succeed beside a listener; listening is what collides.
-        if type == Int32(SOCK_STREAM.rawValue), listen(fd, 1) != 0 { return errno }
+        if type == sockStream, listen(fd, 1) != 0 { return errno }
         return 0
     }
 

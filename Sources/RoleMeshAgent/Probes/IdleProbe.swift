@@ -9,6 +9,12 @@ import RoleMeshCore
 /// - with a seat (a desktop, a laptop): logind's IdleHint / IdleSinceHint of the active seat
 ///   sessions (`loginctl`), so no input for a while is required too.
 /// `idle_s` is how long both have held. Reads files and runs `loginctl`: call it off the agent queue.
+///
+/// On macOS (written and unit-tested on Linux against captured output; never run on a Mac): the
+/// user is idle when there has been no keyboard or mouse input for `macInputIdle` (`HIDIdleTime`
+/// from `ioreg -c IOHIDSystem`) and nothing holds a `PreventUserIdleDisplaySleep` assertion
+/// (`pmset -g assertions`: a movie playing, a presentation); `idle_s` is the input idle time.
+/// The CPU share is not read there (no /proc/stat).
 public final class IdleProbe: Sendable {
     private let root: String
     private let state = Locked(State())
@@ -31,6 +37,16 @@ public final class IdleProbe: Sendable {
     static let quietShare = 0.3
 
     public func read(now: Millis = Clock.now(), wallSeconds: Double = Date().timeIntervalSince1970) -> (idle: Bool?, seconds: Int?) {
+        #if os(macOS)
+        let hid = Self.run("/usr/sbin/ioreg", ["-r", "-d", "1", "-c", "IOHIDSystem"]).flatMap(Self.hidIdleSeconds)
+        let prevented = Self.run("/usr/bin/pmset", ["-g", "assertions"]).flatMap(Self.displaySleepPrevented)
+        return Self.macIdle(inputIdleSeconds: hid, displaySleepPrevented: prevented)
+        #else
+        return linuxRead(now: now, wallSeconds: wallSeconds)
+        #endif
+    }
+
+    private func linuxRead(now: Millis, wallSeconds: Double) -> (idle: Bool?, seconds: Int?) {
         let cpu = (try? String(contentsOfFile: root + "proc/stat", encoding: .utf8)).flatMap(Self.cpuTimes)
         let quietFor: Int? = state.withLock { s in
             defer { s.lastCPU = cpu }
@@ -58,15 +74,52 @@ public final class IdleProbe: Sendable {
         return CPUTimes(busy: v[0] + v[2] + v[5] + v[6] + v[7], total: v[0..<8].reduce(0, +))
     }
 
+    // MARK: - macOS
+
+    /// No input for this long counts as the user being away (logind's IdleHint plays this part on Linux).
+    public static let macInputIdle = 60
+
+    /// The decision on macOS, from the two readings (nil: not read).
+    public static func macIdle(inputIdleSeconds: Int?, displaySleepPrevented: Bool?) -> (idle: Bool?, seconds: Int?) {
+        guard let input = inputIdleSeconds else { return (nil, nil) }
+        // Watching a movie gives no input, yet the machine is in use: the player's assertion says so.
+        if displaySleepPrevented == true { return (false, 0) }
+        return input >= macInputIdle ? (true, input) : (false, 0)
+    }
+
+    /// `ioreg -c IOHIDSystem`: the `"HIDIdleTime" = N` property, nanoseconds since the last input, as seconds.
+    public static func hidIdleSeconds(_ ioreg: String) -> Int? {
+        for line in ioreg.split(separator: "\n") where line.contains("\"HIDIdleTime\"") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if let ns = UInt64(value) { return Int(ns / 1_000_000_000) }
+        }
+        return nil
+    }
+
+    /// `pmset -g assertions`: whether the system-wide `PreventUserIdleDisplaySleep` count is above 0;
+    /// nil when the output has no such line.
+    public static func displaySleepPrevented(_ pmset: String) -> Bool? {
+        var systemWide = false
+        for raw in pmset.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("Assertion status system-wide") { systemWide = true; continue }
+            if line.hasPrefix("Listed by owning process") || line.hasPrefix("Kernel Assertions") { systemWide = false; continue }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if systemWide, words.count == 2, words[0] == "PreventUserIdleDisplaySleep", let n = Int(words[1]) { return n > 0 }
+        }
+        return nil
+    }
+
     // MARK: - logind
 
     /// Nil where nobody can sit at this machine (no logind seats: a server, a container).
     private func userIdle(wallSeconds: Double) -> (idle: Bool, seconds: Int)? {
         let seats = (try? FileManager.default.contentsOfDirectory(atPath: root + "run/systemd/seats")) ?? []
         guard !seats.isEmpty, root == "/" else { return nil }
-        guard let list = Self.run(["list-sessions", "--no-legend"]) else { return nil }
+        guard let list = Self.run(Self.loginctl, ["list-sessions", "--no-legend"]) else { return nil }
         let ids = list.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
-        guard !ids.isEmpty, let shown = Self.run(["show-session"] + ids + ["-p", "Seat", "-p", "Active", "-p", "IdleHint", "-p", "IdleSinceHint"])
+        guard !ids.isEmpty, let shown = Self.run(Self.loginctl, ["show-session"] + ids + ["-p", "Seat", "-p", "Active", "-p", "IdleHint", "-p", "IdleSinceHint"])
         else { return nil }
         return Self.seatIdle(shown, nowMicros: UInt64(wallSeconds * 1_000_000))
     }
@@ -90,10 +143,12 @@ public final class IdleProbe: Sendable {
         return result
     }
 
-    /// `loginctl ARGS`, at most 2 s; nil if it is missing, fails or hangs.
-    private static func run(_ args: [String]) -> String? {
+    static let loginctl = "/usr/bin/loginctl"
+
+    /// `TOOL ARGS` (loginctl; ioreg and pmset on macOS), at most 2 s; nil if it is missing, fails or hangs.
+    private static func run(_ tool: String, _ args: [String]) -> String? {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/loginctl")
+        p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args
         let out = Pipe()
         p.standardOutput = out
@@ -101,7 +156,8 @@ public final class IdleProbe: Sendable {
         let done = DispatchSemaphore(value: 0)
         p.terminationHandler = { _ in done.signal() }
         do { try p.run() } catch { return nil }
-        // Its output is a few lines, well under a pipe's buffer: wait first, then read.
+        // Its output is small (loginctl: a few lines; ioreg: one object at depth 1), well under a
+        // pipe's buffer: wait first, then read.
         if done.wait(timeout: .now() + 2) == .timedOut { p.terminate(); return nil }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil

@@ -91,7 +91,8 @@ extension Agent {
         background.ledger.merge(SlotRun(role: s.role, task: s.task, slot: p.slot, id: sub.id, runID: p.runID, node: node,
                                         state: .running, started: wallNow))
         background.active.insert(sub.id)
-        Log.info("schedule \(s.id): slot \(Slots.rfc3339(p.slot)) starts on \(node) (run \(p.runID), task \(sub.id))")
+        Log.info("schedule \(s.id): slot \(Slots.rfc3339(p.slot)) starts on \(node) (run \(p.runID))",
+                 context: ["task": sub.id, "role": s.role])
         saveLedger()
         shareSlots()
         let submitter = self.submitter, journal = self.journal, id = sub.id, run = sub

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Foundation
 import RoleMeshCore
@@ -50,9 +52,7 @@ public enum KeyStore {
     public static func checkSecret(name: String, in dir: NodeDirectory) throws(MeshError) {
         let path = dir.secretKey(name).path
         var st = stat()
-        guard lstat(path, &st) == 0 else {
-            throw MeshError(MeshError.config, "no secret key at \(path): run `rolemesh keygen \(name)`")
-        }
+        guard lstat(path, &st) == 0 else { throw MeshError(MeshError.config, missingSecret(name: name, in: dir)) }
         if st.st_mode & S_IFMT == S_IFLNK {
             throw MeshError(MeshError.config, "\(path) is a symbolic link; the secret key must be a regular file owned by you (replace the link with the file itself)")
         }
@@ -64,6 +64,31 @@ public enum KeyStore {
         }
         if st.st_mode & 0o077 != 0 {
             throw MeshError(MeshError.config, "\(path) is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run `chmod 600 \(path)`")
+        }
+    }
+
+    /// Why there is no secret for `name`, and the fix. A typo in `name` is the likely cause when
+    /// another secret is there: `keygen` would make a new identity no other device trusts, so it
+    /// is suggested only when the directory has no secret at all.
+    static func missingSecret(name: String, in dir: NodeDirectory) -> String {
+        let (what, fix) = missingSecretAndFix(name: name, in: dir)
+        return "\(what): \(fix)"
+    }
+
+    /// The same, as what is wrong and the fix apart (`doctor` prints them on two lines).
+    public static func missingSecretAndFix(name: String, in dir: NodeDirectory) -> (String, String) {
+        let others = ((try? FileManager.default.contentsOfDirectory(atPath: dir.keysDir.path)) ?? [])
+            .filter { $0.hasSuffix(".secret") && !$0.hasPrefix(".") }.map { String($0.dropLast(7)) }.sorted()
+        let path = dir.secretKey(name).path
+        switch others.count {
+        case 0:
+            return ("no secret key at \(path)", "restore it from a backup; only for a new identity run `rolemesh keygen \(name)` (every other device must then trust the new keys/\(name).pub)")
+        case 1:
+            return ("node.toml names this node \"\(name)\" but its secret key is keys/\(others[0]).secret",
+                    "set name = \"\(others[0])\" in node.toml (`rolemesh keygen \(name)` would make a new identity that no other device trusts)")
+        default:
+            return ("node.toml names this node \"\(name)\" but keys/ holds secrets for \(others.joined(separator: ", ")), not for it",
+                    "set name in node.toml to the one this device is")
         }
     }
 

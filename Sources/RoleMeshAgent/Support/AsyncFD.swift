@@ -109,7 +109,7 @@ public final class AsyncFD: Sendable {
         guard let r = s.reader else { return }
         if !s.inputEnded, !s.closing, s.input.count < r.want {
             var buf = [UInt8](repeating: 0, count: max(Self.chunk, r.want - s.input.count))
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = buf.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 s.input += buf[0..<n]
             } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -178,7 +178,7 @@ public final class AsyncFD: Sendable {
         while s.sent < s.output.count, !s.writeFailed {
             let n = s.output.withUnsafeBytes { b -> Int in
                 let p = b.baseAddress! + s.sent, len = b.count - s.sent
-                return s.isSocket ? Glibc.send(fd, p, len, Int32(MSG_NOSIGNAL)) : Glibc.write(fd, p, len)
+                return s.isSocket ? sysSend(fd, p, len, Int32(MSG_NOSIGNAL)) : sysWrite(fd, p, len)
             }
             if n > 0 { s.sent += n; continue }
             if n < 0 && errno == EINTR { continue }
@@ -207,7 +207,7 @@ public final class AsyncFD: Sendable {
             guard let seconds, !s.tornDown else { return }
             let t = DispatchSource.makeTimerSource(queue: Self.timers)
             t.schedule(deadline: .now() + seconds)
-            t.setEventHandler { [weak self] in self?.abort() }
+            t.setEventHandler { self.abort() }
             s.timer = t
             t.resume()
         }
@@ -223,7 +223,11 @@ public final class AsyncFD: Sendable {
             s.timer?.cancel()
             let t = DispatchSource.makeTimerSource(queue: Self.timers)
             t.schedule(deadline: .now() + .seconds(Self.lingerSeconds))
-            t.setEventHandler { [weak self] in self?.abort() }
+            // Strong on purpose: the owner usually lets go right after close(), and deinit would
+            // then drop the unsent tail (the end of a task's output, a `logs` stream's last frames).
+            // The timer keeps the object until the tail is sent or the linger ends; tearDown
+            // cancels the timer, which releases it.
+            t.setEventHandler { self.abort() }
             s.timer = t
             t.resume()
         }
@@ -246,11 +250,11 @@ public final class AsyncFD: Sendable {
         s.writers = []
         s.output = []; s.sent = 0
         s.timer?.cancel(); s.timer = nil
-        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        _ = sysShutdown(fd, Int32(SHUT_RDWR))
         // Unwatched first: an event still on its way finds no registration (and this lock says torn down).
         if let registration = s.registration { Poller.shared.remove(registration) }
         s.registration = nil
-        _ = Glibc.close(fd)
+        _ = sysClose(fd)
     }
 
     deinit {

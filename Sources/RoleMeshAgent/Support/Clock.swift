@@ -33,23 +33,3 @@ public enum Clock {
         return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
     }
 }
-
-/// Log lines on stderr: time, level, message.
-public enum Log {
-    private static let verboseFlag = Atomic(false)
-    /// Whether `debug` lines are written (`agent --verbose`).
-    public static var verbose: Bool {
-        get { verboseFlag.load(ordering: .relaxed) }
-        set { verboseFlag.store(newValue, ordering: .relaxed) }
-    }
-    public static func info(_ s: String) { write("info", s) }
-    public static func warn(_ s: String) { write("warn", s) }
-    public static func debug(_ s: String) { if verbose { write("debug", s) } }
-    static func write(_ level: String, _ s: String) {
-        // One event, one line: names and sentences may come from unauthenticated peers, so control
-        // characters (newlines, escape sequences) are escaped rather than written to the terminal or journal.
-        let line = "\(Clock.rfc3339()) \(level) \(s.escapingControlCharacters)\n"
-        // Not the trapping `write(_:)`: a closed stderr must not bring the agent down.
-        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
-    }
-}

@@ -13,8 +13,8 @@ public enum FD {
         var off = 0
         var socket = true
         while off < bytes.count {
-            let n = socket ? Glibc.send(fd, bytes.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
-                           : Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            let n = socket ? sysSend(fd, bytes.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
+                           : sysWrite(fd, bytes.baseAddress! + off, bytes.count - off)
             if n < 0 && errno == EINTR { continue }
             if n < 0 && errno == ENOTSOCK && socket { socket = false; continue }   // a pipe or a file
             if n <= 0 { return false }
@@ -53,7 +53,7 @@ public enum FD {
         var off = 0
         while off < count {
             if let deadline, !waitReadable(fd, until: deadline) { return nil }
-            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + off, count - off) }
+            let n = out.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress! + off, count - off) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return nil }
             off += n

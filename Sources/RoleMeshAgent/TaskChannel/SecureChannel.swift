@@ -62,7 +62,7 @@ public final class SecureChannel: FrameTransport {
     /// A TCP connection from `local` to `address`, connected within `handshakeSeconds` (the
     /// deadline stays armed for the handshake that follows).
     static func openTCP(to address: WireAddress, peer: String, from local: WireAddress?) async throws(MeshError) -> AsyncFD {
-        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, sockStream, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create a TCP socket") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -72,7 +72,7 @@ public final class SecureChannel: FrameTransport {
         }
         let io = AsyncFD(fd)      // non-blocking from here: the connect completes in the background
         io.setDeadline(handshakeSeconds)
-        var rc = SocketAddress.with(address) { Glibc.connect(fd, $0, $1) }
+        var rc = SocketAddress.with(address) { sysConnect(fd, $0, $1) }
         var err = rc == 0 ? 0 : errno
         if rc != 0, err == EINPROGRESS {
             if await io.writable() {

@@ -16,7 +16,7 @@ final class TaskListener {
     private var source: DispatchSourceRead?
 
     init(bind address: WireAddress) throws(MeshError) {
-        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, sockStream, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create the task socket") }
         var one: Int32 = 1
         // TCP only: lets a restarted agent rebind while old connections sit in TIME_WAIT.
@@ -27,7 +27,7 @@ final class TaskListener {
         }
         guard SocketAddress.with(address, { bind(fd, $0, $1) }) == 0, listen(fd, 64) == 0 else {
             let err = errno
-            Glibc.close(fd)
+            sysClose(fd)
             throw MeshError(err == EADDRINUSE ? MeshError.other : MeshError.config,
                             "cannot accept task connections on TCP \(address): \(String(cString: strerror(err)))")
         }
@@ -58,7 +58,7 @@ final class TaskListener {
                     return
                 }
                 guard let place = self.gate.enter() else {
-                    Glibc.close(c)
+                    sysClose(c)
                     if Self.due(&self.lastCapLog) {
                         Log.warn("\(Self.preAuthLimit) task connections are already in their handshake; closing new ones until they finish")
                     }
@@ -69,7 +69,7 @@ final class TaskListener {
                 onConnection(c, place)
             }
         }
-        s.setCancelHandler { [fd] in Glibc.close(fd) }
+        s.setCancelHandler { [fd] in sysClose(fd) }
         source = s
         s.resume()
     }

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Foundation
 import RoleMeshControl
@@ -54,7 +56,7 @@ extension Executor {
                 kill(-r.pid, SIGSTOP)
                 r.pausedWhy = why
                 journal.update(r.id) { $0.state = .paused; $0.reason = why }
-                Log.info("paused \(bg.role)/\(bg.task) (task \(r.id)): \(why)")
+                Log.info("background run paused: \(why)", context: ["task": r.id, "role": bg.role, "name": bg.task])
                 await announce("run-paused", bg, id: r.id, reason: why)
             } else if let why, r.pausedWhy != why {
                 r.pausedWhy = why      // still paused, for another reason now
@@ -63,7 +65,7 @@ extension Executor {
                 kill(-r.pid, SIGCONT)
                 r.pausedWhy = nil
                 journal.update(r.id) { $0.state = .running; $0.reason = nil }
-                Log.info("resumed \(bg.role)/\(bg.task) (task \(r.id))")
+                Log.info("background run resumed", context: ["task": r.id, "role": bg.role, "name": bg.task])
                 await announce("run-resumed", bg, id: r.id)
             }
             try? await Task.sleep(for: Self.conditionCheck)

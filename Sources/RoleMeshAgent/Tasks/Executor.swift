@@ -20,6 +20,8 @@ actor Executor {
     let journal: TaskJournal
     let link: AgentLink
     let envPassthrough: [String]
+    /// `max_log` in bytes: the output kept per task.
+    let maxLogBytes: Int
     private var freeSlots: Int
     private var slotWaiters: [(id: String, c: CheckedContinuation<Bool, Never>)] = []
     private var running: [String: Running] = [:]
@@ -49,8 +51,10 @@ actor Executor {
     }
     private var followers: [ObjectIdentifier: Follower] = [:]
 
-    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, maxTasks: Int, envPassthrough: [String]) {
+    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, maxTasks: Int, envPassthrough: [String],
+         maxLogBytes: Int = NodeConfig(name: "").maxLogBytes) {
         self.me = me
+        self.maxLogBytes = maxLogBytes
         self.dir = dir
         self.journal = journal
         self.link = link
@@ -109,7 +113,7 @@ actor Executor {
         let streams = followers.values.filter { $0.peer == peer }
         for f in streams { f.revoked = true }
         for r in runs {
-            Log.info("ending task \(r.id) from \(peer): trust in \(peer) was revoked")
+            Log.info("ending the task: trust in its submitter was revoked", context: ["task": r.id, "peer": peer])
             signal(r, SIGTERM)
             await fail(r.channel, why)
             r.channel.close()
@@ -205,6 +209,16 @@ actor Executor {
                                    own: [("ROLEMESH_NODE", me), ("ROLEMESH_FROM", ch.peer), ("ROLEMESH_ROLE", role),
                                          ("ROLEMESH_TASK", task), ("ROLEMESH_TASK_ID", id)] + (bg?.environment ?? []))
         let started = Frame(.started, encoding: StartedInfo(id: id, node: me, state: "running"))
+        let searchPath = env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ""
+        if let program = Spawn.missingEnvProgram(of: path, searchPath: searchPath) {
+            // As env itself would end (127), but saying which program and where it was looked for.
+            let why = "rolemesh: \(me) could not run \(role)/\(task): its interpreter \(program) (named on its #! line through env) is not installed or not on the task's PATH (\(searchPath))\n"
+            journal.update(id) { $0.state = .failed; $0.started = Clock.rfc3339(); $0.finished = Clock.rfc3339(); $0.exitCode = 127 }
+            try? await ch.send(started)
+            try? await ch.send(Frame(.stderr, Array(why.utf8)))
+            try? await ch.send(.exit(code: 127, state: "failed"))
+            return
+        }
         guard let (outRead, outWrite) = Spawn.pipe() else { return await fail(ch, MeshError(MeshError.other, "\(me) cannot create pipes for the task")) }
         guard let (errRead, errWrite) = Spawn.pipe() else {
             close(outRead); close(outWrite)
@@ -236,6 +250,7 @@ actor Executor {
             return
         }
         r.pid = pid
+        Log.info("task started", context: ["task": id, "role": role, "name": task, "peer": ch.peer])
         if r.cancelled { signal(r, r.revoked ? SIGTERM : SIGINT) }
         journal.update(id) { $0.state = .running; $0.started = Clock.rfc3339() }
         try? await ch.send(started)
@@ -246,7 +261,7 @@ actor Executor {
 
         // Output: to the journal and, while it listens, to the submitter. A slow reader slows
         // the task down (the pipe fills) instead of growing memory.
-        let log = OutputLog(url: journal.outputFile(id), onAppend: { [journal] in journal.noteChange() })
+        let log = OutputLog(url: journal.outputFile(id), limit: maxLogBytes, onAppend: { [journal] in journal.noteChange() })
         let code = await withTaskGroup(of: Void.self) { pumps -> Int32 in
             pumps.addTask { await Self.pump(stdout, .stdout, to: ch, log: log) }
             pumps.addTask { await Self.pump(stderr, .stderr, to: ch, log: log) }
@@ -261,8 +276,10 @@ actor Executor {
             return code
         }
         log.close()
+        journal.trimOutputs(toAtMost: maxLogBytes * NodeConfig.totalLogFactor, keeping: Set(running.keys))
         let state: TaskRecord.State = r.cancelled ? .cancelled : (code == 0 ? .done : .failed)
         journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339(); $0.reason = nil }
+        Log.info("task \(state.rawValue), exit \(code)", context: ["task": id, "role": role, "name": task, "peer": ch.peer])
         if let bg { await announce("run-finished", bg, id: id, exitCode: Int(code)) }
         try? await ch.send(.exit(code: Int(code), state: state.rawValue))
     }
@@ -293,6 +310,15 @@ actor Executor {
         // The submitter vanished without the task ending: hang up on it, as sshd does, so a
         // retry elsewhere never races a copy still running here. Detached runs go on.
         if !r.finished, !r.exited, !detached { signal(r, SIGHUP) }
+    }
+
+    /// `cancel ID` on the node running it: SIGINT to its process group, as a Ctrl-C at the
+    /// submitter would (a paused run is continued to see it; SIGKILL follows). False if no run of
+    /// that id is here.
+    func cancel(_ id: String) -> Bool {
+        guard let r = running[id], !r.finished else { return false }
+        signal(r, SIGINT)
+        return true
     }
 
     /// A place among `max_tasks`; false if the run is cancelled while it waits.
@@ -384,39 +410,60 @@ actor Executor {
 }
 
 /// A task's output as stored: records of [type u8][length u32][bytes], in arrival order.
-final class OutputLog: Sendable {
-    /// The file, until closed; both output pumps append to it.
-    private let handle: Locked<FileHandle?>
+/// At most `limit` bytes of output are kept (`max_log`): the first ones, then one line saying
+/// the rest was cut (the submitter still saw all of it live).
+public final class OutputLog: Sendable {
+    private struct State {
+        var handle: FileHandle?     // the file, until closed; both output pumps append to it
+        var kept = 0
+        var cut = false
+    }
+    private let state: Locked<State>
+    private let limit: Int
     private let onAppend: @Sendable () -> Void
 
-    init(url: URL, onAppend: @escaping @Sendable () -> Void = {}) {
+    public init(url: URL, limit: Int = Int.max, onAppend: @escaping @Sendable () -> Void = {}) {
         FileManager.default.createFile(atPath: url.path, contents: nil)
-        handle = Locked(try? FileHandle(forWritingTo: url))
+        state = Locked(State(handle: try? FileHandle(forWritingTo: url)))
+        self.limit = limit
         self.onAppend = onAppend
     }
 
-    func append(_ type: FrameType, _ bytes: [UInt8]) {
-        let record = Data(Frame.plainHeader(type, count: bytes.count) + bytes)
+    /// The line that ends a log cut at `max_log`.
+    public static func cutNote(limit: Int) -> String {
+        "\nrolemesh: output past max_log (\(limit >> 20) MB per task) was not kept here; it was only streamed live\n"
+    }
+
+    public func append(_ type: FrameType, _ bytes: [UInt8]) {
         // Never the trapping `write(_:)`: output after close (a lingering grandchild) or a full
         // disk loses log bytes, not the agent.
-        let written = handle.withLock { h -> Bool in
-            guard let h else { return false }
+        let written = state.withLock { s -> Bool in
+            guard let h = s.handle, !s.cut else { return false }
+            var record = Data(Frame.plainHeader(type, count: bytes.count) + bytes)
+            if s.kept + bytes.count > limit {
+                s.cut = true
+                let room = max(0, limit - s.kept)
+                let note = Array(Self.cutNote(limit: limit).utf8)
+                record = room > 0 ? Data(Frame.plainHeader(type, count: room) + bytes[0..<room]) : Data()
+                record += Data(Frame.plainHeader(.stderr, count: note.count) + note)
+            }
+            s.kept += bytes.count
             try? h.write(contentsOf: record)
             return true
         }
         if written { onAppend() }
     }
 
-    func close() { handle.withLock { h in try? h?.close(); h = nil } }
+    public func close() { state.withLock { s in try? s.handle?.close(); s.handle = nil } }
 
     /// Reads records as they are appended; a partly written record waits for the rest.
-    final class Reader {
+    public final class Reader {
         let handle: FileHandle?
         var buffer = [UInt8]()
-        init(url: URL) { handle = try? FileHandle(forReadingFrom: url) }
+        public init(url: URL) { handle = try? FileHandle(forReadingFrom: url) }
         deinit { try? handle?.close() }
 
-        func next() -> (FrameType, [UInt8])? {
+        public func next() -> (FrameType, [UInt8])? {
             while true {
                 if buffer.count >= 5, let (t, n) = Frame.parsePlainHeader(buffer) {
                     if buffer.count >= 5 + n {

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Dispatch
 import Foundation
@@ -8,7 +10,7 @@ import Foundation
 /// so no byte of its name or arguments is interpreted), default signal handling and an empty
 /// signal mask (the agent ignores SIGPIPE; a task starts as from a shell), its own process
 /// group, its working directory, its three pipes, and nothing else of the agent's descriptors.
-enum Spawn {
+public enum Spawn {
     /// The child's pid, or the errno `posix_spawn` reported (ENOEXEC, EACCES, ENOENT…).
     static func start(path: String, args: [String], environment: [String], directory: String,
                       stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, Errno> {
@@ -46,7 +48,7 @@ enum Spawn {
     /// A pipe: (read end, write end), both close-on-exec (the child gets its copies by dup2).
     static func pipe() -> (Int32, Int32)? {
         var fds: [Int32] = [-1, -1]
-        guard Glibc.pipe(&fds) == 0 else { return nil }
+        guard sysPipe(&fds) == 0 else { return nil }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
     }
@@ -64,7 +66,7 @@ enum Spawn {
     static func exit(of pid: pid_t) async -> Int32 {
         if let open = pidfdOpen, case let pidfd = open(pid, 0), pidfd >= 0 {
             await Poller.shared.readable(pidfd)
-            _ = Glibc.close(pidfd)
+            _ = sysClose(pidfd)
         } else {
             // An older system: one blocking waitpid on a pool thread, for this child only.
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -90,13 +92,37 @@ enum Spawn {
     }
 
     /// The interpreter a `#!` line names, if the file starts with one.
-    static func interpreter(of path: String) -> String? {
+    static func interpreter(of path: String) -> String? { shebangWords(of: path)?.first }
+
+    /// The words of the file's `#!` line, if it starts with one.
+    static func shebangWords(of path: String) -> [String]? {
         guard let h = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? h.close() }
         let head = (try? h.read(upToCount: 256)) ?? Data()
         guard head.starts(with: [0x23, 0x21]) else { return nil }
         let line = head.dropFirst(2).prefix { $0 != 0x0a }
-        let word = String(decoding: line, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" }).first
-        return word.map(String.init)
+        return String(decoding: line, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+    }
+
+    /// The program `#!/usr/bin/env PROGRAM` (or `env -S PROGRAM ...`) asks for, if the line uses env.
+    public static func envProgram(shebang words: [String]) -> String? {
+        guard let first = words.first, first.hasSuffix("/env") || first == "env" else { return nil }
+        // `-S` splits the rest; other options, and NAME=VALUE assignments, come before the program.
+        return words.dropFirst().flatMap { $0.split(separator: " ").map(String.init) }
+            .first { !$0.hasPrefix("-") && !$0.contains("=") }
+    }
+
+    /// Whether `program` is an executable file in one of `searchPath`'s directories (or at its path).
+    static func isFound(_ program: String, searchPath: String) -> Bool {
+        if program.contains("/") { return access(program, X_OK) == 0 }
+        return searchPath.split(separator: ":").contains { access("\($0)/\(program)", X_OK) == 0 }
+    }
+
+    /// A task run through `#!/usr/bin/env NAME` whose NAME is not on the task's PATH: env would
+    /// only say "No such file or directory", naming neither the task nor what to install.
+    static func missingEnvProgram(of path: String, searchPath: String) -> String? {
+        guard let words = shebangWords(of: path), let program = envProgram(shebang: words),
+              !isFound(program, searchPath: searchPath) else { return nil }
+        return program
     }
 }

@@ -84,6 +84,8 @@ actor Submitter {
     let executor: Executor
     let queueDir: URL
     private var active: [String: (node: String, channel: SecureChannel)] = [:]
+    /// Every submission in progress here, queued or running: what `cancel` reaches.
+    private var relays: [String: Relay] = [:]
     /// Runs whose node this node stopped trusting: they end with 77, never retried.
     private var revokedRuns: Set<String> = []
 
@@ -132,8 +134,9 @@ actor Submitter {
     /// Runs until the task is over.
     func run(_ sub: Submission, sink: PlainFrames?) async {
         let relay = Relay(sink: sink)
+        relays[sub.id] = relay
         // Whatever the outcome, it is final: a queued submission must never run again after it.
-        defer { relay.finish(); try? FileManager.default.removeItem(at: queueFile(sub.id)) }
+        defer { relays[sub.id] = nil; relay.finish(); try? FileManager.default.removeItem(at: queueFile(sub.id)) }
         guard let agent = link.agent else { return }
         func end(_ frame: Frame) async { if let sink { try? await sink.send(frame) } }
         func fail(_ e: MeshError) async { await end(.error(e)) }
@@ -148,6 +151,7 @@ actor Submitter {
         var unreachable: [String: (until: Date, why: String)] = [:]
         var toldUnreachable: Set<String> = []
         var announcedQueue = false
+        var waitingWhy: String?
         /// Gives up on `node` and goes back to routing, if a retry is left.
         func retry(elsewhereThan node: String, _ message: String) async -> Bool {
             guard retriesLeft > 0 else { return false }
@@ -195,9 +199,13 @@ actor Submitter {
                     }
                     return await fail(e)
                 }
+                // `tasks` says why it waits; the record is written again only when the reason changes.
+                if waitingWhy != e.message {
+                    waitingWhy = e.message
+                    journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil; $0.reason = e.message }
+                }
                 if !announcedQueue {
                     announcedQueue = true
-                    journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
                     do { try AtomicFile.replace(queueFile(sub.id), with: [UInt8](ControlJSON.line(sub))) } catch { Log.warn(error.message) }
                     await end(.info("queued: \(e.message); waiting for a node"))
                 }
@@ -207,7 +215,8 @@ actor Submitter {
                 continue
             }
 
-            journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil }
+            waitingWhy = nil
+            journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil; $0.reason = nil }
             let channel: SecureChannel
             do {
                 let (keyPair, trusted) = await agent.credentials()
@@ -283,6 +292,14 @@ actor Submitter {
             journal.update(sub.id) { $0.state = .lost; $0.node = target.name; $0.finished = Clock.rfc3339() }
             return await fail(MeshError(MeshError.tempFail, "\(target.name) was lost mid-run and no retry was left"))
         }
+    }
+
+    /// `cancel ID` on this node as the submitter: as Ctrl-C would. False if no submission of
+    /// that id is in progress here.
+    func cancel(_ id: String) async -> Bool {
+        guard let relay = relays[id] else { return false }
+        await relay.cancel()
+        return true
     }
 
     /// `logs`: from our own journal when the task ran here, else from the node that ran it.
@@ -390,6 +407,13 @@ final class Relay: Sendable {
     }
 
     func detach() { state.withLock { $0.channel = nil } }
+
+    /// `rolemesh cancel`: the same as a Ctrl-C from the submit command, for any run (detached too).
+    func cancel() async {
+        let ch = state.withLock { s in s.cancelled = true; return s.channel }
+        events.bump()
+        try? await ch?.send(Frame(.signal, [UInt8(SIGINT)]))
+    }
 
     func forward(_ f: Frame) async {
         guard let sink, !state.withLock({ $0.sinkGone }) else { return }

@@ -86,6 +86,30 @@ public final class TaskJournal: Sendable {
         }
     }
 
+    /// What a task's `output` becomes when it is removed to keep the total under its cap.
+    static func removedNote(cap: Int) -> String {
+        "rolemesh: this task's output was removed: all tasks' output here is kept under \(cap >> 20) MB (max_log x \(NodeConfig.totalLogFactor)), oldest removed first\n"
+    }
+
+    /// Keeps all tasks' stored output under `cap` bytes: the oldest tasks' output goes first,
+    /// each replaced by one line saying so (what `logs` then prints). Runs in `keeping` are spared.
+    public func trimOutputs(toAtMost cap: Int, keeping: Set<String> = []) {
+        let tasks = all()
+        func size(_ id: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: outputFile(id).path))?[.size] as? Int) ?? 0
+        }
+        var sizes = tasks.map { size($0.id) }
+        var total = sizes.reduce(0, +)
+        let note = Array(Self.removedNote(cap: cap).utf8)
+        let replacement = Frame.plainHeader(.stderr, count: note.count) + note
+        for (i, r) in tasks.enumerated() where total > cap && !keeping.contains(r.id) && sizes[i] > replacement.count {
+            guard (try? AtomicFile.replace(outputFile(r.id), with: replacement, durable: false)) != nil else { continue }
+            total -= sizes[i] - replacement.count
+            sizes[i] = replacement.count
+        }
+        noteChange()
+    }
+
     /// Every task, oldest first.
     public func all() -> [TaskRecord] {
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []

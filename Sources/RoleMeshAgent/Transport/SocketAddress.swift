@@ -52,7 +52,7 @@ enum SocketAddress {
         guard let (host, port) = NodeConfig.splitHostPort(hostPort) else { return nil }
         if let numeric = WireAddress(host: host, port: port) { return numeric }
         var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        hints.ai_socktype = sockDgram
         var res: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { return nil }
         defer { freeaddrinfo(res) }
@@ -65,7 +65,7 @@ enum SocketAddress {
 
     /// The local IP the kernel would use to reach `peer` (a connected UDP socket sends nothing).
     static func localIP(toward peer: WireAddress) -> WireAddress? {
-        let fd = socket(peer.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(peer.isIPv6 ? AF_INET6 : AF_INET, sockDgram, 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         guard with(peer, { connect(fd, $0, $1) }) == 0 else { return nil }

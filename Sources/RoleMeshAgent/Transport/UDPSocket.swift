@@ -22,7 +22,7 @@ final class UDPSocket {
     /// Binds `address`. No SO_REUSEADDR: two agents must never share a port unnoticed.
     init(bind address: WireAddress, queue: DispatchQueue) throws(MeshError) {
         let family = address.isIPv6 ? AF_INET6 : AF_INET
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(family, sockDgram, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create a UDP socket: \(String(cString: strerror(errno)))") }
         if address.isIPv6, address.isUnspecified {
             var off: Int32 = 0     // dual-stack on [::]
@@ -62,7 +62,7 @@ final class UDPSocket {
                 onDatagram(Array(self.buffer[0..<n]), source)
             }
         }
-        s.setCancelHandler { [fd] in _ = Glibc.close(fd) }
+        s.setCancelHandler { [fd] in _ = sysClose(fd) }
         source = s
         s.resume()
     }

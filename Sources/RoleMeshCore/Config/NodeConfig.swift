@@ -12,9 +12,14 @@ public struct NodeConfig: Equatable, Sendable {
     public var maxTasks: Int
     /// Key `env_passthrough`: names of the agent's environment variables a task also gets.
     public var envPassthrough: [String] = []
+    /// Key `max_log`: megabytes of a task's output kept on the node that ran it (the rest is
+    /// streamed, not kept); all tasks' output together is kept to `totalLogFactor` times that.
+    public var maxLogMB = 10
+    public static let totalLogFactor = 10
+    public var maxLogBytes: Int { maxLogMB << 20 }
 
     public static let profiles = ["lan", "travel", "fast"]
-    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough"]
+    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough", "max_log"]
 
     public init(name: String, listen: String = "0.0.0.0:7946", seeds: [String] = [], roles: [String] = [],
                 backup: [String: Int] = [:], profile: String = "lan", maxTasks: Int = 2) {
@@ -56,6 +61,11 @@ public struct NodeConfig: Equatable, Sendable {
             case "max_tasks":
                 config.maxTasks = try entry.integer()
                 guard config.maxTasks >= 1 else { throw entry.error("must be at least 1, found \(config.maxTasks)") }
+            case "max_log":
+                config.maxLogMB = try entry.integer()
+                guard (1...1_000_000).contains(config.maxLogMB) else {
+                    throw entry.error("must be 1 to 1000000 (megabytes of output kept per task), found \(config.maxLogMB)")
+                }
             case "env_passthrough":
                 config.envPassthrough = try entry.strings()
                 for name in config.envPassthrough where !NodeConfig.isValidEnvName(name) {
@@ -83,6 +93,7 @@ public struct NodeConfig: Equatable, Sendable {
             ("profile", .string(profile), "timing: \"lan\", \"travel\" (battery-friendly) or \"fast\" (tests)"),
             ("max_tasks", .integer(maxTasks), "tasks run at once; more wait in the queue"),
             ("env_passthrough", .array(envPassthrough.map(TOMLValue.string)), "the agent's environment variables tasks also get"),
+            ("max_log", .integer(maxLogMB), "MB of output kept per task; all tasks: \(NodeConfig.totalLogFactor)x, oldest removed first"),
         ]
         let assignments = lines.map { "\($0.0) = \(TOMLSubset.render($0.1))" }
         let width = assignments.map(\.count).max() ?? 0

@@ -327,18 +327,30 @@ private struct Parser {
     }
 
     mutating func array() throws(ConfigError) -> TOMLValue {
+        let opened = line
         i += 1
         var items: [TOMLValue] = []
         while true {
             skipBlank()
-            if peek == nil { throw fail("unterminated array") }
+            if peek == nil { throw unclosed(opened) }
             if peek == "]" { i += 1; return .array(items) }
+            let itemLine = line
             items.append(try value())
+            let valueEnd = line
             skipBlank()
             if peek == "," { i += 1 } else if peek != "]" {
-                throw fail(peek == nil ? "unterminated array" : "expected \",\" or \"]\" in array, found \(found())")
+                // The next line went on with something else (`seeds = []`): the `]` is missing where
+                // the array's last item ended, not where the parser noticed.
+                if peek == nil || line > valueEnd { throw unclosed(opened, lastItemLine: itemLine) }
+                throw fail("expected \",\" or \"]\" in array, found \(found())")
             }
         }
+    }
+
+    /// An array whose `]` never came, reported on the line it should have been on.
+    func unclosed(_ opened: Int, lastItemLine: Int? = nil) -> ConfigError {
+        let at = lastItemLine ?? opened
+        return ConfigError(line: at, key: key, message: "missing \"]\": the array opened on line \(opened) is not closed (add \"]\" at the end of line \(at))")
     }
 
     /// Inline tables stay on one line, as in TOML 1.0, so only spaces are skipped here.
@@ -393,8 +405,15 @@ private struct Parser {
             return .integer(n)
         }
         if Number.isFloat(token), let x = Double(plain) { return .float(x) }
-        let numeric = token.first.map { $0.isASCIIDigit || "+-.".contains($0) } ?? false
-        throw fail(numeric ? "invalid number \(token)" : "invalid value \(token) (strings need quotes)")
+        // Text written without quotes (an address, a name): read the rest of the word, so the
+        // message shows all of it and says the fix, instead of "invalid number 127.0.0.9".
+        while let c = peek, !" \t\r\n,]}#".unicodeScalars.contains(c) { i += 1 }
+        let word = text(start..<i)
+        let numeric = word.first.map { $0.isASCIIDigit || "+-.".contains($0) } ?? false
+        if numeric, !word.contains(":"), word.filter({ $0 == "." }).count < 2 {
+            throw fail("invalid number \(word)")
+        }
+        throw fail("\(word) is not quoted: text (an address, a name) must be in quotes, as in \"\(word)\"")
     }
 
     // MARK: Helpers

@@ -1,6 +1,8 @@
 import CSodium
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Ed25519 through libsodium. Keys are stored as base64 text: the public key (32 bytes)

@@ -59,14 +59,15 @@ struct Leave: ParsableCommand {
 /// Human output: aligned columns, readable at 80 characters.
 enum StatusText {
     static func render(_ s: StatusReply) -> String {
-        var rows = [["NAME", "ADDRESS", "STATE", "INC", "SCORE", "HEARD", "ROLES"]]
+        var rows = [["NAME", "ADDRESS", "STATE", "INC", "SCORE", "HEARD", "BATTERY", "THROTTLED", "ROLES"]]
         for m in s.members {
             var roles = m.roles
             for (r, p) in m.backup.sorted(by: { $0.key < $1.key }) { roles.append("\(r)(b\(p))") }
             let state = m.state + (m.draining ? ",drain" : "")
             let heard = m.name == s.me ? "self" : ms(m.lastHeardMs)
             rows.append([m.name, m.address, state, String(m.incarnation), String(format: "%.2f", m.score),
-                         heard, roles.isEmpty ? "-" : roles.joined(separator: ",")])
+                         heard, battery(m.signals), m.signals.throttled.map { $0 ? "yes" : "no" } ?? "-",
+                         roles.isEmpty ? "-" : roles.joined(separator: ",")])
         }
         var out = table(rows)
         if !s.roles.isEmpty {
@@ -94,6 +95,14 @@ enum StatusText {
             return line
         }
         return "\(e.time)  \(e.event)  \(e.node)"
+    }
+
+    /// `73% bat` (on battery), `73% ac` (plugged in), `bat` (on battery, no level known), `-` (no
+    /// battery seen): short, so the table stays readable at 80 characters.
+    static func battery(_ s: SignalsStatus) -> String {
+        let level = s.battery.map { "\(Int(($0 * 100).rounded()))% " } ?? ""
+        if s.onBattery == true { return level + "bat" }
+        return level.isEmpty ? "-" : level + "ac"
     }
 
     static func ms(_ v: Int) -> String { v < 10_000 ? "\(v)ms" : "\(v / 1000)s" }

@@ -46,6 +46,16 @@ struct Roles: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             _ = try ControlClient.callLine(dir.node, .roles(action, role: role))
+            if action == .add { Self.noteMissingTasks(role, dir.node) }
+        }
+    }
+
+    /// Holding a role whose folder is missing here is allowed (tasks may be copied in later), but said.
+    static func noteMissingTasks(_ role: String, _ node: NodeDirectory) {
+        let folder = node.rolesDir.appendingPathComponent(role).path
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) || !isDir.boolValue {
+            printNote("\(folder)/ does not exist: \(role) offers no tasks on this node until executable files are put there")
         }
     }
 }
@@ -65,6 +75,7 @@ struct Backup: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             _ = try ControlClient.callLine(dir.node, .backup(action, role: role, priority: priority))
+            if action == .add { Roles.noteMissingTasks(role, dir.node) }
         }
     }
 }

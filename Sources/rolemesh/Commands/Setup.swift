@@ -58,6 +58,10 @@ struct Init: ParsableCommand {
             let pub = node.publicKey(name)
             printOut(pub.path)
             printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+            if seeds.isEmpty {
+                // Not an error (the first node has no one to contact), but not silent either.
+                printNote("no --seed given: \(name) will run alone until it has a seed (add one to seeds in \(node.configFile.path)) or another node lists it as a seed")
+            }
         }
     }
 }
@@ -85,12 +89,22 @@ struct AgentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run the agent in the foreground, logging to stderr. SIGINT/SIGTERM leave gracefully.")
-    @Flag(help: "Log debug detail.") var verbose = false
+    @Flag(help: "Log debug detail (the same as --log-level debug).") var verbose = false
+    @Option(name: .customLong("log-level"), help: "The lowest level logged: trace, debug, info (the default), notice, warning or error.")
+    var logLevel: LogLevel?
     @OptionGroup var dir: DirOption
+
+    /// swift-log's levels, as the command line spells them (`critical` is never needed to quiet the agent).
+    enum LogLevel: String, ExpressibleByArgument, CaseIterable { case trace, debug, info, notice, warning, error }
+
+    func validate() throws {
+        if verbose, let logLevel, logLevel != .debug { throw ValidationError("--verbose is --log-level debug; give one or the other") }
+    }
 
     func run() throws {
         try RoleMeshCLI.run {
             Log.verbose = verbose
+            if let logLevel { Log.setLevel(named: logLevel.rawValue) }
             let agent = try Agent(dir: dir.node)
             try agent.start()
             dispatchMain()

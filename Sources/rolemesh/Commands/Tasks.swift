@@ -7,6 +7,8 @@ import RoleMeshControl
 import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
@@ -21,8 +23,10 @@ struct Submit: ParsableCommand {
     @Option(help: "Run again on the next route, up to N times, if the node is lost mid-run.") var retry: Int = 0
     @Option(help: "idle: a background run (lowest priority, paused while its node is busy), queued until an idle holder can take it.")
     var when: When?
-    @Argument(parsing: .postTerminator, help: "Arguments for the task, after --.") var args: [String] = []
+    // Before `args`: the usage line lists options in this order, and `[--dir <dir>]` after
+    // `-- [<args> ...]` would be a task argument.
     @OptionGroup var dir: DirOption
+    @Argument(parsing: .postTerminator, help: "Arguments for the task, after --.") var args: [String] = []
 
     enum When: String, ExpressibleByArgument, CaseIterable { case idle }
 
@@ -72,7 +76,7 @@ struct Submit: ParsableCommand {
 
     /// Ends the command as the task ended: its exit status, or the mesh's error and code.
     static func finish(_ f: Frame) throws -> Never {
-        if f.type == .exit { Glibc.exit(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
+        if f.type == .exit { RoleMeshCLI.terminate(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
         RoleMeshCLI.fail(f.meshError)
     }
 
@@ -101,7 +105,7 @@ struct Submit: ParsableCommand {
         for sig in [SIGINT, SIGTERM] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                if count.add(1, ordering: .relaxed).newValue > 1 { Glibc.exit(130) }
+                if count.add(1, ordering: .relaxed).newValue > 1 { RoleMeshCLI.terminate(130) }
                 writer.send(Frame(.signal, [UInt8(sig)]))
             }
             s.resume()
@@ -131,9 +135,25 @@ struct Tasks: ParsableCommand {
                 rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", t.node ?? "-", t.from, t.state.rawValue,
                              t.exitCode.map(String.init) ?? "-", submitted])
                 if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }
+                if t.state == .queued, let why = t.reason { notes.append("\(t.id.prefix(8)) waiting: \(why)") }
             }
             printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
             for n in notes { printOut(n.escapingControlCharacters) }
+        }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a queued, running or paused task, on the node that submitted it or the node running it.")
+    @Argument(help: "The task id (any unique prefix of it, as `tasks` shows).") var id: String
+    @OptionGroup var dir: DirOption
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            let r = try ControlClient.call(dir.node, .cancel(id: id), as: CancelReply.self)
+            printOut(r.state == TaskRecord.State.cancelled.rawValue ? "cancelled \(r.id)"
+                     : "cancel sent to \(r.id); it is still \(r.state.escapingControlCharacters)")
         }
     }
 }

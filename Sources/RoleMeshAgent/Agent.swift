@@ -32,6 +32,8 @@ public actor Agent {
     /// The last signals the probe read (before pins).
     var probed: Signals
     let keyRing: KeyRing
+    /// Every datagram sealed per pair of devices, and proof of key before content (protocol.md 2).
+    let gossip: SecureGossip
     let state: StateStore
     let core: Membership
     let udp: UDPSocket
@@ -89,6 +91,7 @@ public actor Agent {
         trusted[config.name] = pair.publicKey
         trustedSnapshot = trusted
         keyRing = KeyRing(keyPair: pair, trusted: trusted)
+        gossip = SecureGossip(myName: config.name, keyPair: pair, trusted: trusted)
         guard let (host, port) = NodeConfig.splitHostPort(config.listen),
               let listen = WireAddress(host: host, port: port) ?? SocketAddress.resolve(config.listen) else {
             throw MeshError(MeshError.config, "\(dir.configFile.path): key \"listen\": cannot resolve \(config.listen)")
@@ -151,7 +154,7 @@ public actor Agent {
         }
         udp.start { bytes, from in
             self.preconditionIsolated()
-            self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
+            self.receive(bytes, from: from)
         }
         perform(core.start(now: Clock.now()))
         // One timer drives the core; signals are probed on it once per heartbeat, so a change
@@ -195,7 +198,10 @@ public actor Agent {
         for a in actions {
             switch a {
             case .send(let d, let to):
-                udp.send(Wire.encode(d), to: to)
+                let core = self.core
+                for out in gossip.send(Wire.encode(d), to: to, expected: core.member(at: to), now: Clock.now()) {
+                    udp.send(out.bytes, to: out.to)
+                }
             case .event(let e):
                 publish(e)
             case .viewChanged:
@@ -207,6 +213,16 @@ public actor Agent {
             case .log(let s):
                 Log.info(s)
             }
+        }
+    }
+
+    /// A datagram off the socket: opened (or answered, for a hello) by `gossip`, then to the core.
+    func receive(_ bytes: [UInt8], from: WireAddress) {
+        let now = Clock.now()
+        let (received, replies) = gossip.receive(bytes, from: from, now: now)
+        for out in replies { udp.send(out.bytes, to: out.to) }
+        if case .gossip(let plain, let peer) = received {
+            perform(core.receive(bytes: plain, from: from, sender: peer, now: now))
         }
     }
 
@@ -281,6 +297,7 @@ public actor Agent {
         }
         for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting \(name)") }
         keyRing.replaceTrusted(trusted)
+        gossip.replaceTrusted(trusted)
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {

@@ -166,7 +166,46 @@ final class WireTests: XCTestCase {
             if (try? Wire.decode(d)) != nil { decoded += 1 } else { rejected += 1 }
         }
         print("decoder fuzz: \(decoded) decoded, \(rejected) rejected, no crash")
+        // What the decoder rejects, the core counts as malformed and nothing else.
+        let core = Membership(config: .init(name: "me", address: WireAddress(ip: [127, 0, 0, 1], port: 1)),
+                              crypto: KeyRing(keyPair: pair, trusted: [:]), seed: 1, now: 0)
+        var fed = 0
+        for i in 0..<2_000 {
+            let d = Array(seeds[i % 2].prefix(Int.random(in: 0..<seeds[i % 2].count, using: &rng)))
+            guard (try? Wire.decode(d)) == nil else { continue }
+            fed += 1
+            XCTAssertTrue(core.receive(bytes: d, from: WireAddress(ip: [127, 0, 0, 9], port: 1), now: 0).isEmpty)
+        }
+        XCTAssertEqual(core.dropped.malformed, fed)
+        XCTAssertEqual(core.dropped, { var c = DropCounters(); c.malformed = fed; return c }())
         XCTAssertEqual(decoded + rejected, 100_000)
         XCTAssertGreaterThan(rejected, 50_000)
+    }
+
+    /// A heartbeat from a later version, with a field this one does not know, is accepted (its
+    /// signature covers the body as carried) and relayed with the field intact.
+    func testAnUnknownFieldIsRelayedIntact() throws {
+        let keys = ["n1", "n2", "n3"].map { ($0, Ed25519.KeyPair(seed: [UInt8](repeating: $0.last!.asciiValue!, count: 32))) }
+        let trusted = Dictionary(uniqueKeysWithValues: keys.map { ($0.0, $0.1.publicKey) })
+        let key = Dictionary(uniqueKeysWithValues: keys)
+        func at(_ n: String) -> WireAddress { WireAddress(ip: [127, 0, 0, n.last!.asciiValue! - 47], port: 7946) }
+        let n1 = Membership(config: .init(name: "n1", address: at("n1"), profile: .fast),
+                            crypto: KeyRing(keyPair: key["n1"]!, trusted: trusted), seed: 1, now: 0)
+        func entry(_ h: Heartbeat, extra: [UInt8] = []) -> SignedEntry {
+            let body = Wire.encodeBody(.heartbeat(h)) + extra
+            return SignedEntry(statement: .heartbeat(h), body: body, signature: key[h.name]!.sign(Wire.signedMessage(for: .heartbeat(h), body: body)))
+        }
+        let future = entry(Heartbeat(name: "n2", incarnation: 1, seq: 1, address: at("n2"), roles: ["build"]), extra: [240, 3, 7, 7, 7])
+        var actions = n1.receive(bytes: Wire.encode(Datagram(kind: .gossip, entries: [entry(Heartbeat(name: "n3", incarnation: 1, seq: 1, address: at("n3"))), future])),
+                                 from: at("n3"), now: 10)
+        XCTAssertEqual(n1.snapshot(now: 10).first { $0.name == "n2" }?.roles, ["build"])
+        XCTAssertEqual(n1.dropped, DropCounters())
+        for t in 1...40 { actions += n1.tick(now: 10 + Millis(t * 50)) }
+        let relayed = actions.flatMap { a -> [SignedEntry] in
+            if case .send(let d, let to) = a, to == at("n3") { return try! Wire.decode(Wire.encode(d)).entries } else { return [] }
+        }
+        let copy = try XCTUnwrap(relayed.first { $0.body == future.body }, "n2's heartbeat went on to n3 with its unknown field")
+        XCTAssertEqual(copy.signature, future.signature)
+        XCTAssertTrue(Ed25519.verify(signature: copy.signature, message: copy.signedMessage, publicKey: trusted["n2"]!))
     }
 }

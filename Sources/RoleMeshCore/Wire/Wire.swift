@@ -7,7 +7,7 @@ public enum Wire {
     public static let version: UInt8 = 2
     /// A gossip datagram's plaintext limit: the envelope (`Envelope.overhead` = 49 bytes) brings the
     /// UDP payload to at most 1200 bytes, which fits a 1280-byte IPv6 MTU (WireGuard) after IP and UDP headers.
-    public static let maxDatagramSize = 1200 - 49
+    public static let maxDatagramSize = Envelope.maxSize - Envelope.overhead
     public static let headerSize = 2                      // version, kind
     public static let entryHeaderSize = 3                 // type, length
     public static let signatureSize = 64

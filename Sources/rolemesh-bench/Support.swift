@@ -102,6 +102,7 @@ usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
        rolemesh-bench idle     [--nodes 10] [--seconds 30]
        rolemesh-bench failover [--nodes 10] [--runs 3] [--loss-minutes 2] [--loss-percent 10]
        rolemesh-bench tasks    [--runs 20] [--megabytes 50]
+       rolemesh-bench capture  [--nodes 5] [--seconds 60]
 """
 
 func say(_ s: String) {

@@ -31,6 +31,8 @@ case "failover":
     FailoverBench.main(rest)
 case "tasks":
     TasksBench.main(rest)
+case "capture":
+    CaptureBench.main(rest)
 case "help", "--help", "-h":
     say(usageText)
     exit(0)

@@ -46,6 +46,10 @@ enum CaptureBench {
                 ["secrets found in clear", String(leaks.count)],
             ]))
             for l in leaks.prefix(20) { say("  in clear: \(l)") }
+            // Sizes, in 100-byte buckets (loopback shows each datagram twice: out and in).
+            var buckets: [Int: Int] = [:]
+            for p in packets { buckets[p.count / 100, default: 0] += 1 }
+            say("sizes: " + buckets.keys.sorted().map { "\($0 * 100)-\($0 * 100 + 99) B: \(buckets[$0]!)" }.joined(separator: ", "))
             say("Target (issue 9): a passive capture of 60 s of gossip contains no node name, role name or signal value.")
             printResult("capture", [
                 ("nodes", .int(n)), ("seconds", .double(seconds)), ("datagrams", .int(packets.count)),

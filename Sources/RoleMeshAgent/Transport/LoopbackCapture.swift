@@ -50,17 +50,26 @@ public final class LoopbackCapture: Sendable {
         return packets.withLock { $0 }
     }
 
-    /// What must never be seen in clear: each name and role as UTF-8, and each signal as the field
-    /// a gossip plaintext carries it in (wire v2, protocol.md section 4).
+    /// What must never be seen in clear: each name and role as UTF-8, and the signals as a gossip
+    /// plaintext carries them (wire v2, protocol.md section 4): the run of all their fields, and each
+    /// two neighbouring fields (at least 7 bytes: a lone 3-byte field turns up by chance in megabytes
+    /// of ciphertext).
     public static func secrets(names: [String], roles: [String], signals: Signals) -> [(what: String, bytes: [UInt8])] {
         var out = (names + roles).map { ($0, Array($0.utf8)) }
         let bare = Wire.encodeBody(.heartbeat(Heartbeat(name: "x", incarnation: 0, seq: 0, address: WireAddress(ip: [], port: 0))))
         let body = Wire.encodeBody(.heartbeat(Heartbeat(name: "x", incarnation: 0, seq: 0, address: WireAddress(ip: [], port: 0), signals: signals)))
+        var fields: [[UInt8]] = []
         var i = bare.count
         while i + 2 <= body.count {
-            let len = Int(body[i + 1])
-            out.append(("signal field \(body[i])", Array(body[i..<min(body.count, i + 2 + len)])))
-            i += 2 + len
+            let end = min(body.count, i + 2 + Int(body[i + 1]))
+            fields.append(Array(body[i..<end]))
+            i = end
+        }
+        if fields.count > 1 {
+            out.append(("signals", fields.flatMap { $0 }))
+            for j in 1..<fields.count { out.append(("signal fields \(fields[j - 1][0]) and \(fields[j][0])", fields[j - 1] + fields[j])) }
+        } else if let only = fields.first {
+            out.append(("signal field \(only[0])", only))
         }
         return out
     }

@@ -38,6 +38,8 @@ public final class SecureGossip {
     var lastHelloReply: [WireAddress: Millis] = [:]
     var parked: [WireAddress: [[UInt8]]] = [:]
     let random: (Int) -> [UInt8]
+    /// The envelope nonce: this run's datagram counter, from a random start (`Envelope`).
+    var counter: UInt64
 
     public static let challengeSize = 16
     public static let helloInterval: Millis = 500
@@ -49,6 +51,7 @@ public final class SecureGossip {
     public init(myName: String, keyPair: Ed25519.KeyPair, trusted: [String: [UInt8]],
                 random: @escaping (Int) -> [UInt8] = Ed25519.randomBytes) {
         self.myName = myName; self.keyPair = keyPair; self.random = random
+        counter = random(8).reduce(0) { $0 << 8 | UInt64($1) }
         keys.update(me: keyPair, myName: myName, trusted: trusted)
     }
 
@@ -99,7 +102,7 @@ public final class SecureGossip {
         return c
     }
 
-    func nonce() -> [UInt8] { random(AEAD.nonceSize) }
+    func nonce() -> UInt64 { counter &+= 1; return counter }
 
     // MARK: - Receiving
 

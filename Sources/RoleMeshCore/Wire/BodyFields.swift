@@ -52,8 +52,11 @@ extension ByteWriter {
     }
     mutating func field(_ tag: UInt8, u8 v: UInt8) { field(tag, [v]) }
     mutating func field(_ tag: UInt8, u16 v: UInt16) { field(tag, [UInt8(v >> 8), UInt8(v & 0xff)]) }
-    mutating func field(_ tag: UInt8, u64 v: UInt64) {
-        field(tag, stride(from: 56, through: 0, by: -8).map { UInt8((v >> UInt64($0)) & 0xff) })
+    /// A counter (incarnation, seq): big-endian in as few bytes as it needs (1 to 8), so the small
+    /// numbers every beat carries cost 1–3 bytes rather than 8.
+    mutating func field(_ tag: UInt8, counter v: UInt64) {
+        let n = max(1, (64 - v.leadingZeroBitCount + 7) / 8)
+        field(tag, stride(from: 8 * (n - 1), through: 0, by: -8).map { UInt8((v >> UInt64($0)) & 0xff) })
     }
     mutating func field(_ tag: UInt8, name: String) { field(tag, Array(name.utf8.prefix(255))) }
 }
@@ -65,7 +68,13 @@ extension ByteReader {
     }
     mutating func fieldU8() throws(WireError) -> UInt8 { try exactly(1); return try u8() }
     mutating func fieldU16() throws(WireError) -> UInt16 { try exactly(2); return try u16() }
-    mutating func fieldU64() throws(WireError) -> UInt64 { try exactly(8); return try u64() }
+    /// A counter of 1 to 8 bytes, big-endian (leading zero bytes are allowed).
+    mutating func fieldCounter() throws(WireError) -> UInt64 {
+        guard (1...8).contains(remaining) else { throw .invalid("a counter is 1 to 8 bytes") }
+        var v: UInt64 = 0
+        while !isAtEnd { v = v << 8 | UInt64(try u8()) }
+        return v
+    }
     mutating func fieldBool() throws(WireError) -> Bool {
         let v = try fieldU8()
         guard v <= 1 else { throw .invalid("a boolean is 0 or 1") }

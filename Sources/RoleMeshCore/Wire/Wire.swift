@@ -52,8 +52,8 @@ public enum Wire {
         switch s {
         case .heartbeat(let h):
             w.field(F.name, name: h.name)
-            w.field(F.incarnation, u64: h.incarnation)
-            w.field(F.seq, u64: h.seq)
+            w.field(F.incarnation, counter: h.incarnation)
+            w.field(F.seq, counter: h.seq)
             if h.status != .alive { w.field(F.status, u8: h.status.rawValue) }
             let flags = (h.draining ? drainingFlag : 0) | (h.syncRequest ? syncRequestFlag : 0)
             if flags != 0 { w.field(F.flags, u8: flags) }
@@ -69,7 +69,7 @@ public enum Wire {
             w.field(F.accuser, name: a.accuser)
             w.field(F.kind, u8: a.kind.rawValue)
             w.field(F.target, name: a.target)
-            w.field(F.claimIncarnation, u64: a.incarnation)
+            w.field(F.claimIncarnation, counter: a.incarnation)
         }
         return w.bytes
     }
@@ -113,10 +113,10 @@ public enum Wire {
             switch tag {
             case F.name: name = try v.fieldName()
             case F.incarnation:
-                inc = try v.fieldU64()
+                inc = try v.fieldCounter()
                 guard inc! <= maxIncarnation else { throw .invalid("incarnation out of range") }
             case F.seq:
-                seq = try v.fieldU64()
+                seq = try v.fieldCounter()
                 guard seq! <= maxSeq else { throw .invalid("seq out of range") }
             case F.status:
                 guard let st = HeartbeatStatus(rawValue: try v.fieldU8()) else { throw .invalid("unknown status") }
@@ -163,7 +163,7 @@ public enum Wire {
                 kind = k
             case F.target: target = try v.fieldName()
             case F.claimIncarnation:
-                inc = try v.fieldU64()
+                inc = try v.fieldCounter()
                 guard inc! <= maxIncarnation else { throw .invalid("incarnation out of range") }
             default: break
             }

@@ -32,6 +32,8 @@ public actor Agent {
     /// The last signals the probe read (before pins).
     var probed: Signals
     let keyRing: KeyRing
+    /// Every datagram sealed per pair of devices, and proof of key before content (protocol.md 2).
+    let gossip: SecureGossip
     let state: StateStore
     let core: Membership
     let udp: UDPSocket
@@ -91,6 +93,7 @@ public actor Agent {
         trusted[config.name] = pair.publicKey
         trustedSnapshot = trusted
         keyRing = KeyRing(keyPair: pair, trusted: trusted)
+        gossip = SecureGossip(myName: config.name, keyPair: pair, trusted: trusted)
         guard let (host, port) = NodeConfig.splitHostPort(config.listen),
               let listen = WireAddress(host: host, port: port) ?? SocketAddress.resolve(config.listen) else {
             throw MeshError(MeshError.config, "\(dir.configFile.path): key \"listen\": cannot resolve \(config.listen)")
@@ -154,9 +157,7 @@ public actor Agent {
         }
         udp.start { bytes, from in
             self.preconditionIsolated()
-            let unknownKeys = self.core.dropped.unknownKey
-            self.perform(self.core.receive(bytes: bytes, from: from, now: Clock.now()))
-            if self.core.dropped.unknownKey != unknownKeys { self.noteUnknownKey(bytes, from: from) }
+            self.receive(bytes, from: from)
         }
         perform(core.start(now: Clock.now()))
         // One timer drives the core; signals are probed on it once per heartbeat, so a change
@@ -166,6 +167,7 @@ public actor Agent {
             agent.ticks += 1
             if agent.ticks % probeEvery == 0 { agent.refreshSignals() }
             agent.perform(agent.core.tick(now: Clock.now()))
+            agent.logStrangers()
         }
         every(ms: 2_000) { $0.reloadKeys() }
         every(ms: 5_000) { $0.savePeersIfChanged() }
@@ -200,7 +202,10 @@ public actor Agent {
         for a in actions {
             switch a {
             case .send(let d, let to):
-                udp.send(Wire.encode(d), to: to)
+                let core = self.core
+                for out in gossip.send(Wire.encode(d), to: to, expected: core.member(at: to), now: Clock.now()) {
+                    udp.send(out.bytes, to: out.to)
+                }
             case .event(let e):
                 publish(e)
             case .viewChanged:
@@ -212,6 +217,21 @@ public actor Agent {
             case .log(let s):
                 Log.info(s)
             }
+        }
+    }
+
+    /// A datagram off the socket: opened (or answered, for a hello) by `gossip`, then to the core.
+    func receive(_ bytes: [UInt8], from: WireAddress) {
+        let now = Clock.now()
+        let unknownPairs = gossip.counters.unknownPair
+        let (received, replies) = gossip.receive(bytes, from: from, now: now)
+        for out in replies { udp.send(out.bytes, to: out.to) }
+        if gossip.counters.unknownPair != unknownPairs { unknownKeyLog.sealedByStranger(source: from.description, now: now) }
+        if case .gossip(let plain, let peer) = received {
+            unknownKeyLog.authenticated(source: from.description, now: now)
+            let unknownKeys = core.dropped.unknownKey
+            perform(core.receive(bytes: plain, from: from, sender: peer, now: now))
+            if core.dropped.unknownKey != unknownKeys { noteUnknownKey(plain, from: from) }
         }
     }
 
@@ -286,6 +306,7 @@ public actor Agent {
         }
         for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting", context: ["peer": name]) }
         keyRing.replaceTrusted(trusted)
+        gossip.replaceTrusted(trusted)
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {

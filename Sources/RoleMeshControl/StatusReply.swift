@@ -88,13 +88,26 @@ public struct DroppedCounts: Codable, Equatable, Sendable {
     public var replay: Int
     public var malformed: Int
     public var rateLimited: Int
+    /// Datagrams whose pair tag is ours but that fail authentication (protocol.md 2.1).
+    public var badMac: Int
 
     enum CodingKeys: String, CodingKey {
         case badSignature = "bad_signature", unknownKey = "unknown_key", replay, malformed, rateLimited = "rate_limited"
+        case badMac = "bad_mac"
     }
 
-    public init(badSignature: Int, unknownKey: Int, replay: Int, malformed: Int, rateLimited: Int) {
+    public init(badSignature: Int, unknownKey: Int, replay: Int, malformed: Int, rateLimited: Int, badMac: Int = 0) {
         self.badSignature = badSignature; self.unknownKey = unknownKey; self.replay = replay
-        self.malformed = malformed; self.rateLimited = rateLimited
+        self.malformed = malformed; self.rateLimited = rateLimited; self.badMac = badMac
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        badSignature = try c.decode(Int.self, forKey: .badSignature)
+        unknownKey = try c.decode(Int.self, forKey: .unknownKey)
+        replay = try c.decode(Int.self, forKey: .replay)
+        malformed = try c.decode(Int.self, forKey: .malformed)
+        rateLimited = try c.decode(Int.self, forKey: .rateLimited)
+        badMac = try c.decodeIfPresent(Int.self, forKey: .badMac) ?? 0
     }
 }

@@ -105,6 +105,7 @@ usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
        rolemesh-bench failover [--nodes 10] [--runs 3] [--loss-minutes 2] [--loss-percent 10]
        rolemesh-bench tasks    [--runs 20] [--megabytes 50]
        rolemesh-bench scale    [--nodes 100,300,1000] [--seconds 60] [--loss-percent 10]
+       rolemesh-bench capture  [--nodes 5] [--seconds 60]
 """
 
 func say(_ s: String) {

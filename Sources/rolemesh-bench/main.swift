@@ -35,6 +35,8 @@ case "tasks":
     TasksBench.main(rest)
 case "scale":
     ScaleBench.main(rest)
+case "capture":
+    CaptureBench.main(rest)
 case "help", "--help", "-h":
     say(usageText)
     exit(0)

@@ -59,7 +59,7 @@ import RoleMeshControl
         let routes = try #require((o["roles"] as? [String: Any])?["build"] as? [String: Any])
         #expect(routes["route"] as? String == "desk" && routes["heavy_route"] is NSNull)
         #expect(o["dropped"] as? [String: Int] == ["bad_signature": 1, "unknown_key": 2, "replay": 3, "malformed": 4,
-                                                   "rate_limited": 5])
+                                                   "rate_limited": 5, "bad_mac": 0])
         #expect(ControlJSON.decode(StatusReply.self, from: ControlJSON.encode(s)) == s)
         // Stable output: the same reply, the same bytes.
         #expect(ControlJSON.string(s) == ControlJSON.string(ControlJSON.decode(StatusReply.self, from: ControlJSON.encode(s))!))

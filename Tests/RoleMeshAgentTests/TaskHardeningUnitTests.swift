@@ -137,6 +137,21 @@ final class FirstUseUnitTests: XCTestCase {
         XCTAssertEqual(logged, UnknownKeyLog.capacity)
         XCTAssertTrue(flood.shouldLog(source: "10.9.9.9", name: "x", now: 5_000 + UnknownKeyLog.interval), "expired entries make room")
     }
+
+    /// Sealed datagrams no key of ours opens name their source only: unless something from the same
+    /// source opened around then (a seed's round of hellos, one per trusted device), once a minute.
+    func testStrangersAreNamedByAddressButASeedsRoundOfHellosIsNot() {
+        var log = UnknownKeyLog()
+        log.sealedByStranger(source: "10.0.0.1:7946", now: 1_000)      // hellos meant for others...
+        log.authenticated(source: "10.0.0.1:7946", now: 1_010)          // ...and the one for us
+        log.sealedByStranger(source: "10.0.0.2:7946", now: 1_000)      // a device we do not trust
+        XCTAssertEqual(log.strangersToLog(now: 2_000), [], "not before the grace")
+        XCTAssertEqual(log.strangersToLog(now: 1_000 + UnknownKeyLog.strangerGrace), ["10.0.0.2:7946"])
+        log.sealedByStranger(source: "10.0.0.2:7946", now: 4_000)
+        XCTAssertEqual(log.strangersToLog(now: 4_000 + UnknownKeyLog.strangerGrace), [], "once a minute")
+        log.sealedByStranger(source: "10.0.0.2:7946", now: 70_000)
+        XCTAssertEqual(log.strangersToLog(now: 70_000 + UnknownKeyLog.strangerGrace), ["10.0.0.2:7946"])
+    }
 }
 
 /// `AsyncFD.close()` sends what is buffered even when its owner lets go at once, as `logs` and

@@ -201,7 +201,7 @@ final class HardeningTests: XCTestCase {
         for n in ["n2", "n3", "n4"] { _ = n1.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
         let current = heartbeat("n2", seq: 1)              // held: a duplicate, no check
         let attacker = WireAddress(ip: [192, 0, 2, 1], port: 5000)
-        let junk = junkAccusations(13)
+        let junk = junkAccusations(11)
         let bytes = gossip([current] + junk)
         XCTAssertLessThanOrEqual(bytes.count, Wire.maxDatagramSize)
         crypto.verifies = 0
@@ -226,7 +226,7 @@ final class HardeningTests: XCTestCase {
         crypto.verifies = 0
         // 1000 datagrams within one second, from 1000 ports of one IP, each with fresh junk.
         for i in 0..<1000 {
-            let bytes = gossip([heartbeat("n2", seq: 1)] + junkAccusations(13, seed: UInt8(truncatingIfNeeded: i)))
+            let bytes = gossip([heartbeat("n2", seq: 1)] + junkAccusations(11, seed: UInt8(truncatingIfNeeded: i)))
             _ = n1.receive(bytes: bytes, from: WireAddress(ip: [192, 0, 2, 1], port: UInt16(2000 + i)), now: 20 + Millis(i))
         }
         // 256 tokens at once, 256/s refill, 8 per failed check: ~ (256 + 256) / 8 = 64 checks.

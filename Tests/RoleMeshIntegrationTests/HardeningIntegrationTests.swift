@@ -192,6 +192,7 @@ final class HardeningIntegrationTests: XCTestCase {
         let node2Incarnation = UInt64(cluster.member("node2", seenBy: victim)?["incarnation"]?.int ?? 1)
 
         let probe = UDPProbe(host: "127.0.0.77", port: cluster.port)
+        let link = rogueLink(rogue)
         // A well-formed signature by the wrong key: it costs a full check to reject (bytes that are
         // not a canonical signature would be rejected by libsodium before any curve arithmetic).
         let junk = Accusation(accuser: "node1", kind: .suspect, target: "node2", incarnation: node2Incarnation)
@@ -212,10 +213,10 @@ final class HardeningIntegrationTests: XCTestCase {
             }
             var entries = [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: UInt64(i + 1),
                                                      address: WireAddress(host: "127.0.0.77", port: cluster.port)!)), by: rogue)]
-            for _ in 0..<12 {
+            for _ in 0..<10 {
                 entries.append(SignedEntry(statement: .accusation(junk), body: Wire.encodeBody(.accusation(junk)), signature: junkSignature))
             }
-            probe.send(Wire.encode(Datagram(kind: .gossip, entries: entries)), to: cluster.hosts[victim]!, port: cluster.port)
+            probe.send(sealed(Datagram(kind: .gossip, entries: entries), for: victim, by: link), to: cluster.hosts[victim]!, port: cluster.port)
         }
         let sendTime = Date().timeIntervalSince(t0)
         // Let the agent work through its socket buffer, then look.
@@ -256,6 +257,39 @@ final class HardeningIntegrationTests: XCTestCase {
         return SignedEntry(statement: s, body: body, signature: key.sign(Wire.signedMessage(for: s, body: body)))
     }
 
+    /// The rogue's side of private gossip: its pair keys with every node of the cluster.
+    func rogueLink(_ rogue: Ed25519.KeyPair) -> SecureGossip {
+        var trusted: [String: [UInt8]] = [:]
+        for n in cluster.names {
+            let text = (try? String(contentsOfFile: cluster.dir(n) + "/keys/\(n).pub", encoding: .utf8)) ?? ""
+            trusted[n] = [UInt8](Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? Data())
+        }
+        return SecureGossip(myName: "rogue", keyPair: rogue, trusted: trusted)
+    }
+
+    /// A datagram sealed as the rogue would (a key holder needs no proof to send).
+    func sealed(_ d: Datagram, for node: String, by link: SecureGossip, flip: ((inout [UInt8]) -> Void)? = nil) -> [UInt8] {
+        var plain = Wire.encode(d)
+        flip?(&plain)
+        return Envelope.seal(.gossip, plain, with: link.keys.byName[node]!, nonce: UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// What the probe hears within `seconds`, answering hellos as the rogue so the node proves it and
+    /// sends what it holds: the gossip plaintexts.
+    func listen(_ probe: UDPProbe, as link: SecureGossip, for seconds: Double, at node: String) -> [[UInt8]] {
+        var gossip: [[UInt8]] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        let from = WireAddress(host: cluster.hosts[node]!, port: cluster.port)!
+        while Date() < deadline {
+            for bytes in probe.receive(for: 0.1) {
+                let (got, replies) = link.receive(bytes, from: from, now: 0)
+                for r in replies { probe.send(r.bytes, to: cluster.hosts[node]!, port: cluster.port) }
+                if case .gossip(let plain, _) = got { gossip.append(plain) }
+            }
+        }
+        return gossip
+    }
+
     /// Finding 1: one validly signed datagram from a stolen key — a `dead` claim about the receiver
     /// at incarnation 2^64−1 — used to crash the receiver (`max(own, inc) + 1` overflowed); and a
     /// `dead` claim about a newer incarnation of a healthy member was taken on one node's word.
@@ -263,6 +297,7 @@ final class HardeningIntegrationTests: XCTestCase {
         let (nodes, rogue) = try startWithRogueKey()
         let victim = "node3"
         let probe = UDPProbe(host: "127.0.0.78", port: cluster.port)
+        let link = rogueLink(rogue)
         let node2Inc = UInt64(cluster.member("node2", seenBy: victim)?["incarnation"]?.int ?? 1)
         let me = WireAddress(host: "127.0.0.78", port: cluster.port)!
         let claims: [Accusation] = [
@@ -273,7 +308,7 @@ final class HardeningIntegrationTests: XCTestCase {
         ]
         for (i, claim) in claims.enumerated() {
             let hb = signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: UInt64(i + 1), address: me)), by: rogue)
-            probe.send(Wire.encode(Datagram(kind: .gossip, entries: [hb, signed(.accusation(claim), by: rogue)])),
+            probe.send(sealed(Datagram(kind: .gossip, entries: [hb, signed(.accusation(claim), by: rogue)]), for: victim, by: link),
                        to: cluster.hosts[victim]!, port: cluster.port)
         }
         // The victim keeps answering, nobody but the rogue is ever declared dead, for a while.
@@ -294,20 +329,23 @@ final class HardeningIntegrationTests: XCTestCase {
         let victim = cluster.hosts["node3"]!
         let probe = UDPProbe(host: "127.0.0.79", port: cluster.port)
         let me = WireAddress(host: "127.0.0.79", port: cluster.port)!
-        // Gossip (no sync flag) with the kind byte flipped: malformed, unanswered.
-        var flipped = Wire.encode(Datagram(kind: .gossip, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 1, address: me)), by: rogue)]))
-        flipped[3] = DatagramKind.syncRequest.rawValue
+        let link = rogueLink(rogue)
+        // Gossip (no sync flag) with the kind byte flipped, by a key holder: malformed, unanswered.
+        let flipped = sealed(Datagram(kind: .gossip, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 1, address: me)), by: rogue)]),
+                             for: "node3", by: link) { $0[1] = DatagramKind.syncRequest.rawValue }
         probe.send(flipped, to: victim, port: cluster.port)
-        XCTAssertTrue(probe.receive(for: 1.0).isEmpty, "a flipped kind was answered")
-        // A genuine, signed sync request (fresh version, flag set) is answered with full state.
-        let request = Wire.encode(Datagram(kind: .syncRequest, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 2, address: me, syncRequest: true)), by: rogue)]))
+        XCTAssertTrue(listen(probe, as: link, for: 1.0, at: "node3").isEmpty, "a flipped kind was answered")
+        // A genuine, signed sync request (fresh version, flag set) is answered with full state, once
+        // the probe has answered the node's hello (proof of key before content).
+        let request = sealed(Datagram(kind: .syncRequest, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 2, address: me, syncRequest: true)), by: rogue)]),
+                             for: "node3", by: link)
         probe.send(request, to: victim, port: cluster.port)
-        let replies = probe.receive(for: 1.0)
+        let replies = listen(probe, as: link, for: 1.5, at: "node3")
         XCTAssertFalse(replies.isEmpty, "a genuine sync request went unanswered")
         // The same bytes again, from another port of the same host, after the reply limit has passed: nothing.
-        _ = probe.receive(for: 0.5)
+        _ = listen(probe, as: link, for: 0.5, at: "node3")
         let other = UDPProbe(host: "127.0.0.79", port: cluster.port &+ 1)
         other.send(request, to: victim, port: cluster.port)
-        XCTAssertTrue(other.receive(for: 1.0).isEmpty, "a replayed sync request was answered")
+        XCTAssertTrue(other.receive(for: 1.5).isEmpty, "a replayed sync request was answered")
     }
 }

@@ -48,10 +48,11 @@ extension Agent {
                          incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
                          score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals))
         }
-        let d = core.dropped
+        let d = core.dropped, g = gossip.counters
         return StatusReply(me: config.name, members: members, roles: roleRoutes(),
-                           dropped: DroppedCounts(badSignature: d.badSignature, unknownKey: d.unknownKey, replay: d.replay,
-                                                  malformed: d.malformed, rateLimited: d.rateLimited))
+                           dropped: DroppedCounts(badSignature: d.badSignature, unknownKey: d.unknownKey + g.unknownPair,
+                                                  replay: d.replay, malformed: d.malformed + g.malformed,
+                                                  rateLimited: d.rateLimited, badMac: g.badMac))
     }
 
     func signalsStatus(_ s: Signals) -> SignalsStatus {

@@ -33,8 +33,8 @@ public final class SecureChannel: FrameTransport {
     static let refusal = Array("RMTX".utf8)
     static let serverTag = Array("rolemesh/1 task-server\0".utf8)
     static let clientTag = Array("rolemesh/1 task-client\0".utf8)
-    static let aeadOverhead = Int(crypto_aead_xchacha20poly1305_ietf_ABYTES)
-    static let nonceSize = Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
+    static let aeadOverhead = AEAD.overhead
+    static let nonceSize = AEAD.nonceSize
 
     init(io: AsyncFD, peer: String, tx: [UInt8], rx: [UInt8]) {
         self.io = io; self.peer = peer
@@ -227,16 +227,9 @@ public final class SecureChannel: FrameTransport {
         w.u32(len)
         let header = w.bytes
         let queued = tx.withLock { tx -> Bool in
-            var out = [UInt8](repeating: 0, count: 4 + Int(len))
-            out[0..<4] = header[0..<4]
-            var clen: UInt64 = 0
             let n = Self.nonce(tx.counter)
             tx.counter += 1
-            out.withUnsafeMutableBufferPointer { buf in
-                _ = crypto_aead_xchacha20poly1305_ietf_encrypt(buf.baseAddress! + 4, &clen, plain, UInt64(plain.count),
-                                                                header, 4, nil, n, tx.key)
-            }
-            return io.enqueue(out)
+            return io.enqueue(AEAD.seal(plain, ad: header, nonce: n, key: tx.key, prefix: header))
         }
         guard queued, await io.drained(below: AsyncFD.highWater) else { throw Self.lost(peer) }
     }
@@ -250,17 +243,15 @@ public final class SecureChannel: FrameTransport {
               let cipher = await io.readExactly(len) else {
             throw MeshError(MeshError.tempFail, "the task channel with \(peer) broke")
         }
-        var plain = [UInt8](repeating: 0, count: len - Self.aeadOverhead)
-        var plen: UInt64 = 0
-        let rc = rx.withLock { rx -> Int32 in
+        let plain = rx.withLock { rx -> [UInt8]? in
             let n = Self.nonce(rx.counter)
             rx.counter += 1
-            return crypto_aead_xchacha20poly1305_ietf_decrypt(&plain, &plen, nil, cipher, UInt64(len), header, 4, n, rx.key)
+            return AEAD.open(cipher, ad: header, nonce: n, key: rx.key)
         }
-        guard rc == 0, plen >= 1, let type = FrameType(rawValue: plain[0]) else {
+        guard let plain, plain.count >= 1, let type = FrameType(rawValue: plain[0]) else {
             throw MeshError(MeshError.tempFail, "a tampered or replayed frame from \(peer) ended the connection")
         }
-        return Frame(type, Array(plain[1..<Int(plen)]))
+        return Frame(type, Array(plain[1...]))
     }
 
     /// Sends what is queued (bounded), then ends the connection.

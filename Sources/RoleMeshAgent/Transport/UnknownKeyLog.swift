@@ -23,6 +23,40 @@ public struct UnknownKeyLog {
         return true
     }
 
+    // Datagrams sealed for no pair of ours (gossip v2): an untrusted device, whose name cannot be
+    // read, or a hello of a seed's round meant for another device at this address. Such a source is
+    // named only if nothing from it opened within `strangerGrace` either side, so a round of hellos
+    // (one per trusted device, one of which opens) is not mistaken for a stranger.
+    private var strangers: [String: Millis] = [:]
+    private var lastOpened: [String: Millis] = [:]
+    public static let strangerGrace: Millis = 2_000
+
+    /// A datagram from `source` was sealed for no pair of ours.
+    public mutating func sealedByStranger(source: String, now: Millis) {
+        guard strangers[source] == nil, strangers.count < Self.capacity else { return }
+        strangers[source] = now
+    }
+
+    /// A datagram from `source` opened with one of our pair keys.
+    public mutating func authenticated(source: String, now: Millis) {
+        guard !strangers.isEmpty || lastOpened[source] != nil else { return }
+        if lastOpened.count >= Self.capacity { lastOpened = lastOpened.filter { now - $0.value < Self.strangerGrace } }
+        lastOpened[source] = now
+    }
+
+    /// Sources to name in the log now: sealed by a stranger at least `strangerGrace` ago, nothing of
+    /// theirs opened around then, not named in the last minute.
+    public mutating func strangersToLog(now: Millis) -> [String] {
+        guard !strangers.isEmpty else { return [] }
+        var out: [String] = []
+        for (source, since) in strangers.sorted(by: { $0.key < $1.key }) where now - since >= Self.strangerGrace {
+            strangers[source] = nil
+            if let opened = lastOpened[source], abs(opened - since) < Self.strangerGrace { continue }
+            if shouldLog(source: source, name: "", now: now) { out.append(source) }
+        }
+        return out
+    }
+
     /// The node names a datagram's heartbeats claim that `isTrusted` does not know; unreadable
     /// datagrams name none (the core counted them as malformed, not here).
     public static func untrustedNames(in bytes: [UInt8], isTrusted: (String) -> Bool) -> [String] {
@@ -36,6 +70,14 @@ public struct UnknownKeyLog {
 }
 
 extension Agent {
+    /// Names in the log the sources whose datagrams no key of ours opens (on the tick; cheap when none).
+    func logStrangers() {
+        for source in unknownKeyLog.strangersToLog(now: Clock.now()) {
+            Log.notice("dropped datagrams from \(source) sealed by a device whose key is not trusted here: if it is one of your devices, copy its keys/NAME.pub into keys/ (further drops from it are counted in status as unknown_key, logged again in a minute)",
+                       context: ["peer": source])
+        }
+    }
+
     /// Called when the core counted a drop for an unknown key in the datagram just received.
     func noteUnknownKey(_ bytes: [UInt8], from: WireAddress) {
         let names = UnknownKeyLog.untrustedNames(in: bytes) { keyRing.trusted[$0] != nil }

@@ -21,8 +21,9 @@ struct Member {
     var watchedSince: Millis?
     /// A dead claim received while the words against it were not yet enough (protocol.md 6.3).
     var deadWord: SignedEntry?
-    /// Source address of its last direct datagram whose heartbeat was fresh (accepted), for members
-    /// that advertise 0.0.0.0. Never moved by a duplicate or replay.
+    /// Source address of its last direct datagram whose heartbeat was fresh (accepted, so signed by
+    /// it just now): where it is reached (protocol.md 7.5). Never moved by a duplicate, a replay or a
+    /// relayed copy.
     var observed: WireAddress?
     /// Known only second-hand: learned through a relay or a full-state sync and not heard since,
     /// directly or through a newer heartbeat. A death claim at its current incarnation is enough.
@@ -30,7 +31,9 @@ struct Member {
     /// The newest version it spoke at while final here (verified), so a replay earns no notice.
     var finalHeard: Version?
 
-    var address: WireAddress { observed.map { heartbeat.address.filling(from: $0) } ?? heartbeat.address }
+    /// Addresses follow devices: the newest authenticated direct source wins; the announced address
+    /// is used only until something arrived from the member directly.
+    var address: WireAddress { observed ?? heartbeat.address }
 
     /// Dead and left are final for an incarnation: only a higher incarnation revives.
     var finalIncarnation: UInt64? {

@@ -177,15 +177,26 @@ public final class Membership {
         return takeActions()
     }
 
-    /// A datagram as it came off the socket.
-    public func receive(bytes: [UInt8], from: WireAddress, now: Millis) -> [MembershipAction] {
+    /// A datagram's plaintext as it came out of its envelope. `sender` is the device whose pair key
+    /// authenticated it (`SecureGossip`): entry 0 must be that device's own heartbeat, so a trusted
+    /// device cannot pass another's datagram off as its own from its address (counted as `replay`).
+    public func receive(bytes: [UInt8], from: WireAddress, sender: String? = nil, now: Millis) -> [MembershipAction] {
         guard !hasLeft else { return [] }
         let datagram: Datagram
         do { datagram = try Wire.decode(bytes) } catch {
             dropped.malformed += 1
             return []
         }
+        if let sender, case .heartbeat(let first) = datagram.entries[0].statement, first.name != sender {
+            dropped.replay += 1
+            return []
+        }
         return process(datagram, from: from, now: now)
+    }
+
+    /// The member the core would reach at `address` (the device `SecureGossip` says hello to there).
+    public func member(at address: WireAddress) -> String? {
+        members.first { $0.value.address == address }?.key
     }
 
     /// A decoded datagram (the simulation skips the byte encoding). The same rules apply: a datagram

@@ -39,6 +39,20 @@ public enum Ed25519 {
             return KeyPair(seed: seed)
         }
 
+        /// X25519(our key, their key), both converted from Ed25519 (libsodium's birational map):
+        /// the shared secret gossip's pair keys come from (`Privacy/PairKeys.swift`). Nil for a public
+        /// key that has no X25519 form or gives a degenerate (all-zero) result.
+        public func sharedSecret(with peerPublic: [UInt8]) -> [UInt8]? {
+            guard peerPublic.count == Ed25519.publicKeySize else { return nil }
+            var peerCurve = [UInt8](repeating: 0, count: Int(crypto_scalarmult_curve25519_BYTES))
+            guard crypto_sign_ed25519_pk_to_curve25519(&peerCurve, peerPublic) == 0 else { return nil }
+            let mine = UnsafeSecret(count: Int(crypto_scalarmult_curve25519_SCALARBYTES))
+            _ = crypto_sign_ed25519_sk_to_curve25519(mine.pointer, secret.pointer)
+            var shared = [UInt8](repeating: 0, count: Int(crypto_scalarmult_BYTES))
+            guard crypto_scalarmult(&shared, mine.pointer, peerCurve) == 0 else { return nil }
+            return shared
+        }
+
         public func sign(_ message: [UInt8]) -> [UInt8] {
             var sig = [UInt8](repeating: 0, count: Ed25519.signatureSize)
             _ = crypto_sign_detached(&sig, nil, message, UInt64(message.count), secret.pointer)

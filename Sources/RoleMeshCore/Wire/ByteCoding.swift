@@ -60,6 +60,18 @@ public struct ByteReader {
         defer { offset += n }
         return Array(bytes[offset..<offset + n])
     }
+    /// A reader over the next `n` bytes, which this reader skips.
+    public mutating func sub(_ n: Int) throws(WireError) -> ByteReader {
+        guard n >= 0, remaining >= n else { throw .truncated }
+        defer { offset += n }
+        return ByteReader(bytes, from: offset, to: offset + n)
+    }
+    /// The rest of this reader's bytes, as a UTF-8 string.
+    public mutating func restAsString() throws(WireError) -> String {
+        let b = try raw(remaining)
+        guard let s = String(validating: b, as: UTF8.self) else { throw .invalid("string is not UTF-8") }
+        return s
+    }
     public mutating func shortString() throws(WireError) -> String {
         let n = Int(try u8())
         let b = try raw(n)

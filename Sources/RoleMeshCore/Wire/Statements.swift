@@ -122,7 +122,7 @@ public struct SignedEntry: Equatable, Sendable {
     public var signedMessage: [UInt8] { Wire.signedMessage(for: statement, body: body) }
 
     /// Size on the wire: type, length, body, signature.
-    public var encodedSize: Int { 3 + body.count + Wire.signatureSize }
+    public var encodedSize: Int { Wire.entryHeaderSize + body.count + Wire.signatureSize }
 }
 
 public enum DatagramKind: UInt8, Sendable {

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import RoleMeshCore
+
+/// A passive capture of UDP to or from one port on given IPv4 hosts, as a tcpdump on the machine
+/// would see it (an AF_PACKET socket; needs CAP_NET_RAW). The agent never uses it: the privacy test
+/// and `rolemesh-bench capture` do, to show that gossip on the wire holds nothing readable.
+public final class LoopbackCapture: Sendable {
+    private let source: Locked<DispatchSourceRead?>
+    private let packets = Locked<[[UInt8]]>([])
+    static let maxPackets = 500_000
+
+    /// Nil when the process may not open a packet socket.
+    public init?(port: UInt16, hosts: Set<String>) {
+        let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), Int32(UInt16(0x0003).bigEndian))    // ETH_P_ALL
+        guard fd >= 0 else { return nil }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let ips = Set(hosts.map { $0.split(separator: ".").compactMap { UInt8($0) } })
+        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: DispatchQueue(label: "rolemesh.capture"))
+        let packets = self.packets
+        s.setEventHandler {
+            var buf = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n < 0 { break }        // EAGAIN: drained
+                guard let payload = LoopbackCapture.udpPayload(buf, n, port: port, ips: ips) else { continue }
+                packets.withLock { if $0.count < Self.maxPackets { $0.append(payload) } }
+            }
+        }
+        s.setCancelHandler { _ = close(fd) }
+        source = Locked(s)
+        s.resume()
+    }
+
+    /// An IPv4/UDP packet's payload if it is to or from `port` on one of `ips`.
+    static func udpPayload(_ b: [UInt8], _ n: Int, port: UInt16, ips: Set<[UInt8]>) -> [UInt8]? {
+        guard n >= 28, b[0] >> 4 == 4, b[9] == 17 else { return nil }
+        let ihl = Int(b[0] & 0x0f) * 4
+        guard n >= ihl + 8 else { return nil }
+        let sport = UInt16(b[ihl]) << 8 | UInt16(b[ihl + 1]), dport = UInt16(b[ihl + 2]) << 8 | UInt16(b[ihl + 3])
+        guard sport == port || dport == port, ips.contains(Array(b[12..<16])) || ips.contains(Array(b[16..<20])) else { return nil }
+        return Array(b[(ihl + 8)..<n])
+    }
+
+    /// Stops capturing; what was captured so far.
+    public func stop() -> [[UInt8]] {
+        source.withLock { $0?.cancel(); $0 = nil }
+        return packets.withLock { $0 }
+    }
+
+    /// What must never be seen in clear: each name and role as UTF-8, and the signals as a gossip
+    /// plaintext carries them (wire v2, protocol.md section 4): the run of all their fields, and each
+    /// two neighbouring fields (at least 7 bytes: a lone 3-byte field turns up by chance in megabytes
+    /// of ciphertext).
+    public static func secrets(names: [String], roles: [String], signals: Signals) -> [(what: String, bytes: [UInt8])] {
+        var out = (names + roles).map { ($0, Array($0.utf8)) }
+        let bare = Wire.encodeBody(.heartbeat(Heartbeat(name: "x", incarnation: 0, seq: 0, address: WireAddress(ip: [], port: 0))))
+        let body = Wire.encodeBody(.heartbeat(Heartbeat(name: "x", incarnation: 0, seq: 0, address: WireAddress(ip: [], port: 0), signals: signals)))
+        var fields: [[UInt8]] = []
+        var i = bare.count
+        while i + 2 <= body.count {
+            let end = min(body.count, i + 2 + Int(body[i + 1]))
+            fields.append(Array(body[i..<end]))
+            i = end
+        }
+        if fields.count > 1 {
+            out.append(("signals", fields.flatMap { $0 }))
+            for j in 1..<fields.count { out.append(("signal fields \(fields[j - 1][0]) and \(fields[j][0])", fields[j - 1] + fields[j])) }
+        } else if let only = fields.first {
+            out.append(("signal field \(only[0])", only))
+        }
+        return out
+    }
+
+    /// Which secrets appear in which captured datagrams ("what in an N-byte datagram"), deduplicated.
+    public static func leaks(of secrets: [(what: String, bytes: [UInt8])], in packets: [[UInt8]]) -> [String] {
+        var hits: Set<String> = []
+        for p in packets {
+            for (what, needle) in secrets where contains(p, needle) { hits.insert("\(what) in a \(p.count)-byte datagram") }
+        }
+        return hits.sorted()
+    }
+
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, needle.count <= hay.count else { return false }
+        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] {
+            if hay[i..<i + needle.count].elementsEqual(needle) { return true }
+        }
+        return false
+    }
+}

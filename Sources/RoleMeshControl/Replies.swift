@@ -34,3 +34,12 @@ public struct TasksReply: Codable, Equatable, Sendable {
     public var tasks: [TaskRecord]
     public init(tasks: [TaskRecord]) { self.tasks = tasks }
 }
+
+/// `invite`: the code to give the new device, and when it stops working.
+public struct InviteReply: Codable, Equatable, Sendable {
+    public var name: String
+    public var code: String
+    /// RFC 3339.
+    public var expires: String
+    public init(name: String, code: String, expires: String) { self.name = name; self.code = code; self.expires = expires }
+}

@@ -36,6 +36,10 @@ extension Agent {
             conn.reply(schedulesReply())
         case .scheduleRun(let role, let task):
             runScheduleNow(role: role, task: task, conn)
+        case .invite(let invited, let seconds):
+            invite(name: invited, seconds: seconds, conn)
+        case .revoke(let revoked):
+            revoke(name: revoked, conn)
         }
     }
 

@@ -7,9 +7,6 @@ final class DocsConsistencyTests: XCTestCase {
     /// Commands the contract names that are not built yet, each with the issue that builds it.
     /// Remove an entry when its command lands (the test fails while a built command is still here).
     static let notBuiltYet: [String: String] = [
-        "invite": "issue 11 (new devices)",
-        "join": "issue 11 (new devices)",
-        "revoke": "issue 11 (revocation)",
         "cancel": "issue 12, item 7 (first-time user fixes)",
     ]
 

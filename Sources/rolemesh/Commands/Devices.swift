@@ -59,7 +59,7 @@ struct Join: ParsableCommand {
                 throw e
             }
             let written = try Self.store(welcome, invite: invite, in: home)
-            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; \(written) trusted keys written to \(home.keysDir.path)")
+            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)")
             printOut("start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
         }
     }

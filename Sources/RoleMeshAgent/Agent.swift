@@ -67,6 +67,11 @@ public actor Agent {
     var revokedOnDisk: Set<[UInt8]> = []
     /// Invites not used yet (`state/invites.json`), by the name they admit.
     var invites: [String: PendingInvite]
+    /// Members this node reaches through another (Tasks/Reach.swift): the relay, and when the
+    /// direct path last failed. Absent: direct.
+    var reach: [String: (via: String, failed: Date)] = [:]
+    /// Channels this node carries for others now (bounded).
+    var carrying = 0
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir

@@ -47,7 +47,8 @@ extension Agent {
         let members = core.snapshot(now: Clock.now()).map { m in
             MemberStatus(name: m.name, address: m.address.description, state: m.state.rawValue,
                          incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
-                         score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals))
+                         score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals),
+                         reach: reachText(m.name))
         }
         let d = core.dropped
         return StatusReply(me: config.name, members: members, roles: roleRoutes(),

@@ -39,11 +39,11 @@ extension Agent {
         guard !leaving, let address = address(of: peer), !address.isUnspecified else { return }
         // One exchange per peer at a time; news that comes meanwhile goes in another right after.
         guard background.exchanging.insert(peer).inserted else { background.again.insert(peer); return }
-        let ours = ourSlots(), me = name, (keyPair, trusted) = credentials(), from = listenAddress
+        let ours = ourSlots()
         Task {
             var theirs = SlotsPayload(records: [])
             do {
-                let ch = try await SecureChannel.connect(to: address, expected: peer, me: me, keyPair: keyPair, trusted: trusted, from: from)
+                let ch = try await channel(to: peer, address: address)
                 // A peer that stops answering does not hold the exchange open.
                 let limit = Task { try? await Task.sleep(for: .seconds(5)); ch.abort() }
                 try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [], trust: ours.trust ?? [])))

@@ -29,6 +29,8 @@ public struct TaskRequest: Codable, Equatable, Sendable {
     public var schedules: [ScheduleDefinition]?
     /// Trust statements (introductions, revocations) riding on the `slots` exchange.
     public var trust: [TrustStatement]?
+    /// `relay`: the node to carry a channel to.
+    public var to: String?
 
     public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
                 submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
@@ -44,7 +46,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
-        case schedules, trust
+        case schedules, trust, to
     }
 
     public init(from decoder: Decoder) throws {
@@ -65,6 +67,15 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         records = try? c.decodeIfPresent([SlotRun].self, forKey: .records)
         schedules = try? c.decodeIfPresent([ScheduleDefinition].self, forKey: .schedules)
         trust = (try? c.decodeIfPresent([Lenient<TrustStatement>].self, forKey: .trust))?.compactMap(\.value)
+        to = try? c.decodeIfPresent(String.self, forKey: .to)
+    }
+
+    /// `{"op": "relay", "to": NODE}`: carry a task channel to NODE (RelayedChannel.swift).
+    public static func relay(to node: String) -> TaskRequest {
+        var r = TaskRequest(op: "relay", id: "")
+        r.id = nil
+        r.to = node
+        return r
     }
 
     public static func slots(_ records: [SlotRun], schedules: [ScheduleDefinition], trust: [TrustStatement]) -> TaskRequest {

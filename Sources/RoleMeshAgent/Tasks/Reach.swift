@@ -1,0 +1,74 @@
+import Foundation
+import RoleMeshControl
+import RoleMeshCore
+
+/// Reaching members through others: every task channel this node opens (submit, logs, slot
+/// exchanges) goes through `channel(to:)`, which tries the direct path and, when nothing answers
+/// there, the target's watchers (`Relays`). A member reached through a relay is tried directly
+/// again after `retryDirect`; `status` shows `"reach": "via NODE"` meanwhile.
+extension Agent {
+    static let retryDirect: TimeInterval = 30
+    /// Relayed channels this node carries at once for others, at most.
+    static let carryLimit = 32
+
+    func reachText(_ node: String) -> String { reach[node].map { "via \($0.via)" } ?? "direct" }
+
+    /// An authenticated channel to `node` at `address`, direct or through another member.
+    func channel(to node: String, address: WireAddress) async throws(MeshError) -> SecureChannel {
+        let (keyPair, trusted) = credentials()
+        let me = name, from = listenAddress
+        var failure: MeshError?
+        let recentlyFailed = reach[node].map { Date().timeIntervalSince($0.failed) < Self.retryDirect } ?? false
+        if !recentlyFailed {
+            do throws(MeshError) {
+                let ch = try await SecureChannel.connect(to: address, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
+                if let was = reach.removeValue(forKey: node) { Log.info("\(node) is reachable directly again (was via \(was.via))") }
+                return ch
+            } catch {
+                // A refusal is the node's answer: another path would get the same.
+                if error.code == MeshError.noPermission { throw error }
+                failure = error
+            }
+        }
+        let unreachable = Set(reach.keys)
+        for relay in Relays.candidates(for: node, members: core.snapshot(now: Clock.now()), watchers: core.profile.watchers,
+                                       unreachable: unreachable) {
+            guard let relayAddress = self.address(of: relay), !relayAddress.isUnspecified else { continue }
+            do throws(MeshError) {
+                let ch = try await SecureChannel.connect(via: relay, at: relayAddress, to: node, me: me, keyPair: keyPair,
+                                                         trusted: trusted, from: from)
+                if reach[node]?.via != relay { Log.info("reaching \(node) through \(relay): no direct path") }
+                reach[node] = (relay, failure == nil ? reach[node]?.failed ?? Date() : Date())
+                return ch
+            } catch {
+                if error.code == MeshError.noPermission { throw error }
+                Log.debug("no channel to \(node) through \(relay): \(error.message)")
+            }
+        }
+        if let failure { throw failure }
+        // The relays failed too, and the direct path was not tried (it failed moments ago): try it now.
+        reach[node] = nil
+        return try await channel(to: node, address: address)
+    }
+
+    /// `{"op": "relay", "to": TARGET}` from a trusted peer: a TCP connection to TARGET, then bytes
+    /// copied both ways; the two ends run their own handshake inside.
+    func carry(to target: String?, for ch: SecureChannel) async {
+        func refuse(_ why: String) async { try? await ch.send(.error(MeshError(MeshError.unavailable, why))) }
+        guard let target, NodeName.isValid(target), target != name, target != ch.peer, trustedKey(target) != nil,
+              let address = address(of: target), !address.isUnspecified, !leaving else {
+            return await refuse("\(name) cannot carry a channel to \(target ?? "that node")")
+        }
+        guard carrying < Self.carryLimit else { return await refuse("\(name) carries too many channels now") }
+        carrying += 1
+        defer { carrying -= 1 }
+        let io: AsyncFD
+        do throws(MeshError) { io = try await SecureChannel.openTCP(to: address, peer: target, from: listenAddress) } catch {
+            return await refuse(error.message)
+        }
+        io.setDeadline(nil)
+        Log.debug("carrying a task channel from \(ch.peer) to \(target)")
+        try? await ch.send(.info("relaying to \(target)"))
+        await SecureChannel.splice(ch.io, io)
+    }
+}

@@ -10,6 +10,8 @@ extension Agent {
     static let retryDirect: TimeInterval = 30
     /// Relayed channels this node carries at once for others, at most.
     static let carryLimit = 32
+    /// Relays tried for one channel: a member that is down costs a connect timeout per try.
+    static let relayTries = 2
 
     func reachText(_ node: String) -> String { reach[node].map { "via \($0.via)" } ?? "direct" }
 
@@ -32,7 +34,7 @@ extension Agent {
         }
         let unreachable = Set(reach.keys)
         for relay in Relays.candidates(for: node, members: core.snapshot(now: Clock.now()), watchers: core.profile.watchers,
-                                       unreachable: unreachable) {
+                                       unreachable: unreachable).prefix(Self.relayTries) {
             guard let relayAddress = self.address(of: relay), !relayAddress.isUnspecified else { continue }
             do throws(MeshError) {
                 let ch = try await SecureChannel.connect(via: relay, at: relayAddress, to: node, me: me, keyPair: keyPair,

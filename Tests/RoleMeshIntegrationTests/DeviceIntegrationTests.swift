@@ -178,4 +178,20 @@ final class DeviceIntegrationTests: XCTestCase {
         XCTAssertFalse(waitUntil(timeout: 2) { self.fileText("node2", "keys/node3.pub") == nil }, "a revoked node revoked another")
         XCTAssertNil(fileText("node2", "keys/revoked/node3.pub"))
     }
+
+    func testARevocationMadeWhileTheAgentIsStoppedSpreadsOnceItRuns() throws {
+        let nodes = try cluster.create(3)
+        try cluster.start(["node1", "node2"])
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(["node1", "node2"]) })
+        let r = try cluster.cli(["revoke", "node2", "--dir", cluster.dir("node3")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("once this node's agent runs"), r.stdout)
+        XCTAssertNotNil(fileText("node3", "keys/revoked/node2.pub"))
+        XCTAssertNotNil(fileText("node1", "keys/node2.pub"), "nothing spreads before node3's agent runs")
+        try cluster.startOne("node3")
+        XCTAssertTrue(waitUntil(timeout: 10) { self.fileText("node1", "keys/revoked/node2.pub") != nil }, cluster.log("node1"))
+        XCTAssertNil(fileText("node1", "keys/node2.pub"))
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.states(seenBy: "node1")["node3"] == "alive" })
+        _ = nodes
+    }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import RoleMeshControl
 import RoleMeshCore
@@ -27,6 +32,12 @@ extension SecureChannel {
             io.abort()
             throw error
         }
+    }
+
+    /// The host answered a direct connection with a refusal (it is up, no agent listens there): a
+    /// relay would meet the same. Read from `openTCP`'s sentence, which ends with the system's.
+    static func refusedByHost(_ e: MeshError) -> Bool {
+        e.message.hasSuffix(": " + String(cString: strerror(ECONNREFUSED)))
     }
 
     /// The relay's side: copies bytes both ways between the requester's connection and TARGET's

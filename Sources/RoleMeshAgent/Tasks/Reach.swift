@@ -27,14 +27,16 @@ extension Agent {
                 if let was = reach.removeValue(forKey: node) { Log.info("\(node) is reachable directly again (was via \(was.via))") }
                 return ch
             } catch {
-                // A refusal is the node's answer: another path would get the same.
-                if error.code == MeshError.noPermission { throw error }
+                // A refusal is the node's (or its host's) answer: another path would get the same.
+                if error.code == MeshError.noPermission || SecureChannel.refusedByHost(error) { throw error }
                 failure = error
             }
         }
-        let unreachable = Set(reach.keys)
-        for relay in Relays.candidates(for: node, members: core.snapshot(now: Clock.now()), watchers: core.profile.watchers,
-                                       unreachable: unreachable).prefix(Self.relayTries) {
+        let view = core.snapshot(now: Clock.now())
+        // A suspect member is often down: each try may cost a connect timeout, so one only.
+        let tries = view.first { $0.name == node }?.state == .suspect ? 1 : Self.relayTries
+        for relay in Relays.candidates(for: node, members: view, watchers: core.profile.watchers,
+                                       unreachable: Set(reach.keys)).prefix(tries) {
             guard let relayAddress = self.address(of: relay), !relayAddress.isUnspecified else { continue }
             do throws(MeshError) {
                 let ch = try await SecureChannel.connect(via: relay, at: relayAddress, to: node, me: me, keyPair: keyPair,

@@ -16,8 +16,9 @@ public struct TrustLedger: Sendable {
     public private(set) var statements: [TrustStatement]
     private var seen: Set<[UInt8]>
 
-    /// The most statements held; revocations are kept before introductions when trimming.
-    public static let capacity = 4096
+    /// The most statements held; revocations are kept before introductions when trimming. All of
+    /// them ride on every slot-record exchange, which must fit one frame (1 MiB) with the records.
+    public static let capacity = 512
 
     public init(_ statements: [TrustStatement] = []) {
         self.statements = []

@@ -71,7 +71,7 @@ struct Join: ParsableCommand {
             let limit = Task { try? await Task.sleep(for: .seconds(10)); ch.abort() }
             defer { limit.cancel(); ch.close() }
             guard let f = try await ch.receive(), f.type == .welcome, let w = f.decode(WelcomePayload.self) else {
-                throw MeshError(MeshError.unavailable, "\(invite.inviter) accepted the code but its answer was lost; run `rolemesh invite \(invite.name)` there again")
+                throw MeshError(MeshError.unavailable, "\(invite.inviter) accepted the code but its answer was lost; run `rolemesh revoke \(invite.name)` and `rolemesh invite \(invite.name)` there, then join again")
             }
             return .success(w)
         } catch {
@@ -111,7 +111,15 @@ struct Revoke: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.call(dir.node, .revoke(name: name), as: OkReply.self)
+            let client: ControlClient
+            do { client = try ControlClient(dir: dir.node) } catch {
+                try OfflineRevoke.revoke(name, in: dir.node)
+                printOut("revoked \(name): keys/\(name).pub moved to keys/revoked/; the revocation spreads once this node's agent runs (`rolemesh agent`)")
+                return
+            }
+            try client.send(.revoke(name: name))
+            let line = try client.firstLine(within: ControlClient.writeAnswerTimeout)
+            try ControlClient.check(line)
             printOut("revoked \(name): keys/\(name).pub moved to keys/revoked/; the revocation spreads to every node that accepts this one's introductions")
         }
     }

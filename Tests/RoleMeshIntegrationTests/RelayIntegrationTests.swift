@@ -67,5 +67,16 @@ final class RelayIntegrationTests: XCTestCase {
         // The pi ran it for the laptop itself (the channel is end to end): the journal says so.
         let tasks = (try? cluster.cli(["tasks", "--json", "--dir", cluster.dir("pi")])).flatMap { JSON.parse($0.stdout) }
         XCTAssertEqual(tasks?["tasks"]?.array?.first?["from"]?.string, "laptop")
+
+        // The laptop and the pi see each other again (back home): the direct path is tried again
+        // 30 s after it failed, at the next channel (the exchange with one member every 10 s).
+        for (a, b) in [("laptop", "pi"), ("pi", "laptop")] {
+            try sh(inNS + ["/usr/sbin/iptables", "-D", "INPUT", "-s", hosts[a]!, "-d", hosts[b]!, "-j", "DROP"])
+        }
+        XCTAssertTrue(waitUntil(timeout: 75, interval: 0.5) { reach("pi", seenBy: "laptop") == "direct" },
+                      "laptop still reaches pi \(String(describing: reach("pi", seenBy: "laptop"))): \(cluster.log("laptop"))")
+        let again = try cluster.cli(["submit", "--dir", cluster.dir("laptop"), "job/hello", "--to", "pi"], stdin: Data("pong\n".utf8))
+        XCTAssertEqual(again.status, 3, again.stderr)
+        XCTAssertEqual(again.stdout, "hello from pi to laptop\ngot pong\n")
     }
 }

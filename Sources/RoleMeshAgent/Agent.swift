@@ -70,8 +70,10 @@ public actor Agent {
     /// Members this node reaches through another (Tasks/Reach.swift): the relay, and when the
     /// direct path last failed. Absent: direct.
     var reach: [String: (via: String, failed: Date)] = [:]
-    /// Channels this node carries for others now (bounded).
-    var carrying = 0
+    /// Channels this node carries for others now (bounded), by id: their two ends and connections,
+    /// so that revoking either end cuts them here too.
+    var carried: [Int: (from: String, to: String, ends: [AsyncFD])] = [:]
+    var nextCarryID = 0
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -302,6 +304,7 @@ public actor Agent {
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {
+            for (_, c) in carried where revoked.contains(c.from) || revoked.contains(c.to) { for io in c.ends { io.abort() } }
             let names = revoked, executor = self.executor, submitter = self.submitter
             Task { for name in names { await executor.revoke(name); await submitter.nodeRevoked(name) } }
         }

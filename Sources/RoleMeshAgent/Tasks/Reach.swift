@@ -56,21 +56,27 @@ extension Agent {
     }
 
     /// `{"op": "relay", "to": TARGET}` from a trusted peer: a TCP connection to TARGET, then bytes
-    /// copied both ways; the two ends run their own handshake inside.
+    /// copied both ways; the two ends run their own handshake inside. Revoking either end here
+    /// cuts it (`applyTrusted`).
     func carry(to target: String?, for ch: SecureChannel) async {
         func refuse(_ why: String) async { try? await ch.send(.error(MeshError(MeshError.unavailable, why))) }
         guard let target, NodeName.isValid(target), target != name, target != ch.peer, trustedKey(target) != nil,
               let address = address(of: target), !address.isUnspecified, !leaving else {
             return await refuse("\(name) cannot carry a channel to \(target ?? "that node")")
         }
-        guard carrying < Self.carryLimit else { return await refuse("\(name) carries too many channels now") }
-        carrying += 1
-        defer { carrying -= 1 }
+        guard carried.count < Self.carryLimit else { return await refuse("\(name) carries too many channels now") }
+        let id = nextCarryID
+        nextCarryID += 1
+        carried[id] = (ch.peer, target, [ch.io])
+        defer { carried[id] = nil }
         let io: AsyncFD
         do throws(MeshError) { io = try await SecureChannel.openTCP(to: address, peer: target, from: listenAddress) } catch {
             return await refuse(error.message)
         }
         io.setDeadline(nil)
+        // Either end may have been revoked while the connection was made.
+        guard trustedKey(target) != nil, trustedKey(ch.peer) != nil else { io.abort(); return }
+        carried[id]?.ends.append(io)
         Log.debug("carrying a task channel from \(ch.peer) to \(target)")
         try? await ch.send(.info("relaying to \(target)"))
         await SecureChannel.splice(ch.io, io)

@@ -86,6 +86,18 @@ final class DeviceIntegrationTests: XCTestCase {
         XCTAssertEqual(existing.status, 73, existing.stderr)
     }
 
+    func testAFirstDeviceListeningOnAllAddressesInvitesWithItsOwnAddresses() throws {
+        cluster.hosts["first"] = "0.0.0.0"
+        let r = try cluster.cli(["init", "first", "--dir", cluster.dir("first"), "--listen", cluster.address("first"), "--profile", "fast"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try cluster.startOne("first")
+        let code = try InviteCode.parse(try invite("second", on: "first"))
+        XCTAssertFalse(code.addresses.isEmpty)
+        for a in code.addresses {
+            XCTAssertTrue(a.hasSuffix(":\(cluster.port)") && !a.hasPrefix("0.0.0.0"), a)
+        }
+    }
+
     func testAnExpiredOrGarbledCodeIsRefusedWithASentence() throws {
         try cluster.create(1)
         try cluster.start()

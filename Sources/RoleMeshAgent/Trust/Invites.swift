@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import RoleMeshControl
 import RoleMeshCore
@@ -37,12 +42,32 @@ extension Agent {
     }
 
     /// Where a new device can reach this node's task channel: the address the mesh knows it by,
-    /// and the listen address when it is a specific one.
+    /// and the listen address when it is a specific one; listening on 0.0.0.0 with neither (a
+    /// first device), this device's own IPv4 addresses.
     func inviteAddresses() -> [String] {
         var out: [String] = []
         if let me = core.snapshot(now: Clock.now()).first(where: \.isSelf), !me.address.isUnspecified { out.append(me.address.description) }
         if !listenAddress.isUnspecified, !out.contains(listenAddress.description) { out.append(listenAddress.description) }
+        if out.isEmpty { out = Self.interfaceAddresses(port: listenAddress.port).prefix(4).map(\.description) }
         return out
+    }
+
+    /// The IPv4 addresses of interfaces that are up, loopback ones only when there is no other.
+    static func interfaceAddresses(port: UInt16) -> [WireAddress] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        let up: UInt32 = 0x1, loopback: UInt32 = 0x8       // IFF_UP, IFF_LOOPBACK (net/if.h)
+        var out: [WireAddress] = [], loops: [WireAddress] = []
+        for p in sequence(first: first, next: { $0.pointee.ifa_next }) {
+            guard let sa = p.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET), p.pointee.ifa_flags & up != 0 else { continue }
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: MemoryLayout<sockaddr_in>.size)) }
+            guard let a = SocketAddress.from(storage) else { continue }
+            let w = WireAddress(ip: a.ip, port: port)
+            if p.pointee.ifa_flags & loopback != 0 { loops.append(w) } else if !out.contains(w) { out.append(w) }
+        }
+        return out.isEmpty ? loops : out
     }
 
     /// The secret of NAME's invite, if it is pending and not expired.

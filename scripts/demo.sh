@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local mesh of four devices on 127.0.0.2-5: membership, a crash noticed by everyone, a role
+# A local mesh of four devices on 127.0.0.2-5, three of them added with invite/join: membership, a crash noticed by everyone, a role
 # failing over to its backup and back, a task submitted from the laptop that runs on the home
 # server, then on its backup, and a nightly job that waits for idle time, runs, is paused when the
 # "user returns" and resumed. Stops by itself; every agent it started is ended by PID.
@@ -26,14 +26,20 @@ deadline() { local limit=$1; shift; for _ in $(seq 1 $((limit * 10))); do "$@" &
 declare -A HOST=([desk]=127.0.0.2 [homeserver]=127.0.0.3 [pi]=127.0.0.4 [laptop]=127.0.0.5)
 declare -A EXTRA=([desk]="" [homeserver]="--role transcode" [pi]="--backup transcode=1" [laptop]="")
 NODES="desk homeserver pi laptop"
-say "rolemesh init: a directory, node.toml and a key pair per device"
-for n in $NODES; do
-    rm_ init "$n" --dir "$DEMO/$n" --listen "${HOST[$n]}:$PORT" --seed "127.0.0.2:$PORT" --profile fast ${EXTRA[$n]} >/dev/null
+start() { "$BIN" agent --dir "$DEMO/$1" 2>"$DEMO/$1.log" & PIDS[$1]=$!; }
+say "rolemesh init: the first device, desk (a directory, node.toml and a key pair); its agent starts"
+rm_ init desk --dir "$DEMO/desk" --listen "${HOST[desk]}:$PORT" --profile fast >/dev/null
+start desk
+deadline 10 rm_ status --dir "$DEMO/desk" >/dev/null 2>&1
+say "adding devices: 'rolemesh invite NAME' on desk, 'rolemesh join CODE' on the new device (no key copied by hand)"
+for n in homeserver pi laptop; do
+    code=$(rm_ invite "$n" --dir "$DEMO/desk" 2>/dev/null)
+    echo "\$ rolemesh invite $n"
+    echo "$code"
+    echo "\$ rolemesh join rm1-... --listen ${HOST[$n]}:$PORT ${EXTRA[$n]}"
+    rm_ join "$code" --dir "$DEMO/$n" --listen "${HOST[$n]}:$PORT" --profile fast ${EXTRA[$n]} | head -1
 done
 cat "$DEMO/homeserver/node.toml"
-say "trust: every device gets every other device's keys/NAME.pub"
-for a in $NODES; do for b in $NODES; do [ "$a" = "$b" ] || cp "$DEMO/$b/keys/$b.pub" "$DEMO/$a/keys/"; done; done
-ls "$DEMO/laptop/keys"
 for n in homeserver pi; do
     mkdir -p "$DEMO/$n/roles/transcode"
     cat > "$DEMO/$n/roles/transcode/encode" <<'TASK'
@@ -43,12 +49,16 @@ TASK
     chmod +x "$DEMO/$n/roles/transcode/encode"
 done
 
-say "starting four agents (logs in $DEMO/NAME.log)"
-start() { "$BIN" agent --dir "$DEMO/$1" 2>"$DEMO/$1.log" & PIDS[$1]=$!; }
-for n in $NODES; do start "$n"; done
+say "starting the three new agents (logs in $DEMO/NAME.log)"
+for n in homeserver pi laptop; do start "$n"; done
 all_alive() { [ "$(rm_ status --json --dir "$DEMO/$1" 2>/dev/null | grep -oE '"state": ?"alive"' | wc -l)" -eq "$2" ]; }
 deadline 20 all_alive laptop 4
 rm_ status --dir "$DEMO/laptop"
+say "desk introduced each device to the others: the home server's keys/ (no file copied by hand)"
+has_keys() { [ "$(ls "$DEMO/homeserver/keys/"*.pub | wc -l)" -eq 4 ]; }
+deadline 10 has_keys
+ls "$DEMO/homeserver/keys"
+head -1 "$DEMO/homeserver/keys/laptop.pub"
 
 say "where would transcode work go, and why?"
 rm_ route transcode --dir "$DEMO/laptop"

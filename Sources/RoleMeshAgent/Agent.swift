@@ -28,7 +28,7 @@ public actor Agent {
     nonisolated let reads = DispatchQueue(label: "rolemesh.reads", qos: .utility)
     /// Bumped whenever the core reports a changed view: queued submissions wait on it.
     nonisolated let viewChanges = ChangeSignal()
-    var probing = false, readingKeys = false
+    var probing = false, readingKeys = false, readKeysAgain = false
     /// The last signals the probe read (before pins).
     var probed: Signals
     let keyRing: KeyRing
@@ -65,6 +65,19 @@ public actor Agent {
     let idleProbe: IdleProbe
     /// `DIR/hooks/`, run per `watch` event beside the agent, never waited for.
     nonisolated let hooks: HookRunner
+    /// Introductions and revocations this node holds and passes on (`state/trust.json`, Trust/).
+    var trust: TrustLedger
+    /// Keys in `keys/revoked/`, read with `keys/`: an introduction never re-admits one.
+    var revokedOnDisk: Set<[UInt8]> = []
+    /// Invites not used yet (`state/invites.json`), by the name they admit.
+    var invites: [String: PendingInvite]
+    /// Members this node reaches through another (Tasks/Reach.swift): the relay, and when the
+    /// direct path last failed. Absent: direct.
+    var reach: [String: (via: String, failed: Date)] = [:]
+    /// Channels this node carries for others now (bounded), by id: their two ends and connections,
+    /// so that revoking either end cuts them here too.
+    var carried: [Int: (from: String, to: String, ends: [AsyncFD])] = [:]
+    var nextCarryID = 0
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -110,6 +123,9 @@ public actor Agent {
         control = ControlServer(path: dir.socketPath, queue: queue)
         journal = TaskJournal(dir: dir)
         hooks = HookRunner(dir: dir.hooksDir, me: config.name)
+        trust = TrustLedger(TrustStore.load(dir))
+        revokedOnDisk = (try? KeyStore.loadRevoked(in: dir)) ?? []
+        invites = Dictionary(InviteStore.load(dir).map { ($0.name, $0) }) { _, last in last }
 
         var bootstrap: [WireAddress] = []
         for seed in config.seeds {
@@ -271,16 +287,20 @@ public actor Agent {
 
     /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart), off
     /// the agent queue; only the outcome is applied on it.
+    /// A call while a read is under way reads again after it (a key file just written is seen).
     func reloadKeys() {
-        guard !readingKeys else { return }
+        guard !readingKeys else { readKeysAgain = true; return }
         readingKeys = true
         let dir = self.dir
         Task {
             let result = await offQueue { () -> Result<[String: [UInt8]], MeshError> in
                 do throws(MeshError) { return .success(try KeyStore.loadTrusted(in: dir)) } catch { return .failure(error) }
             }
+            let revoked = await offQueue { try? KeyStore.loadRevoked(in: dir) }
             readingKeys = false
+            if let revoked { revokedOnDisk = revoked }
             applyTrusted(result)
+            if readKeysAgain { readKeysAgain = false; reloadKeys() }
         }
     }
 
@@ -310,6 +330,7 @@ public actor Agent {
         trustedSnapshot = trusted
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {
+            for (_, c) in carried where revoked.contains(c.from) || revoked.contains(c.to) { for io in c.ends { io.abort() } }
             let names = revoked, executor = self.executor, submitter = self.submitter
             Task { for name in names { await executor.revoke(name); await submitter.nodeRevoked(name) } }
         }

@@ -20,6 +20,10 @@ public enum ControlRequest: Equatable, Sendable {
     case schedules
     /// `schedules run ROLE/TASK`: the current slot, now, on its route.
     case scheduleRun(role: String, task: String)
+    /// `invite NAME --expires`: a single-use code admitting NAME for `seconds`.
+    case invite(name: String, seconds: Int)
+    /// `revoke NAME`: NAME's key moves to keys/revoked/ and a signed revocation spreads.
+    case revoke(name: String)
 
     public enum RoleAction: String, Codable, Sendable, CaseIterable { case add, remove }
 
@@ -31,7 +35,7 @@ public enum ControlRequest: Equatable, Sendable {
     /// Answered only once the agent has written a file (node.toml, its overrides).
     public var writesToDisk: Bool {
         switch self {
-        case .roles, .backup, .signal, .drain, .undrain: true
+        case .roles, .backup, .signal, .drain, .undrain, .invite, .revoke: true
         default: false
         }
     }
@@ -54,6 +58,8 @@ public enum ControlRequest: Equatable, Sendable {
         case .cancel: "cancel"
         case .schedules: "schedules"
         case .scheduleRun: "schedule-run"
+        case .invite: "invite"
+        case .revoke: "revoke"
         }
     }
 }
@@ -94,7 +100,7 @@ public struct SubmitRequest: Codable, Equatable, Sendable {
 }
 
 extension ControlRequest: Codable {
-    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task }
+    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task, name, seconds }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
@@ -121,6 +127,8 @@ extension ControlRequest: Codable {
         case "submit": self = .submit(try SubmitRequest(from: decoder))
         case "logs": self = .logs(id: try c.decode(String.self, forKey: .id), follow: try flag(.follow))
         case "cancel": self = .cancel(id: try c.decode(String.self, forKey: .id))
+        case "invite": self = .invite(name: try c.decode(String.self, forKey: .name), seconds: try c.decode(Int.self, forKey: .seconds))
+        case "revoke": self = .revoke(name: try c.decode(String.self, forKey: .name))
         default:
             throw DecodingError.dataCorruptedError(forKey: .cmd, in: c, debugDescription: "unknown command \(cmd)")
         }
@@ -145,6 +153,9 @@ extension ControlRequest: Codable {
         case .logs(let id, let follow):
             try c.encode(id, forKey: .id); try c.encode(follow, forKey: .follow)
         case .cancel(let id): try c.encode(id, forKey: .id)
+        case .invite(let name, let seconds):
+            try c.encode(name, forKey: .name); try c.encode(seconds, forKey: .seconds)
+        case .revoke(let name): try c.encode(name, forKey: .name)
         }
     }
 }

@@ -50,3 +50,12 @@ public struct CancelReply: Codable, Equatable, Sendable {
     public var state: String
     public init(id: String, state: String) { self.id = id; self.state = state }
 }
+
+/// `invite`: the code to give the new device, and when it stops working.
+public struct InviteReply: Codable, Equatable, Sendable {
+    public var name: String
+    public var code: String
+    /// RFC 3339.
+    public var expires: String
+    public init(name: String, code: String, expires: String) { self.name = name; self.code = code; self.expires = expires }
+}

@@ -23,13 +23,16 @@ public struct MemberStatus: Codable, Equatable, Sendable {
     public var score: Double
     public var lastHeardMs: Int
     public var signals: SignalsStatus
+    /// `"direct"`, or `"via NODE"` when this node reaches the member only through NODE.
+    public var reach: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, address, state, incarnation, roles, backup, draining, score, lastHeardMs = "last_heard_ms", signals
+        case name, address, state, incarnation, roles, backup, draining, score, lastHeardMs = "last_heard_ms", signals, reach
     }
 
     public init(name: String, address: String, state: String, incarnation: Int, roles: [String], backup: [String: Int],
-                draining: Bool, score: Double, lastHeardMs: Int, signals: SignalsStatus) {
+                draining: Bool, score: Double, lastHeardMs: Int, signals: SignalsStatus, reach: String? = nil) {
+        self.reach = reach
         self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
         self.roles = roles; self.backup = backup; self.draining = draining; self.score = score
         self.lastHeardMs = lastHeardMs; self.signals = signals

@@ -16,7 +16,7 @@ struct RoleMesh: ParsableCommand {
             """,
         version: RoleMeshVersion.string,
         subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
-            + extraCommands + serviceCommands
+            + extraCommands + deviceCommands + serviceCommands
     )
 
     /// Owner-only files from the first one on (node.toml, keys, state): umask 077.

@@ -16,6 +16,7 @@ import RoleMeshControl
                               detach: true, queue: true, retry: 2)),
         .submit(SubmitRequest(role: "job", task: "mark")),
         .logs(id: "7f3a0011", follow: true),
+        .invite(name: "laptop", seconds: 3600), .revoke(name: "laptop"),
     ]
 
     @Test(arguments: requests)
@@ -41,7 +42,8 @@ import RoleMeshControl
     @Test func statusHasTheContractShape() throws {
         let me = MemberStatus(name: "desk", address: "127.0.0.2:7946", state: "alive", incarnation: 4, roles: ["build"],
                               backup: ["transcode": 1], draining: false, score: 0.82, lastHeardMs: 140,
-                              signals: SignalsStatus(load: 0.30000000000000004, cpus: 8, memFree: 0.61, onBattery: false))
+                              signals: SignalsStatus(load: 0.30000000000000004, cpus: 8, memFree: 0.61, onBattery: false),
+                              reach: "direct")
         let s = StatusReply(me: "desk", members: [me], roles: ["build": RoleRoutes(route: "desk", heavyRoute: nil)],
                             dropped: DroppedCounts(badSignature: 1, unknownKey: 2, replay: 3, malformed: 4, rateLimited: 5))
         let o = try object(s)
@@ -49,7 +51,8 @@ import RoleMeshControl
         #expect(o["self"] as? String == "desk")
         let m = try #require((o["members"] as? [[String: Any]])?.first)
         #expect(Set(m.keys) == ["name", "address", "state", "incarnation", "roles", "backup", "draining", "score",
-                                "last_heard_ms", "signals"])
+                                "last_heard_ms", "signals", "reach"])
+        #expect(m["reach"] as? String == "direct")
         #expect(m["incarnation"] as? Int == 4 && m["last_heard_ms"] as? Int == 140 && m["score"] as? Double == 0.82)
         #expect(m["backup"] as? [String: Int] == ["transcode": 1])
         let sig = try #require(m["signals"] as? [String: Any])

@@ -274,15 +274,28 @@ final class ConfigTests: XCTestCase {
             NodeConfig(name: "homeserver", listen: "[fe80::1%eth0]:7946", seeds: ["desk.local:7946", "10.0.0.1:1"],
                        roles: ["metabolism", "storage.v2"], backup: ["transcode": 1, "b": 3, "a.x": 3],
                        profile: "travel", maxTasks: 16),
+            { var c = NodeConfig(name: "pi"); c.introducers = ["desk", "homeserver"]; return c }(),
         ]
         for config in configs {
             let text = config.render()
             XCTAssertTrue(text.hasPrefix("#"))
             XCTAssertTrue(text.hasSuffix("\n"))
             XCTAssertEqual(try NodeConfig.parse(text), config, text)
-            XCTAssertEqual(try TOMLSubset.parse(text).map(\.key), NodeConfig.keys)
+            // `introducers` is written only when set: absent means every trusted node.
+            XCTAssertEqual(try TOMLSubset.parse(text).map(\.key), NodeConfig.keys.filter { $0 != "introducers" || config.introducers != nil })
         }
         XCTAssertTrue(configs[1].render().contains(#"backup = { transcode = 1, "a.x" = 3, b = 3 }"#))
+    }
+
+    func testIntroducersParseAndNameTheirLine() throws {
+        XCTAssertNil(try NodeConfig.parse("name = \"a\"\n").introducers)
+        XCTAssertEqual(try NodeConfig.parse("name = \"a\"\nintroducers = [\"desk\"]\n").introducers, ["desk"])
+        XCTAssertEqual(try NodeConfig.parse("name = \"a\"\nintroducers = []\n").introducers, [])
+        XCTAssertThrowsError(try NodeConfig.parse("name = \"a\"\nintroducers = [\"bad name\"]\n")) { e in
+            XCTAssertTrue("\(e)".contains("line 2"), "\(e)")
+            XCTAssertTrue("\(e)".contains("introducers"), "\(e)")
+        }
+        XCTAssertThrowsError(try NodeConfig.parse("name = \"a\"\nintroducers = \"desk\"\n"))
     }
 
     // MARK: Editing

@@ -39,6 +39,10 @@ extension Agent {
             conn.reply(schedulesReply())
         case .scheduleRun(let role, let task):
             runScheduleNow(role: role, task: task, conn)
+        case .invite(let invited, let seconds):
+            invite(name: invited, seconds: seconds, conn)
+        case .revoke(let revoked):
+            revoke(name: revoked, conn)
         }
     }
 
@@ -46,7 +50,8 @@ extension Agent {
         let members = core.snapshot(now: Clock.now()).map { m in
             MemberStatus(name: m.name, address: m.address.description, state: m.state.rawValue,
                          incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
-                         score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals))
+                         score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals),
+                         reach: reachText(m.name))
         }
         let d = core.dropped, g = gossip.counters
         return StatusReply(me: config.name, members: members, roles: roleRoutes(),

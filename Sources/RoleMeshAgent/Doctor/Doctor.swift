@@ -26,7 +26,7 @@ public enum Doctor {
         }
         let others = trusted.keys.filter { $0 != config.name }.sorted()
         if keysRead, others.isEmpty {
-            checks.append(.pass("keys", "no other device is trusted yet (this node runs alone): copy each device's keys/NAME.pub into \(node.keysDir.path)"))
+            checks.append(.pass("keys", "no other device is trusted yet (this node runs alone): add one with `rolemesh invite NAME` here and `rolemesh join CODE` on it, or copy its keys/NAME.pub into \(node.keysDir.path)"))
         }
         let me = MeshChecks.Identity(name: config.name, keyPair: keyPair, trusted: trusted, local: local,
                                      publicKeyPath: node.publicKey(config.name).path)

@@ -6,7 +6,8 @@ import RoleMeshCore
 /// encrypted), as a `slots` request that carries this node's records and is answered with the
 /// peer's (protocol.md, "Slot records"). Exchanged with every up member when a run starts or
 /// ends, with a member when it comes alive (a restart, a healed partition), and with one member
-/// at random every 10 s.
+/// at random every 10 s. Trust statements (introductions, revocations) ride on the same exchange
+/// and spread the same way (Trust/TrustRelay.swift).
 extension Agent {
     /// Takes a peer's records and its schedules (the latest list from each peer replaces the last);
     /// returns ours.
@@ -15,11 +16,13 @@ extension Agent {
         for r in theirs.records.prefix(SlotLedger.capacity) where background.ledger.merge(r) { changed = true }
         if changed { saveLedger() }
         if let defs = theirs.schedules { background.remote[peer] = defs.prefix(256).compactMap(\.schedule) }
+        if let statements = theirs.trust { considerTrust(statements, from: peer) }
         return ourSlots()
     }
 
     func ourSlots() -> SlotsPayload {
-        SlotsPayload(records: Array(background.ledger.runs.values), schedules: background.schedules.map(ScheduleDefinition.init))
+        SlotsPayload(records: Array(background.ledger.runs.values), schedules: background.schedules.map(ScheduleDefinition.init),
+                     trust: trust.statements)
     }
 
     func upPeers() -> [String] {
@@ -36,14 +39,14 @@ extension Agent {
         guard !leaving, let address = address(of: peer), !address.isUnspecified else { return }
         // One exchange per peer at a time; news that comes meanwhile goes in another right after.
         guard background.exchanging.insert(peer).inserted else { background.again.insert(peer); return }
-        let ours = ourSlots(), me = name, (keyPair, trusted) = credentials(), from = listenAddress
+        let ours = ourSlots()
         Task {
             var theirs = SlotsPayload(records: [])
             do {
-                let ch = try await SecureChannel.connect(to: address, expected: peer, me: me, keyPair: keyPair, trusted: trusted, from: from)
+                let ch = try await channel(to: peer, address: address)
                 // A peer that stops answering does not hold the exchange open.
                 let limit = Task { try? await Task.sleep(for: .seconds(5)); ch.abort() }
-                try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [])))
+                try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [], trust: ours.trust ?? [])))
                 if let f = try await ch.receive(), f.type == .slots, let p = f.decode(SlotsPayload.self) { theirs = p }
                 limit.cancel()
                 ch.close()

@@ -113,7 +113,11 @@ public enum KeyStore {
     /// reported and skipped. Fails when the folder cannot be listed or a key file cannot be read
     /// (out of descriptors, permissions, I/O): "cannot read" is never taken as "no keys".
     public static func loadTrusted(in dir: NodeDirectory, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: [UInt8]] {
-        let path = dir.keysDir.path
+        try loadKeys(at: dir.keysDir.path, report: report)
+    }
+
+    /// Every well-formed `*.pub` in `path` (`keys/`, or `keys/revoked/`).
+    static func loadKeys(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: [UInt8]] {
         guard let d = opendir(path) else {
             throw MeshError(MeshError.other, "cannot list \(path): \(String(cString: strerror(errno)))")
         }

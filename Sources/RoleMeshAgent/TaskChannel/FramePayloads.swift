@@ -27,6 +27,10 @@ public struct TaskRequest: Codable, Equatable, Sendable {
     public var force: Bool?
     public var records: [SlotRun]?
     public var schedules: [ScheduleDefinition]?
+    /// Trust statements (introductions, revocations) riding on the `slots` exchange.
+    public var trust: [TrustStatement]?
+    /// `relay`: the node to carry a channel to.
+    public var to: String?
 
     public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
                 submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
@@ -42,7 +46,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
-        case schedules
+        case schedules, trust, to
     }
 
     public init(from decoder: Decoder) throws {
@@ -62,13 +66,24 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         force = try? c.decodeIfPresent(Bool.self, forKey: .force)
         records = try? c.decodeIfPresent([SlotRun].self, forKey: .records)
         schedules = try? c.decodeIfPresent([ScheduleDefinition].self, forKey: .schedules)
+        trust = (try? c.decodeIfPresent([Lenient<TrustStatement>].self, forKey: .trust))?.compactMap(\.value)
+        to = try? c.decodeIfPresent(String.self, forKey: .to)
     }
 
-    public static func slots(_ records: [SlotRun], schedules: [ScheduleDefinition]) -> TaskRequest {
+    /// `{"op": "relay", "to": NODE}`: carry a task channel to NODE (RelayedChannel.swift).
+    public static func relay(to node: String) -> TaskRequest {
+        var r = TaskRequest(op: "relay", id: "")
+        r.id = nil
+        r.to = node
+        return r
+    }
+
+    public static func slots(_ records: [SlotRun], schedules: [ScheduleDefinition], trust: [TrustStatement]) -> TaskRequest {
         var r = TaskRequest(op: "slots", id: "")
         r.id = nil
         r.records = records
         r.schedules = schedules
+        r.trust = trust
         return r
     }
 }
@@ -96,4 +111,17 @@ public struct StartedInfo: Codable, Equatable, Sendable {
 /// `info`: `{"message": "..."}`, a line for the person at the terminal.
 public struct InfoMessage: Codable, Equatable, Sendable {
     public var message: String
+}
+
+/// One element of a list read leniently: a malformed one is nil instead of failing the whole list.
+struct Lenient<T: Decodable>: Decodable {
+    let value: T?
+    init(from decoder: Decoder) throws { value = try? T(from: decoder) }
+}
+
+/// `welcome`: what the inviter gives a device it admitted. `keys`: every key it trusts (name →
+/// base64), itself included; `peers`: addresses (`host:port`) to use as seeds, its own first.
+public struct WelcomePayload: Codable, Equatable, Sendable {
+    public var keys: [String: String]
+    public var peers: [String]
 }

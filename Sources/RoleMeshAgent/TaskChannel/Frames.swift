@@ -21,7 +21,8 @@ public enum FrameType: UInt8, Sendable {
     case signal = 8      // one byte: a signal number to deliver to the task's process group
     case started = 9     // JSON {"id": "...", "node": "..."}: the task started (or was queued)
     case info = 10       // JSON {"message": "..."}: a line for the person at the terminal
-    case slots = 11      // JSON {"records": [...]}: the answer to a `slots` request
+    case slots = 11      // JSON {"records": [...], "trust": [...]}: the answer to a `slots` request
+    case welcome = 12    // JSON {"keys": {...}, "peers": [...]}: the inviter's answer to a join (JoinHandshake.swift)
 }
 
 public struct Frame: Sendable {

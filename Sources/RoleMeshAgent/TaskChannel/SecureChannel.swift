@@ -36,8 +36,12 @@ public final class SecureChannel: FrameTransport {
     static let aeadOverhead = AEAD.overhead
     static let nonceSize = AEAD.nonceSize
 
-    init(io: AsyncFD, peer: String, tx: [UInt8], rx: [UInt8]) {
-        self.io = io; self.peer = peer
+    /// Set on the server's side of a join (a new device proving an invite): the public key it
+    /// proved it holds. Such a channel carries only the `welcome` (JoinHandshake.swift).
+    public let joinKey: [UInt8]?
+
+    init(io: AsyncFD, peer: String, tx: [UInt8], rx: [UInt8], joinKey: [UInt8]? = nil) {
+        self.io = io; self.peer = peer; self.joinKey = joinKey
         self.tx = Locked((tx, 0)); self.rx = Locked((rx, 0))
     }
 
@@ -159,10 +163,14 @@ public final class SecureChannel: FrameTransport {
     /// The server side, on an accepted socket. An untrusted client is refused (77) before
     /// anything else is read from it. All of it must be over within `handshakeSeconds`, however
     /// slowly bytes trickle. `trusted` is asked at the moment the client names itself.
+    /// `invites`: how a join hello ("RMJ1") is answered; without it, it is refused as malformed.
     public static func accept(io: AsyncFD, me: String, keyPair: Ed25519.KeyPair,
-                              trusted: @Sendable (String) async -> [UInt8]?) async throws(MeshError) -> SecureChannel {
+                              trusted: @Sendable (String) async -> [UInt8]?,
+                              invites: InviteDoor? = nil) async throws(MeshError) -> SecureChannel {
         io.setDeadline(handshakeSeconds)
-        guard let tag = await io.readExactly(4), tag == hello, let n = await io.readExactly(1),
+        guard let tag = await io.readExactly(4) else { throw MeshError(MeshError.other, "a malformed task-channel hello") }
+        if tag == joinHello, let invites { return try await acceptJoin(io: io, me: me, keyPair: keyPair, invites: invites) }
+        guard tag == hello, let n = await io.readExactly(1),
               let nameBytes = await io.readExactly(Int(n[0])),
               let clientEph = await io.readExactly(32) else {
             throw MeshError(MeshError.other, "a malformed task-channel hello")

@@ -81,14 +81,31 @@ extension Executor {
     /// `slots`: the peer's records and schedules in, ours back (protocol.md, "Slot records").
     func exchangeSlots(_ req: TaskRequest, on ch: SecureChannel) async {
         guard let agent = link.agent else { return }
-        let ours = await agent.mergeSlots(SlotsPayload(records: req.records ?? [], schedules: req.schedules), from: ch.peer)
+        let ours = await agent.mergeSlots(SlotsPayload(records: req.records ?? [], schedules: req.schedules, trust: req.trust), from: ch.peer)
         try? await ch.send(Frame(.slots, encoding: ours))
     }
 }
 
-/// A `slots` frame: `{"records": [...], "schedules": [...]}` (also `state/slots.json`, without schedules).
+/// A `slots` frame: `{"records": [...], "schedules": [...], "trust": [...]}` (also `state/slots.json`,
+/// with records only).
 struct SlotsPayload: Codable, Sendable {
     var records: [SlotRun]
     /// The sender's own schedules (from its files).
     var schedules: [ScheduleDefinition]?
+    /// Every trust statement the sender holds (Trust/TrustRelay.swift).
+    var trust: [TrustStatement]?
+
+    init(records: [SlotRun], schedules: [ScheduleDefinition]? = nil, trust: [TrustStatement]? = nil) {
+        self.records = records; self.schedules = schedules; self.trust = trust
+    }
+
+    enum CodingKeys: String, CodingKey { case records, schedules, trust }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        records = try c.decode([SlotRun].self, forKey: .records)
+        schedules = try c.decodeIfPresent([ScheduleDefinition].self, forKey: .schedules)
+        // A peer's malformed statement is dropped alone; the rest of the exchange stands.
+        trust = (try? c.decodeIfPresent([Lenient<TrustStatement>].self, forKey: .trust))?.compactMap(\.value)
+    }
 }

@@ -91,6 +91,7 @@ actor Executor {
         case "run": await run(req, on: channel)
         case "logs": await streamLogs(req, on: channel, asker: channel.peer)
         case "slots": await exchangeSlots(req, on: channel)
+        case "relay": await link.agent?.carry(to: req.to, for: channel)
         default: await fail(channel, MeshError(MeshError.usage, "unknown request"))
         }
     }

@@ -219,9 +219,7 @@ actor Submitter {
             journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil; $0.reason = nil }
             let channel: SecureChannel
             do {
-                let (keyPair, trusted) = await agent.credentials()
-                channel = try await SecureChannel.connect(to: target.address, expected: target.name, me: me, keyPair: keyPair,
-                                                          trusted: trusted, from: agent.listenAddress)
+                channel = try await agent.channel(to: target.name, address: target.address)
             } catch {
                 // The task never reached the node: it is not lost. Back to routing (or the queue),
                 // with that node set aside for a moment; no retry is used up.
@@ -328,9 +326,7 @@ actor Submitter {
             return await fail(MeshError(MeshError.unavailable, "\(node), which ran task \(id), is not reachable now"))
         }
         do {
-            let (keyPair, trusted) = await agent.credentials()
-            let ch = try await SecureChannel.connect(to: address, expected: node, me: me, keyPair: keyPair, trusted: trusted,
-                                                     from: agent.listenAddress)
+            let ch = try await agent.channel(to: node, address: address)
             defer { ch.close() }
             try await ch.send(Frame(.request, encoding: req))
             while let f = try await ch.receive() {

@@ -62,6 +62,7 @@ extension Agent {
 
     func startTasks() {
         let me = name, keyPair = keyRing.keyPair, executor = self.executor, submitter = self.submitter
+        let door = InviteDoor(secret: { await self.inviteSecret($0) }, claim: { await self.claimInvite($0, key: $1) })
         taskListener.start(queue: queue) { fd, place in
             // The handshake is a task of its own, off the agent queue; the agent is asked for a key
             // when the client names itself.
@@ -69,7 +70,8 @@ extension Agent {
                 let io = AsyncFD(fd)
                 let channel: SecureChannel
                 do throws(MeshError) {
-                    channel = try await SecureChannel.accept(io: io, me: me, keyPair: keyPair) { await self.trustedKey($0) }
+                    channel = try await SecureChannel.accept(io: io, me: me, keyPair: keyPair, trusted: { await self.trustedKey($0) },
+                                                             invites: door)
                 } catch {
                     place.release()
                     Log.info(error.message)
@@ -77,7 +79,7 @@ extension Agent {
                     return
                 }
                 place.release()
-                await executor.serve(channel)
+                if channel.joinKey != nil { await self.welcome(channel) } else { await executor.serve(channel) }
             }
         }
         Task { await submitter.resume() }

@@ -17,9 +17,12 @@ public struct NodeConfig: Equatable, Sendable {
     public var maxLogMB = 10
     public static let totalLogFactor = 10
     public var maxLogBytes: Int { maxLogMB << 20 }
+    /// Key `introducers`: the nodes whose introductions and revocations this node accepts;
+    /// nil (the key absent) means every trusted node.
+    public var introducers: [String]?
 
     public static let profiles = ["lan", "travel", "fast"]
-    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough", "max_log"]
+    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough", "max_log", "introducers"]
 
     public init(name: String, listen: String = "0.0.0.0:7946", seeds: [String] = [], roles: [String] = [],
                 backup: [String: Int] = [:], profile: String = "lan", maxTasks: Int = 2) {
@@ -71,6 +74,10 @@ public struct NodeConfig: Equatable, Sendable {
                 for name in config.envPassthrough where !NodeConfig.isValidEnvName(name) {
                     throw entry.error("invalid environment variable name \(quote(name)); use letters, digits and '_', not starting with a digit")
                 }
+            case "introducers":
+                let names = try entry.strings()
+                for n in names where !NodeName.isValid(n) { throw entry.error("invalid node name \(quote(n)); \(NodeName.rule)") }
+                config.introducers = names
             default:
                 throw entry.error("unknown key \(quote(entry.key)) (known keys: \(keys.joined(separator: ", ")))")
             }
@@ -84,7 +91,7 @@ public struct NodeConfig: Equatable, Sendable {
         // Sorted by priority, then name, so the file is stable and reads in standby order.
         let backupPairs = backup.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
             .map { ($0.key, TOMLValue.integer($0.value)) }
-        let lines: [(String, TOMLValue, String)] = [
+        var lines: [(String, TOMLValue, String)] = [
             ("name", .string(name), "this device's name; must match keys/NAME.secret"),
             ("listen", .string(listen), "UDP gossip and TCP tasks, HOST:PORT"),
             ("seeds", .array(seeds.map(TOMLValue.string)), "peers to contact on start"),
@@ -95,6 +102,9 @@ public struct NodeConfig: Equatable, Sendable {
             ("env_passthrough", .array(envPassthrough.map(TOMLValue.string)), "the agent's environment variables tasks also get"),
             ("max_log", .integer(maxLogMB), "MB of output kept per task; all tasks: \(NodeConfig.totalLogFactor)x, oldest removed first"),
         ]
+        if let introducers {
+            lines.append(("introducers", .array(introducers.map(TOMLValue.string)), "whose introductions and revocations this node accepts"))
+        }
         let assignments = lines.map { "\($0.0) = \(TOMLSubset.render($0.1))" }
         let width = assignments.map(\.count).max() ?? 0
         var text = "# RoleMesh node configuration.\n# `rolemesh roles|backup add|remove` edit this file in place; comments are kept.\n\n"

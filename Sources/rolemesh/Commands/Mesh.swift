@@ -63,7 +63,7 @@ enum StatusText {
         for m in s.members {
             var roles = m.roles
             for (r, p) in m.backup.sorted(by: { $0.key < $1.key }) { roles.append("\(r)(b\(p))") }
-            let state = m.state + (m.draining ? ",drain" : "")
+            let state = m.state + (m.draining ? ",drain" : "") + (m.reach?.hasPrefix("via ") == true ? " (\(m.reach!))" : "")
             let heard = m.name == s.me ? "self" : ms(m.lastHeardMs)
             rows.append([m.name, m.address, state, String(m.incarnation), String(format: "%.2f", m.score),
                          heard, battery(m.signals), m.signals.throttled.map { $0 ? "yes" : "no" } ?? "-",

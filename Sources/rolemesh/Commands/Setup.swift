@@ -6,19 +6,40 @@ import RoleMeshCore
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a node: its directory, node.toml and key pair.")
     @Argument(help: "This node's name (letters, digits, '.', '_', '-').") var name: String
-    @Option(help: "UDP gossip and TCP task address, HOST:PORT.") var listen: String = "0.0.0.0:7946"
+    @OptionGroup var node: NodeOptions
     @Option(name: .customLong("seed"), help: "A peer to contact on start (repeatable).") var seeds: [String] = []
-    @Option(name: .customLong("role"), help: "A role this node holds (repeatable).") var roles: [String] = []
-    @Option(name: .customLong("backup"), help: "A role this node stands by for, ROLE[=PRIORITY] (repeatable).") var backups: [String] = []
-    @Option(help: "Timing profile: lan, travel or fast.") var profile: String = "lan"
     @OptionGroup var dir: DirOption
 
     func validate() throws {
         guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
+        for s in seeds where NodeConfig.splitHostPort(s) == nil { throw ValidationError("invalid --seed \"\(s)\" (expected HOST:PORT)") }
+    }
+
+    func run() throws {
+        try RoleMeshCLI.run {
+            _ = try NodeSetup.create(dir.node, try node.config(name: name, seeds: seeds))
+            let pub = dir.node.publicKey(name)
+            printOut(pub.path)
+            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+            if seeds.isEmpty {
+                // Not an error (the first node has no one to contact), but not silent either.
+                printNote("no --seed given: \(name) will run alone until it has a seed (add one to seeds in \(dir.node.configFile.path)) or another node lists it as a seed")
+            }
+        }
+    }
+}
+
+/// The flags `init` and `join` share: how the new node listens and what it holds.
+struct NodeOptions: ParsableArguments {
+    @Option(help: "UDP gossip and TCP task address, HOST:PORT.") var listen: String = "0.0.0.0:7946"
+    @Option(name: .customLong("role"), help: "A role this node holds (repeatable).") var roles: [String] = []
+    @Option(name: .customLong("backup"), help: "A role this node stands by for, ROLE[=PRIORITY] (repeatable).") var backups: [String] = []
+    @Option(help: "Timing profile: lan, travel or fast.") var profile: String = "lan"
+
+    func validate() throws {
         guard TimingProfile.named(profile) != nil else { throw ValidationError("unknown profile \"\(profile)\" (lan, travel, fast)") }
         for r in roles where !NodeName.isValid(r) { throw ValidationError("invalid role name \"\(r)\"") }
         guard NodeConfig.splitHostPort(listen) != nil else { throw ValidationError("invalid --listen \"\(listen)\" (expected HOST:PORT)") }
-        for s in seeds where NodeConfig.splitHostPort(s) == nil { throw ValidationError("invalid --seed \"\(s)\" (expected HOST:PORT)") }
         _ = try parsedBackups()
     }
 
@@ -33,36 +54,42 @@ struct Init: ParsableCommand {
         return out
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let node = dir.node
-            let fm = FileManager.default
-            if fm.fileExists(atPath: node.configFile.path) {
-                throw MeshError(MeshError.cantCreate, "\(node.configFile.path) already exists; nothing was changed")
-            }
-            if fm.fileExists(atPath: node.secretKey(name).path) {
-                throw MeshError(MeshError.cantCreate, "\(node.secretKey(name).path) already exists; nothing was changed")
-            }
-            let config = NodeConfig(name: name, listen: listen, seeds: seeds, roles: roles,
-                                    backup: try parsedBackups(), profile: profile)
-            // Check what we are about to write, so init never creates a node.toml the agent refuses.
-            do { _ = try NodeConfig.parse(config.render()) } catch {
-                throw MeshError(MeshError.usage, "\(error)")
-            }
-            do {
-                try fm.createDirectory(at: node.root, withIntermediateDirectories: true)
-                try fm.createDirectory(at: node.rolesDir, withIntermediateDirectories: true)
-            } catch { throw MeshError(MeshError.other, "cannot create \(node.root.path): \(error.localizedDescription)") }
-            _ = try KeyStore.generate(name: name, in: node)
-            try AtomicFile.replace(node.configFile, with: config.render())
-            let pub = node.publicKey(name)
-            printOut(pub.path)
-            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
-            if seeds.isEmpty {
-                // Not an error (the first node has no one to contact), but not silent either.
-                printNote("no --seed given: \(name) will run alone until it has a seed (add one to seeds in \(node.configFile.path)) or another node lists it as a seed")
-            }
+    func config(name: String, seeds: [String]) throws -> NodeConfig {
+        NodeConfig(name: name, listen: listen, seeds: seeds, roles: roles, backup: try parsedBackups(), profile: profile)
+    }
+}
+
+/// Creating a node, for `init` and `join`: DIR, `roles/`, `node.toml` and the key pair.
+enum NodeSetup {
+    /// 73 when `node.toml` or the secret key is there already.
+    static func refuseExisting(_ node: NodeDirectory, name: String) throws(MeshError) {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: node.configFile.path) {
+            throw MeshError(MeshError.cantCreate, "\(node.configFile.path) already exists; nothing was changed")
         }
+        if fm.fileExists(atPath: node.secretKey(name).path) {
+            throw MeshError(MeshError.cantCreate, "\(node.secretKey(name).path) already exists; nothing was changed")
+        }
+    }
+
+    static func create(_ node: NodeDirectory, _ config: NodeConfig) throws(MeshError) -> Ed25519.KeyPair {
+        try refuseExisting(node, name: config.name)
+        // Check what we are about to write, so init never creates a node.toml the agent refuses.
+        do { _ = try NodeConfig.parse(config.render()) } catch {
+            throw MeshError(MeshError.usage, "\(error)")
+        }
+        do {
+            try FileManager.default.createDirectory(at: node.root, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: node.rolesDir, withIntermediateDirectories: true)
+        } catch { throw MeshError(MeshError.other, "cannot create \(node.root.path): \(error.localizedDescription)") }
+        let pair = try KeyStore.generate(name: config.name, in: node)
+        try AtomicFile.replace(node.configFile, with: config.render())
+        return pair
+    }
+
+    /// Undoes `create` (a join that was refused): the node's files go, folders stay.
+    static func remove(_ node: NodeDirectory, name: String) {
+        for f in [node.configFile, node.secretKey(name), node.publicKey(name)] { try? FileManager.default.removeItem(at: f) }
     }
 }
 

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import RoleMeshControl
+import RoleMeshCore
+
+/// `rolemesh invite NAME`: this node holds a one-time secret for NAME and prints a code; the new
+/// device proves the secret in a join handshake (TaskChannel/JoinHandshake.swift), gets the
+/// trusted keys and peers (`welcome`), and this node introduces it to the mesh (TrustRelay.swift).
+extension Agent {
+    static func wallSeconds() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    func invite(name invited: String, seconds: Int, _ conn: ControlConnection) {
+        guard NodeName.isValid(invited) else { return conn.fail(MeshError(MeshError.usage, "invalid node name \"\(invited)\"")) }
+        guard invited != name else { return conn.fail(MeshError(MeshError.usage, "\(invited) is this node; invite a new device by its own name")) }
+        guard keyRing.trusted[invited] == nil else {
+            return conn.fail(MeshError(MeshError.usage, "\(invited) is already trusted here (keys/\(invited).pub); pick another name, or `rolemesh revoke \(invited)` first"))
+        }
+        guard seconds >= 1, seconds <= 7 * 86_400 else {
+            return conn.fail(MeshError(MeshError.usage, "--expires must be between 1s and 7d"))
+        }
+        let addresses = inviteAddresses()
+        guard !addresses.isEmpty else {
+            return conn.fail(MeshError(MeshError.unavailable,
+                                       "this agent listens on \(listenAddress) and does not know an address others reach it at; set `listen` in node.toml to this device's address"))
+        }
+        var secret = Ed25519.randomBytes(InviteCode.secretSize)
+        defer { Ed25519.wipe(&secret) }
+        let expires = Self.wallSeconds() + Int64(seconds)
+        let code = InviteCode(inviter: name, inviterKey: keyRing.keyPair.publicKey, secret: secret, expires: expires,
+                              name: invited, addresses: addresses)
+        invites[invited] = PendingInvite(name: invited, secret: Data(secret).base64EncodedString(), expires: expires)
+        let text = code.text
+        Log.info("invite for \(invited) made, valid until \(Clock.rfc3339(Date(timeIntervalSince1970: Double(expires))))")
+        Task {
+            if let failure = await saveInvites() { conn.fail(failure); return }
+            conn.reply(InviteReply(name: invited, code: text, expires: Clock.rfc3339(Date(timeIntervalSince1970: Double(expires)))))
+        }
+    }
+
+    /// Where a new device can reach this node's task channel: the address the mesh knows it by,
+    /// and the listen address when it is a specific one; listening on 0.0.0.0 with neither (a
+    /// first device), this device's own IPv4 addresses.
+    func inviteAddresses() -> [String] {
+        var out: [String] = []
+        if let me = core.snapshot(now: Clock.now()).first(where: \.isSelf), !me.address.isUnspecified { out.append(me.address.description) }
+        if !listenAddress.isUnspecified, !out.contains(listenAddress.description) { out.append(listenAddress.description) }
+        if out.isEmpty { out = Self.interfaceAddresses(port: listenAddress.port).prefix(4).map(\.description) }
+        return out
+    }
+
+    /// The IPv4 addresses of interfaces that are up, loopback ones only when there is no other.
+    static func interfaceAddresses(port: UInt16) -> [WireAddress] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        let up: UInt32 = 0x1, loopback: UInt32 = 0x8       // IFF_UP, IFF_LOOPBACK (net/if.h)
+        var out: [WireAddress] = [], loops: [WireAddress] = []
+        for p in sequence(first: first, next: { $0.pointee.ifa_next }) {
+            guard let sa = p.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET), p.pointee.ifa_flags & up != 0 else { continue }
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: MemoryLayout<sockaddr_in>.size)) }
+            guard let a = SocketAddress.from(storage) else { continue }
+            let w = WireAddress(ip: a.ip, port: port)
+            if p.pointee.ifa_flags & loopback != 0 { loops.append(w) } else if !out.contains(w) { out.append(w) }
+        }
+        return out.isEmpty ? loops : out
+    }
+
+    /// The secret of NAME's invite, if it is pending and not expired.
+    func inviteSecret(_ invited: String) -> [UInt8]? {
+        guard let p = invites[invited], p.expires > Self.wallSeconds(), let s = Data(base64Encoded: p.secret) else { return nil }
+        return [UInt8](s)
+    }
+
+    /// Uses NAME's invite up (once): true for the first proof only.
+    func claimInvite(_ invited: String, key: [UInt8]) -> Bool {
+        guard inviteSecret(invited) != nil else { return false }
+        invites[invited] = nil
+        Task { _ = await saveInvites() }
+        Log.info("\(invited) proved its invite; admitting it")
+        return true
+    }
+
+    /// Expired invites go whenever the file is written.
+    func saveInvites() async -> MeshError? {
+        let now = Self.wallSeconds()
+        invites = invites.filter { $0.value.expires > now }
+        let list = invites.values.sorted { $0.name < $1.name }, dir = self.dir
+        return await disk.written { () throws(MeshError) in try InviteStore.save(list, dir) }
+    }
+
+    /// After a proven join: the new key is introduced here (written to keys/, trusted) and to the
+    /// mesh, then the device gets the keys this node trusts and addresses to start from.
+    func welcome(_ channel: SecureChannel) async {
+        defer { channel.close() }
+        guard let key = channel.joinKey else { return }
+        let s = TrustStatement.make(.introduce, by: name, name: channel.peer, key: key, time: Self.wallMillis(),
+                                    sign: keyRing.keyPair.sign)
+        considerTrust([s], from: name)
+        _ = await disk.written { () throws(MeshError) in }     // the key file is on disk
+        reloadKeys()
+        var keys: [String: String] = [:]
+        for (n, k) in keyRing.trusted where n != channel.peer { keys[n] = Data(k).base64EncodedString() }
+        var peers = inviteAddresses()
+        for m in core.snapshot(now: Clock.now()) where !m.isSelf && m.state == .alive && !m.address.isUnspecified {
+            if !peers.contains(m.address.description) { peers.append(m.address.description) }
+        }
+        try? await channel.send(Frame(.welcome, encoding: WelcomePayload(keys: keys, peers: Array(peers.prefix(8)))))
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import RoleMeshControl
+import RoleMeshCore
+
+/// Introductions and revocations: judged by `TrustLedger` (RoleMeshCore/Trust), applied to
+/// `keys/` here, and spread on the slot-record exchange (Schedules/SlotRelay.swift): pushed to
+/// every up member when this node accepts a new one, and caught up by the exchange with one
+/// member every 10 s. The agent's `keys/` reload then trusts or distrusts the node, and a
+/// revocation ends its channels and tasks as a removed `.pub` does.
+extension Agent {
+    static func wallMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    var trustView: TrustLedger.View {
+        TrustLedger.View(me: name, trusted: keyRing.trusted, introducers: config.introducers, revokedOnDisk: revokedOnDisk)
+    }
+
+    /// Considers statements (ours, or a peer's); applies what is accepted and passes news on.
+    func considerTrust(_ statements: [TrustStatement], from peer: String) {
+        var news = false
+        for s in statements.prefix(TrustLedger.capacity) {
+            switch trust.consider(s, trustView) {
+            case .known: continue
+            case .refused(let why): Log.debug("trust statement from \(peer): \(why)"); continue
+            case .held: break
+            case .introduce(let s): applyIntroduction(s)
+            case .revoke(let s): applyRevocation(s)
+            }
+            news = true
+        }
+        guard news else { return }
+        let statements = trust.statements, dir = self.dir
+        disk.write { () throws(MeshError) in try TrustStore.save(statements, dir) }
+        shareSlots()
+    }
+
+    func applyIntroduction(_ s: TrustStatement) {
+        let dir = self.dir
+        Task {
+            let written = await disk.written { () throws(MeshError) in
+                if try KeyStore.writeIntroduced(s, in: dir) { Log.info("\(s.by) introduced \(s.name): wrote keys/\(s.name).pub") }
+            }
+            if let written { Log.warn(written.message) }
+            reloadKeys()
+        }
+    }
+
+    func applyRevocation(_ s: TrustStatement) {
+        let dir = self.dir
+        Task {
+            let moved = await disk.written { () throws(MeshError) in
+                if try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) {
+                    Log.info("\(s.by) revoked \(s.name): moved keys/\(s.name).pub to keys/revoked/")
+                }
+            }
+            if let moved { Log.warn(moved.message) }
+            reloadKeys()
+        }
+    }
+
+    /// `rolemesh revoke NAME`.
+    func revoke(name revoked: String, _ conn: ControlConnection) {
+        guard revoked != name else { return conn.fail(MeshError(MeshError.usage, "\(revoked) is this node; revoke it from another device")) }
+        guard let key = keyRing.trusted[revoked] else {
+            return conn.fail(MeshError(MeshError.other, "\(revoked) is not trusted here (no keys/\(revoked).pub)"))
+        }
+        let s = TrustStatement.make(.revoke, by: name, name: revoked, key: key, time: Self.wallMillis(), sign: keyRing.keyPair.sign)
+        considerTrust([s], from: name)
+        let me = name
+        Task {
+            _ = await disk.written { () throws(MeshError) in }     // the key has moved
+            conn.reply(OkReply(node: me))
+        }
+    }
+}

@@ -144,6 +144,8 @@ final class FirstUseUnitTests: XCTestCase {
         var log = UnknownKeyLog()
         log.sealedByStranger(source: "10.0.0.1:7946", now: 1_000)      // hellos meant for others...
         log.authenticated(source: "10.0.0.1:7946", now: 1_010)          // ...and the one for us
+        log.authenticated(source: "10.0.0.3:7946", now: 1_000)          // the other order
+        log.sealedByStranger(source: "10.0.0.3:7946", now: 1_020)
         log.sealedByStranger(source: "10.0.0.2:7946", now: 1_000)      // a device we do not trust
         XCTAssertEqual(log.strangersToLog(now: 2_000), [], "not before the grace")
         XCTAssertEqual(log.strangersToLog(now: 1_000 + UnknownKeyLog.strangerGrace), ["10.0.0.2:7946"])

@@ -33,25 +33,28 @@ public struct UnknownKeyLog {
 
     /// A datagram from `source` was sealed for no pair of ours.
     public mutating func sealedByStranger(source: String, now: Millis) {
+        if let opened = lastOpened[source], now - opened < Self.strangerGrace { return }
         guard strangers[source] == nil, strangers.count < Self.capacity else { return }
         strangers[source] = now
     }
 
     /// A datagram from `source` opened with one of our pair keys.
     public mutating func authenticated(source: String, now: Millis) {
-        guard !strangers.isEmpty || lastOpened[source] != nil else { return }
-        if lastOpened.count >= Self.capacity { lastOpened = lastOpened.filter { now - $0.value < Self.strangerGrace } }
+        if let since = strangers[source], now - since < Self.strangerGrace { strangers[source] = nil }
+        if lastOpened.count >= Self.capacity, lastOpened[source] == nil {
+            lastOpened = lastOpened.filter { now - $0.value < Self.strangerGrace }
+            guard lastOpened.count < Self.capacity else { return }
+        }
         lastOpened[source] = now
     }
 
     /// Sources to name in the log now: sealed by a stranger at least `strangerGrace` ago, nothing of
-    /// theirs opened around then, not named in the last minute.
+    /// theirs opened within `strangerGrace` either side, not named in the last minute.
     public mutating func strangersToLog(now: Millis) -> [String] {
         guard !strangers.isEmpty else { return [] }
         var out: [String] = []
         for (source, since) in strangers.sorted(by: { $0.key < $1.key }) where now - since >= Self.strangerGrace {
             strangers[source] = nil
-            if let opened = lastOpened[source], abs(opened - since) < Self.strangerGrace { continue }
             if shouldLog(source: source, name: "", now: now) { out.append(source) }
         }
         return out

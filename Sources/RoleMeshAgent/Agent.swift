@@ -53,6 +53,14 @@ public actor Agent {
     let probe: SignalProbe
     var overrides: LocalOverrides
     nonisolated let listenAddress: WireAddress
+    /// Seeds as resolved at start (where to look for a route when the device's addresses change).
+    let seedAddresses: [WireAddress]
+    /// Netlink address events (Transport/FollowAddresses.swift); nil where there is none.
+    var addressWatcher: AddressWatcher?
+    var addressLookPending = false
+    /// No route to the mesh now (between networks, or the fixed listen address gone): the failure
+    /// detector is held rather than accusing everyone.
+    var cutOff = false
     let taskListener: TaskListener
     nonisolated let journal: TaskJournal
     nonisolated let executor: Executor
@@ -127,10 +135,12 @@ public actor Agent {
         revokedOnDisk = (try? KeyStore.loadRevoked(in: dir)) ?? []
         invites = Dictionary(InviteStore.load(dir).map { ($0.name, $0) }) { _, last in last }
 
-        var bootstrap: [WireAddress] = []
+        var seeds: [WireAddress] = []
         for seed in config.seeds {
-            if let a = SocketAddress.resolve(seed) { bootstrap.append(a) } else { Log.warn("cannot resolve seed \(seed) now; skipping it") }
+            if let a = SocketAddress.resolve(seed) { seeds.append(a) } else { Log.warn("cannot resolve seed \(seed) now; skipping it") }
         }
+        seedAddresses = seeds
+        var bootstrap = seeds
         for (_, addr) in state.loadPeers() { if let a = SocketAddress.resolve(addr), !bootstrap.contains(a) { bootstrap.append(a) } }
         // Listening on 0.0.0.0 (or ::): advertise the address our seeds see, so nodes that only
         // hear of us through relays can still reach us.
@@ -180,6 +190,7 @@ public actor Agent {
         // rides on the next heartbeat without another wakeup.
         let probeEvery = max(1, Int(core.profile.heartbeat / core.profile.tick))
         every(ms: Int(core.profile.tick)) { agent in
+            guard !agent.cutOff else { return }     // see FollowAddresses.swift
             agent.ticks += 1
             if agent.ticks % probeEvery == 0 { agent.refreshSignals() }
             agent.perform(agent.core.tick(now: Clock.now()))

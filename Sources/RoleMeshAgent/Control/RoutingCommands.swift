@@ -133,6 +133,7 @@ extension Agent {
         applySignals()
         startTasks()
         startSchedules()
+        startFollowingAddresses()
     }
 
     func stopExtensions() async { await stopTasks() }

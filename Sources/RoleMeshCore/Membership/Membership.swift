@@ -304,7 +304,7 @@ public final class Membership {
         if identity || fitness {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
         }
-        me.roles = next.roles; me.backup = next.backup; me.draining = next.draining
+        me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.address = next.address
         if signalsDue { me.signals = next.signals; signalsAnnouncedAt = now }
         markViewChanged()
         me.seq += 1

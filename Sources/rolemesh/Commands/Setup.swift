@@ -31,7 +31,7 @@ struct Init: ParsableCommand {
 
 /// The flags `init` and `join` share: how the new node listens and what it holds.
 struct NodeOptions: ParsableArguments {
-    @Option(help: "UDP gossip and TCP task address, HOST:PORT.") var listen: String = "0.0.0.0:7946"
+    @Option(help: "UDP gossip and TCP task address, HOST:PORT; 0.0.0.0 (the default, what a laptop should use) follows the device's addresses as it changes networks.") var listen: String = "0.0.0.0:7946"
     @Option(name: .customLong("role"), help: "A role this node holds (repeatable).") var roles: [String] = []
     @Option(name: .customLong("backup"), help: "A role this node stands by for, ROLE[=PRIORITY] (repeatable).") var backups: [String] = []
     @Option(help: "Timing profile: lan, travel or fast.") var profile: String = "lan"

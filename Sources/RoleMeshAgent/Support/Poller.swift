@@ -70,12 +70,7 @@ public final class Poller: Sendable {
     /// Starts watching `fd` (a pipe or socket, not a regular file), quiet until armed. Nil when the
     /// kernel refuses it (a regular file, or out of memory): the caller treats that as a failed descriptor.
     public func register(_ fd: Int32, handler: @escaping Handler) -> Registration? {
-        let token = table.withLock { t -> UInt64 in
-            let token = t.next
-            t.next += 1
-            t.handlers[token] = handler
-            return token
-        }
+        let token = newToken(handler)
         var ev = epoll_event(events: EPOLLONESHOT.rawValue, data: epoll_data_t(u64: token))
         guard epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 else {
             _ = table.withLock { $0.handlers.removeValue(forKey: token) }
@@ -114,12 +109,7 @@ public final class Poller: Sendable {
     private init() {}
 
     public func register(_ fd: Int32, handler: @escaping Handler) -> Registration? {
-        let token = table.withLock { t -> UInt64 in
-            let token = t.next
-            t.next += 1
-            t.handlers[token] = handler
-            return token
-        }
+        let token = newToken(handler)
         var s = Sources()
         let r = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         let w = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
@@ -155,6 +145,16 @@ public final class Poller: Sendable {
         s.write?.cancel(); if !s.writeOn { s.write?.resume() }
     }
     #endif
+
+    /// A registration number never used before, with its handler.
+    private func newToken(_ handler: @escaping Handler) -> UInt64 {
+        table.withLock { t -> UInt64 in
+            let token = t.next
+            t.next += 1
+            t.handlers[token] = handler
+            return token
+        }
+    }
 
     /// Waits until `fd` is readable once (a pidfd whose process ended), then stops watching it.
     public func readable(_ fd: Int32) async {

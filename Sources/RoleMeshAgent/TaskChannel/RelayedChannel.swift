@@ -23,15 +23,12 @@ extension SecureChannel {
             guard let answer = try await outer.receive(), answer.type == .info else {
                 throw MeshError(MeshError.tempFail, "\(relay) cannot carry a task channel to \(target)")
             }
-            // Nothing else is buffered: TARGET speaks only after our hello.
-            let channel = try await clientHandshake(io: io, expected: target, me: me, keyPair: keyPair, trusted: trusted)
-            try await channel.awaitReady()
-            io.setDeadline(nil)
-            return channel
         } catch {
             io.abort()
             throw error
         }
+        // Nothing else is buffered: TARGET speaks only after our hello.
+        return try await establish(io: io, expected: target, me: me, keyPair: keyPair, trusted: trusted)
     }
 
     /// The host answered a direct connection with a refusal (it is up, no agent listens there): a

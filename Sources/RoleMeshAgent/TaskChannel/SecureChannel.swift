@@ -52,6 +52,13 @@ public final class SecureChannel: FrameTransport {
     public static func connect(to address: WireAddress, expected: String, me: String, keyPair: Ed25519.KeyPair,
                                trusted: [String: [UInt8]], from local: WireAddress?) async throws(MeshError) -> SecureChannel {
         let io = try await openTCP(to: address, peer: expected, from: local)
+        return try await establish(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
+    }
+
+    /// The client's side on a connected `io` (direct, or spliced through a relay), through to the
+    /// server's "ready"; `io` is aborted if it fails.
+    static func establish(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
+                          trusted: [String: [UInt8]]) async throws(MeshError) -> SecureChannel {
         do throws(MeshError) {
             let channel = try await clientHandshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
             try await channel.awaitReady()

@@ -19,7 +19,9 @@ final class Cluster {
     }()
 
     /// Each cluster gets its own port so a test never meets a straggler of another.
-    nonisolated(unsafe) static var nextPort: UInt16 = UInt16(20_000 + (getpid() % 2_000) * 10)
+    /// Below Linux's ephemeral range (32768-60999): an agent's outgoing task connection, bound to
+    /// its host, could otherwise hold the very port a later cluster listens on ("address in use").
+    nonisolated(unsafe) static var nextPort: UInt16 = UInt16(20_000 + (getpid() % 1_000) * 10)
 
     let root: URL
     let port: UInt16

@@ -15,27 +15,31 @@ extension Agent {
     }
 
     /// Considers statements (ours, or a peer's); applies what is accepted and passes news on.
-    func considerTrust(_ statements: [TrustStatement], from peer: String) {
+    /// Returns the file changes it started (the `revoke` command answers once they are done).
+    @discardableResult
+    func considerTrust(_ statements: [TrustStatement], from peer: String) -> [Task<Void, Never>] {
         var news = false
+        var applying: [Task<Void, Never>] = []
         for s in statements.prefix(TrustLedger.capacity) {
             switch trust.consider(s, trustView) {
             case .known: continue
             case .refused(let why): Log.debug("trust statement from \(peer): \(why)"); continue
             case .held: break
-            case .introduce(let s): applyIntroduction(s)
-            case .revoke(let s): applyRevocation(s)
+            case .introduce(let s): applying.append(applyIntroduction(s))
+            case .revoke(let s): applying.append(applyRevocation(s))
             }
             news = true
         }
-        guard news else { return }
+        guard news else { return applying }
         let statements = trust.statements, dir = self.dir
         disk.write { () throws(MeshError) in try TrustStore.save(statements, dir) }
         shareSlots()
+        return applying
     }
 
-    func applyIntroduction(_ s: TrustStatement) {
+    func applyIntroduction(_ s: TrustStatement) -> Task<Void, Never> {
         let dir = self.dir
-        Task {
+        return Task {
             let written = await disk.written { () throws(MeshError) in
                 if try KeyStore.writeIntroduced(s, in: dir) { Log.info("\(s.by) introduced \(s.name): wrote keys/\(s.name).pub") }
             }
@@ -44,9 +48,9 @@ extension Agent {
         }
     }
 
-    func applyRevocation(_ s: TrustStatement) {
+    func applyRevocation(_ s: TrustStatement) -> Task<Void, Never> {
         let dir = self.dir
-        Task {
+        return Task {
             let moved = await disk.written { () throws(MeshError) in
                 if try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) {
                     Log.info("\(s.by) revoked \(s.name): moved keys/\(s.name).pub to keys/revoked/")
@@ -64,11 +68,10 @@ extension Agent {
             return conn.fail(MeshError(MeshError.other, "\(revoked) is not trusted here (no keys/\(revoked).pub)"))
         }
         let s = TrustStatement.make(.revoke, by: name, name: revoked, key: key, time: Self.wallMillis(), sign: keyRing.keyPair.sign)
-        considerTrust([s], from: name)
-        let me = name
-        Task {
-            _ = await disk.written { () throws(MeshError) in }     // the key has moved
-            conn.reply(OkReply(node: me))
+        let applying = considerTrust([s], from: name)
+        Task {      // on the agent (it uses `self`), where `conn` lives
+            for t in applying { await t.value }     // the key has moved (not just been queued to move)
+            conn.reply(OkReply(node: self.name))
         }
     }
 }

@@ -67,15 +67,12 @@ extension Agent {
 
 /// `state/slots.json`: `{"records": [...]}`.
 enum SlotStore {
-    static func file(_ dir: NodeDirectory) -> URL { dir.stateDir.appendingPathComponent("slots.json") }
+    static let file = StateJSON<SlotsPayload>(name: "slots.json")
 
-    static func load(_ dir: NodeDirectory) -> [SlotRun] {
-        guard let data = try? Data(contentsOf: file(dir)) else { return [] }
-        return ControlJSON.decode(SlotsPayload.self, from: data)?.records ?? []
-    }
+    static func load(_ dir: NodeDirectory) -> [SlotRun] { file.load(dir)?.records ?? [] }
 
     static func save(_ records: [SlotRun], _ dir: NodeDirectory) throws(MeshError) {
         let sorted = records.sorted { ($0.slot, $0.id) < ($1.slot, $1.id) }
-        try AtomicFile.replace(file(dir), with: [UInt8](ControlJSON.line(SlotsPayload(records: sorted))))
+        try file.save(SlotsPayload(records: sorted), dir)
     }
 }

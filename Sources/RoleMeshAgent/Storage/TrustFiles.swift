@@ -51,15 +51,12 @@ extension KeyStore {
 /// `state/trust.json`: `{"statements": [...]}`, every trust statement this node holds.
 enum TrustStore {
     struct File: Codable { var statements: [TrustStatement] }
-    static func file(_ dir: NodeDirectory) -> URL { dir.stateDir.appendingPathComponent("trust.json") }
+    static let file = StateJSON<File>(name: "trust.json")
 
-    static func load(_ dir: NodeDirectory) -> [TrustStatement] {
-        guard let data = try? Data(contentsOf: file(dir)) else { return [] }
-        return ControlJSON.decode(File.self, from: data)?.statements ?? []
-    }
+    static func load(_ dir: NodeDirectory) -> [TrustStatement] { file.load(dir)?.statements ?? [] }
 
     static func save(_ statements: [TrustStatement], _ dir: NodeDirectory) throws(MeshError) {
-        try AtomicFile.replace(file(dir), with: [UInt8](ControlJSON.line(File(statements: statements))))
+        try file.save(File(statements: statements), dir)
     }
 }
 
@@ -74,14 +71,11 @@ struct PendingInvite: Codable, Equatable, Sendable {
 
 enum InviteStore {
     struct File: Codable { var invites: [PendingInvite] }
-    static func file(_ dir: NodeDirectory) -> URL { dir.stateDir.appendingPathComponent("invites.json") }
+    static let file = StateJSON<File>(name: "invites.json")
 
-    static func load(_ dir: NodeDirectory) -> [PendingInvite] {
-        guard let data = try? Data(contentsOf: file(dir)) else { return [] }
-        return ControlJSON.decode(File.self, from: data)?.invites ?? []
-    }
+    static func load(_ dir: NodeDirectory) -> [PendingInvite] { file.load(dir)?.invites ?? [] }
 
     static func save(_ invites: [PendingInvite], _ dir: NodeDirectory) throws(MeshError) {
-        try AtomicFile.replace(file(dir), with: [UInt8](ControlJSON.line(File(invites: invites))))
+        try file.save(File(invites: invites), dir)
     }
 }

@@ -145,8 +145,8 @@ public actor Agent {
         // Listening on 0.0.0.0 (or ::): advertise the address our seeds see, so nodes that only
         // hear of us through relays can still reach us.
         var advertised = listen
-        if listen.isUnspecified, let ip = bootstrap.lazy.compactMap({ SocketAddress.localIP(toward: $0) }).first(where: { listen.isIPv6 || !$0.isIPv6 }) {
-            advertised = WireAddress(ip: ip.ip, port: listen.port)
+        if listen.isUnspecified, let here = OwnAddress.toward(bootstrap, listen: listen) {
+            advertised = here
             Log.info("listening on \(listen), advertising \(advertised)")
         }
         // Logged, and fixed by `ROLEMESH_SEED`, so a run's random choices can be replayed.

@@ -233,6 +233,11 @@ public actor Agent {
                 for out in gossip.send(Wire.encode(d), to: to, expected: core.member(at: to), now: Clock.now()) {
                     udp.send(out.bytes, to: out.to)
                 }
+            case .beat(let b, let to):
+                let core = self.core
+                for out in gossip.send(Beat.encode(b), frame: .beat, to: to, expected: core.member(at: to), now: Clock.now()) {
+                    udp.send(out.bytes, to: out.to)
+                }
             case .event(let e):
                 publish(e)
             case .viewChanged:
@@ -254,11 +259,17 @@ public actor Agent {
         let (received, replies) = gossip.receive(bytes, from: from, now: now)
         for out in replies { udp.send(out.bytes, to: out.to) }
         if gossip.counters.unknownPair != unknownPairs { unknownKeyLog.sealedByStranger(source: from.description, now: now) }
-        if case .gossip(let plain, let peer) = received {
+        switch received {
+        case .gossip(let plain, let peer):
             unknownKeyLog.authenticated(source: from.description, now: now)
             let unknownKeys = core.dropped.unknownKey
             perform(core.receive(bytes: plain, from: from, sender: peer, now: now))
             if core.dropped.unknownKey != unknownKeys { noteUnknownKey(plain, from: from) }
+        case .beat(let plain, let peer):
+            unknownKeyLog.authenticated(source: from.description, now: now)
+            perform(core.receive(beatBytes: plain, sender: peer, now: now))
+        case .nothing:
+            break
         }
     }
 

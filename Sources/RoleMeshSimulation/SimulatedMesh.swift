@@ -168,6 +168,8 @@ public final class SimulatedMesh {
     enum Event {
         case tick(String, epoch: Int)
         case deliver(Datagram, from: WireAddress, to: String)
+        /// A beat; the sender is what its pair key would prove.
+        case deliverBeat(Beat, sender: String, to: String)
     }
 
     func schedule(at time: Millis, _ e: Event) {
@@ -194,6 +196,14 @@ public final class SimulatedMesh {
             }
             delivered += 1
             perform(n.core.receive(d, from: from, now: now), by: to)
+        case .deliverBeat(let b, let sender, let to):
+            guard let n = nodes[to], n.up else { return }
+            if let until = n.pausedUntil, now < until {
+                schedule(at: until, .deliverBeat(b, sender: sender, to: to))
+                return
+            }
+            delivered += 1
+            perform(n.core.receive(b, sender: sender, now: now), by: to)
         }
     }
 
@@ -203,13 +213,11 @@ public final class SimulatedMesh {
             switch a {
             case .send(let d, let to):
                 precondition(d.encodedSize <= Wire.maxDatagramSize, "datagram over the MTU budget")
-                guard let target = byAddress[to], target != name else { continue }
-                if (groups[name] ?? 0) != (groups[target] ?? 0) { continue }
-                if !blocked.isEmpty, blocked.contains([name, target]) { continue }
-                if loss > 0, Double.random(in: 0..<1, using: &rng) < loss { continue }
-                if !linkLoss.isEmpty, let p = linkLoss[[name, target]], Double.random(in: 0..<1, using: &rng) < p { continue }
-                let lag = Millis.random(in: delay, using: &rng)
+                guard let (target, lag) = transit(from: name, to: to) else { continue }
                 schedule(at: now + lag, .deliver(d, from: sender.address, to: target))
+            case .beat(let b, let to):
+                guard let (target, lag) = transit(from: name, to: to) else { continue }
+                schedule(at: now + lag, .deliverBeat(b, sender: name, to: target))
             case .event(let e):
                 if recordEvents { events.append((now, name, e)) }
             case .viewChanged:
@@ -219,6 +227,19 @@ public final class SimulatedMesh {
                 break
             }
         }
+    }
+}
+
+extension SimulatedMesh {
+    /// Where a datagram from `name` to `address` lands and after how long, or nil if the network
+    /// (partitions, blocked links, loss) swallows it.
+    func transit(from name: String, to address: WireAddress) -> (String, Millis)? {
+        guard let target = byAddress[address], target != name else { return nil }
+        if (groups[name] ?? 0) != (groups[target] ?? 0) { return nil }
+        if !blocked.isEmpty, blocked.contains([name, target]) { return nil }
+        if loss > 0, Double.random(in: 0..<1, using: &rng) < loss { return nil }
+        if !linkLoss.isEmpty, let p = linkLoss[[name, target]], Double.random(in: 0..<1, using: &rng) < p { return nil }
+        return (target, Millis.random(in: delay, using: &rng))
     }
 }
 

@@ -40,6 +40,11 @@ final class AddressTests: XCTestCase {
                         guard let target, target != from else { continue }
                         let source = from == "n2" ? n2From : address(from)
                         queue.append((target, nodes[target]!.receive(d, from: source, now: now)))
+                    case .beat(let b, let to):
+                        sends.append((from, to))
+                        let target = to == n2From ? "n2" : nodes.keys.first { address($0) == to }
+                        guard let target, target != from else { continue }
+                        queue.append((target, nodes[target]!.receive(b, sender: from, now: now)))
                     case .event(let e): events.append(e)
                     default: break
                     }

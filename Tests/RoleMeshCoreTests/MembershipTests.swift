@@ -5,7 +5,8 @@ import RoleMeshCore
 final class MembershipTests: XCTestCase {
     var keys: [String: Ed25519.KeyPair] = [:]
     var nodes: [String: Membership] = [:]
-    var inbox: [(Datagram, WireAddress, String)] = []
+    /// A datagram or a beat (the other is nil), its source and its destination.
+    var inbox: [(Datagram?, Beat?, WireAddress, String)] = []
     var now: Millis = 0
 
     func address(_ name: String) -> WireAddress { WireAddress(ip: [127, 0, 0, UInt8(name.last!.asciiValue! - 48 + 1)], port: 7946) }
@@ -21,8 +22,14 @@ final class MembershipTests: XCTestCase {
     }
 
     func route(_ actions: [MembershipAction], from: String) {
-        for case .send(let d, let to) in actions {
-            if let target = nodes.keys.first(where: { address($0) == to }) { inbox.append((d, address(from), target)) }
+        for a in actions {
+            switch a {
+            case .send(let d, let to):
+                if let target = nodes.keys.first(where: { address($0) == to }) { inbox.append((d, nil, address(from), target)) }
+            case .beat(let b, let to):
+                if let target = nodes.keys.first(where: { address($0) == to }) { inbox.append((nil, b, address(from), target)) }
+            default: break
+            }
         }
     }
 
@@ -34,10 +41,11 @@ final class MembershipTests: XCTestCase {
             var guardCount = 0
             while !inbox.isEmpty, guardCount < 100_000 {
                 guardCount += 1
-                let (d, from, to) = inbox.removeFirst()
+                let (d, b, from, to) = inbox.removeFirst()
                 let sender = nodes.keys.first { address($0) == from }!
                 if down.contains(to) || down.contains(sender) { continue }
-                route(nodes[to]!.receive(d, from: from, now: now), from: to)
+                if let d { route(nodes[to]!.receive(d, from: from, now: now), from: to) }
+                if let b { route(nodes[to]!.receive(b, sender: sender, now: now), from: to) }
             }
             for (n, core) in nodes where !down.contains(n) { route(core.tick(now: now), from: n) }
         }
@@ -148,8 +156,8 @@ extension MembershipTests {
         // n2 hears of it: one more input that changed its view.
         var heard: [Int] = []
         while !inbox.isEmpty {
-            let (d, from, to) = inbox.removeFirst()
-            if to == "n2" { heard += viewChanges(nodes["n2"]!.receive(d, from: from, now: now)) }
+            let (d, _, from, to) = inbox.removeFirst()
+            if to == "n2", let d { heard += viewChanges(nodes["n2"]!.receive(d, from: from, now: now)) }
         }
         XCTAssertEqual(heard.count, 1)
         XCTAssertEqual(viewChanges(core.leave(now: now)), [], "a node that left routes nothing")

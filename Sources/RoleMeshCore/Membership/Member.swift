@@ -30,6 +30,8 @@ struct Member {
     var secondHand = false
     /// The newest version it spoke at while final here (verified), so a replay earns no notice.
     var finalHeard: Version?
+    /// The newest beat accepted from it: a beat must be newer to count (protocol.md 6.6).
+    var lastBeat: Beat?
 
     /// Addresses follow devices: the newest authenticated direct source wins; the announced address
     /// is used only until something arrived from the member directly.

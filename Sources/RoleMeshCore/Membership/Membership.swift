@@ -45,8 +45,8 @@ public final class Membership {
     public let profile: TimingProfile
     let crypto: StatementCrypto
     var rng: SplitMix64
-    public private(set) var me: Heartbeat
-    private(set) var myEntry: SignedEntry
+    public internal(set) var me: Heartbeat
+    var myEntry: SignedEntry
     /// Every change that adds or removes a key marks `memberNames` stale (a plain `didSet` keeps
     /// in-place mutation of members).
     var members: [String: Member] = [:] { didSet { if members.count != cachedNames.count { namesValid = false } } }
@@ -100,6 +100,13 @@ public final class Membership {
     /// The newest probed signals, and when signals were last announced (protocol.md 7.2).
     var latestSignals: Signals
     var signalsAnnouncedAt: Millis
+    /// Beat rounds (protocol.md 7.2, `Membership+Beats.swift`): beats sent since our heartbeat took
+    /// its current version, the version the last round named, and when and to whom the last round
+    /// of signed heartbeats went.
+    var beatCount: UInt64 = 0
+    var lastRoundVersion: Version?
+    var lastFullRound: Millis = .min / 2
+    var lastFullTargets: Set<String> = []
 
     static let retention: Millis = 24 * 3600 * 1000
     static let relayMultiplier = 4
@@ -143,14 +150,7 @@ public final class Membership {
         if now >= nextBeat {
             // Keep the cadence: a beat that fired a little late does not delay the next one.
             nextBeat = max(nextBeat + profile.heartbeat, now + profile.heartbeat / 2)
-            me.seq += 1
-            if signalsWorthAnnouncing(latestSignals, now: now) {
-                me.signals = latestSignals   // held back by the rate limit, or the floor: small drifts go out now and then
-                signalsAnnouncedAt = now
-                markViewChanged()
-            }
-            myEntry = sign(.heartbeat(me))
-            beat()
+            beatRound(now: now)
         }
         if broadcasts.pendingUrgent > 0 { push(now: now) }
         if now >= nextSync {
@@ -687,16 +687,6 @@ public final class Membership {
 
     // MARK: - Sending
 
-    /// Our heartbeat, with piggybacked news, to our watchers (and anyone who suspected us lately).
-    func beat() {
-        let now = lastTick ?? 0
-        extraWatchers = extraWatchers.filter { $0.value > now && members[$0.key]?.isReachable == true }
-        var targets = myWatchers
-        for key in extraWatchers.keys.sorted() where !targets.contains(key) { targets.append(key) }
-        let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
-        for t in targets { sendDatagram([myEntry] + broadcasts.take(budget: budget, recipient: t), to: t) }
-    }
-
     /// News not sent yet goes to `pushFanout` random reachable members now, so it spreads in
     /// O(log N) hops; each taker does the same once, then it rides on beats until its limit.
     func push(now: Millis) {
@@ -883,6 +873,8 @@ public final class Membership {
 
 public enum MembershipAction: Sendable {
     case send(Datagram, to: WireAddress)
+    /// A "still here" beat (`Beat`), sealed as envelope frame 3 by the shell.
+    case beat(Beat, to: WireAddress)
     case event(MeshEvent)
     case persistIncarnation(UInt64)
     case log(String)

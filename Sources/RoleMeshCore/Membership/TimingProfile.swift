@@ -47,6 +47,11 @@ public struct TimingProfile: Equatable, Sendable {
         confirmations: 2, watchers: 2, pushFanout: 3, syncInterval: 60_000, deadRetry: 30_000, joinRetry: 10_000,
         pauseThreshold: 8_000, signalFloor: 300_000)
 
+    /// Between signed heartbeats a node sends its watchers small unsigned beats (`Beat`); a round of
+    /// signed ones goes out at least this often anyway (20 beats: `lan` 9 s), so an address behind a
+    /// NAT that rebinds is followed within it (protocol.md 7.5).
+    public var refreshEvery: Millis { heartbeat * 20 }
+
     /// How long running tasks may finish on leave: ~12 suspect periods, capped at 30 s (fast: 5 s).
     public var leaveGrace: Millis { min(30_000, suspectAfter * 25 / 2) }
 

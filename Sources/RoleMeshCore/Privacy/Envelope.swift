@@ -20,6 +20,7 @@ public enum Envelope {
     public enum Frame: UInt8, Sendable {
         case hello = 1      // proof of key (`SecureGossip`): echo (16) · challenge (16)
         case gossip = 2     // a wire v2 datagram (`Wire`)
+        case beat = 3       // "still here" between signed heartbeats (`Beat`)
     }
 
     public static func seal(_ frame: Frame, _ payload: [UInt8], with pk: PairKey, nonce: UInt64) -> [UInt8] {

@@ -36,7 +36,7 @@ public final class SecureGossip {
     var challenges: [WireAddress: [UInt8]] = [:]
     var lastHello: [WireAddress: Millis] = [:]
     var lastHelloReply: [WireAddress: Millis] = [:]
-    var parked: [WireAddress: [[UInt8]]] = [:]
+    var parked: [WireAddress: [(Envelope.Frame, [UInt8])]] = [:]
     let random: (Int) -> [UInt8]
     /// The envelope nonce: this run's datagram counter, from a random start (`Envelope`).
     var counter: UInt64
@@ -69,16 +69,18 @@ public final class SecureGossip {
 
     // MARK: - Sending
 
-    /// Gossip the core wants at `address`: sealed for the device proven there, or parked behind a
-    /// hello. `expected` is the member the core believes is there (nil for a seed or remembered address).
-    public func send(_ plain: [UInt8], to address: WireAddress, expected: @autoclosure () -> String?, now: Millis) -> [Outgoing] {
+    /// Gossip (or a beat) the core wants at `address`: sealed for the device proven there, or parked
+    /// behind a hello. `expected` is the member the core believes is there (nil for a seed or
+    /// remembered address).
+    public func send(_ plain: [UInt8], frame: Envelope.Frame = .gossip, to address: WireAddress,
+                     expected: @autoclosure () -> String?, now: Millis) -> [Outgoing] {
         if let peer = proven[address], let pk = keys.byName[peer] {
-            return [(Envelope.seal(.gossip, plain, with: pk, nonce: nonce()), address)]
+            return [(Envelope.seal(frame, plain, with: pk, nonce: nonce()), address)]
         }
         proven[address] = nil
         if parked.count >= Self.maxAddresses, parked[address] == nil { parked = [:] }
         var waiting = parked[address] ?? []
-        waiting.append(plain)
+        waiting.append((frame, plain))
         if waiting.count > Self.maxParked { waiting.removeFirst(waiting.count - Self.maxParked) }
         parked[address] = waiting
         return hello(to: address, expected: expected(), now: now)
@@ -109,6 +111,8 @@ public final class SecureGossip {
     public enum Received {
         /// An authenticated gossip datagram from `peer`, for the core.
         case gossip([UInt8], peer: String)
+        /// An authenticated beat (`Beat`) from `peer`, for the core.
+        case beat([UInt8], peer: String)
         case nothing
     }
 
@@ -118,6 +122,7 @@ public final class SecureGossip {
         case .unknownPair: counters.unknownPair += 1; return (.nothing, [])
         case .badMac: counters.badMac += 1; return (.nothing, [])
         case .opened(.gossip, let plain, let pk): return (.gossip(plain, peer: pk.peer), [])
+        case .opened(.beat, let plain, let pk): return (.beat(plain, peer: pk.peer), [])
         case .opened(.hello, let payload, let pk): return (.nothing, helloArrived(payload, from: pk, at: source, now: now))
         case .opened(nil, _, _): return (.nothing, [])     // a later version's frame
         }
@@ -132,8 +137,8 @@ public final class SecureGossip {
             challenges[source] = nil
             if proven.count >= Self.maxAddresses { proven = [:] }
             proven[source] = pk.peer
-            for plain in parked.removeValue(forKey: source) ?? [] {
-                out.append((Envelope.seal(.gossip, plain, with: pk, nonce: nonce()), source))
+            for (frame, plain) in parked.removeValue(forKey: source) ?? [] {
+                out.append((Envelope.seal(frame, plain, with: pk, nonce: nonce()), source))
             }
         }
         if theirs != Self.none, now - (lastHelloReply[source] ?? Millis.min / 2) >= Self.helloReplyInterval {

@@ -141,7 +141,10 @@ final class Mesh {
         // Ready when the agent holds one more socket (the accepted watch connection).
         for n in on {
             let ok = waitUntil(timeout: 10, interval: 0.02) { ProcFS.socketCount(self.pids[n]!) > baseline[n]! }
-            guard ok, isRunning(out[n]!.pid) else { throw BenchError("watch on \(n) did not connect: \(tail(root + "/watch-\(n).err"))") }
+            guard ok, isRunning(out[n]!.pid) else {
+                throw BenchError("watch on \(n) did not connect (Unix sockets held: \(baseline[n]!) before, \(ProcFS.socketCount(pids[n]!)) now; "
+                                 + "watch \(isRunning(out[n]!.pid) ? "running" : "exited")): \(tail(root + "/watch-\(n).err"))")
+            }
         }
         sleepSeconds(0.2)     // the request line is read and the watcher registered on the agent's queue
         return out

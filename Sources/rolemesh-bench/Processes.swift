@@ -316,13 +316,31 @@ enum ProcFS {
     static func socketCount(_ pid: pid_t) -> Int {
         let dir = "/proc/\(pid)/fd"
         guard let fds = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
+        // Only Unix-domain sockets (the control socket and its connections): the agent's TCP task and
+        // slot connections come and go on their own, slowly under packet loss, and would blur the count.
+        // A connection's server end lives in the *client's* namespace (the bench's), not the agent's.
+        let unix = unixSocketInodes("/proc/\(pid)/net/unix").union(unixSocketInodes("/proc/self/net/unix"))
         var n = 0
         var buf = [CChar](repeating: 0, count: 256)
         for f in fds {
             let len = readlink(dir + "/" + f, &buf, buf.count - 1)
-            if len > 7, String(decoding: buf[0..<7].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "socket:" { n += 1 }
+            guard len > 9 else { continue }
+            let link = String(decoding: buf[0..<len].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard link.hasPrefix("socket:["), link.hasSuffix("]") else { continue }
+            if unix.contains(String(link.dropFirst(8).dropLast())) { n += 1 }
         }
         return n
+    }
+
+    /// Inodes of the Unix-domain sockets a /proc/…/net/unix file lists (column 7).
+    static func unixSocketInodes(_ path: String) -> Set<String> {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        var out: Set<String> = []
+        for line in text.split(separator: "\n").dropFirst() {
+            let cols = line.split(separator: " ", omittingEmptySubsequences: true)
+            if cols.count >= 7 { out.insert(String(cols[6])) }
+        }
+        return out
     }
 
     /// The Udp line of /proc/[pid]/net/snmp (the network namespace of `pid`, or ours).

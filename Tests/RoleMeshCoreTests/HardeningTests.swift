@@ -128,6 +128,28 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(state(n1, "n2"), .dead, "two words from two keys, after silence")
     }
 
+    /// A crashed node's last heartbeat may still be travelling (a relay, a sync sample) after the
+    /// words against it arrived: it is not evidence it spoke since, so it wipes neither the words
+    /// nor the silence, and the death goes through (it used to leave one survivor holding it alive).
+    func testARelayedRecordAfterTheWordsDoesNotUndoThem() {
+        let (n1, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
+        for n in ["n2", "n3", "n4", "n5"] { _ = n1.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
+        _ = n1.receive(bytes: gossip([heartbeat("n3", seq: 2), accusation("n3", .dead, "n2", 1)]), from: address("n3"), now: 150)
+        _ = n1.receive(bytes: gossip([heartbeat("n5", seq: 2), heartbeat("n2", seq: 7)]), from: address("n5"), now: 160)
+        _ = n1.receive(bytes: gossip([heartbeat("n4", seq: 2), accusation("n4", .suspect, "n2", 1)]), from: address("n4"), now: 170)
+        XCTAssertEqual(state(n1, "n2"), .alive, "heard 160 ms ago: not silent long enough yet")
+        _ = n1.tick(now: 420)
+        XCTAssertEqual(state(n1, "n2"), .dead, "the held dead word still counts once the silence is long enough")
+        // Its own datagram is evidence: a fresh direct heartbeat at the same incarnation clears the words.
+        let (n6, _) = core("n6", trusting: ["n2", "n3", "n4"])
+        for n in ["n2", "n3", "n4"] { _ = n6.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
+        _ = n6.receive(bytes: gossip([heartbeat("n3", seq: 2), accusation("n3", .dead, "n2", 1)]), from: address("n3"), now: 150)
+        _ = n6.receive(bytes: gossip([heartbeat("n2", seq: 7)]), from: address("n2"), now: 160)
+        _ = n6.receive(bytes: gossip([heartbeat("n4", seq: 2), accusation("n4", .suspect, "n2", 1)]), from: address("n4"), now: 170)
+        _ = n6.tick(now: 420)
+        XCTAssertEqual(state(n6, "n2"), .alive, "n2 spoke after the dead claim: that claim no longer counts")
+    }
+
     func testDeadClaimNeedsSilence() {
         let (n1, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
         for n in ["n2", "n3", "n4", "n5"] { _ = n1.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }

@@ -356,11 +356,21 @@ public final class Membership {
         case .rateLimited: return .rateLimited
         }
 
-        let newState: MemberState = hb.status == .left ? .left : .alive
+        // Evidence that it spoke after anything held against it: its own datagram, or a new
+        // incarnation (a refutation, a restart). A relayed record at the same incarnation is not:
+        // it may have been signed before the accusations we hold (with beats, versions change
+        // rarely, so a crashed node's last one still travels after its death), and if the member
+        // is really up, it refutes them itself.
+        let spoke = direct || old == nil || old!.heartbeat.incarnation != hb.incarnation
+        let newState: MemberState = hb.status == .left ? .left : (!spoke && old?.state == .suspect ? .suspect : .alive)
         // A member first heard of through a relay or a sync may have died since: its record is not
         // fresh evidence, so a death claim arriving with it still counts.
         let learnedSecondHand = old == nil && !direct
-        let heard = learnedSecondHand ? now - suspectAfter / 2 : now
+        // Only the member's own datagram says it is up *now*. A relayed record (a push, a sync
+        // sample) may be seconds old: it counts as heard half a suspicion period ago, so it never
+        // holds off a dead claim that has its words (6.3) — else a survivor that happened to get a
+        // sample just after the crash learns of the death 0.7 s after everyone else.
+        let heard = direct ? now : max(old?.lastHeard ?? .min / 2, now - suspectAfter / 2)
         var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
             m.accusers = []
@@ -369,15 +379,17 @@ public final class Membership {
         m.heartbeat = hb
         m.entry = entry
         m.lastHeard = heard
-        m.suspectSince = nil
-        suspecting.remove(hb.name)
         m.secondHand = learnedSecondHand
         secondHandSince[hb.name] = learnedSecondHand ? now : nil
-        // It spoke again: earlier accusations no longer confirm anything.
-        m.deadWord = nil
-        if !m.accusers.isEmpty {
-            m.accusers = []
-            seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.kind != .suspect }
+        if spoke {
+            // It spoke again: our suspicion ends, and earlier accusations no longer confirm anything.
+            m.suspectSince = nil
+            suspecting.remove(hb.name)
+            m.deadWord = nil
+            if !m.accusers.isEmpty {
+                m.accusers = []
+                seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.kind != .suspect }
+            }
         }
         if direct { m.observed = source }
         let changedState = old == nil || old!.state != newState

@@ -31,7 +31,8 @@ let package = Package(
         // An in-memory network in virtual time that drives the real core.
         .target(name: "RoleMeshSimulation", dependencies: ["RoleMeshCore"]),
         // The control socket's typed protocol (requests, replies, task records): what the CLI
-        // and the agent both speak, as JSON through Foundation's coders.
+        // and the agent both speak, as JSON through FoundationEssentials' coders (never full Foundation:
+        // ICU and ~6 MiB of RSS, docs/benchmarks.md).
         .target(name: "RoleMeshControl"),
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
         .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium", "CLinux",

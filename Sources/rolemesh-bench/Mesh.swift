@@ -63,8 +63,11 @@ final class Mesh {
     func log(_ name: String) -> String { root + "/\(name).log" }
 
     /// Starts every agent, then waits (bounded) until each control socket answers.
-    func start() throws {
-        for name in names {
+    func start() throws { try start(names) }
+
+    /// Starts these agents (again, after a leave), then waits (bounded) until each control socket answers.
+    func start(_ some: [String]) throws {
+        for name in some {
             var path = rolemeshBinary
             var args = ["agent", "--dir", dir(name)]
             if let netns, let ip = Netns.ipTool {
@@ -75,7 +78,7 @@ final class Mesh {
                                 label: "agent \(name)", dieWithBench: true)
             pids[name] = pid
         }
-        for name in names {
+        for name in some {
             let ok = waitUntil(timeout: 15, interval: 0.05) { self.status(name) != nil || !isRunning(self.pids[name]!) }
             guard ok, isRunning(pids[name]!) else {
                 throw BenchError("agent \(name) did not start: \(tail(log(name)))")
@@ -154,6 +157,17 @@ final class Mesh {
         guard let pid = pids[name] else { return }
         killAndReap(pid)
         pids[name] = nil
+    }
+
+    /// Waits (bounded) for an agent that stops by itself (`rolemesh leave`), then kills it if it did not.
+    /// True if it exited on its own.
+    @discardableResult
+    func awaitExit(_ name: String, timeout: Double) -> Bool {
+        guard let pid = pids[name] else { return true }
+        let exited = reap(pid, timeout: timeout) != nil
+        if !exited { killAndReap(pid) }
+        pids[name] = nil
+        return exited
     }
 
     func stopWatchers() {

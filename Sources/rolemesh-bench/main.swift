@@ -31,6 +31,8 @@ case "idle":
     IdleBench.main(rest)
 case "failover":
     FailoverBench.main(rest)
+case "leave":
+    LeaveBench.main(rest)
 case "tasks":
     TasksBench.main(rest)
 case "scale":

@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshAgent
 import RoleMeshCore
 
@@ -28,7 +37,7 @@ struct RoleMesh: ParsableCommand {
             try command.run()
         } catch {
             if let hint = Arguments.hint(forError: message(for: error), args) {
-                FileHandle.standardError.write(Data("Error: \(message(for: error))\nrolemesh: \(hint)\n".utf8))
+                _ = FD.writeAll(2, Array("Error: \(message(for: error))\nrolemesh: \(hint)\n".utf8))
                 exit(withError: ExitCode(64))
             }
             exit(withError: error)
@@ -58,16 +67,16 @@ enum RoleMeshCLI {
 
     static func fail(_ e: MeshError) -> Never {
         // Messages may come from the agent or another node: never raw control characters.
-        FileHandle.standardError.write(Data("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))
+        _ = FD.writeAll(2, Array("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))
         exit(e.code)
     }
 }
 
 func printOut(_ s: String) {
-    FileHandle.standardOutput.write(Data((s.hasSuffix("\n") ? s : s + "\n").utf8))
+    _ = FD.writeAll(1, Array((s.hasSuffix("\n") ? s : s + "\n").utf8))
 }
 
 /// A remark on stderr that is not a failure (the command still exits 0).
 func printNote(_ s: String) {
-    FileHandle.standardError.write(Data("rolemesh: \(s.escapingControlCharacters)\n".utf8))
+    _ = FD.writeAll(2, Array("rolemesh: \(s.escapingControlCharacters)\n".utf8))
 }

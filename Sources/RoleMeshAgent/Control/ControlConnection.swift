@@ -4,7 +4,11 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshControl
 
 /// One client of the control socket. Never blocks the agent queue, which also ticks the

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One line of `rolemesh doctor`: what was checked, what was found, and for a failure the
 /// command (or the one step) that fixes it.
@@ -22,9 +26,9 @@ public struct DoctorCheck: Codable, Equatable, Sendable {
     /// the command becomes the fix, the rest the detail, so both say the same thing.
     static func fail(_ name: String, _ error: MeshError, fix fallback: String) -> DoctorCheck {
         let m = error.message
-        if let run = m.range(of: "run `", options: .backwards), m.hasSuffix("`") {
+        if let run = m.ranges(of: "run `").last, m.hasSuffix("`") {
             let command = String(m[run.upperBound..<m.index(before: m.endIndex)])
-            let detail = m[..<run.lowerBound].trimmingCharacters(in: CharacterSet(charactersIn: ";: "))
+            let detail = m[..<run.lowerBound].trimmed { ";: ".contains($0) }
             return fail(name, detail, fix: command)
         }
         return fail(name, m, fix: fallback)

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// The checks that ask others: this node's agent on its control socket, the seeds, and every
@@ -33,7 +37,7 @@ enum MeshChecks {
         let env = ProcessInfo.processInfo.environment
         for system in [false, true] {
             let unit = ServiceUnit(manager: ServiceUnit.platformManager, system: system, node: config.name, binary: "",
-                                   dir: node.root.path, home: env["HOME"] ?? NSHomeDirectory())
+                                   dir: node.root.path, home: env["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path)
             guard unit.manager == .systemd, FileManager.default.fileExists(atPath: unit.folder(environment: env) + "/" + unit.fileName) else { continue }
             return (system ? "sudo systemctl start " : "systemctl --user start ") + unit.name
         }

@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `DIR/hooks/`: every executable there runs once per `watch` event, with the event's JSON line
 /// on stdin, `ROLEMESH_EVENT`, `ROLEMESH_NODE` (the member the event is about) and

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// `signals.idle` / `idle_s` (README, "Background work"): the device is idle when nobody uses it
@@ -91,7 +95,7 @@ public final class IdleProbe: Sendable {
     public static func hidIdleSeconds(_ ioreg: String) -> Int? {
         for line in ioreg.split(separator: "\n") where line.contains("\"HIDIdleTime\"") {
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: eq)...].trimmed
             if let ns = UInt64(value) { return Int(ns / 1_000_000_000) }
         }
         return nil
@@ -102,7 +106,7 @@ public final class IdleProbe: Sendable {
     public static func displaySleepPrevented(_ pmset: String) -> Bool? {
         var systemWide = false
         for raw in pmset.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmed
             if line.hasPrefix("Assertion status system-wide") { systemWide = true; continue }
             if line.hasPrefix("Listed by owning process") || line.hasPrefix("Kernel Assertions") { systemWide = false; continue }
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -147,19 +151,7 @@ public final class IdleProbe: Sendable {
 
     /// `TOOL ARGS` (loginctl; ioreg and pmset on macOS), at most 2 s; nil if it is missing, fails or hangs.
     private static func run(_ tool: String, _ args: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        let done = DispatchSemaphore(value: 0)
-        p.terminationHandler = { _ in done.signal() }
-        do { try p.run() } catch { return nil }
-        // Its output is small (loginctl: a few lines; ioreg: one object at depth 1), well under a
-        // pipe's buffer: wait first, then read.
-        if done.wait(timeout: .now() + 2) == .timedOut { p.terminate(); return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        let r = Spawn.capture([tool] + args, keep: 1, quiet: true, within: 2)
+        return r.status == 0 ? r.output : nil
     }
 }

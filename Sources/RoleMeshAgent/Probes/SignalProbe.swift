@@ -1,4 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// Reads this device's resource signals for the heartbeat.
@@ -43,7 +52,7 @@ public struct SignalProbe: Sendable {
         // Fake trees (tests) describe their CPUs in cpuinfo, one `processor : N` line each.
         guard let info = text("proc/cpuinfo") else { return nil }
         let n = info.split(separator: "\n").filter {
-            $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == "processor"
+            $0.split(separator: ":").first?.trimmed == "processor"
         }.count
         return n > 0 ? n : nil
     }
@@ -159,8 +168,7 @@ public struct SignalProbe: Sendable {
     // MARK: - helpers
 
     private func text(_ rel: String) -> String? {
-        (try? String(contentsOfFile: root + rel, encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        (try? String(contentsOfFile: root + rel, encoding: .utf8))?.trimmed
     }
 
     private func number(_ rel: String) -> Double? { text(rel).flatMap { Double($0) } }
@@ -170,8 +178,7 @@ public struct SignalProbe: Sendable {
     }
 
     private func exists(_ rel: String) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: root + rel, isDirectory: &isDir) && isDir.boolValue
+        FileManager.default.isDirectory(atPath: root + rel)
     }
 
     #if os(macOS)

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// Reads every `roles/ROLE/schedule.toml` of the node. A file that does not parse is reported
@@ -17,7 +21,7 @@ enum ScheduleFiles {
             } catch let e as ConfigError {
                 errors[name] = e.description
             } catch {
-                errors[name] = "\(name): cannot be read (\(error.localizedDescription))"
+                errors[name] = "\(name): cannot be read (\(error.sentence))"
             }
         }
         return (schedules, errors)

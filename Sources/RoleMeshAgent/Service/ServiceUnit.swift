@@ -1,4 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The file that runs `rolemesh agent --dir DIR` at login or boot: a systemd unit on Linux, a
 /// launchd property list on macOS. Pure text, so `service install --print` and the tests see
@@ -78,7 +87,7 @@ public struct ServiceUnit: Equatable, Sendable {
         commands.map { argv in
             argv.map { w in
                 w.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:@%+".contains($0) }) && !w.isEmpty
-                    ? w : "'" + w.replacingOccurrences(of: "'", with: "'\\''") + "'"
+                    ? w : "'" + w.replacingScalar("'", with: "'\\''") + "'"
             }.joined(separator: " ")
         }.joined(separator: " && ")
     }
@@ -133,9 +142,9 @@ public struct ServiceUnit: Equatable, Sendable {
     /// One ExecStart word: quoted when it holds a space or quote, with systemd's `%` and `$`
     /// specifiers doubled so a path is taken literally.
     static func systemdQuoted(_ word: String) -> String {
-        var w = word.replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "$", with: "$$")
+        var w = word.replacingScalar("%", with: "%%").replacingScalar("$", with: "$$")
         guard w.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "'" || $0 == "\\" }) || w.isEmpty else { return w }
-        w = w.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        w = w.replacingScalar("\\", with: "\\\\").replacingScalar("\"", with: "\\\"")
         return "\"\(w)\""
     }
 
@@ -143,8 +152,8 @@ public struct ServiceUnit: Equatable, Sendable {
 
     func launchdPlist() -> String {
         func string(_ s: String) -> String {
-            "<string>" + s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-                .replacingOccurrences(of: ">", with: "&gt;") + "</string>"
+            "<string>" + s.replacingScalar("&", with: "&amp;").replacingScalar("<", with: "&lt;")
+                .replacingScalar(">", with: "&gt;") + "</string>"
         }
         let log = (system ? "/Library/Logs" : "\(home)/Library/Logs") + "/rolemesh-\(node).log"
         var plist = """

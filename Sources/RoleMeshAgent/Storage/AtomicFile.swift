@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// The one way a file is replaced: a temporary file in the same folder, written and fsynced,
@@ -21,7 +25,7 @@ public enum AtomicFile {
     public static func replace(_ url: URL, with bytes: [UInt8], durable: Bool = true) throws(MeshError) {
         let folder = url.deletingLastPathComponent().path
         // A unique name: two writers of the same file never share a temporary.
-        let suffix = Ed25519.randomBytes(6).map { String(format: "%02x", $0) }.joined()
+        let suffix = Ed25519.randomBytes(6).hex
         let tmp = "\(folder)/.\(url.lastPathComponent).\(suffix).tmp"
         func failure(_ what: String) -> MeshError {
             let e = MeshError(MeshError.other, "cannot \(what) \(url.path): \(String(cString: strerror(errno)))")

@@ -4,7 +4,11 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// The agent's file writes, one at a time and in the order they were asked for, on a queue of

@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// Trust is the presence of a file: `keys/NAME.pub` lets NAME in; our own secret is
@@ -37,7 +41,7 @@ public enum KeyStore {
         } catch let e as MeshError {
             throw e
         } catch {
-            throw MeshError(MeshError.other, "cannot write keys in \(dir.keysDir.path): \(error.localizedDescription)")
+            throw MeshError(MeshError.other, "cannot write keys in \(dir.keysDir.path): \(error.sentence)")
         }
     }
 

@@ -1,4 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// The files of one node (contract: "A node's directory").
@@ -43,8 +52,8 @@ public struct NodeDirectory: Sendable {
             report("\(folder) was open to group or others; now 0700")
         }
         var changed = 0
-        if let walk = FileManager.default.enumerator(atPath: stateDir.path) {
-            for case let rel as String in walk where tighten(stateDir.path + "/" + rel) { changed += 1 }
+        for rel in (try? FileManager.default.subpathsOfDirectory(atPath: stateDir.path)) ?? [] where tighten(stateDir.path + "/" + rel) {
+            changed += 1
         }
         if changed > 0 { report("\(changed) files under \(stateDir.path) were open to group or others; now owner-only") }
     }
@@ -55,7 +64,7 @@ public struct NodeDirectory: Sendable {
             throw MeshError(MeshError.config, "cannot read \(configFile.path): run `rolemesh init NAME` first")
         }
         do { return try NodeConfig.parse(text) } catch {
-            throw MeshError(MeshError.config, "\(configFile.path): \(error.description.replacingOccurrences(of: "node.toml", with: "").trimmingCharacters(in: CharacterSet(charactersIn: ": ")))")
+            throw MeshError(MeshError.config, "\(configFile.path): \(error.description.replacing("node.toml", with: "").trimmed { ": ".contains($0) })")
         }
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshControl
 
 /// One JSON file in `state/` that the agent keeps between runs (slot records, trust statements,

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import RoleMeshControl
 import RoleMeshCore
 
 /// What the agent keeps across restarts under `DIR/state/`: its incarnation (which only
@@ -12,14 +17,14 @@ public struct StateStore: Sendable {
 
     public func prepare() throws(MeshError) {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw MeshError(MeshError.other, "cannot create \(dir.path): \(error.localizedDescription)")
+            throw MeshError(MeshError.other, "cannot create \(dir.path): \(error.sentence)")
         }
     }
 
     /// The incarnation for this run: one above the last one used, persisted before use.
     public func nextIncarnation() throws(MeshError) -> UInt64 {
         let last = (try? String(contentsOf: incarnationFile, encoding: .utf8))
-            .flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+            .flatMap { UInt64($0.trimmed) } ?? 0
         let next = last + 1
         try saveIncarnation(next)
         return next
@@ -30,14 +35,11 @@ public struct StateStore: Sendable {
     }
 
     public func loadPeers() -> [String: String] {
-        guard let data = try? Data(contentsOf: peersFile),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: String] else { return [:] }
-        return obj
+        guard let data = try? Data(contentsOf: peersFile) else { return [:] }
+        return ControlJSON.decode([String: String].self, from: data) ?? [:]
     }
 
     public func savePeers(_ peers: [String: WireAddress]) throws(MeshError) {
-        let obj = peers.mapValues(\.description)
-        guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]) else { return }
-        try AtomicFile.replace(peersFile, with: [UInt8](data))
+        try AtomicFile.replace(peersFile, with: [UInt8](ControlJSON.line(peers.mapValues(\.description))))
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Synchronization
 
@@ -73,9 +77,10 @@ struct LineLogHandler: LogHandler {
 
     func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
              source: String, file: String, function: String, line: UInt) {
-        FileHandle.standardError.writeLogLine(Self.format(level: level, message: "\(message)",
-                                                         metadata: self.metadata.merging(extra ?? [:]) { $1 },
-                                                         time: Self.stampTime ? Clock.rfc3339() : nil))
+        // Never trapping: a closed stderr loses the line, it does not bring the agent down.
+        let line = Self.format(level: level, message: "\(message)", metadata: self.metadata.merging(extra ?? [:]) { $1 },
+                               time: Self.stampTime ? Clock.rfc3339() : nil)
+        _ = FD.writeAll(2, Array(line.utf8))
     }
 
     /// One line. Names and sentences may come from unauthenticated peers, so control characters
@@ -91,11 +96,6 @@ struct LineLogHandler: LogHandler {
     /// A value as `key=value` shows it: quoted when it has a space, a quote or is empty.
     static func quoted(_ v: String) -> String {
         guard v.isEmpty || v.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return v }
-        return "\"" + v.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\"" + v.replacingScalar("\"", with: "\\\"") + "\""
     }
-}
-
-extension FileHandle {
-    /// Not the trapping `write(_:)`: a closed stderr must not bring the agent down.
-    func writeLogLine(_ line: String) { try? write(contentsOf: Data(line.utf8)) }
 }

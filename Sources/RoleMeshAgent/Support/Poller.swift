@@ -5,7 +5,11 @@ import CLinux
 import Darwin
 #endif
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Readiness of short-lived descriptors (task pipes, task and control connections, pidfds): one
 /// thread in `epoll_wait`, each registration named by a number that is never reused.
@@ -46,9 +50,7 @@ public final class Poller: Sendable {
         epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epfd >= 0, "epoll_create1 failed: \(String(cString: strerror(errno)))")
         // One event-loop thread for the whole process, like libdispatch's own manager thread.
-        let thread = Thread { [self] in run() }
-        thread.name = "rolemesh.poller"
-        thread.start()
+        OwnThread.start(name: "rolemesh.poller") { [self] in run() }
     }
 
     private func run() {

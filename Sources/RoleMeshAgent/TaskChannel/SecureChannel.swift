@@ -4,7 +4,11 @@ import Glibc
 import Darwin
 #endif
 import CSodium
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// The task channel between two agents: TCP, mutually authenticated with both nodes'

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// Asks a node's task port whether it trusts us, the way a task connection would: our signed
@@ -21,7 +25,7 @@ public enum TrustProbe {
         do { io = try await SecureChannel.openTCP(to: address, peer: "\(address)", from: local) } catch {
             // "cannot reach A at A: Connection refused": the system's part is what is new.
             let m = error.message
-            return .unreachable(m.range(of: ": ", options: .backwards).map { String(m[$0.upperBound...]) } ?? m)
+            return .unreachable(m.ranges(of: ": ").last.map { String(m[$0.upperBound...]) } ?? m)
         }
         defer { io.abort() }
         do {

@@ -3,7 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Background runs start at the lowest CPU and I/O priority, all three set before the task's
 /// first instruction, so nothing it forks ever runs higher: SCHED_IDLE, nice 19 and the idle I/O
@@ -44,12 +48,11 @@ enum BackgroundPriority {
     static func spawn(path: String, args: [String], environment: [String], directory: String,
                       stdin: Int32, stdout: Int32, stderr: Int32) async -> Result<pid_t, Spawn.Errno> {
         await withCheckedContinuation { c in
-            let t = Thread {
+            OwnThread.start(name: "rolemesh.spawn") {
                 lowerThisThread()
                 c.resume(returning: Spawn.start(path: path, args: args, environment: environment, directory: directory,
                                                 stdin: stdin, stdout: stdout, stderr: stderr))
             }
-            t.start()
         }
     }
 }

@@ -4,7 +4,11 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshControl
 import RoleMeshCore
 
@@ -415,7 +419,7 @@ actor Executor {
 /// the rest was cut (the submitter still saw all of it live).
 public final class OutputLog: Sendable {
     private struct State {
-        var handle: FileHandle?     // the file, until closed; both output pumps append to it
+        var fd: Int32               // the file, until closed (-1); both output pumps append to it
         var kept = 0
         var cut = false
     }
@@ -424,8 +428,7 @@ public final class OutputLog: Sendable {
     private let onAppend: @Sendable () -> Void
 
     public init(url: URL, limit: Int = Int.max, onAppend: @escaping @Sendable () -> Void = {}) {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
-        state = Locked(State(handle: try? FileHandle(forWritingTo: url)))
+        state = Locked(State(fd: open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)))
         self.limit = limit
         self.onAppend = onAppend
     }
@@ -436,33 +439,32 @@ public final class OutputLog: Sendable {
     }
 
     public func append(_ type: FrameType, _ bytes: [UInt8]) {
-        // Never the trapping `write(_:)`: output after close (a lingering grandchild) or a full
-        // disk loses log bytes, not the agent.
+        // Output after close (a lingering grandchild) or a full disk loses log bytes, not the agent.
         let written = state.withLock { s -> Bool in
-            guard let h = s.handle, !s.cut else { return false }
-            var record = Data(Frame.plainHeader(type, count: bytes.count) + bytes)
+            guard s.fd >= 0, !s.cut else { return false }
+            var record = Frame.plainHeader(type, count: bytes.count) + bytes
             if s.kept + bytes.count > limit {
                 s.cut = true
                 let room = max(0, limit - s.kept)
                 let note = Array(Self.cutNote(limit: limit).utf8)
-                record = room > 0 ? Data(Frame.plainHeader(type, count: room) + bytes[0..<room]) : Data()
-                record += Data(Frame.plainHeader(.stderr, count: note.count) + note)
+                record = room > 0 ? Frame.plainHeader(type, count: room) + bytes[0..<room] : []
+                record += Frame.plainHeader(.stderr, count: note.count) + note
             }
             s.kept += bytes.count
-            try? h.write(contentsOf: record)
+            _ = FD.writeAll(s.fd, record)
             return true
         }
         if written { onAppend() }
     }
 
-    public func close() { state.withLock { s in try? s.handle?.close(); s.handle = nil } }
+    public func close() { state.withLock { s in if s.fd >= 0 { sysClose(s.fd) }; s.fd = -1 } }
 
     /// Reads records as they are appended; a partly written record waits for the rest.
     public final class Reader {
-        let handle: FileHandle?
+        let fd: Int32
         var buffer = [UInt8]()
-        public init(url: URL) { handle = try? FileHandle(forReadingFrom: url) }
-        deinit { try? handle?.close() }
+        public init(url: URL) { fd = open(url.path, O_RDONLY | O_CLOEXEC) }
+        deinit { if fd >= 0 { sysClose(fd) } }
 
         public func next() -> (FrameType, [UInt8])? {
             while true {
@@ -474,8 +476,11 @@ public final class OutputLog: Sendable {
                         return (type, bytes)
                     }
                 }
-                guard let data = try? handle?.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
-                buffer += data
+                guard fd >= 0 else { return nil }
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                let n = chunk.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress, $0.count) }
+                guard n > 0 else { return nil }
+                buffer += chunk[0..<n]
             }
         }
     }

@@ -4,7 +4,11 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Starting a task process with `posix_spawn`: the file itself (never through `env` or a shell,
 /// so no byte of its name or arguments is interpreted), default signal handling and an empty
@@ -44,6 +48,46 @@ public enum Spawn {
     }
 
     struct Errno: Error { let code: Int32 }
+
+    /// A system tool run to its end, one of its outputs kept (what Foundation's `Process` and
+    /// `Pipe` did): `argv[0]` an absolute path, this process's environment, stdin from /dev/null.
+    /// Output `keep` (1 or 2) is captured; the other one passes through, or goes to /dev/null
+    /// when `quiet`. Past `seconds` (if given) the tool is killed and its output dropped (status
+    /// nil); nil too, with the reason as output, when it cannot start.
+    public static func capture(_ argv: [String], keep: Int32, quiet: Bool = false,
+                               within seconds: Double? = nil) -> (status: Int32?, output: String) {
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        guard null >= 0, let (readEnd, writeEnd) = pipe() else {
+            if null >= 0 { sysClose(null) }
+            return (nil, String(cString: strerror(errno)))
+        }
+        let other: Int32 = quiet ? null : (keep == 1 ? 2 : 1)
+        let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        let started = start(path: argv[0], args: Array(argv.dropFirst()), environment: env, directory: ".",
+                            stdin: null, stdout: keep == 1 ? writeEnd : other, stderr: keep == 2 ? writeEnd : other)
+        sysClose(writeEnd)
+        sysClose(null)
+        defer { sysClose(readEnd) }
+        guard case .success(let pid) = started else {
+            if case .failure(let e) = started { return (nil, String(cString: strerror(e.code))) }
+            return (nil, "")
+        }
+        var out = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let deadline = seconds.map(FD.deadline(in:))
+        var timedOut = false
+        while true {
+            if let deadline, !FD.waitReadable(readEnd, until: deadline) { timedOut = true; break }
+            let n = chunk.withUnsafeMutableBytes { sysRead(readEnd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        if timedOut { kill(-pid, SIGKILL) }   // its own process group: what it started goes too
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (timedOut ? nil : decode(status), String(decoding: out, as: UTF8.self))
+    }
 
     /// A pipe: (read end, write end), both close-on-exec (the child gets its copies by dup2).
     static func pipe() -> (Int32, Int32)? {
@@ -96,9 +140,12 @@ public enum Spawn {
 
     /// The words of the file's `#!` line, if it starts with one.
     static func shebangWords(of path: String) -> [String]? {
-        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? h.close() }
-        let head = (try? h.read(upToCount: 256)) ?? Data()
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { sysClose(fd) }
+        var head = [UInt8](repeating: 0, count: 256)
+        let n = head.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress, $0.count) }
+        head.removeLast(256 - max(n, 0))
         guard head.starts(with: [0x23, 0x21]) else { return nil }
         let line = head.dropFirst(2).prefix { $0 != 0x0a }
         return String(decoding: line, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshControl
 import RoleMeshCore
 
@@ -26,7 +30,7 @@ public final class TaskJournal: Sendable {
     }
 
     public static func newID() -> String {
-        Ed25519.randomBytes(16).map { String(format: "%02x", $0) }.joined()
+        Ed25519.randomBytes(16).hex
     }
 
     func folder(_ id: String) -> URL { root.appendingPathComponent(id) }

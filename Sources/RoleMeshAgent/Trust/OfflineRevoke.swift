@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshCore
 
 /// `rolemesh revoke NAME` while this node's agent is not running: the key moves now and the signed

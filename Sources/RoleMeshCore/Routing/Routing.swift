@@ -69,7 +69,7 @@ public enum Routing {
             let s = Score.of(chosen.signals)
             for l in losers {
                 let ls = Score.of(l.signals)
-                let detail = ls == s ? "\(fmt(ls)) = \(fmt(s)), tie broken by name" : "\(fmt(ls)) < \(fmt(s))"
+                let detail = ls == s ? "\(twoDecimals(ls)) = \(twoDecimals(s)), tie broken by name" : "\(twoDecimals(ls)) < \(twoDecimals(s))"
                 skipped.append(.init(node: l.name, reason: "lower score \(detail)"))
             }
         }
@@ -106,7 +106,8 @@ public enum Routing {
         return (sorted.first, Array(sorted.dropFirst()))
     }
 
-    static func fmt(_ d: Double) -> String {
+    /// `d` with exactly two decimals ("0.50"), as `printf("%.2f")` shows a score already rounded to two.
+    public static func twoDecimals(_ d: Double) -> String {
         let v = Int((d * 100).rounded())
         let frac = abs(v % 100)
         return "\(v < 0 ? "-" : "")\(abs(v) / 100).\(frac < 10 ? "0" : "")\(frac)"

@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
@@ -24,7 +28,7 @@ struct Invite: ParsableCommand {
             let seconds = Int(DurationText.seconds(expires) ?? 3600)
             let r = try ControlClient.call(dir.node, .invite(name: name, seconds: seconds), as: InviteReply.self)
             printOut(r.code)
-            FileHandle.standardError.write(Data("on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n".utf8))
+            _ = FD.writeAll(2, Array("on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n".utf8))
         }
     }
 }

@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
@@ -65,7 +69,7 @@ enum StatusText {
             for (r, p) in m.backup.sorted(by: { $0.key < $1.key }) { roles.append("\(r)(b\(p))") }
             let state = m.state + (m.draining ? ",drain" : "") + (m.reach?.hasPrefix("via ") == true ? " (\(m.reach!))" : "")
             let heard = m.name == s.me ? "self" : ms(m.lastHeardMs)
-            rows.append([m.name, m.address, state, String(m.incarnation), String(format: "%.2f", m.score),
+            rows.append([m.name, m.address, state, String(m.incarnation), Routing.twoDecimals(m.score),
                          heard, battery(m.signals), m.signals.throttled.map { $0 ? "yes" : "no" } ?? "-",
                          roles.isEmpty ? "-" : roles.joined(separator: ",")])
         }
@@ -111,7 +115,7 @@ enum StatusText {
         var widths = [Int](repeating: 0, count: rows.map(\.count).max() ?? 0)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         return rows.map { r in
-            r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            r.enumerated().map { i, c in i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count) }
                 .joined(separator: "  ")
         }.joined(separator: "\n")
     }

@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
@@ -53,8 +57,7 @@ struct Roles: ParsableCommand {
     /// Holding a role whose folder is missing here is allowed (tasks may be copied in later), but said.
     static func noteMissingTasks(_ role: String, _ node: NodeDirectory) {
         let folder = node.rolesDir.appendingPathComponent(role).path
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) || !isDir.boolValue {
+        if !FileManager.default.isDirectory(atPath: folder) {
             printNote("\(folder)/ does not exist: \(role) offers no tasks on this node until executable files are put there")
         }
     }

@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshAgent
 
 struct Service: ParsableCommand {
@@ -80,9 +89,9 @@ enum ServiceFiles {
     }
 
     static func write(_ unit: ServiceUnit, to path: String) throws(MeshError) {
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-            throw MeshError(MeshError.other, "cannot create \(folder): \(error.localizedDescription)" + sudoHint(unit))
+            throw MeshError(MeshError.other, "cannot create \(folder): \(error.sentence)" + sudoHint(unit))
         }
         do { try AtomicFile.replace(URL(fileURLWithPath: path), with: unit.render()) } catch {
             throw MeshError(error.code, error.message + sudoHint(unit))

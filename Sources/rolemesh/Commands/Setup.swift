@@ -1,5 +1,15 @@
 import ArgumentParser
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import RoleMeshAgent
 import RoleMeshCore
 
@@ -81,7 +91,7 @@ enum NodeSetup {
         do {
             try FileManager.default.createDirectory(at: node.root, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(at: node.rolesDir, withIntermediateDirectories: true)
-        } catch { throw MeshError(MeshError.other, "cannot create \(node.root.path): \(error.localizedDescription)") }
+        } catch { throw MeshError(MeshError.other, "cannot create \(node.root.path): \(error.sentence)") }
         let pair = try KeyStore.generate(name: config.name, in: node)
         try AtomicFile.replace(node.configFile, with: config.render())
         return pair

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 import RoleMeshAgent
 import RoleMeshControl
@@ -65,7 +69,7 @@ struct Submit: ParsableCommand {
                 case .stderr: _ = FD.writeAll(2, f.payload)
                 case .info:
                     let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
-                    FileHandle.standardError.write(Data("rolemesh: \(message)\n".utf8))
+                    _ = FD.writeAll(2, Array("rolemesh: \(message)\n".utf8))
                 case .exit, .error: try Self.finish(f)
                 default: break
                 }
@@ -131,7 +135,7 @@ struct Tasks: ParsableCommand {
             var notes: [String] = []
             for t in answer.tasks {
                 // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
-                let submitted = t.submitted.dropFirst(5).prefix(14).replacingOccurrences(of: "T", with: " ")
+                let submitted = String(t.submitted.dropFirst(5).prefix(14)).replacingScalar("T", with: " ")
                 rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", t.node ?? "-", t.from, t.state.rawValue,
                              t.exitCode.map(String.init) ?? "-", submitted])
                 if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }

@@ -3,7 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import RoleMeshAgent
 
 /// Runs the platform's own tools (systemctl, launchctl) the way a person would from a shell.
 enum SystemCommand {
@@ -22,16 +27,8 @@ enum SystemCommand {
     /// Runs `argv` (argv[0] absolute) with stdin closed; stdout passes through, stderr is kept
     /// for the one-sentence failure. systemctl and launchctl end on their own.
     static func run(_ argv: [String]) -> Outcome {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        p.standardInput = FileHandle.nullDevice
-        let err = Pipe()
-        p.standardError = err
-        do { try p.run() } catch { return Outcome(status: 127, stderr: error.localizedDescription) }
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Outcome(status: p.terminationStatus, stderr: String(decoding: data, as: UTF8.self))
+        let r = Spawn.capture(argv, keep: 2)
+        return Outcome(status: r.status ?? 127, stderr: r.output)
     }
 
     /// The absolute path of this program, for a unit's ExecStart (a service has another PATH).

@@ -66,8 +66,15 @@ public actor Agent {
     nonisolated let executor: Executor
     nonisolated let submitter: Submitter
     var leaving = false
-    /// Timer ticks since start (signals are probed every few).
-    var ticks = 0
+    /// The core's timer (Wakeups.swift): when it is armed for, when it last ticked, and when
+    /// signals were last probed.
+    var coreTimer: DispatchSourceTimer?
+    var coreTickAt: Millis = .max
+    var lastCoreTick: Millis = .min / 2
+    var lastSignalProbe: Millis = .min / 2
+    /// The slow chores, on one round timer (Wakeups.swift).
+    var chores: [Chore] = []
+    var choreTimer: DispatchSourceTimer?
     /// Schedules, slot records, idle readings and paused runs (Schedules/).
     var background = BackgroundState()
     let idleProbe: IdleProbe
@@ -186,16 +193,7 @@ public actor Agent {
             self.receive(bytes, from: from)
         }
         perform(core.start(now: Clock.now()))
-        // One timer drives the core; signals are probed on it once per heartbeat, so a change
-        // rides on the next heartbeat without another wakeup.
-        let probeEvery = max(1, Int(core.profile.heartbeat / core.profile.tick))
-        every(ms: Int(core.profile.tick)) { agent in
-            guard !agent.cutOff else { return }     // see FollowAddresses.swift
-            agent.ticks += 1
-            if agent.ticks % probeEvery == 0 { agent.refreshSignals() }
-            agent.perform(agent.core.tick(now: Clock.now()))
-            agent.logStrangers()
-        }
+        startCoreTicks()
         every(ms: 2_000) { $0.reloadKeys() }
         every(ms: 5_000) { $0.savePeersIfChanged() }
         for sig in [SIGINT, SIGTERM] {
@@ -212,15 +210,6 @@ public actor Agent {
         signal(SIGPIPE, SIG_IGN)
         startExtensions()
         return nil
-    }
-
-    /// A timer on the agent queue whose handler runs inside the actor.
-    func every(ms: Int, _ body: @escaping @Sendable (isolated Agent) -> Void) {
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 10)))
-        t.setEventHandler { [unowned self] in self.assumeIsolated { body($0) } }
-        t.resume()
-        timers.append(t)
     }
 
     // MARK: - Actions from the core
@@ -245,6 +234,7 @@ public actor Agent {
                 Log.info(s)
             }
         }
+        armCoreTick()    // the input may have brought the core's next deadline forward
     }
 
     /// A datagram off the socket: opened (or answered, for a hello) by `gossip`, then to the core.
@@ -333,6 +323,7 @@ public actor Agent {
         for (name, key) in trustedSnapshot where trusted[name] != key {
             Log.notice("trust revoked (keys/\(name).pub removed or changed)", context: ["peer": name])
             core.revoke(name)
+            armCoreTick()
             revoked.append(name)
         }
         for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting", context: ["peer": name]) }

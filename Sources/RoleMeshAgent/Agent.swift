@@ -29,6 +29,9 @@ public actor Agent {
     /// Bumped whenever the core reports a changed view: queued submissions wait on it.
     nonisolated let viewChanges = ChangeSignal()
     var probing = false, readingKeys = false, readKeysAgain = false
+    /// Changes in `keys/` (nil without inotify: polled), and when it was last read.
+    var keysWatcher: FolderWatcher?
+    var keysReadAt: Millis = .min / 2
     /// The last signals the probe read (before pins).
     var probed: Signals
     let keyRing: KeyRing
@@ -194,7 +197,7 @@ public actor Agent {
         }
         perform(core.start(now: Clock.now()))
         startCoreTicks()
-        every(ms: 2_000) { $0.reloadKeys() }
+        startWatchingKeys()
         every(ms: 5_000) { $0.savePeersIfChanged() }
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
@@ -286,12 +289,31 @@ public actor Agent {
         await withCheckedContinuation { c in reads.async { c.resume(returning: body()) } }
     }
 
-    /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart), off
-    /// the agent queue; only the outcome is applied on it.
+    /// A safety net under inotify: `keys/` is read this often even when no change was reported.
+    static let keysUnwatchedMs: Millis = 30_000
+
+    /// Trust follows `keys/*.pub` (revocation within 10 s, no restart): re-read as soon as inotify
+    /// reports a change in `keys/` or `keys/revoked/`, and on the chores' round every 2 s while the
+    /// folder cannot be watched (no inotify, or `keys/` replaced and not found again yet). Reading
+    /// every key file every 2 s was most of an idle agent's file reads.
+    func startWatchingKeys() {
+        let dir = self.dir
+        keysWatcher = FolderWatcher([dir.keysDir.path, KeyStore.revokedDir(dir).path]) { [weak self] in
+            Task { await self?.reloadKeys() }
+        }
+        every(ms: 2_000) { agent in
+            guard agent.keysWatcher?.watching != true || Clock.now() - agent.keysReadAt >= Self.keysUnwatchedMs else { return }
+            agent.keysWatcher?.rearm()
+            agent.reloadKeys()
+        }
+    }
+
+    /// Reads `keys/` off the agent queue; only the outcome is applied on it.
     /// A call while a read is under way reads again after it (a key file just written is seen).
     func reloadKeys() {
         guard !readingKeys else { readKeysAgain = true; return }
         readingKeys = true
+        keysReadAt = Clock.now()
         let dir = self.dir
         Task {
             let result = await offQueue { () -> Result<[String: [UInt8]], MeshError> in

@@ -51,9 +51,11 @@ public struct SignalProbe: Sendable {
     private func memFree() -> Double? {
         guard let info = text("proc/meminfo") else { return nil }
         var kb: [String: Double] = [:]
-        for line in info.split(separator: "\n") {   // "MemAvailable:   123456 kB"
+        // "MemAvailable:   123456 kB"; both lines come first, so stop there (the file has ~55).
+        for line in info.split(separator: "\n", maxSplits: 8) where kb.count < 2 {
+            guard line.hasPrefix("MemTotal:") || line.hasPrefix("MemAvailable:") else { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.count >= 2, parts[0].hasSuffix(":") { kb[String(parts[0].dropLast())] = Double(parts[1]) }
+            if parts.count >= 2 { kb[String(parts[0].dropLast())] = Double(parts[1]) }
         }
         // MemAvailable (not MemFree) because page cache is reclaimable; old kernels lack it → nil.
         guard let total = kb["MemTotal"], total > 0, let avail = kb["MemAvailable"] else { return nil }
@@ -159,8 +161,14 @@ public struct SignalProbe: Sendable {
     // MARK: - helpers
 
     private func text(_ rel: String) -> String? {
-        (try? String(contentsOfFile: root + rel, encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let t = FD.readText(root + rel) else { return nil }
+        // ASCII whitespace only (sysfs values end in "\n"): Foundation's trimming was a tenth of
+        // an idle agent's CPU.
+        let u = t.utf8, blank: (UInt8) -> Bool = { $0 == 32 || ($0 >= 9 && $0 <= 13) }
+        var start = u.startIndex, end = u.endIndex
+        while start < end, blank(u[start]) { start = u.index(after: start) }
+        while end > start, blank(u[u.index(before: end)]) { end = u.index(before: end) }
+        return String(t[start..<end])
     }
 
     private func number(_ rel: String) -> Double? { text(rel).flatMap { Double($0) } }

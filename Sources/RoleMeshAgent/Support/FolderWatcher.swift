@@ -12,7 +12,7 @@ import Darwin
 /// A folder that is missing, or replaced as a whole (moved away, deleted), is not watched until
 /// `rearm()` finds it again; `watching` says whether the first folder is watched now, so the
 /// caller polls while it is not. Elsewhere nothing is watched (nil): the caller polls.
-final class FolderWatcher: Sendable {
+public final class FolderWatcher: Sendable {
     #if os(Linux)
     private let fd: Int32
     private let paths: [String]
@@ -21,7 +21,7 @@ final class FolderWatcher: Sendable {
     private let registration = Locked<Poller.Registration?>(nil)
 
     /// Nil if the kernel refuses inotify (out of instances, a sandbox): the caller polls.
-    init?(_ paths: [String], onChange: @escaping @Sendable () -> Void) {
+    public init?(_ paths: [String], onChange: @escaping @Sendable () -> Void) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { return nil }
         self.fd = fd
@@ -52,7 +52,7 @@ final class FolderWatcher: Sendable {
 
     /// Watches each path that exists now (again, if it was replaced: a path watched already keeps
     /// its descriptor; a new folder at the path gets a new one, and the old folder is let go).
-    func rearm() {
+    public func rearm() {
         watches.withLock { w in
             for (i, path) in paths.enumerated() {
                 let wd = inotify_add_watch(fd, path, Self.mask | UInt32(IN_ONLYDIR))
@@ -63,17 +63,17 @@ final class FolderWatcher: Sendable {
     }
 
     /// Whether the first path is watched now (as far as the last `rearm` knows).
-    var watching: Bool { watches.withLock { $0.first.map { $0 != nil } ?? false } }
+    public var watching: Bool { watches.withLock { $0.first.map { $0 != nil } ?? false } }
 
-    func stop() {
+    public func stop() {
         guard let r = registration.withLock({ r -> Poller.Registration? in defer { r = nil }; return r }) else { return }
         Poller.shared.remove(r)
         close(fd)
     }
     #else
-    init?(_ paths: [String], onChange: @escaping @Sendable () -> Void) { return nil }
-    func rearm() {}
-    var watching: Bool { false }
-    func stop() {}
+    public init?(_ paths: [String], onChange: @escaping @Sendable () -> Void) { return nil }
+    public func rearm() {}
+    public var watching: Bool { false }
+    public func stop() {}
     #endif
 }

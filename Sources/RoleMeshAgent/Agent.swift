@@ -33,6 +33,9 @@ public actor Agent {
     /// Bumped whenever the core reports a changed view: queued submissions wait on it.
     nonisolated let viewChanges = ChangeSignal()
     var probing = false, readingKeys = false, readKeysAgain = false
+    /// Changes in `keys/` (nil without inotify: polled), and when it was last read.
+    var keysWatcher: FolderWatcher?
+    var keysReadAt: Millis = .min / 2
     /// The last signals the probe read (before pins).
     var probed: Signals
     let keyRing: KeyRing
@@ -70,8 +73,15 @@ public actor Agent {
     nonisolated let executor: Executor
     nonisolated let submitter: Submitter
     var leaving = false
-    /// Timer ticks since start (signals are probed every few).
-    var ticks = 0
+    /// The core's timer (Wakeups.swift): when it is armed for, when it last ticked, and when
+    /// signals were last probed.
+    var coreTimer: DispatchSourceTimer?
+    var coreTickAt: Millis = .max
+    var lastCoreTick: Millis = .min / 2
+    var lastSignalProbe: Millis = .min / 2
+    /// The slow chores, on one round timer (Wakeups.swift).
+    var chores: [Chore] = []
+    var choreTimer: DispatchSourceTimer?
     /// Schedules, slot records, idle readings and paused runs (Schedules/).
     var background = BackgroundState()
     let idleProbe: IdleProbe
@@ -190,17 +200,8 @@ public actor Agent {
             self.receive(bytes, from: from)
         }
         perform(core.start(now: Clock.now()))
-        // One timer drives the core; signals are probed on it once per heartbeat, so a change
-        // rides on the next heartbeat without another wakeup.
-        let probeEvery = max(1, Int(core.profile.heartbeat / core.profile.tick))
-        every(ms: Int(core.profile.tick)) { agent in
-            guard !agent.cutOff else { return }     // see FollowAddresses.swift
-            agent.ticks += 1
-            if agent.ticks % probeEvery == 0 { agent.refreshSignals() }
-            agent.perform(agent.core.tick(now: Clock.now()))
-            agent.logStrangers()
-        }
-        every(ms: 2_000) { $0.reloadKeys() }
+        startCoreTicks()
+        startWatchingKeys()
         every(ms: 5_000) { $0.savePeersIfChanged() }
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
@@ -216,15 +217,6 @@ public actor Agent {
         signal(SIGPIPE, SIG_IGN)
         startExtensions()
         return nil
-    }
-
-    /// A timer on the agent queue whose handler runs inside the actor.
-    func every(ms: Int, _ body: @escaping @Sendable (isolated Agent) -> Void) {
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + .milliseconds(ms), repeating: .milliseconds(ms), leeway: .milliseconds(max(1, ms / 10)))
-        t.setEventHandler { [unowned self] in self.assumeIsolated { body($0) } }
-        t.resume()
-        timers.append(t)
     }
 
     // MARK: - Actions from the core
@@ -254,6 +246,7 @@ public actor Agent {
                 Log.info(s)
             }
         }
+        armCoreTick()    // the input may have brought the core's next deadline forward
     }
 
     /// A datagram off the socket: opened (or answered, for a hello) by `gossip`, then to the core.
@@ -311,12 +304,31 @@ public actor Agent {
         await withCheckedContinuation { c in reads.async { c.resume(returning: body()) } }
     }
 
-    /// Trust follows `keys/*.pub`: re-read every 2 s (revocation within 10 s, no restart), off
-    /// the agent queue; only the outcome is applied on it.
+    /// A safety net under inotify: `keys/` is read this often even when no change was reported.
+    static let keysUnwatchedMs: Millis = 30_000
+
+    /// Trust follows `keys/*.pub` (revocation within 10 s, no restart): re-read as soon as inotify
+    /// reports a change in `keys/` or `keys/revoked/`, and on the chores' round every 2 s while the
+    /// folder cannot be watched (no inotify, or `keys/` replaced and not found again yet). Reading
+    /// every key file every 2 s was most of an idle agent's file reads.
+    func startWatchingKeys() {
+        let dir = self.dir
+        keysWatcher = FolderWatcher([dir.keysDir.path, KeyStore.revokedDir(dir).path]) { [weak self] in
+            Task { await self?.reloadKeys() }
+        }
+        every(ms: 2_000) { agent in
+            guard agent.keysWatcher?.watching != true || Clock.now() - agent.keysReadAt >= Self.keysUnwatchedMs else { return }
+            agent.keysWatcher?.rearm()
+            agent.reloadKeys()
+        }
+    }
+
+    /// Reads `keys/` off the agent queue; only the outcome is applied on it.
     /// A call while a read is under way reads again after it (a key file just written is seen).
     func reloadKeys() {
         guard !readingKeys else { readKeysAgain = true; return }
         readingKeys = true
+        keysReadAt = Clock.now()
         let dir = self.dir
         Task {
             let result = await offQueue { () -> Result<[String: [UInt8]], MeshError> in
@@ -348,6 +360,7 @@ public actor Agent {
         for (name, key) in trustedSnapshot where trusted[name] != key {
             Log.notice("trust revoked (keys/\(name).pub removed or changed)", context: ["peer": name])
             core.revoke(name)
+            armCoreTick()
             revoked.append(name)
         }
         for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting", context: ["peer": name]) }

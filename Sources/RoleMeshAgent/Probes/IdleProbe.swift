@@ -51,7 +51,7 @@ public final class IdleProbe: Sendable {
     }
 
     private func linuxRead(now: Millis, wallSeconds: Double) -> (idle: Bool?, seconds: Int?) {
-        let cpu = (try? String(contentsOfFile: root + "proc/stat", encoding: .utf8)).flatMap(Self.cpuTimes)
+        let cpu = FD.readText(root + "proc/stat").flatMap(Self.cpuTimes)
         let quietFor: Int? = state.withLock { s in
             defer { s.lastCPU = cpu }
             guard let cpu, let last = s.lastCPU, cpu.total > last.total else { s.quietSince = nil; return nil }
@@ -71,7 +71,10 @@ public final class IdleProbe: Sendable {
 
     /// The first `cpu` line of /proc/stat.
     public static func cpuTimes(_ stat: String) -> CPUTimes? {
-        guard let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return nil }
+        // The total is the first line; the rest (one line per CPU, a long `intr` line) is not split.
+        let first = stat.prefix { $0 != "\n" }
+        guard let line = first.hasPrefix("cpu ") ? first : stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        else { return nil }
         let v = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
         guard v.count >= 8 else { return nil }
         // user nice system idle iowait irq softirq steal

@@ -60,9 +60,11 @@ public struct SignalProbe: Sendable {
     private func memFree() -> Double? {
         guard let info = text("proc/meminfo") else { return nil }
         var kb: [String: Double] = [:]
-        for line in info.split(separator: "\n") {   // "MemAvailable:   123456 kB"
+        // "MemAvailable:   123456 kB"; both lines come first, so stop there (the file has ~55).
+        for line in info.split(separator: "\n", maxSplits: 8) where kb.count < 2 {
+            guard line.hasPrefix("MemTotal:") || line.hasPrefix("MemAvailable:") else { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.count >= 2, parts[0].hasSuffix(":") { kb[String(parts[0].dropLast())] = Double(parts[1]) }
+            if parts.count >= 2 { kb[String(parts[0].dropLast())] = Double(parts[1]) }
         }
         // MemAvailable (not MemFree) because page cache is reclaimable; old kernels lack it → nil.
         guard let total = kb["MemTotal"], total > 0, let avail = kb["MemAvailable"] else { return nil }
@@ -168,7 +170,7 @@ public struct SignalProbe: Sendable {
     // MARK: - helpers
 
     private func text(_ rel: String) -> String? {
-        (try? String(contentsOfFile: root + rel, encoding: .utf8))?.trimmed
+        FD.readText(root + rel)?.trimmed
     }
 
     private func number(_ rel: String) -> Double? { text(rel).flatMap { Double($0) } }

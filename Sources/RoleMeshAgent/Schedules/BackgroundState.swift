@@ -26,6 +26,10 @@ struct BackgroundState {
     var idle: Bool?
     var idleSeconds: Int?
     var probingIdle = false
+    /// When the idle probe last ran, and when a background run here last asked for its conditions
+    /// (`Agent.refreshIdle` reads idle often only while it matters).
+    var idleReadAt: Millis = .min / 2
+    var conditionsAskedAt: Millis = .min / 2
     /// Background runs here that are paused now: task id → why (from their `run-paused` events).
     var paused: [String: String] = [:]
     /// Peers an exchange of slot records is under way with (one at a time per peer), and those

@@ -6,7 +6,7 @@ import Foundation
 import RoleMeshControl
 import RoleMeshCore
 
-/// Schedules, wired into the agent: every half second each schedule of this node is planned
+/// Schedules, wired into the agent: every second each schedule of this node is planned
 /// (`SchedulePlanner`, from the view and the slot records); a slot that is due here starts as a
 /// background run submitted to this node itself. Files and the idle probe are read off the queue.
 extension Agent {
@@ -22,7 +22,7 @@ extension Agent {
         reloadSchedules()
         every(ms: 3_000) { $0.reloadSchedules() }
         every(ms: 1_000) { $0.refreshIdle() }
-        every(ms: 500) { $0.tickSchedules() }
+        every(ms: 1_000) { $0.tickSchedules() }
         every(ms: 10_000) { $0.exchangeSlotsWithSomeone() }
     }
 
@@ -54,9 +54,22 @@ extension Agent {
         }
     }
 
+    /// The idle probe reads /proc/stat and, on a machine with a seat, runs `loginctl` twice: every
+    /// second only while something here depends on it soon (a background run checking its
+    /// conditions, a schedule of this node with an idle condition, no reading yet), otherwise
+    /// every `idleSlowMs`. Being idle takes minutes (logind's IdleHint, a schedule's `idle`), so
+    /// others see it at most that much later; becoming busy stops a run here within a second.
+    static let idleSlowMs: Millis = 10_000
+
+    var idleWanted: Bool {
+        background.idle == nil || Clock.now() - background.conditionsAskedAt < 2_000
+            || background.schedules.contains { $0.idle != nil }
+    }
+
     func refreshIdle() {
-        guard !background.probingIdle else { return }
+        guard !background.probingIdle, idleWanted || Clock.now() - background.idleReadAt >= Self.idleSlowMs else { return }
         background.probingIdle = true
+        background.idleReadAt = Clock.now()
         let probe = idleProbe
         Task {
             let r = await offQueue { probe.read() }
@@ -126,6 +139,7 @@ extension Agent {
     /// Why a background run here must pause now, or nil: its schedule's conditions, or for
     /// `submit --when idle` (no schedule) being idle; judged on this node's own signals.
     func backgroundBlocker(schedule: String?) -> String? {
+        background.conditionsAskedAt = Clock.now()     // a run here reads idle: probe it often
         let signals = core.me.signals
         if let id = schedule, let s = background.schedules.first(where: { $0.id == id }) {
             return SchedulePlanner.blocker(s, signals: signals, localMinute: localMinute, node: name)

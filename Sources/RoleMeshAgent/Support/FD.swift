@@ -61,4 +61,23 @@ public enum FD {
         return out
     }
 
+    /// A small file's text (procfs, sysfs: a few kB at most), up to `limit` bytes, with plain
+    /// read(2) calls: the probes read dozens of these a second across a mesh of agents, and
+    /// Foundation's `String(contentsOfFile:)` cost several times more. Nil if it cannot be read.
+    static func readText(_ path: String, limit: Int = 65_536) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { _ = sysClose(fd) }
+        var out = [UInt8](repeating: 0, count: 4096)
+        var off = 0
+        while off < limit {
+            if off == out.count { out += [UInt8](repeating: 0, count: min(out.count, limit - off)) }
+            let n = out.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            off += n
+        }
+        return String(decoding: out[0..<off], as: UTF8.self)
+    }
 }

@@ -64,6 +64,7 @@ extension Agent {
                 context: ["node": name])
         } else if reachable, cutOff {
             cutOff = false
+            armCoreTick()    // the first tick back sees the gap (see above)
             Log.info(listenAddress.isUnspecified ? "a route to the mesh is back" : "the listen address \(listenAddress) is back",
                      context: ["node": name])
         }

@@ -5,7 +5,8 @@ public typealias Millis = Int64
 /// How fast a node beats, suspects and gives up. Documented in README.md ("Timing profiles").
 public struct TimingProfile: Equatable, Sendable {
     public var name: String
-    /// How often the core is ticked; the granularity of every timer below.
+    /// How often the core is ticked, at most (the agent skips ticks that would find nothing due:
+    /// `nextDeadline()`); the granularity of every timer below.
     public var tick: Millis
     /// A new signed heartbeat goes out this often.
     public var heartbeat: Millis

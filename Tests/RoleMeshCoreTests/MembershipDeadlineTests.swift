@@ -11,7 +11,7 @@ final class MembershipDeadlineTests: XCTestCase {
         let profile: TimingProfile
         let skipping: Bool
         var nodes: [String: Membership] = [:]
-        var inbox: [(Datagram, from: String, to: String)] = []
+        var inbox: [(MembershipAction, from: String, to: String)] = []
         var log: [String] = []
         var ticks = 0, sent = 0
         var now: Millis = 0
@@ -33,9 +33,14 @@ final class MembershipDeadlineTests: XCTestCase {
         func record(_ node: String, _ actions: [MembershipAction]) {
             for a in actions {
                 log.append("\(now) \(node) \(a)")
-                guard case .send(let d, let to) = a, let target = names.first(where: { address($0) == to }) else { continue }
+                let to: WireAddress
+                switch a {
+                case .send(_, let t), .beat(_, let t): to = t
+                default: continue
+                }
+                guard let target = names.first(where: { address($0) == to }) else { continue }
                 sent += 1
-                if sent % 7 != 0 { inbox.append((d, node, target)) }
+                if sent % 7 != 0 { inbox.append((a, node, target)) }
             }
         }
 
@@ -46,8 +51,12 @@ final class MembershipDeadlineTests: XCTestCase {
                 now += 10
                 let batch = inbox
                 inbox = []
-                for (d, from, to) in batch where !down.contains(to) && !down.contains(from) {
-                    record(to, nodes[to]!.receive(d, from: address(from), now: now))
+                for (a, from, to) in batch where !down.contains(to) && !down.contains(from) {
+                    switch a {
+                    case .send(let d, _): record(to, nodes[to]!.receive(d, from: address(from), now: now))
+                    case .beat(let b, _): record(to, nodes[to]!.receive(b, sender: from, now: now))
+                    default: break
+                    }
                 }
                 guard now % profile.tick == 0 else { continue }
                 for n in names where !down.contains(n) {

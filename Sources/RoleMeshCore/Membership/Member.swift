@@ -32,6 +32,9 @@ struct Member {
     var finalHeard: Version?
     /// The newest beat accepted from it: a beat must be newer to count (protocol.md 6.6).
     var lastBeat: Beat?
+    /// When a beat ahead of its heartbeat last made us ask for that heartbeat (not `probedAt`,
+    /// which says a silence was already asked about and would hold back the next question).
+    var askedForHeartbeat: Millis?
 
     /// Addresses follow devices: the newest authenticated direct source wins; the announced address
     /// is used only until something arrived from the member directly.

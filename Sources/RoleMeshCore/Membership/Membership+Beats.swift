@@ -25,7 +25,7 @@ extension Membership {
                 signalsAnnouncedAt = now
                 markViewChanged()
             }
-            myEntry = sign(.heartbeat(me))
+            resign()
             lastFullRound = now
             lastFullTargets = Set(targets)
             beatCount = 0
@@ -88,8 +88,8 @@ extension Membership {
         }
         // A beat ahead of the heartbeat we hold: that round's signed heartbeat was lost. Ask for it
         // (a sync request is answered with the sender's current heartbeat), at most every two beats.
-        if b.version > held, now - (m.probedAt ?? .min / 2) >= 2 * profile.heartbeat {
-            m.probedAt = now
+        if b.version > held, now - (m.askedForHeartbeat ?? .min / 2) >= 2 * profile.heartbeat {
+            m.askedForHeartbeat = now
             members[sender] = m
             sendSample(.syncRequest, to: m.address)
             return takeActions()

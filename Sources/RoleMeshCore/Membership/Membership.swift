@@ -68,11 +68,15 @@ public final class Membership {
     var lastNotice: [[UInt8]: Millis] = [:]
     var lastSyncReply: [String: Millis] = [:]
     var lastSyncReplyIP: [[UInt8]: Millis] = [:]
+    /// When each node last sent us a sync request we answered (see `process`).
+    var lastAskedBy: [String: Millis] = [:]
     /// Signature checks each source IP may still cost us.
     var verifyBudget = VerifyBudget()
     /// This input's sync-request lead and the version our heartbeat had right after it was made.
     var roundRequest: (entry: SignedEntry, after: Version)?
     var outbox: [MembershipAction] = []
+    /// Whether this input already re-signed our heartbeat (`freshLead`).
+    var signedThisInput = false
     public private(set) var hasLeft = false
     /// Set when anything routing reads changed (states, roles, backups, draining, signals, the
     /// second-hand mark); reported as one `.viewChanged` at the end of the input's actions.
@@ -267,6 +271,16 @@ public final class Membership {
            now - (lastSyncReplyIP[from.ip] ?? Millis.min / 2) >= profile.heartbeat {
             lastSyncReply[sender.name] = now
             lastSyncReplyIP[from.ip] = now
+            _ = freshLead()     // the asker may be checking that we are up (7.1)
+            // A node that asks again and again watches us although our rings do not say so (it
+            // holds some member suspect that we hold alive): beat to it too for a while, as to one
+            // that suspected us, rather than leave it to question us every 3/4 `suspectAfter` and
+            // suspect us the first time an answer is slow. (Once is a periodic sync: no change.)
+            if !myWatchers.contains(sender.name), now - (lastAskedBy[sender.name] ?? .min / 2) <= 2 * profile.suspectAfter {
+                extraWatchers[sender.name] = now + 4 * profile.suspectAfter
+            }
+            if lastAskedBy.count >= 1024 { lastAskedBy.removeAll() }
+            lastAskedBy[sender.name] = now
             if needsFullState { sendFullState(.syncReply, to: from) } else { sendSample(.syncReply, to: from) }
         }
         return takeActions()
@@ -277,7 +291,7 @@ public final class Membership {
         guard !hasLeft else { return takeActions() }
         me.status = .left
         me.seq += 1
-        myEntry = sign(.heartbeat(me))
+        resign()
         for _ in 0..<2 {
             for m in sortedMembers where m.isReachable {
                 send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
@@ -308,7 +322,7 @@ public final class Membership {
         if signalsDue { me.signals = next.signals; signalsAnnouncedAt = now }
         markViewChanged()
         me.seq += 1
-        myEntry = sign(.heartbeat(me))
+        resign()
         if identity || announce || fitness {
             // A person's command, or a change heavy routing reads: everyone hears it now.
             for m in sortedMembers where m.isReachable { sendDatagram([myEntry], to: m.heartbeat.name) }
@@ -356,21 +370,11 @@ public final class Membership {
         case .rateLimited: return .rateLimited
         }
 
-        // Evidence that it spoke after anything held against it: its own datagram, or a new
-        // incarnation (a refutation, a restart). A relayed record at the same incarnation is not:
-        // it may have been signed before the accusations we hold (with beats, versions change
-        // rarely, so a crashed node's last one still travels after its death), and if the member
-        // is really up, it refutes them itself.
-        let spoke = direct || old == nil || old!.heartbeat.incarnation != hb.incarnation
-        let newState: MemberState = hb.status == .left ? .left : (!spoke && old?.state == .suspect ? .suspect : .alive)
+        let newState: MemberState = hb.status == .left ? .left : .alive
         // A member first heard of through a relay or a sync may have died since: its record is not
         // fresh evidence, so a death claim arriving with it still counts.
         let learnedSecondHand = old == nil && !direct
-        // Only the member's own datagram says it is up *now*. A relayed record (a push, a sync
-        // sample) may be seconds old: it counts as heard half a suspicion period ago, so it never
-        // holds off a dead claim that has its words (6.3) — else a survivor that happened to get a
-        // sample just after the crash learns of the death 0.7 s after everyone else.
-        let heard = direct ? now : max(old?.lastHeard ?? .min / 2, now - suspectAfter / 2)
+        let heard = learnedSecondHand ? now - suspectAfter / 2 : now
         var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
             m.accusers = []
@@ -379,12 +383,16 @@ public final class Membership {
         m.heartbeat = hb
         m.entry = entry
         m.lastHeard = heard
+        m.suspectSince = nil
+        suspecting.remove(hb.name)
         m.secondHand = learnedSecondHand
         secondHandSince[hb.name] = learnedSecondHand ? now : nil
-        if spoke {
-            // It spoke again: our suspicion ends, and earlier accusations no longer confirm anything.
-            m.suspectSince = nil
-            suspecting.remove(hb.name)
+        // Only its own datagram, or a new incarnation, shows it spoke after the words held against
+        // it. A relayed record at the same incarnation may have been signed before them — with beats
+        // versions change rarely, so a crashed node's last signed heartbeat can still travel after
+        // its death — and must not wipe them: a dead claim already seen is never accepted again, and
+        // the member would stay alive here for good. A member that is really up refutes them itself.
+        if direct || old == nil || old!.heartbeat.incarnation != hb.incarnation {
             m.deadWord = nil
             if !m.accusers.isEmpty {
                 m.accusers = []
@@ -497,7 +505,7 @@ public final class Membership {
         // We watch it and still hear it: show the accuser its newest words (SWIM's indirect probe).
         if a.kind == .suspect, subjects.contains(a.target), m.suspectSince == nil,
            now - m.lastHeard < profile.suspectAfter / 2 {
-            sendDatagram([myEntry, m.entry], to: a.accuser)
+            sendDatagram([freshLead(), m.entry], to: a.accuser)
         }
         // A dead claim is one more word against the member, like a suspicion; it kills only on the
         // word of several (protocol.md 6.3).
@@ -614,7 +622,7 @@ public final class Membership {
                 // The member itself (so it refutes) and its other watchers (so they confirm or answer
                 // with its newest beat) hear it first.
                 for target in [key] + watchers(of: key) where target != name {
-                    sendDatagram([myEntry, claim], to: target)
+                    sendDatagram([freshLead(), claim], to: target)
                 }
             }
             if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
@@ -628,7 +636,7 @@ public final class Membership {
                     // holds, so the others need no relay to have the two words (N − 2 datagrams, on
                     // this event only).
                     let words = [claim] + broadcasts.accusations(about: key).filter { $0.signature != claim.signature }
-                    let datagrams = pack(words, kind: .gossip)
+                    let datagrams = pack(words, kind: .gossip, lead: freshLead())
                     for other in memberNames where other != key && members[other]!.isReachable {
                         for d in datagrams { send(d, to: members[other]!.address) }
                     }
@@ -672,7 +680,7 @@ public final class Membership {
             me.incarnation = Wire.maxIncarnation
             if me.seq < Wire.maxSeq { me.seq += 1 }
         }
-        myEntry = sign(.heartbeat(me))
+        resign()
         outbox.append(.persistIncarnation(me.incarnation))
         for m in sortedMembers where m.state != .left {
             send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
@@ -721,11 +729,12 @@ public final class Membership {
                 targets.append(key)
             }
         }
-        let budget = Wire.maxDatagramSize - Wire.headerSize - myEntry.encodedSize
+        let lead = freshLead()
+        let budget = Wire.maxDatagramSize - Wire.headerSize - lead.encodedSize
         var sentAny = false
         for t in targets.sorted() {
             let extra = broadcasts.take(budget: budget, recipient: t)
-            if !extra.isEmpty { sendDatagram([myEntry] + extra, to: t); sentAny = true }
+            if !extra.isEmpty { sendDatagram([lead] + extra, to: t); sentAny = true }
         }
         // News no target could take (about the only member we reach, say) must not force a send
         // on every tick: it waits for the next beat like the rest.
@@ -780,7 +789,7 @@ public final class Membership {
         request.syncRequest = true
         let entry = sign(.heartbeat(request))
         me.seq += 1
-        myEntry = sign(.heartbeat(me))
+        resign()
         roundRequest = (entry, me.version)
         return entry
     }
@@ -809,7 +818,7 @@ public final class Membership {
         lastNotice[address.ip] = now
         var entries = [m.entry]
         if let claim = m.deathClaim { entries.append(claim) }
-        for d in pack(entries, kind: .gossip) { send(d, to: address) }
+        for d in pack(entries, kind: .gossip, lead: freshLead()) { send(d, to: address) }
     }
 
     /// Every datagram leaves through here. A member that advertises 0.0.0.0 and was only heard of
@@ -817,6 +826,24 @@ public final class Membership {
     func send(_ d: Datagram, to address: WireAddress) {
         guard !address.isUnspecified else { return }
         outbox.append(.send(d, to: address))
+    }
+
+    /// Re-signs our heartbeat after `me` changed.
+    func resign() {
+        myEntry = sign(.heartbeat(me))
+        signedThisInput = true
+    }
+
+    /// Our heartbeat to lead a datagram that must count as hearing from us — news, an answer, a
+    /// suspicion (6.1: only a fresh version does): signed anew at the next seq, once per input,
+    /// unless this input signed one already. Between signed rounds (beats, 7.2) every peer that
+    /// hears us holds our current version, and the same bytes again are a duplicate.
+    func freshLead() -> SignedEntry {
+        if !signedThisInput {
+            me.seq += 1
+            resign()
+        }
+        return myEntry
     }
 
     func sign(_ s: Statement) -> SignedEntry {
@@ -874,6 +901,7 @@ public final class Membership {
     /// last, once per input (never after leaving).
     func takeActions() -> [MembershipAction] {
         roundRequest = nil
+        signedThisInput = false
         if viewChanged, !hasLeft {
             viewChanged = false
             outbox.append(.viewChanged)

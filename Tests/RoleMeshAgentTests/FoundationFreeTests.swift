@@ -28,6 +28,9 @@ final class FoundationFreeTests: XCTestCase {
     func testTrimmingAndScalarReplacement() {
         XCTAssertEqual(" \t a b \r\n".trimmed, "a b")
         XCTAssertEqual("   ".trimmed, "")
+        XCTAssertEqual("\u{00A0} x\u{2003}\n".trimmed, "x", "Unicode spaces at the ends too")
+        XCTAssertEqual(" é\u{301} ".trimmed, "é\u{301}", "a combining mark stays with its letter")
+        XCTAssertEqual("42\n"[...].trimmed, "42", "a Substring")
         XCTAssertEqual(": ;x: ;".trimmed { ";: ".contains($0) }, "x")
         // A quote followed by a combining mark is one Character but still a quote to a shell.
         XCTAssertEqual("a'\u{301}b".replacingScalar("'", with: "'\\''"), "a'\\''\u{301}b")

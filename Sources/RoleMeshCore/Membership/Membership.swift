@@ -374,7 +374,11 @@ public final class Membership {
         // A member first heard of through a relay or a sync may have died since: its record is not
         // fresh evidence, so a death claim arriving with it still counts.
         let learnedSecondHand = old == nil && !direct
-        let heard = learnedSecondHand ? now - suspectAfter / 2 : now
+        // Only the member's own datagram says it is up *now*. A relayed record (a push, a sync
+        // sample) may be seconds old: it counts as heard half a suspicion period ago, so it never
+        // holds off a dead claim that has its words (6.3) — else a survivor that happened to get it
+        // just after a crash learns of the death 0.7 s after everyone else.
+        let heard = direct ? now : max(old?.lastHeard ?? .min / 2, now - suspectAfter / 2)
         var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
             m.accusers = []

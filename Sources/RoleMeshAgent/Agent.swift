@@ -225,15 +225,9 @@ public actor Agent {
         for a in actions {
             switch a {
             case .send(let d, let to):
-                let core = self.core
-                for out in gossip.send(Wire.encode(d), to: to, expected: core.member(at: to), now: Clock.now()) {
-                    udp.send(out.bytes, to: out.to)
-                }
+                sendSealed(Wire.encode(d), frame: .gossip, to: to)
             case .beat(let b, let to):
-                let core = self.core
-                for out in gossip.send(Beat.encode(b), frame: .beat, to: to, expected: core.member(at: to), now: Clock.now()) {
-                    udp.send(out.bytes, to: out.to)
-                }
+                sendSealed(Beat.encode(b), frame: .beat, to: to)
             case .event(let e):
                 publish(e)
             case .viewChanged:
@@ -247,6 +241,14 @@ public actor Agent {
             }
         }
         armCoreTick()    // the input may have brought the core's next deadline forward
+    }
+
+    /// A frame the core wants at `to`, sealed for the device there (or parked behind a hello).
+    func sendSealed(_ plain: [UInt8], frame: Envelope.Frame, to: WireAddress) {
+        let core = self.core
+        for out in gossip.send(plain, frame: frame, to: to, expected: core.member(at: to), now: Clock.now()) {
+            udp.send(out.bytes, to: out.to)
+        }
     }
 
     /// A datagram off the socket: opened (or answered, for a hello) by `gossip`, then to the core.

@@ -70,16 +70,10 @@ extension Membership {
             secondHandSince[sender] = nil
             markViewChanged()
         }
-        if m.suspectSince != nil || !m.accusers.isEmpty || m.deadWord != nil {
-            // It spoke again: our suspicion ends, and earlier accusations confirm nothing.
-            m.suspectSince = nil
-            suspecting.remove(sender)
-            m.deadWord = nil
-            if !m.accusers.isEmpty {
-                m.accusers = []
-                seenAccusations = seenAccusations.filter { $0.target != sender || $0.kind != .suspect }
-            }
-        }
+        // It spoke again: our suspicion ends, and earlier accusations confirm nothing.
+        m.suspectSince = nil
+        suspecting.remove(sender)
+        dropWords(against: &m)
         if m.state == .suspect {
             m.state = .alive
             m.stateSince = now

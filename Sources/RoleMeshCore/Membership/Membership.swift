@@ -279,7 +279,6 @@ public final class Membership {
             if !myWatchers.contains(sender.name), now - (lastAskedBy[sender.name] ?? .min / 2) <= 2 * profile.suspectAfter {
                 extraWatchers[sender.name] = now + 4 * profile.suspectAfter
             }
-            if lastAskedBy.count >= 1024 { lastAskedBy.removeAll() }
             lastAskedBy[sender.name] = now
             if needsFullState { sendFullState(.syncReply, to: from) } else { sendSample(.syncReply, to: from) }
         }
@@ -396,13 +395,7 @@ public final class Membership {
         // versions change rarely, so a crashed node's last signed heartbeat can still travel after
         // its death — and must not wipe them: a dead claim already seen is never accepted again, and
         // the member would stay alive here for good. A member that is really up refutes them itself.
-        if direct || old == nil || old!.heartbeat.incarnation != hb.incarnation {
-            m.deadWord = nil
-            if !m.accusers.isEmpty {
-                m.accusers = []
-                seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.kind != .suspect }
-            }
-        }
+        if direct || old == nil || old!.heartbeat.incarnation != hb.incarnation { dropWords(against: &m) }
         if direct { m.observed = source }
         let changedState = old == nil || old!.state != newState
         let changedIdentity = old.map { !hb.sameIdentity(as: $0.heartbeat) } ?? true
@@ -832,6 +825,16 @@ public final class Membership {
         outbox.append(.send(d, to: address))
     }
 
+    /// It spoke after the words held against it (its own datagram, a beat): earlier accusations, and
+    /// a dead claim waiting for more words, no longer confirm anything.
+    func dropWords(against m: inout Member) {
+        m.deadWord = nil
+        guard !m.accusers.isEmpty else { return }
+        m.accusers = []
+        let target = m.heartbeat.name
+        seenAccusations = seenAccusations.filter { $0.target != target || $0.kind != .suspect }
+    }
+
     /// Re-signs our heartbeat after `me` changed.
     func resign() {
         myEntry = sign(.heartbeat(me))
@@ -876,6 +879,7 @@ public final class Membership {
         if lastNotice.count > 1024 { lastNotice.removeAll() }
         if lastSyncReply.count > 1024 { lastSyncReply.removeAll() }
         if lastSyncReplyIP.count > 1024 { lastSyncReplyIP.removeAll() }
+        if lastAskedBy.count > 1024 { lastAskedBy.removeAll() }
     }
 
     /// Routing and the rings read the same things (states above all): both are refreshed.

@@ -20,13 +20,15 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 swift test "${build[@]}" --skip-build "$@" 2>&1 | tee "$log" || status=$?
-# One closing line over both runners (XCTest and Swift Testing).
-xc=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1 || true)
+# One closing line over both runners (XCTest and Swift Testing). XCTest's last summary is the
+# whole run's: "Executed N tests, with [S tests skipped and ]F failures".
+xc=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with " "$log" | tail -1 || true)
 xc_run=$(echo "$xc" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/;t;s/.*/0/')
-xc_fail=$(echo "$xc" | sed -E 's/.*with ([0-9]+) failures?.*/\1/;t;s/.*/0/')
+xc_skip=$(echo "$xc" | sed -E 's/.*with ([0-9]+) tests? skipped.*/\1/;t;s/.*/0/')
+xc_fail=$(echo "$xc" | sed -E 's/.* ([0-9]+) failures?.*/\1/;t;s/.*/0/')
 st=$(grep -E "Test run with [0-9]+ tests?" "$log" | tail -1 || true)
 st_run=$(echo "$st" | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/;t;s/.*/0/')
 st_fail=$(echo "$st" | grep -oE "with [0-9]+ issues?" | grep -oE "[0-9]+" || echo 0)
 [ "$status" -ne 0 ] && [ "$((xc_fail + st_fail))" -eq 0 ] && xc_fail=1
-echo "$((xc_run + st_run - xc_fail - st_fail)) passed, $((xc_fail + st_fail)) failed"
+echo "$((xc_run + st_run - xc_skip - xc_fail - st_fail)) passed, $((xc_fail + st_fail)) failed, $xc_skip skipped"
 exit "$status"

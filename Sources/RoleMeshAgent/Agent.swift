@@ -203,6 +203,12 @@ public actor Agent {
         startCoreTicks()
         startWatchingKeys()
         every(ms: 5_000) { $0.savePeersIfChanged() }
+        // Once joined (starting is over), and then now and again: what a status request or a task
+        // faulted in is given back too (ResidentPages.swift).
+        every(ms: 300_000, first: 5_000) { _ in
+            let kb = ResidentPages.release()
+            Log.debug("released \(kb) kB of clean code pages")
+        }
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)

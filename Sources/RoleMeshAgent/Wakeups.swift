@@ -65,9 +65,10 @@ extension Agent {
 
     // MARK: - Chores
 
-    /// Runs `body` about every `ms` (rounded up to whole rounds) on the chores' round.
-    func every(ms: Int, _ body: @escaping @Sendable (isolated Agent) -> Void) {
-        chores.append(Chore(every: Millis(ms), due: Clock.now() + Millis(ms), run: body))
+    /// Runs `body` about every `ms` (rounded up to whole rounds) on the chores' round, the first
+    /// time after `first` ms (default `ms`).
+    func every(ms: Int, first: Int? = nil, _ body: @escaping @Sendable (isolated Agent) -> Void) {
+        chores.append(Chore(every: Millis(ms), due: Clock.now() + Millis(first ?? ms), run: body))
         guard choreTimer == nil else { return }
         let t = DispatchSource.makeTimerSource(queue: queue)
         let round = Self.choreRoundMs

@@ -12,6 +12,9 @@ enum IdleBench {
     /// Issue 9's targets: ≤ 0.3 % of a core, ≤ 18 MiB per agent (Serf: 0.1 %, 14.5 MiB).
     static let cpuTarget = 0.3      // % of one core
     static let rssTarget = 18.0     // MiB
+    /// After convergence, before the window: the idle steady state, which begins once every agent
+    /// has handed back the pages it touched only while starting (5 s after its start, `Agent`).
+    static let settleSeconds = 10.0
 
     /// Per-agent figures of one run, for the summary across N.
     struct Figures { var n: Int; var outPkts: Double; var bytes: Double?; var cpu: Double?; var rss: Double? }
@@ -46,7 +49,7 @@ enum IdleBench {
     }
 
     static func run(n: Int, seconds: Double) -> Figures? {
-        say("idle: \(n) lan agents, \(fmt(seconds, 0)) s window after convergence + 5 s settling; \(machineDescription())")
+        say("idle: \(n) lan agents, \(fmt(seconds, 0)) s window after convergence + \(Int(settleSeconds)) s settling; \(machineDescription())")
 
         var ns: String?
         var scope = "host network namespace: /proc/net/snmp is global (every process on the machine), divided by N"
@@ -65,8 +68,8 @@ enum IdleBench {
             defer { mesh.shutdown() }
             try mesh.start()
             let converge = try mesh.waitConverged(timeout: 60)
-            note("converged in \(fmt(converge)) s; settling 5 s")
-            sleepSeconds(5)
+            note("converged in \(fmt(converge)) s; settling \(Int(settleSeconds)) s")
+            sleepSeconds(settleSeconds)
             let pids = mesh.names.map { ($0, mesh.pids[$0]!) }
             let probe: pid_t? = ns == nil ? nil : pids[0].1
 

@@ -46,6 +46,19 @@ final class SignalProbeTests: XCTestCase {
         XCTAssertEqual(s.onBattery, true)
     }
 
+    /// Folders are listed once a minute, not every second: a battery plugged in (a dock, a
+    /// hot-swapped pack) counts from the next listing, while a level change counts at once.
+    func testFoldersAreListedAgainOnlyAfterTheirAge() throws {
+        try supply("BAT0", ["type": "Battery", "status": "Discharging", "capacity": "40"])
+        let kept = SignalProbe(root: root.path), fresh = SignalProbe(root: root.path, relistEvery: 0)
+        XCTAssertEqual(kept.read().battery!, 0.4, accuracy: 1e-9)
+        XCTAssertEqual(fresh.read().battery!, 0.4, accuracy: 1e-9)
+        try supply("BAT0", ["capacity": "30"])
+        try supply("BAT1", ["type": "Battery", "status": "Discharging", "capacity": "10"])
+        XCTAssertEqual(kept.read().battery!, 0.3, accuracy: 1e-9, "BAT1 is not listed yet")
+        XCTAssertEqual(fresh.read().battery!, 0.2, accuracy: 1e-9)
+    }
+
     func testLaptopCharging() throws {
         try supply("ADP1", ["type": "Mains", "online": "1"])
         try supply("BAT0", ["type": "Battery", "status": "Charging", "capacity": "80"])

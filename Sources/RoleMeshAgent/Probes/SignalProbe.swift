@@ -20,9 +20,14 @@ public struct SignalProbe: Sendable {
     // Throttle counters only mean something as a change between reads, so the probe keeps
     // the previous values; a class box so `read()` needn't be mutating, shared by copies.
     private let counters = ThrottleCounters()
+    /// Folder listings and the CPU count change only when hardware comes or goes (a dock, a CPU
+    /// taken offline), while the probe runs every second: listing five folders each time was a
+    /// fifth of an idle agent's system calls. They are looked at again after `relistEvery`.
+    private let listings: Listings
 
-    public init(root: String = "/") {
+    public init(root: String = "/", relistEvery: Millis = 60_000) {
         self.root = root.hasSuffix("/") ? root : root + "/"
+        listings = Listings(maxAge: relistEvery)
     }
 
     public func read() -> Signals {
@@ -45,7 +50,8 @@ public struct SignalProbe: Sendable {
     private func cpuCount() -> Int? {
         #if os(Linux)
         if root == "/" {
-            let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+            // sysconf reads /sys/devices/system/cpu/online each time.
+            let n = listings.cpus { sysconf(Int32(_SC_NPROCESSORS_ONLN)) }
             return n > 0 ? n : nil
         }
         #endif
@@ -175,13 +181,17 @@ public struct SignalProbe: Sendable {
 
     private func number(_ rel: String) -> Double? { text(rel).flatMap { Double($0) } }
 
-    private func list(_ rel: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: root + rel)) ?? []).sorted()
+    /// A folder's entries, sorted; nil when there is no such folder.
+    private func listing(_ rel: String) -> [String]? {
+        listings.entries(of: root + rel) { path in
+            FileManager.default.isDirectory(atPath: path)
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() : nil
+        }
     }
 
-    private func exists(_ rel: String) -> Bool {
-        FileManager.default.isDirectory(atPath: root + rel)
-    }
+    private func list(_ rel: String) -> [String] { listing(rel) ?? [] }
+
+    private func exists(_ rel: String) -> Bool { listing(rel) != nil }
 
     #if os(macOS)
     private static func darwinSignals() -> Signals {
@@ -219,6 +229,33 @@ public struct SignalProbe: Sendable {
 private func clamp(_ v: Double) -> Double { min(max(v, 0), 1) }
 
 /// Last seen throttle counters, behind a lock so the probe stays Sendable.
+/// The probe's remembered folder listings (nil: no such folder) and CPU count, each kept `maxAge` ms.
+private final class Listings: Sendable {
+    private struct Kept<T> { var value: T; var at: Millis }
+    private struct State { var folders: [String: Kept<[String]?>] = [:]; var cpus: Kept<Int>? }
+    private let maxAge: Millis
+    private let state = Locked(State())
+
+    init(maxAge: Millis) { self.maxAge = maxAge }
+
+    /// The listing of `path`, read by `read` when not known or too old.
+    func entries(of path: String, read: (String) -> [String]?) -> [String]? {
+        let now = Clock.now()
+        if let kept = state.withLock({ $0.folders[path] }), now - kept.at < maxAge { return kept.value }
+        let value = read(path)
+        state.withLock { $0.folders[path] = Kept(value: value, at: now) }
+        return value
+    }
+
+    func cpus(_ read: () -> Int) -> Int {
+        let now = Clock.now()
+        if let kept = state.withLock({ $0.cpus }), now - kept.at < maxAge { return kept.value }
+        let value = read()
+        state.withLock { $0.cpus = Kept(value: value, at: now) }
+        return value
+    }
+}
+
 private final class ThrottleCounters: Sendable {
     private let last = Locked<[String: Double]>([:])
 

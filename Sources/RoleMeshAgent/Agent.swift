@@ -205,9 +205,12 @@ public actor Agent {
         every(ms: 5_000) { $0.savePeersIfChanged() }
         // Once joined (starting is over), and then now and again: what a status request or a task
         // faulted in is given back too (ResidentPages.swift).
-        every(ms: 300_000, first: 5_000) { _ in
-            let kb = ResidentPages.release()
-            Log.debug("released \(kb) kB of clean code pages")
+        // (Off the queue: the kernel walks every mapping to write smaps, a few milliseconds.)
+        every(ms: 300_000, first: 5_000) { agent in
+            Task {
+                let kb = await agent.offQueue { ResidentPages.release() }
+                Log.debug("released \(kb) kB of clean code pages")
+            }
         }
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)

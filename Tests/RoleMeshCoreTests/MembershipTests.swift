@@ -57,6 +57,17 @@ final class MembershipTests: XCTestCase {
         for (_, core) in nodes { XCTAssertEqual(core.snapshot(now: now).filter { $0.state == .alive }.count, 3) }
     }
 
+    /// `status` lists members by name, this node in its place among them (first, middle, last).
+    func testTheSnapshotIsInNameOrderWithThisNodeInItsPlace() {
+        make(["n2", "n1", "n3"])
+        run(500)
+        for (name, core) in nodes {
+            let view = core.snapshot(now: now)
+            XCTAssertEqual(view.map(\.name), ["n1", "n2", "n3"])
+            XCTAssertEqual(view.filter(\.isSelf).map(\.name), [name])
+        }
+    }
+
     func testCrashIsDeadOnlyAfterConfirmation() {
         make(["n1", "n2", "n3", "n4"])
         run(500)

@@ -83,6 +83,8 @@ public final class Membership {
     var viewChanged = true
     /// Who watches whom, recomputed when a member's state changes (`refreshWatching`).
     var rings = WatchRings(names: [], k: 1, keys: { _ in [0] })
+    /// The names `rings` was built from (this node first, then alive members in name order).
+    var ringNames: [String] = []
     var ringsValid = false
     /// Each name's ring hashes, computed once.
     var ringKeyCache: [String: [UInt64]] = [:]
@@ -548,8 +550,13 @@ public final class Membership {
             default: break
             }
         }
-        rings = WatchRings(names: alive, k: profile.watchers, keys: ringKeys)
-        myWatchers = watchers(of: name)
+        // The rings are a function of who is alive alone; most view changes (signals, roles, a
+        // suspicion) leave that as it was, and sorting every name K times is the costly part.
+        if alive != ringNames {
+            ringNames = alive
+            rings = WatchRings(names: alive, k: profile.watchers, keys: ringKeys)
+            myWatchers = watchers(of: name)
+        }
         let next = Set(rings.subjects(of: name, offRing: offRing, keys: ringKeys))
         for key in next.subtracting(subjects).sorted() {
             // A member that has just become ours to watch may not beat to us yet (its view of the

@@ -1,17 +1,25 @@
 extension Membership {
     /// Every member including ourselves, as `status` lists them, sorted by name.
     public func snapshot(now: Millis) -> [MemberSnapshot] {
-        var out = [MemberSnapshot(name: name, address: me.address, state: hasLeft ? .left : .alive,
+        let mine = MemberSnapshot(name: name, address: me.address, state: hasLeft ? .left : .alive,
                                   incarnation: me.incarnation, roles: me.roles, backup: me.backup,
-                                  draining: me.draining, signals: me.signals, lastHeardMs: 0, isSelf: true)]
-        for m in members.values {
-            out.append(MemberSnapshot(name: m.heartbeat.name, address: m.address, state: m.state,
+                                  draining: me.draining, signals: me.signals, lastHeardMs: 0, isSelf: true)
+        // In name order, built in that order from the sorted names (taken after every view change:
+        // sorting the snapshots each time was most of a large simulation's work).
+        var out: [MemberSnapshot] = []
+        out.reserveCapacity(members.count + 1)
+        var placed = false
+        for key in memberNames {
+            if !placed, name < key { out.append(mine); placed = true }
+            let m = members[key]!
+            out.append(MemberSnapshot(name: key, address: m.address, state: m.state,
                                       incarnation: m.heartbeat.incarnation, roles: m.heartbeat.roles,
                                       backup: m.heartbeat.backup, draining: m.heartbeat.draining,
                                       signals: m.heartbeat.signals, lastHeardMs: max(0, now - m.lastHeard),
                                       isSelf: false, secondHand: m.secondHand))
         }
-        return out.sorted { $0.name < $1.name }
+        if !placed { out.append(mine) }
+        return out
     }
 
     /// Addresses worth remembering for the next start (not members that left).

@@ -303,11 +303,15 @@ enum ProcFS {
     }
 
     /// VmRSS in MiB.
-    static func rssMiB(_ pid: pid_t) -> Double? {
-        guard let s = readFile("/proc/\(pid)/status") else { return nil }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            let parts = line.split(separator: " ")
-            if parts.count >= 2, let kb = Double(parts[1]) { return kb / 1024 }
+    static func rssMiB(_ pid: pid_t) -> Double? { kB("VmRSS", in: "/proc/\(pid)/status").map { $0 / 1024 } }
+
+    /// A "Field:   1234 kB" line of /proc/PID/status or /proc/meminfo. The number is padded to 8
+    /// columns, so from 10 GB on nothing but a tab separates it from the name.
+    static func kB(_ field: String, in path: String) -> Double? {
+        guard let s = readFile(path) else { return nil }
+        for line in s.split(separator: "\n") where line.hasPrefix(field + ":") {
+            let parts = line.dropFirst(field.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return parts.first.flatMap { Double($0) }
         }
         return nil
     }

@@ -45,7 +45,8 @@ enum ScaleBench {
             note("scale \(n) nodes")
             let row = once(n, lossSeconds: lossSeconds, loss: loss)
             rows.append(row)
-            bytesPerRecord = max(1, row.peakMiB - baseMiB) * 1_048_576 / Double(n * n)
+            let measured = (row.peakMiB - baseMiB) * 1_048_576 / Double(n * n)
+            if measured > 0 { bytesPerRecord = measured }   // (unreadable: keep the last estimate)
         }
         var t = [["N", "SETUP wall s", "MSGS/s per node", "1ST DEAD s", "ALL DEAD s", "ROUNDS", "SUSPECTS @\(Int(loss * 100))%", "FALSE DEAD", "PEAK MiB"]]
         for r in rows {
@@ -112,18 +113,8 @@ enum ScaleBench {
     }
 
     /// MemAvailable of /proc/meminfo, in bytes.
-    static func availableBytes() -> Double? {
-        guard let s = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
-        return kb * 1024
-    }
+    static func availableBytes() -> Double? { ProcFS.kB("MemAvailable", in: "/proc/meminfo").map { $0 * 1024 } }
 
     /// VmHWM of this process: the most memory it has held so far.
-    static func peakMiB() -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kb / 1024
-    }
+    static func peakMiB() -> Double { (ProcFS.kB("VmHWM", in: "/proc/self/status") ?? 0) / 1024 }
 }

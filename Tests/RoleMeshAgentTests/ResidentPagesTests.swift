@@ -54,7 +54,7 @@ final class ResidentPagesTests: XCTestCase {
         func rssKB() -> Int {
             let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+            return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? 0
         }
         let json = try JSONEncoder().encode(["a": [1, 2, 3]])
         let before = rssKB()

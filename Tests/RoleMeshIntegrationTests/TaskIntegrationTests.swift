@@ -110,7 +110,7 @@ final class TaskIntegrationTests: XCTestCase {
     func peakRSS(_ pid: Int32) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "0") ?? 0
     }
 
     func rawSubmit(_ args: [String], stdin: Data?) throws -> (status: Int32, stdout: Data) {

@@ -203,9 +203,9 @@ public actor Agent {
         startCoreTicks()
         startWatchingKeys()
         every(ms: 5_000) { $0.savePeersIfChanged() }
-        // Once joined (starting is over), and then now and again: what a status request or a task
-        // faulted in is given back too (ResidentPages.swift).
-        // (Off the queue: the kernel walks every mapping to write smaps, a few milliseconds.)
+        // Pages touched only while starting go back once the start is over, and later whatever a
+        // status request or a task faulted in (ResidentPages.swift). Off the queue: writing smaps
+        // walks every mapping, a few milliseconds.
         every(ms: 300_000, first: 5_000) { agent in
             Task {
                 let kb = await agent.offQueue { ResidentPages.release() }

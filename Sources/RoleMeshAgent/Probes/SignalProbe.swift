@@ -228,7 +228,6 @@ public struct SignalProbe: Sendable {
 
 private func clamp(_ v: Double) -> Double { min(max(v, 0), 1) }
 
-/// Last seen throttle counters, behind a lock so the probe stays Sendable.
 /// The probe's remembered folder listings (nil: no such folder) and CPU count, each kept `maxAge` ms.
 private final class Listings: Sendable {
     private struct Kept<T> { var value: T; var at: Millis }
@@ -256,6 +255,7 @@ private final class Listings: Sendable {
     }
 }
 
+/// Last seen throttle counters, behind a lock so the probe stays Sendable.
 private final class ThrottleCounters: Sendable {
     private let last = Locked<[String: Double]>([:])
 

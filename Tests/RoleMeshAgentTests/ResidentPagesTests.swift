@@ -3,7 +3,8 @@ import RoleMeshAgent
 import XCTest
 
 final class ResidentPagesTests: XCTestCase {
-    /// Five mappings as smaps shows them: only clean, private, read-only file pages may go.
+    /// Mappings as smaps shows them: only clean, private, read-only file pages may go, and only
+    /// where smaps says how much of the mapping is anonymous (none).
     func testOnlyCleanReadOnlyPrivateFilePagesAreDropped() {
         let smaps = """
         7f0000000000-7f0000100000 r-xp 00000000 08:01 1234   /usr/lib/libswiftCore.so
@@ -38,6 +39,9 @@ final class ResidentPagesTests: XCTestCase {
         7f0000600000-7f0000610000 r--p 00000000 08:01 78     /usr/lib/cold.so
         Rss:                   0 kB
         Anonymous:             0 kB
+        VmFlags: rd mr mw me
+        7f0000700000-7f0000710000 r--p 00000000 08:01 79     /usr/lib/unsaid.so
+        Rss:                  64 kB
         VmFlags: rd mr mw me
         7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0      [vdso]
         Rss:                   8 kB

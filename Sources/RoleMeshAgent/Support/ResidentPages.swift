@@ -28,8 +28,11 @@ public enum ResidentPages {
         var out: [Mapping] = []
         var current: Mapping?
         var eligible = false
+        // A kernel (or a /proc emulation) that does not say how much of a mapping is anonymous
+        // gives no proof that it holds no relocated page: nothing of it is dropped.
+        var anonymousSaid = false
         func finish() {
-            if let m = current, eligible, m.rssKB > 0 { out.append(m) }
+            if let m = current, eligible, anonymousSaid, m.rssKB > 0 { out.append(m) }
             current = nil
         }
         for line in smaps.split(separator: "\n", omittingEmptySubsequences: true) {
@@ -45,12 +48,14 @@ public enum ResidentPages {
                 let perms = Array(fields[1].utf8)
                 eligible = inode != 0 && perms.count == 4 && perms[1] != UInt8(ascii: "w") && perms[3] == UInt8(ascii: "p")
                 current = Mapping(start: start, end: end, rssKB: 0)
+                anonymousSaid = false
                 continue
             }
             guard current != nil, fields.count >= 2 else { continue }
             switch first {
             case "Rss:": current!.rssKB = Int(fields[1]) ?? 0
             case "Anonymous:", "Private_Dirty:", "Shared_Dirty:", "Swap:":
+                if first == "Anonymous:" { anonymousSaid = true }
                 if fields[1] != "0" { eligible = false }
             case "VmFlags:":
                 if fields.dropFirst().contains("lo") { eligible = false }

@@ -23,11 +23,13 @@ public struct SignalProbe: Sendable {
     /// Folder listings and the CPU count change only when hardware comes or goes (a dock, a CPU
     /// taken offline), while the probe runs every second: listing five folders each time was a
     /// fifth of an idle agent's system calls. They are looked at again after `relistEvery`.
-    private let listings: Listings
+    private let listings: Remembered<[String]?>
+    private let onlineCPUs: Remembered<Int>
 
     public init(root: String = "/", relistEvery: Millis = 60_000) {
         self.root = root.hasSuffix("/") ? root : root + "/"
-        listings = Listings(maxAge: relistEvery)
+        listings = Remembered(maxAge: relistEvery)
+        onlineCPUs = Remembered(maxAge: relistEvery)
     }
 
     public func read() -> Signals {
@@ -51,7 +53,7 @@ public struct SignalProbe: Sendable {
         #if os(Linux)
         if root == "/" {
             // sysconf reads /sys/devices/system/cpu/online each time.
-            let n = listings.cpus { sysconf(Int32(_SC_NPROCESSORS_ONLN)) }
+            let n = onlineCPUs.value(for: "online") { sysconf(Int32(_SC_NPROCESSORS_ONLN)) }
             return n > 0 ? n : nil
         }
         #endif
@@ -183,7 +185,8 @@ public struct SignalProbe: Sendable {
 
     /// A folder's entries, sorted; nil when there is no such folder.
     private func listing(_ rel: String) -> [String]? {
-        listings.entries(of: root + rel) { path in
+        let path = root + rel
+        return listings.value(for: path) {
             FileManager.default.isDirectory(atPath: path)
                 ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() : nil
         }
@@ -228,29 +231,19 @@ public struct SignalProbe: Sendable {
 
 private func clamp(_ v: Double) -> Double { min(max(v, 0), 1) }
 
-/// The probe's remembered folder listings (nil: no such folder) and CPU count, each kept `maxAge` ms.
-private final class Listings: Sendable {
-    private struct Kept<T> { var value: T; var at: Millis }
-    private struct State { var folders: [String: Kept<[String]?>] = [:]; var cpus: Kept<Int>? }
+/// Values the probe read, each kept `maxAge` ms under its key (a folder's listing, nil for no
+/// such folder; the online CPU count), then read again.
+private final class Remembered<Value: Sendable>: Sendable {
     private let maxAge: Millis
-    private let state = Locked(State())
+    private let kept = Locked<[String: (value: Value, at: Millis)]>([:])
 
     init(maxAge: Millis) { self.maxAge = maxAge }
 
-    /// The listing of `path`, read by `read` when not known or too old.
-    func entries(of path: String, read: (String) -> [String]?) -> [String]? {
+    func value(for key: String, read: () -> Value) -> Value {
         let now = Clock.now()
-        if let kept = state.withLock({ $0.folders[path] }), now - kept.at < maxAge { return kept.value }
-        let value = read(path)
-        state.withLock { $0.folders[path] = Kept(value: value, at: now) }
-        return value
-    }
-
-    func cpus(_ read: () -> Int) -> Int {
-        let now = Clock.now()
-        if let kept = state.withLock({ $0.cpus }), now - kept.at < maxAge { return kept.value }
+        if let k = kept.withLock({ $0[key] }), now - k.at < maxAge { return k.value }
         let value = read()
-        state.withLock { $0.cpus = Kept(value: value, at: now) }
+        kept.withLock { $0[key] = (value, now) }
         return value
     }
 }

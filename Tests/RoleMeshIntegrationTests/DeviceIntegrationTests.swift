@@ -162,7 +162,7 @@ final class DeviceIntegrationTests: XCTestCase {
 
         let r = try cluster.cli(["revoke", "node4", "--dir", cluster.dir("node2")])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertNil(fileText("node2", "keys/node4.pub"))
+        XCTAssertNil(fileText("node2", "keys/node4.pub"), r.stdout + cluster.log("node2"))
         XCTAssertNotNil(fileText("node2", "keys/revoked/node4.pub"))
         let t0 = Date()
         XCTAssertTrue(waitUntil(timeout: 3) {
@@ -193,6 +193,68 @@ final class DeviceIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { self.fileText("node2", "keys/phone.pub") != nil }, cluster.log("node2"))
         XCTAssertFalse(waitUntil(timeout: 2) { self.fileText("node2", "keys/node3.pub") == nil }, "a revoked node revoked another")
         XCTAssertNil(fileText("node2", "keys/revoked/node3.pub"))
+    }
+
+    /// A stand-in agent on `dir`'s control socket that answers one request the way the agent answers
+    /// a write: `{"accepted":true}` at once, then, a moment later, the real answer (`final`).
+    func fakeAgent(in dir: String, final: String) throws -> Thread {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let path = Array((dir + "/agent.sock").utf8) + [0]
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        XCTAssertEqual(listen(fd, 1), 0)
+        let t = Thread {
+            defer { close(fd) }
+            let c = accept(fd, nil, nil)
+            guard c >= 0 else { return }
+            defer { close(c) }
+            var byte: UInt8 = 0
+            while read(c, &byte, 1) == 1 && byte != UInt8(ascii: "\n") {}
+            for (i, line) in [#"{"accepted":true}"#, final].enumerated() {
+                if i > 0 { usleep(300_000) }    // the disk write the agent waits for
+                let bytes = Array((line + "\n").utf8)
+                _ = bytes.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+        }
+        t.start()
+        return t
+    }
+
+    /// Every command whose answer waits for the agent's disk reports that answer, not the receipt
+    /// before it: `rolemesh revoke` once said a key had moved while it had not yet (and so would
+    /// have, had the move then failed).
+    func testWriteCommandsReportTheAgentsAnswerNotItsReceipt() throws {
+        let commands = [["revoke", "node4"], ["roles", "add", "job"], ["backup", "add", "job", "--priority", "2"],
+                        ["signal", "set", "load=0.5"], ["signal", "clear"], ["drain"], ["undrain"], ["invite", "laptop"]]
+        for (i, args) in commands.enumerated() {
+            let dir = cluster.root.path + "/fake\(i)"
+            let agent = try fakeAgent(in: dir, final: #"{"error":"keys/node4.pub could not be moved","code":75}"#)
+            let r = try cluster.cli(args + ["--dir", dir], timeout: 20)
+            XCTAssertEqual(r.status, 75, "\(args): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("keys/node4.pub could not be moved"), "\(args): \(r.stderr)")
+            XCTAssertTrue(waitUntil(timeout: 5) { agent.isFinished })
+        }
+    }
+
+    /// When the key cannot be moved (here keys/revoked is a file, not a folder), `revoke` says so
+    /// and fails, rather than saying it moved.
+    func testARevokeWhoseKeyCannotMoveFailsWithASentence() throws {
+        let nodes = try cluster.create(2)
+        FileManager.default.createFile(atPath: cluster.dir("node1") + "/keys/revoked", contents: Data())
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let r = try cluster.cli(["revoke", "node2", "--dir", cluster.dir("node1")])
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("rolemesh: cannot move"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertNotNil(fileText("node1", "keys/node2.pub"))
     }
 
     func testARevocationMadeWhileTheAgentIsStoppedSpreadsOnceItRuns() throws {

@@ -113,14 +113,19 @@ public final class ControlClient {
 
     /// One request, its answer line (checked: an `{"error"}` answer becomes a thrown MeshError).
     public static func callLine(_ dir: NodeDirectory, _ request: ControlRequest) throws(MeshError) -> String {
-        let c = try ControlClient(dir: dir)
-        try c.send(request)
-        var line = try c.firstLine(within: answerTimeout)
-        // A write's answer waits for the disk: the agent says at once that it has the request.
+        try ControlClient(dir: dir).answer(request)
+    }
+
+    /// Sends `request` on this connection and returns its answer line (checked). A write's answer
+    /// waits for the disk: the agent says at once that it has the request, and that first line is
+    /// not the answer (`rolemesh revoke` once took it for one, and said a key had moved before it had).
+    public func answer(_ request: ControlRequest) throws(MeshError) -> String {
+        try send(request)
+        var line = try firstLine(within: Self.answerTimeout)
         if request.writesToDisk, ControlJSON.decode(AcceptedReply.self, from: line)?.accepted == true {
-            line = try c.firstLine(within: writeAnswerTimeout)
+            line = try firstLine(within: Self.writeAnswerTimeout)
         }
-        try check(line)
+        try Self.check(line)
         return line
     }
 

@@ -104,7 +104,7 @@ extension Agent {
         guard let key = channel.joinKey else { return }
         let s = TrustStatement.make(.introduce, by: name, name: channel.peer, key: key, time: Self.wallMillis(),
                                     sign: keyRing.keyPair.sign)
-        for t in considerTrust([s], from: name) { await t.value }     // the key file is on disk
+        for t in considerTrust([s], from: name) { _ = await t.value }     // the key file is on disk
         reloadKeys()
         var keys: [String: String] = [:]
         for (n, k) in keyRing.trusted where n != channel.peer { keys[n] = Data(k).base64EncodedString() }

@@ -19,11 +19,12 @@ extension Agent {
     }
 
     /// Considers statements (ours, or a peer's); applies what is accepted and passes news on.
-    /// Returns the file changes it started (the `revoke` command answers once they are done).
+    /// Returns the file changes it started, each ending with its failure if it failed (the `revoke`
+    /// command answers once they are done, with that failure).
     @discardableResult
-    func considerTrust(_ statements: [TrustStatement], from peer: String) -> [Task<Void, Never>] {
+    func considerTrust(_ statements: [TrustStatement], from peer: String) -> [Task<MeshError?, Never>] {
         var news = false
-        var applying: [Task<Void, Never>] = []
+        var applying: [Task<MeshError?, Never>] = []
         for s in statements.prefix(TrustLedger.capacity) {
             switch trust.consider(s, trustView) {
             case .known: continue
@@ -41,7 +42,7 @@ extension Agent {
         return applying
     }
 
-    func applyIntroduction(_ s: TrustStatement) -> Task<Void, Never> {
+    func applyIntroduction(_ s: TrustStatement) -> Task<MeshError?, Never> {
         let dir = self.dir
         return Task {
             let written = await disk.written { () throws(MeshError) in
@@ -49,19 +50,22 @@ extension Agent {
             }
             if let written { Log.warn(written.message) }
             reloadKeys()
+            return written
         }
     }
 
-    func applyRevocation(_ s: TrustStatement) -> Task<Void, Never> {
+    func applyRevocation(_ s: TrustStatement) -> Task<MeshError?, Never> {
         let dir = self.dir
         return Task {
-            let moved = await disk.written { () throws(MeshError) in
-                if try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) {
-                    Log.info("\(s.by) revoked \(s.name): moved keys/\(s.name).pub to keys/revoked/")
+            let failure = await disk.written { () throws(MeshError) in
+                guard try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) else {
+                    throw MeshError(MeshError.other, "keys/\(s.name).pub no longer holds the revoked key; nothing was moved")
                 }
+                Log.info("\(s.by) revoked \(s.name): moved keys/\(s.name).pub to keys/revoked/")
             }
-            if let moved { Log.warn(moved.message) }
+            if let failure { Log.warn(failure.message) }
             reloadKeys()
+            return failure
         }
     }
 
@@ -74,7 +78,9 @@ extension Agent {
         let s = TrustStatement.make(.revoke, by: name, name: revoked, key: key, time: Self.wallMillis(), sign: keyRing.keyPair.sign)
         let applying = considerTrust([s], from: name)
         Task {      // on the agent (it uses `self`), where `conn` lives
-            for t in applying { await t.value }     // the key has moved (not just been queued to move)
+            var failure: MeshError?
+            for t in applying { if let e = await t.value { failure = e } }  // the key has moved (not just been queued to move)
+            if let failure { return conn.fail(failure) }
             conn.reply(OkReply(node: self.name))
         }
     }

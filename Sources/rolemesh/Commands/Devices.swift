@@ -121,9 +121,7 @@ struct Revoke: ParsableCommand {
                 printOut("revoked \(name): keys/\(name).pub moved to keys/revoked/; the revocation spreads once this node's agent runs (`rolemesh agent`)")
                 return
             }
-            try client.send(.revoke(name: name))
-            let line = try client.firstLine(within: ControlClient.writeAnswerTimeout)
-            try ControlClient.check(line)
+            _ = try client.answer(.revoke(name: name))
             printOut("revoked \(name): keys/\(name).pub moved to keys/revoked/; the revocation spreads to every node that accepts this one's introductions")
         }
     }

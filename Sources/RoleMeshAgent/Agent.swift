@@ -79,9 +79,8 @@ public actor Agent {
     var coreTickAt: Millis = .max
     var lastCoreTick: Millis = .min / 2
     var lastSignalProbe: Millis = .min / 2
-    /// The slow chores, on one round timer (Wakeups.swift).
+    /// The slow chores, run on the core's timer (Wakeups.swift).
     var chores: [Chore] = []
-    var choreTimer: DispatchSourceTimer?
     /// Schedules, slot records, idle readings and paused runs (Schedules/).
     var background = BackgroundState()
     let idleProbe: IdleProbe
@@ -311,7 +310,10 @@ public actor Agent {
     // MARK: - Files
 
     /// Runs `body` on `reads` (file and sysfs reads that may block), not on the agent queue.
-    nonisolated func offQueue<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    /// `nonsending`: the caller's executor (the agent's) is kept around the read, so the way there
+    /// and back is two thread wakeups, not four through the global executor (an idle agent does
+    /// this about once a second for its signals).
+    nonisolated(nonsending) func offQueue<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { c in reads.async { c.resume(returning: body()) } }
     }
 
@@ -319,7 +321,7 @@ public actor Agent {
     static let keysUnwatchedMs: Millis = 30_000
 
     /// Trust follows `keys/*.pub` (revocation within 10 s, no restart): re-read as soon as inotify
-    /// reports a change in `keys/` or `keys/revoked/`, and on the chores' round every 2 s while the
+    /// reports a change in `keys/` or `keys/revoked/`, and by a chore every 2 s while the
     /// folder cannot be watched (no inotify, or `keys/` replaced and not found again yet). Reading
     /// every key file every 2 s was most of an idle agent's file reads.
     func startWatchingKeys() {

@@ -15,6 +15,8 @@ final class MembershipDeadlineTests: XCTestCase {
         var log: [String] = []
         var ticks = 0, sent = 0
         var now: Millis = 0
+        /// Every this-many-th datagram is lost.
+        var lossEvery = 7
 
         init(profile: TimingProfile, skipping: Bool) {
             self.profile = profile
@@ -40,7 +42,7 @@ final class MembershipDeadlineTests: XCTestCase {
                 }
                 guard let target = names.first(where: { address($0) == to }) else { continue }
                 sent += 1
-                if sent % 7 != 0 { inbox.append((a, node, target)) }
+                if sent % lossEvery != 0 { inbox.append((a, node, target)) }
             }
         }
 
@@ -91,6 +93,23 @@ final class MembershipDeadlineTests: XCTestCase {
         // The point of the deadline: many ticks are skipped (lan beats every 4.5 ticks, fast every 2; this
         // scenario is busier than an idle mesh: loss, a death, a return).
         XCTAssertLessThan(Double(skipping.ticks), share * Double(every.ticks), "\(profile.name): \(skipping.ticks) ticks at deadlines vs \(every.ticks)")
+    }
+
+    /// An idle mesh wakes each node about once per heartbeat, on the beat: nothing else of the
+    /// core's (the join check, sync, dead retry) asks for a tick of its own. The join check once
+    /// did, every heartbeat between two beats, and doubled an idle agent's core wakeups.
+    func testAnIdleMeshTicksOncePerHeartbeat() {
+        for profile in [TimingProfile.lan, .travel] {
+            let mesh = Mesh(profile: profile, skipping: true)
+            mesh.lossEvery = .max
+            mesh.run(profile.suspectAfter * 4)
+            XCTAssertTrue(mesh.names.allSatisfy { n in mesh.names.allSatisfy { mesh.nodes[n]!.state(of: $0) == .alive } })
+            mesh.ticks = 0
+            let seconds: Millis = 60
+            mesh.run(seconds * 1_000)
+            let beats = Double(mesh.names.count) * Double(seconds * 1_000) / Double(profile.heartbeat)
+            XCTAssertLessThanOrEqual(Double(mesh.ticks), beats * 1.05, "\(profile.name): \(mesh.ticks) ticks for \(Int(beats)) beats")
+        }
     }
 
     func testTickingAtDeadlinesActsLikeTickingEveryTick() {

@@ -38,11 +38,10 @@ extension Membership {
             at(m.lastHeard + suspectAfter / 2)
         }
         if let oldest = secondHandSince.values.min() { at(oldest + suspectAfter) }
+        // Sync, dead retry and join run only on a tick that beats (see `tick(now:)`): the beat's
+        // deadline covers them.
         at(nextBeat)
         if broadcasts.pendingUrgent > 0 { at(lastPush + profile.tick) }
-        at(nextSync)
-        at(nextDeadRetry)
-        at(nextJoin)
         return due
     }
 }

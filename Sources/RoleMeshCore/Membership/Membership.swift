@@ -153,12 +153,17 @@ public final class Membership {
         refreshWatching(now: now)
         detectFailures(now: now)
         expireSecondHand(now: now)
-        if now >= nextBeat {
+        let beats = now >= nextBeat
+        if beats {
             // Keep the cadence: a beat that fired a little late does not delay the next one.
             nextBeat = max(nextBeat + profile.heartbeat, now + profile.heartbeat / 2)
             beatRound(now: now)
         }
         if broadcasts.pendingUrgent > 0 { push(now: now) }
+        // The housekeeping below (sync, dead retry, join) waits for a tick that beats: at its own
+        // times it would wake an idle agent as often again (the join check, every heartbeat, fell
+        // between beats), and none of it minds a delay of one heartbeat.
+        guard beats else { return takeActions() }
         if now >= nextSync {
             nextSync = now + profile.syncEvery(memberCount: memberCount)
             let peers = memberNames.filter { members[$0]!.isReachable }

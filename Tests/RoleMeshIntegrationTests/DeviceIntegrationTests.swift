@@ -201,14 +201,7 @@ final class DeviceIntegrationTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         XCTAssertGreaterThanOrEqual(fd, 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let path = Array((dir + "/agent.sock").utf8) + [0]
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path) }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(rc, 0)
+        XCTAssertEqual(SocketAddress.withUnix(path: dir + "/agent.sock") { bind(fd, $0, $1) }, 0)
         XCTAssertEqual(listen(fd, 1), 0)
         let t = Thread {
             defer { close(fd) }

@@ -30,13 +30,7 @@ final class StallTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(fd, 0)
         var small: Int32 = 4096
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let path = Array((cluster.dir(node) + "/agent.sock").utf8) + [0]
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path) }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = SocketAddress.withUnix(path: cluster.dir(node) + "/agent.sock") { connect(fd, $0, $1) }
         XCTAssertEqual(rc, 0, "connect to \(node)'s control socket")
         let line = Array((request + "\n").utf8)
         XCTAssertEqual(line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }, line.count)

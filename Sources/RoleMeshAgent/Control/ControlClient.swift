@@ -38,13 +38,7 @@ public final class ControlClient {
     static func connect(path: String) -> Int32? {
         let fd = socket(AF_UNIX, sockStream, 0)
         guard fd >= 0 else { return nil }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { sysClose(fd); return nil }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sysConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0 else { sysClose(fd); return nil }
+        guard SocketAddress.withUnix(path: path, { sysConnect(fd, $0, $1) }) == 0 else { sysClose(fd); return nil }
         return fd
     }
 

@@ -39,17 +39,13 @@ final class ControlServer {
         }
         let fd = socket(AF_UNIX, sockStream, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create the control socket") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        let old = umask(0o177)         // created 0600, with no window where others could connect
+        let bound = SocketAddress.withUnix(path: path) { bind(fd, $0, $1) }
+        umask(old)
+        guard let rc = bound else {
             sysClose(fd)
             throw MeshError(MeshError.config, "the directory path is too long for a control socket: \(path)")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let old = umask(0o177)         // created 0600, with no window where others could connect
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        umask(old)
         guard rc == 0, listen(fd, 64) == 0 else {
             let err = String(cString: strerror(errno))
             sysClose(fd)

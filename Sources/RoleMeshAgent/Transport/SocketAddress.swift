@@ -5,8 +5,20 @@ import Darwin
 #endif
 import RoleMeshCore
 
-/// Conversions between `WireAddress` and the kernel's sockaddr structures, and name lookup.
-enum SocketAddress {
+/// Conversions between `WireAddress` (or a Unix-domain socket's path) and the kernel's sockaddr
+/// structures, and name lookup.
+public enum SocketAddress {
+    /// Calls `body` with a sockaddr for the Unix-domain socket at `path` and its length; nil when
+    /// the path is too long for one.
+    public static func withUnix<T>(path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T? {
+        var sa = sockaddr_un()
+        sa.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: sa.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &sa.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+    }
+
     /// Calls `body` with a sockaddr for `a` and its length.
     static func with<T>(_ a: WireAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
         if a.isIPv6 {

@@ -29,6 +29,26 @@ final class WireTests: XCTestCase {
         XCTAssertTrue(Ed25519.verify(signature: back.entries[0].signature, message: back.entries[0].signedMessage, publicKey: pair.publicKey))
     }
 
+    /// Entries share their storage between copies (a relayed record is held by every member table);
+    /// a copy that is changed must not change the others, and equality is by content.
+    func testASignedEntryCopyIsAValue() throws {
+        let original = signed(.heartbeat(heartbeat()))
+        var forged = original
+        forged.signature = [UInt8](repeating: 1, count: 64)
+        XCTAssertNotEqual(forged, original)
+        XCTAssertNotEqual(original.signature, forged.signature)
+        XCTAssertTrue(Ed25519.verify(signature: original.signature, message: original.signedMessage, publicKey: pair.publicKey))
+        var edited = original
+        edited.statement = .heartbeat(heartbeat(seq: 8))
+        XCTAssertEqual(original.heartbeat?.seq, 7)
+        XCTAssertEqual(edited.heartbeat?.seq, 8)
+        XCTAssertEqual(edited.body, original.body, "only the field that was set changes")
+        // Equal content in separate storage is equal; a decoded copy is equal to what was encoded.
+        XCTAssertEqual(signed(.heartbeat(heartbeat())), original)
+        XCTAssertEqual(try Wire.decode(Wire.encode(Datagram(kind: .gossip, entries: [original]))).entries[0], original)
+        XCTAssertNil(signed(.accusation(Accusation(accuser: "a", kind: .suspect, target: "b", incarnation: 1))).heartbeat)
+    }
+
     func testIPv6AddressRoundTrips() throws {
         var h = heartbeat()
         h.address = WireAddress(host: "[::1]", port: 9000)!

@@ -1,40 +1,92 @@
 /// What one node knows about another member.
+///
+/// Every node holds one of these per member, so a mesh of N holds N² of them: the fields every
+/// member has are inline and small (the signed record is a shared pointer, and the heartbeat is read
+/// out of it), and what only members under watch or under suspicion need lives in `Rare`, allocated
+/// while one of its fields is set. (48 bytes a record instead of ~840: a simulated 10,000-node mesh
+/// then fits in memory.)
 struct Member {
-    /// The newest heartbeat accepted from it, and its signed form for relaying.
-    var heartbeat: Heartbeat
+    // (Declared in this order so the struct packs into 48 bytes: Swift lays fields out as declared.)
+    /// The newest heartbeat accepted from it, in its signed form for relaying.
     var entry: SignedEntry
-    var state: MemberState
     /// When a newer heartbeat last arrived, directly or relayed.
     var lastHeard: Millis
     /// When `state` last changed (dead and left members are forgotten after 24 h).
     var stateSince: Millis
-    /// Set while this node itself suspects the member.
-    var suspectSince: Millis?
-    /// Other nodes that accused it of being suspect at its current incarnation.
-    var accusers: Set<String> = []
-    /// The signed claim this node holds that the member is dead.
-    var deathClaim: SignedEntry?
-    var deathIncarnation: UInt64 = 0
-    /// When this node last asked it directly because it had gone quiet (protocol.md 7.1).
-    var probedAt: Millis?
-    /// Since when this node watches it (protocol.md 7.1), while it does.
-    var watchedSince: Millis?
-    /// A dead claim received while the words against it were not yet enough (protocol.md 6.3).
-    var deadWord: SignedEntry?
     /// Source address of its last direct datagram whose heartbeat was fresh (accepted, so signed by
     /// it just now): where it is reached (protocol.md 7.5). Never moved by a duplicate, a replay or a
     /// relayed copy.
     var observed: WireAddress?
+    var state: MemberState
     /// Known only second-hand: learned through a relay or a full-state sync and not heard since,
     /// directly or through a newer heartbeat. A death claim at its current incarnation is enough.
     var secondHand = false
-    /// The newest version it spoke at while final here (verified), so a replay earns no notice.
-    var finalHeard: Version?
-    /// The newest beat accepted from it: a beat must be newer to count (protocol.md 6.6).
-    var lastBeat: Beat?
-    /// When a beat ahead of its heartbeat last made us ask for that heartbeat (not `probedAt`,
-    /// which says a silence was already asked about and would hold back the next question).
-    var askedForHeartbeat: Millis?
+    private var rare: RareBox?
+
+    init(entry: SignedEntry, state: MemberState, lastHeard: Millis, stateSince: Millis) {
+        precondition(entry.heartbeat != nil, "a member's record is a heartbeat")
+        self.entry = entry; self.state = state; self.lastHeard = lastHeard; self.stateSince = stateSince
+    }
+
+    /// The newest heartbeat accepted from it (`entry`'s statement).
+    var heartbeat: Heartbeat { entry.heartbeat! }
+
+    /// What a member needs only while it is watched, suspected, accused or dead.
+    struct Rare {
+        /// Set while this node itself suspects the member.
+        var suspectSince: Millis?
+        /// Other nodes that accused it of being suspect at its current incarnation.
+        var accusers: Set<String> = []
+        /// The signed claim this node holds that the member is dead.
+        var deathClaim: SignedEntry?
+        var deathIncarnation: UInt64 = 0
+        /// When this node last asked it directly because it had gone quiet (protocol.md 7.1).
+        var probedAt: Millis?
+        /// Since when this node watches it (protocol.md 7.1), while it does.
+        var watchedSince: Millis?
+        /// A dead claim received while the words against it were not yet enough (protocol.md 6.3).
+        var deadWord: SignedEntry?
+        /// The newest version it spoke at while final here (verified), so a replay earns no notice.
+        var finalHeard: Version?
+        /// The newest beat accepted from it: a beat must be newer to count (protocol.md 6.6).
+        var lastBeat: Beat?
+        /// When a beat ahead of its heartbeat last made us ask for that heartbeat (not `probedAt`,
+        /// which says a silence was already asked about and would hold back the next question).
+        var askedForHeartbeat: Millis?
+
+        var isEmpty: Bool {
+            suspectSince == nil && accusers.isEmpty && deathClaim == nil && deathIncarnation == 0 && probedAt == nil
+                && watchedSince == nil && deadWord == nil && finalHeard == nil && lastBeat == nil && askedForHeartbeat == nil
+        }
+    }
+    final class RareBox {
+        var fields: Rare
+        init(_ fields: Rare) { self.fields = fields }
+    }
+
+    /// Copy-on-write for the rare fields; the box goes when they are all back at their defaults.
+    private mutating func setRare(_ change: (inout Rare) -> Void) {
+        var fields = rare?.fields ?? Rare()
+        change(&fields)
+        if fields.isEmpty {
+            rare = nil
+        } else if rare != nil, isKnownUniquelyReferenced(&rare!) {
+            rare!.fields = fields
+        } else {
+            rare = RareBox(fields)
+        }
+    }
+
+    var suspectSince: Millis? { get { rare?.fields.suspectSince } set { setRare { $0.suspectSince = newValue } } }
+    var accusers: Set<String> { get { rare?.fields.accusers ?? [] } set { setRare { $0.accusers = newValue } } }
+    var deathClaim: SignedEntry? { get { rare?.fields.deathClaim } set { setRare { $0.deathClaim = newValue } } }
+    var deathIncarnation: UInt64 { get { rare?.fields.deathIncarnation ?? 0 } set { setRare { $0.deathIncarnation = newValue } } }
+    var probedAt: Millis? { get { rare?.fields.probedAt } set { setRare { $0.probedAt = newValue } } }
+    var watchedSince: Millis? { get { rare?.fields.watchedSince } set { setRare { $0.watchedSince = newValue } } }
+    var deadWord: SignedEntry? { get { rare?.fields.deadWord } set { setRare { $0.deadWord = newValue } } }
+    var finalHeard: Version? { get { rare?.fields.finalHeard } set { setRare { $0.finalHeard = newValue } } }
+    var lastBeat: Beat? { get { rare?.fields.lastBeat } set { setRare { $0.lastBeat = newValue } } }
+    var askedForHeartbeat: Millis? { get { rare?.fields.askedForHeartbeat } set { setRare { $0.askedForHeartbeat = newValue } } }
 
     /// Addresses follow devices: the newest authenticated direct source wins; the announced address
     /// is used only until something arrived from the member directly.

@@ -78,7 +78,7 @@ extension Membership {
             m.state = .alive
             m.stateSince = now
             outbox.append(.event(.state(.alive, sender)))
-            markViewChanged()
+            markStatesChanged()
         }
         // A beat ahead of the heartbeat we hold: that round's signed heartbeat was lost. Ask for it
         // (a sync request is answered with the sender's current heartbeat), at most every two beats.

@@ -51,7 +51,6 @@ public final class Membership {
     /// in-place mutation of members).
     var members: [String: Member] = [:] { didSet { if members.count != cachedNames.count { namesValid = false } } }
     private var cachedNames: [String] = []
-    private var cachedNameSet: Set<String> = []
     private var namesValid = true
     /// Statements waiting to ride on our datagrams (protocol.md 7.3).
     var broadcasts = BroadcastQueue()
@@ -83,11 +82,12 @@ public final class Membership {
     var viewChanged = true
     /// Who watches whom, recomputed when a member's state changes (`refreshWatching`).
     var rings = WatchRings(names: [], k: 1, keys: { _ in [0] })
-    /// The names `rings` was built from (this node first, then alive members in name order).
+    /// The names `rings` was built from: the alive members and this node, in name order (the same
+    /// list on every node that agrees on who is alive, so the simulator's nodes share one copy).
     var ringNames: [String] = []
     var ringsValid = false
-    /// Each name's ring hashes, computed once.
-    var ringKeyCache: [String: [UInt64]] = [:]
+    /// Ring hashes and rings already built (shared by all nodes in the simulator).
+    let ringCache: RingCache
     /// The nodes this one sends its heartbeat to, and the members it watches.
     var myWatchers: [String] = []
     var subjects: Set<String> = []
@@ -118,7 +118,9 @@ public final class Membership {
     static let relayMultiplier = 4
     static let maxSeenAccusations = 10_000
 
-    public init(config: Config, crypto: StatementCrypto, seed: UInt64, now: Millis) {
+    /// `ringCache`: shared by many cores in one process (the simulator); by default one of its own.
+    public init(config: Config, crypto: StatementCrypto, seed: UInt64, now: Millis, ringCache: RingCache = RingCache()) {
+        self.ringCache = ringCache
         name = config.name
         profile = config.profile
         self.crypto = crypto
@@ -171,7 +173,10 @@ public final class Membership {
         }
         if now >= nextDeadRetry {
             nextDeadRetry = now + profile.deadRetry
-            for m in sortedMembers where m.state == .dead { sendFullState(.syncRequest, to: m.address) }
+            // One sample each, not full state: full state is N/8 datagrams, and every node sending
+            // it to every dead member each `deadRetry` grew with N (1,700 datagrams at 10,000). The
+            // request's fresh lead is what a live node behind a partition needs to hear (6.2).
+            for key in memberNames where members[key]!.state == .dead { sendSample(.syncRequest, to: members[key]!.address) }
             forgetOldMembers(now: now)
         }
         if now >= nextJoin {
@@ -352,7 +357,7 @@ public final class Membership {
         broadcasts.remove(origin: name)
         seenAccusations = seenAccusations.filter { $0.accuser != name && $0.target != name }
         for key in members.keys { members[key]?.accusers.remove(name) }
-        markViewChanged()
+        markStatesChanged()
     }
 
     // MARK: - Heartbeats
@@ -365,7 +370,7 @@ public final class Membership {
         let old = members[hb.name]
         if let m = old {
             // A byte-identical copy proves nothing new: it moves no address and costs no check.
-            if entry.signature == m.entry.signature, entry.body == m.entry.body { return .duplicate }
+            if entry.sameBytes(as: m.entry) { return .duplicate }
             if hb.version <= m.heartbeat.version { return .stale }
             if let final = m.finalIncarnation, hb.incarnation <= final { return .final }
         }
@@ -385,12 +390,11 @@ public final class Membership {
         // holds off a dead claim that has its words (6.3) — else a survivor that happened to get it
         // just after a crash learns of the death 0.7 s after everyone else.
         let heard = direct ? now : max(old?.lastHeard ?? .min / 2, now - suspectAfter / 2)
-        var m = old ?? Member(heartbeat: hb, entry: entry, state: newState, lastHeard: heard, stateSince: now)
+        var m = old ?? Member(entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
             m.accusers = []
             seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.incarnation >= hb.incarnation }
         }
-        m.heartbeat = hb
         m.entry = entry
         m.lastHeard = heard
         m.suspectSince = nil
@@ -417,7 +421,9 @@ public final class Membership {
             outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
         }
         members[hb.name] = m
-        if changedState || changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
+        if changedState {
+            markStatesChanged()
+        } else if changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
             markViewChanged()   // routing reads all of these, the second-hand mark included
         }
         // A plain beat (only seq changed) is not news: it went to the watchers that need it.
@@ -535,8 +541,11 @@ public final class Membership {
     /// up to `confirmations` + 1. Counted from the view, not from the rings (which may be a tick
     /// old): 2 whenever anyone but the target and this node is alive, so one key alone cannot kill.
     func wordsNeeded(against target: String) -> Int {
-        let couldWatch = 1 + members.values.reduce(0) { $0 + ($1.state == .alive && $1.heartbeat.name != target ? 1 : 0) }
-        return min(profile.confirmations + 1, max(1, min(profile.watchers, couldWatch)))
+        let most = max(1, min(profile.confirmations + 1, profile.watchers))
+        // Counting stops at `most`: with thousands of members this runs for every accusation.
+        var couldWatch = 1
+        for (key, m) in members where couldWatch < most && m.state == .alive && key != target { couldWatch += 1 }
+        return min(most, couldWatch)
     }
 
     /// Rebuilds the rings after a change of who is alive (at most once per tick: the rings only
@@ -547,19 +556,21 @@ public final class Membership {
         guard !ringsValid, now >= nextRingRefresh else { return }
         ringsValid = true
         nextRingRefresh = now + profile.heartbeat / 2
-        var alive = [name], offRing: [String] = []
+        var alive: [String] = [], offRing: [String] = []
+        var placedSelf = false
         for key in memberNames {
+            if !placedSelf, key > name { alive.append(name); placedSelf = true }
             switch members[key]!.state {
             case .alive: alive.append(key)
             case .suspect: offRing.append(key)
             default: break
             }
         }
+        if !placedSelf { alive.append(name) }
         // The rings are a function of who is alive alone; most view changes (signals, roles, a
         // suspicion) leave that as it was, and sorting every name K times is the costly part.
         if alive != ringNames {
-            ringNames = alive
-            rings = WatchRings(names: alive, k: profile.watchers, keys: ringKeys)
+            (ringNames, rings) = ringCache.rings(over: alive, k: profile.watchers)
             myWatchers = watchers(of: name)
         }
         let next = Set(rings.subjects(of: name, offRing: offRing, keys: ringKeys))
@@ -577,13 +588,7 @@ public final class Membership {
 
     func watchers(of node: String) -> [String] { rings.watchers(of: node, keys: ringKeys) }
 
-    func ringKeys(_ node: String) -> [UInt64] {
-        if let k = ringKeyCache[node] { return k }
-        if ringKeyCache.count > 100_000 { ringKeyCache.removeAll() }
-        let k = WatchRings.keys(node, k: profile.watchers)
-        ringKeyCache[node] = k
-        return k
-    }
+    func ringKeys(_ node: String) -> [UInt64] { ringCache.keys(node, k: profile.watchers) }
 
     /// Only the members we watch are suspected for silence; the others are watched by others.
     func detectFailures(now: Millis) {
@@ -623,7 +628,7 @@ public final class Membership {
                     m.state = .suspect
                     m.stateSince = now
                     outbox.append(.event(.state(.suspect, key)))
-                    markViewChanged()
+                    markStatesChanged()
                 }
                 let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
                                                         incarnation: m.heartbeat.incarnation)))
@@ -675,7 +680,7 @@ public final class Membership {
         deadWordHeld.remove(m.heartbeat.name)
         m.stateSince = now
         outbox.append(.event(.state(.dead, m.heartbeat.name)))
-        markViewChanged()
+        markStatesChanged()
     }
 
     /// Raise our incarnation above `inc` and tell everyone, including those who think us dead.
@@ -706,7 +711,7 @@ public final class Membership {
                 members[key]!.state = .alive
                 members[key]!.stateSince = now
                 outbox.append(.event(.state(.alive, key)))
-                markViewChanged()
+                markStatesChanged()
             }
         }
         refute(atLeast: me.incarnation)
@@ -774,7 +779,7 @@ public final class Membership {
         let lead = kind == .syncRequest ? syncRequestLead() : myEntry
         let names = memberNames
         guard !names.isEmpty else { return send(Datagram(kind: kind, entries: [lead]), to: address) }
-        var start = names.firstIndex { $0 > syncCursor } ?? 0
+        var start = Self.firstIndex(after: syncCursor, in: names)
         var entries = [lead], size = Wire.headerSize + lead.encodedSize
         for _ in 0..<names.count {
             let m = members[names[start]]!
@@ -885,6 +890,7 @@ public final class Membership {
     var ownLimit: Int { relayLimit + 2 }
 
     func forgetOldMembers(now: Millis) {
+        verifyBudget.prune(now: now)
         for (key, m) in members where !m.isReachable && now - m.stateSince > Self.retention {
             members[key] = nil
         }
@@ -894,8 +900,12 @@ public final class Membership {
         if lastAskedBy.count > 1024 { lastAskedBy.removeAll() }
     }
 
-    /// Routing and the rings read the same things (states above all): both are refreshed.
-    func markViewChanged() { viewChanged = true; ringsValid = false }
+    /// Something routing reads changed (roles, signals, the second-hand mark): `.viewChanged`.
+    func markViewChanged() { viewChanged = true }
+    /// A member's state changed, or a member came or went: the rings, which are a function of who
+    /// is alive (and suspect), are rebuilt too. Only then: at 10,000 members, rebuilding on every
+    /// signal or incarnation change cost every node O(N) per change anywhere in the mesh.
+    func markStatesChanged() { viewChanged = true; ringsValid = false }
 
     /// Member names, sorted. Dictionary order is seeded per process: whatever sends or emits in a
     /// loop goes in this order, so one seed gives one run (the simulation relies on it).
@@ -903,19 +913,40 @@ public final class Membership {
         if !namesValid {
             // Usually a few members came since the last call: those are merged in (`sort` on two
             // sorted runs is a merge), which is much cheaper than sorting a thousand names again.
-            let added = members.keys.filter { !cachedNameSet.contains($0) }
+            // (Found by binary search in the sorted names, not through a set of them: at 10,000
+            // members that set cost each node 260 kB.)
+            let added = members.keys.filter { !Self.sortedContains(cachedNames, $0) }
             if cachedNames.count + added.count != members.count {   // some were removed
                 cachedNames.removeAll { members[$0] == nil }
-                cachedNameSet = Set(cachedNames)
             }
             cachedNames += added.sorted()
             cachedNames.sort()
-            cachedNameSet.formUnion(added)
             namesValid = true
         }
         return cachedNames
     }
     var sortedMembers: [Member] { memberNames.map { members[$0]! } }
+
+    /// The index of the first name after `cursor` in sorted `names` (binary search), or 0.
+    static func firstIndex(after cursor: String, in names: [String]) -> Int {
+        let i = insertionPoint(after: cursor, in: names)
+        return i == names.count ? 0 : i
+    }
+
+    static func sortedContains(_ names: [String], _ name: String) -> Bool {
+        let i = insertionPoint(after: name, in: names)
+        return i > 0 && names[i - 1] == name
+    }
+
+    /// The index of the first element of sorted `names` greater than `key`.
+    static func insertionPoint(after key: String, in names: [String]) -> Int {
+        var lo = 0, hi = names.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if names[mid] <= key { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
 
     /// Hands this input's actions to the caller and empties the outbox; a view change is reported
     /// last, once per input (never after leaving).
@@ -963,6 +994,16 @@ struct VerifyBudget {
 
     struct Bucket { var tokens: Double; var at: Millis }
     private var buckets: [[UInt8]: Bucket] = [:]
+
+    /// Forgets the buckets that have refilled: a full bucket says nothing an absent one does not,
+    /// and a node that hears from thousands of addresses would otherwise keep one for each.
+    mutating func prune(now: Millis) {
+        buckets = buckets.filter { _, b in
+            let (elapsed, overflow) = now.subtractingReportingOverflow(b.at)
+            if overflow || elapsed > 3_600_000 { return false }   // `spend` refills those in full
+            return b.tokens + Double(max(0, elapsed)) * Self.refillPerSecond / 1000 < Self.capacity
+        }
+    }
 
     /// Takes one token for a check from `ip`; false when none is left.
     mutating func spend(_ ip: [UInt8], now: Millis) -> Bool {

@@ -80,3 +80,39 @@ public struct WatchRings: Sendable {
         return h ^ (h >> 31)
     }
 }
+
+/// Ring hashes and built rings, kept for reuse. Each `Membership` has its own by default; the
+/// simulator gives all its nodes one, since N nodes that agree on who is alive build the same rings
+/// and would otherwise hold N copies of them and of every name's hashes (N² entries at N = 10,000).
+/// Not thread-safe: one owner, or one thread for all its owners (the simulator).
+public final class RingCache {
+    private var keyTable: [String: [UInt64]] = [:]
+    /// The last few rings built, newest first: views that differ for a moment (a member suspected by
+    /// some) alternate between a few sets.
+    private var recent: [(k: Int, names: [String], rings: WatchRings)] = []
+    static let recentLimit = 4
+
+    public init() {}
+
+    /// `name`'s K ring hashes, computed once per name.
+    public func keys(_ name: String, k: Int) -> [UInt64] {
+        if let h = keyTable[name], h.count == max(1, k) { return h }
+        if keyTable.count > 100_000 { keyTable.removeAll() }
+        let h = WatchRings.keys(name, k: k)
+        keyTable[name] = h
+        return h
+    }
+
+    /// The rings over `names`, and the names as kept here (so the caller holds the same storage).
+    public func rings(over names: [String], k: Int) -> (names: [String], rings: WatchRings) {
+        if let i = recent.firstIndex(where: { $0.k == k && $0.names == names }) {
+            let hit = recent.remove(at: i)
+            recent.insert(hit, at: 0)
+            return (hit.names, hit.rings)
+        }
+        let built = WatchRings(names: names, k: k, keys: { self.keys($0, k: k) })
+        recent.insert((k, names, built), at: 0)
+        if recent.count > Self.recentLimit { recent.removeLast() }
+        return (names, built)
+    }
+}

@@ -71,7 +71,9 @@ public enum Wire {
             w.field(F.target, name: a.target)
             w.field(F.claimIncarnation, counter: a.incarnation)
         }
-        return w.bytes
+        // A copy at its own size: a body is kept for as long as anyone holds its entry (N² of them
+        // in a simulated mesh), and the writer reserved 256 bytes for typically 40–120.
+        return Array(w.bytes[...])
     }
 
     static func encodeSignals(_ s: Signals, into w: inout ByteWriter) {

@@ -24,13 +24,20 @@ public final class SimulatedMesh {
     public var delay: ClosedRange<Millis> = 1...5
     public private(set) var nodes: [String: NodeHandle] = [:]
     public private(set) var delivered = 0
+    /// Datagrams and beats the nodes sent, delivered or not (to a dead node, lost, partitioned).
+    public private(set) var sent = 0
     public private(set) var events: [(Millis, String, MeshEvent)] = []
     /// Off: no events are recorded and routes are not watched (a snapshot per view change would
     /// dominate a 1000-node run); `role-moved` events after turning it back on compare with the
     /// last view watched.
     public var recordEvents = true
+    /// Off: `.viewChanged` is not turned into `role-moved` events (each one reads the node's whole
+    /// view: O(N) per change, which a 10,000-node run cannot afford). Events are still recorded.
+    public var watchRoutes = true
 
     let crypto = TrustingCrypto()
+    /// One for all nodes: nodes that agree on who is alive share their rings (and every name's hashes).
+    let ringCache = RingCache()
     var rng: SplitMix64
     var byAddress: [WireAddress: String] = [:]
     var queue = EventHeap()
@@ -54,7 +61,7 @@ public final class SimulatedMesh {
         let core = Membership(
             config: .init(name: name, address: address, incarnation: incarnation, roles: roles, backup: backup,
                           profile: profile, bootstrap: bootstrap),
-            crypto: crypto, seed: rng.next(), now: now)
+            crypto: crypto, seed: rng.next(), now: now, ringCache: ringCache)
         let epoch = (old?.epoch ?? 0) + 1
         nodes[name] = NodeHandle(name: name, address: address, core: core, epoch: epoch, seeds: seeds)
         byAddress[address] = name
@@ -62,6 +69,15 @@ public final class SimulatedMesh {
         perform(core.start(now: now), by: name)
         schedule(at: now + Millis.random(in: 0..<profile.tick, using: &rng), .tick(name, epoch: epoch))
         return address
+    }
+
+    /// Adds and starts `names` as a mesh that has run quietly for a while: every node alive and known
+    /// to every other (`Membership.assumeConverged`), with no joining traffic. For runs at thousands
+    /// of nodes, where joining one by one takes hours of wall time; smaller runs join for real.
+    public func addConvergedMesh(_ names: [String], profile: TimingProfile = .lan) {
+        for name in names { addNode(name, profile: profile) }
+        let cores = names.map { nodes[$0]!.core }
+        for core in cores { core.assumeConverged(with: cores, now: now) }
     }
 
     /// The process is replaced (killed first if it still runs) by a new one that kept its state:
@@ -213,15 +229,17 @@ public final class SimulatedMesh {
             switch a {
             case .send(let d, let to):
                 precondition(d.encodedSize <= Wire.maxDatagramSize, "datagram over the MTU budget")
+                sent += 1
                 guard let (target, lag) = transit(from: name, to: to) else { continue }
                 schedule(at: now + lag, .deliver(d, from: sender.address, to: target))
             case .beat(let b, let to):
+                sent += 1
                 guard let (target, lag) = transit(from: name, to: to) else { continue }
                 schedule(at: now + lag, .deliverBeat(b, sender: name, to: target))
             case .event(let e):
                 if recordEvents { events.append((now, name, e)) }
             case .viewChanged:
-                guard recordEvents else { continue }
+                guard recordEvents, watchRoutes else { continue }
                 for e in nodes[name]!.routes.observe(sender.core.snapshot(now: now)) { events.append((now, name, e)) }
             case .persistIncarnation, .log:
                 break

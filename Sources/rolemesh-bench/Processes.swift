@@ -86,13 +86,15 @@ func findTool(_ name: String) -> String? {
     return nil
 }
 
-/// The `rolemesh` binary built next to this one.
-let rolemeshBinary: String = {
+/// This binary (`scale` runs each size in a child of its own).
+let benchBinary: String = {
     var buf = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-    let me = n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-    return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("rolemesh").path
+    return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
 }()
+
+/// The `rolemesh` binary built next to this one.
+let rolemeshBinary: String = URL(fileURLWithPath: benchBinary).deletingLastPathComponent().appendingPathComponent("rolemesh").path
 
 /// `setpriv --pdeathsig KILL`: a long-lived child dies with the bench even if the bench is SIGKILLed.
 /// The death signal fires when the spawning *thread* exits, so it is used only from the main thread.

@@ -6,8 +6,9 @@ import RoleMeshSimulation
 /// signatures) at growing N. For each N: what one node sends per second when idle, how long after
 /// a crash the first member and every member see it dead (in seconds and in gossip rounds, one
 /// round being one heartbeat interval), and what `--loss-percent` loss does in `--seconds`
-/// (suspicions and false deaths of live nodes). Also the process's peak memory, since every node
-/// holds the whole view and the simulator holds every node: that is what bounds N here.
+/// (suspicions and false deaths of live nodes). The mesh starts converged (`addConvergedMesh`).
+/// Each N runs in a child process of its own, whose peak memory is reported: every node holds the
+/// whole view and the simulator holds every node, so memory (N²) is what bounds N here.
 enum ScaleBench {
     struct Row {
         var n: Int
@@ -19,22 +20,30 @@ enum ScaleBench {
         var suspects = 0
         var falseDead = 0
         var peakMiB: Double
+        var wall: Double = 0
     }
 
     static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "seconds", "loss-percent"])
-        let sizes = opts.ints("nodes", [100, 300, 1000], min: 10, max: 20_000).sorted()   // (peak memory per record below)
+        let opts = Options(args, allowed: ["nodes", "seconds", "loss-percent", "one"])
+        let sizes = opts.ints("nodes", [100, 300, 1000], min: 10, max: 20_000).sorted()
         let lossSeconds = opts.int("seconds", 60, min: 10, max: 3_600)
-        let loss = opts.double("loss-percent", 10, min: 0, max: 90) / 100
+        let lossPercent = opts.double("loss-percent", 10, min: 0, max: 90)
+        let loss = lossPercent / 100
+        if opts.int("one", 0, min: 0, max: 1) == 1, let n = sizes.first {
+            // The child's part: one size, one line for the parent.
+            let r = once(n, lossSeconds: lossSeconds, loss: loss)
+            say("ROW \(r.n) \(r.setupWall) \(r.msgsPerNode) \(r.firstDead.map { "\($0)" } ?? "-") \(r.allDead.map { "\($0)" } ?? "-") \(r.rounds.map(String.init) ?? "-") \(r.suspects) \(r.falseDead) \(r.peakMiB) \(r.wall)")
+            return
+        }
         say("scale: simulated \(sizes.map(String.init).joined(separator: ", ")) nodes, lan profile; \(machineDescription())")
         var rows: [Row] = []
         var skipped: [String] = []
         // Every node holds every member: memory grows with N². A size that cannot fit is reported,
-        // not attempted (the kernel would kill the bench half-way).
-        // (About 170 bytes measured at 1,000 nodes; each run measures it again, above what the bench
-        // held before.)
-        var bytesPerRecord = 170.0
-        let baseMiB = peakMiB()
+        // not attempted. Each size runs in a process of its own (this binary with `--one 1`), so
+        // its peak is its own and its memory is given back before the next.
+        // (150 bytes a record: 14.7 GiB measured at 10,000 nodes, 30 s of loss; smaller meshes
+        // need more per record, but they are small.)
+        let bytesPerRecord = 150.0
         for n in sizes {
             let need = Double(n) * Double(n) * bytesPerRecord
             if let available = availableBytes(), need > available {
@@ -44,15 +53,12 @@ enum ScaleBench {
                 continue
             }
             note("scale \(n) nodes")
-            let row = once(n, lossSeconds: lossSeconds, loss: loss)
-            rows.append(row)
-            let measured = (row.peakMiB - baseMiB) * 1_048_576 / Double(n * n)
-            if measured > 0 { bytesPerRecord = measured }   // (unreadable: keep the last estimate)
+            if let row = child(n, lossSeconds: lossSeconds, lossPercent: lossPercent, skipped: &skipped) { rows.append(row) }
         }
-        var t = [["N", "SETUP wall s", "MSGS/s per node", "1ST DEAD s", "ALL DEAD s", "ROUNDS", "SUSPECTS @\(Int(loss * 100))%", "FALSE DEAD", "PEAK MiB"]]
+        var t = [["N", "SETUP wall s", "MSGS/s per node", "1ST DEAD s", "ALL DEAD s", "ROUNDS", "SUSPECTS @\(Int(loss * 100))%", "FALSE DEAD", "PEAK MiB", "WALL s"]]
         for r in rows {
             t.append([String(r.n), fmt(r.setupWall, 1), fmt(r.msgsPerNode, 2), fmt(r.firstDead, 2), fmt(r.allDead, 2),
-                      r.rounds.map(String.init) ?? "-", String(r.suspects), String(r.falseDead), fmt(r.peakMiB, 0)])
+                      r.rounds.map(String.init) ?? "-", String(r.suspects), String(r.falseDead), fmt(r.peakMiB, 0), fmt(r.wall, 0)])
         }
         say(table(t))
         for why in skipped { say(why) }
@@ -112,7 +118,37 @@ enum ScaleBench {
         }
         let rounds = allDead.map { Int(($0 * 1000 / Double(profile.heartbeat)).rounded(.up)) }
         return Row(n: n, setupWall: setup, msgsPerNode: msgs, firstDead: first.map { Double($0) / 1000 },
-                   allDead: allDead, rounds: rounds, suspects: suspects, falseDead: falseDead, peakMiB: peakMiB())
+                   allDead: allDead, rounds: rounds, suspects: suspects, falseDead: falseDead, peakMiB: peakMiB(),
+                   wall: Date().timeIntervalSince(started))
+    }
+
+    /// Runs one size in a child process (its progress notes go to our stderr) and reads its row.
+    static func child(_ n: Int, lossSeconds: Int, lossPercent: Double, skipped: inout [String]) -> Row? {
+        let out = "/tmp/rmbench-\(getpid())-scale-\(n).out"
+        Cleanup.shared.addDir(out)
+        defer { Cleanup.shared.removeDir(out) }
+        let args = ["scale", "--nodes", String(n), "--seconds", String(lossSeconds), "--loss-percent", String(lossPercent), "--one", "1"]
+        let status: Int32?
+        do {
+            let pid = try spawn(benchBinary, args, stdout: .file(out), stderr: .fd(2), label: "scale \(n)", dieWithBench: true)
+            status = reap(pid, timeout: 4 * 3600)
+            if status == nil { killAndReap(pid) }
+        } catch {
+            skipped.append("\(n) nodes: \(error)")
+            return nil
+        }
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        guard status == 0, let line = text.split(separator: "\n").last(where: { $0.hasPrefix("ROW ") }) else {
+            let why = "\(n) nodes: the run ended without a result (\(status.map { $0 == 137 ? "killed, out of memory?" : "exit \($0)" } ?? "over 4 hours"))"
+            note(why)
+            skipped.append(why)
+            return nil
+        }
+        let f = line.split(separator: " ").dropFirst().map(String.init)
+        guard f.count == 10 else { skipped.append("\(n) nodes: unreadable result"); return nil }
+        return Row(n: Int(f[0]) ?? n, setupWall: Double(f[1]) ?? 0, msgsPerNode: Double(f[2]) ?? 0,
+                   firstDead: Double(f[3]), allDead: Double(f[4]), rounds: Int(f[5]),
+                   suspects: Int(f[6]) ?? 0, falseDead: Int(f[7]) ?? 0, peakMiB: Double(f[8]) ?? 0, wall: Double(f[9]) ?? 0)
     }
 
     /// MemAvailable of /proc/meminfo, in bytes.

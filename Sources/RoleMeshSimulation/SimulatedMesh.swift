@@ -26,6 +26,8 @@ public final class SimulatedMesh {
     public private(set) var delivered = 0
     /// Datagrams and beats the nodes sent, delivered or not (to a dead node, lost, partitioned).
     public private(set) var sent = 0
+    /// The same, by kind ("beat", or the datagram kind): where the traffic goes.
+    public private(set) var sentByKind: [String: Int] = [:]
     public private(set) var events: [(Millis, String, MeshEvent)] = []
     /// Off: no events are recorded and routes are not watched (a snapshot per view change would
     /// dominate a 1000-node run); `role-moved` events after turning it back on compare with the
@@ -230,10 +232,12 @@ public final class SimulatedMesh {
             case .send(let d, let to):
                 precondition(d.encodedSize <= Wire.maxDatagramSize, "datagram over the MTU budget")
                 sent += 1
+                sentByKind["\(d.kind)", default: 0] += 1
                 guard let (target, lag) = transit(from: name, to: to) else { continue }
                 schedule(at: now + lag, .deliver(d, from: sender.address, to: target))
             case .beat(let b, let to):
                 sent += 1
+                sentByKind["beat", default: 0] += 1
                 guard let (target, lag) = transit(from: name, to: to) else { continue }
                 schedule(at: now + lag, .deliverBeat(b, sender: name, to: target))
             case .event(let e):

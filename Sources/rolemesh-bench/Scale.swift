@@ -21,6 +21,7 @@ enum ScaleBench {
         var falseDead = 0
         var peakMiB: Double
         var wall: Double = 0
+        var msgsPerNodeLoss: Double = 0     // sent, at the loss
     }
 
     static func main(_ args: [String]) {
@@ -32,7 +33,7 @@ enum ScaleBench {
         if opts.int("one", 0, min: 0, max: 1) == 1, let n = sizes.first {
             // The child's part: one size, one line for the parent.
             let r = once(n, lossSeconds: lossSeconds, loss: loss)
-            say("ROW \(r.n) \(r.setupWall) \(r.msgsPerNode) \(r.firstDead.map { "\($0)" } ?? "-") \(r.allDead.map { "\($0)" } ?? "-") \(r.rounds.map(String.init) ?? "-") \(r.suspects) \(r.falseDead) \(r.peakMiB) \(r.wall)")
+            say("ROW \(r.n) \(r.setupWall) \(r.msgsPerNode) \(r.firstDead.map { "\($0)" } ?? "-") \(r.allDead.map { "\($0)" } ?? "-") \(r.rounds.map(String.init) ?? "-") \(r.suspects) \(r.falseDead) \(r.peakMiB) \(r.wall) \(r.msgsPerNodeLoss)")
             return
         }
         say("scale: simulated \(sizes.map(String.init).joined(separator: ", ")) nodes, lan profile; \(machineDescription())")
@@ -55,9 +56,9 @@ enum ScaleBench {
             note("scale \(n) nodes")
             if let row = child(n, lossSeconds: lossSeconds, lossPercent: lossPercent, skipped: &skipped) { rows.append(row) }
         }
-        var t = [["N", "SETUP wall s", "MSGS/s per node", "1ST DEAD s", "ALL DEAD s", "ROUNDS", "SUSPECTS @\(Int(loss * 100))%", "FALSE DEAD", "PEAK MiB", "WALL s"]]
+        var t = [["N", "SETUP wall s", "MSGS/s per node", "@\(Int(loss * 100))%", "1ST DEAD s", "ALL DEAD s", "ROUNDS", "SUSPECTS @\(Int(loss * 100))%", "FALSE DEAD", "PEAK MiB", "WALL s"]]
         for r in rows {
-            t.append([String(r.n), fmt(r.setupWall, 1), fmt(r.msgsPerNode, 2), fmt(r.firstDead, 2), fmt(r.allDead, 2),
+            t.append([String(r.n), fmt(r.setupWall, 1), fmt(r.msgsPerNode, 2), fmt(r.msgsPerNodeLoss, 2), fmt(r.firstDead, 2), fmt(r.allDead, 2),
                       r.rounds.map(String.init) ?? "-", String(r.suspects), String(r.falseDead), fmt(r.peakMiB, 0), fmt(r.wall, 0)])
         }
         say(table(t))
@@ -66,6 +67,7 @@ enum ScaleBench {
         printResult("scale", [
             ("nodes", .string(rows.map { String($0.n) }.joined(separator: ","))),
             ("msgs_per_node_s", .string(rows.map { fmt($0.msgsPerNode, 2) }.joined(separator: ","))),
+            ("msgs_per_node_s_at_loss", .string(rows.map { fmt($0.msgsPerNodeLoss, 2) }.joined(separator: ","))),
             ("all_dead_s", .string(rows.map { fmt($0.allDead, 2) }.joined(separator: ","))),
             ("rounds", .string(rows.map { $0.rounds.map(String.init) ?? "-" }.joined(separator: ","))),
             ("suspects", .string(rows.map { String($0.suspects) }.joined(separator: ","))),
@@ -108,7 +110,15 @@ enum ScaleBench {
         mesh.loss = loss
         mesh.recordEvents = true
         let mark = mesh.events.count
+        let sentBefore = mesh.sent
+        let kindsBefore = mesh.sentByKind
         mesh.run(for: Millis(lossSeconds) * 1000)
+        let kinds = mesh.sentByKind.keys.sorted().map { k in
+            "\(k) \(fmt(Double(mesh.sentByKind[k]! - (kindsBefore[k] ?? 0)) / Double(n) / Double(lossSeconds), 2))"
+        }
+        note("  sent per node per second at the loss, by kind: \(kinds.joined(separator: ", "))")
+        // Sent, not delivered: what each node pays under loss (refutations, retries, syncs).
+        let msgsLoss = Double(mesh.sent - sentBefore) / Double(n) / Double(lossSeconds)
         note("  loss done: peak \(fmt(peakMiB(), 0)) MiB, now \(fmt(rssMiB(), 0)) MiB")
         let live = Set(mesh.liveNodes)
         var suspects = 0, falseDead = 0
@@ -119,7 +129,7 @@ enum ScaleBench {
         let rounds = allDead.map { Int(($0 * 1000 / Double(profile.heartbeat)).rounded(.up)) }
         return Row(n: n, setupWall: setup, msgsPerNode: msgs, firstDead: first.map { Double($0) / 1000 },
                    allDead: allDead, rounds: rounds, suspects: suspects, falseDead: falseDead, peakMiB: peakMiB(),
-                   wall: Date().timeIntervalSince(started))
+                   wall: Date().timeIntervalSince(started), msgsPerNodeLoss: msgsLoss)
     }
 
     /// Runs one size in a child process (its progress notes go to our stderr) and reads its row.
@@ -145,10 +155,11 @@ enum ScaleBench {
             return nil
         }
         let f = line.split(separator: " ").dropFirst().map(String.init)
-        guard f.count == 10 else { skipped.append("\(n) nodes: unreadable result"); return nil }
+        guard f.count == 11 else { skipped.append("\(n) nodes: unreadable result"); return nil }
         return Row(n: Int(f[0]) ?? n, setupWall: Double(f[1]) ?? 0, msgsPerNode: Double(f[2]) ?? 0,
                    firstDead: Double(f[3]), allDead: Double(f[4]), rounds: Int(f[5]),
-                   suspects: Int(f[6]) ?? 0, falseDead: Int(f[7]) ?? 0, peakMiB: Double(f[8]) ?? 0, wall: Double(f[9]) ?? 0)
+                   suspects: Int(f[6]) ?? 0, falseDead: Int(f[7]) ?? 0, peakMiB: Double(f[8]) ?? 0, wall: Double(f[9]) ?? 0,
+                   msgsPerNodeLoss: Double(f[10]) ?? 0)
     }
 
     /// MemAvailable of /proc/meminfo, in bytes.

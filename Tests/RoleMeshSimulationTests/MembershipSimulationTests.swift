@@ -77,6 +77,33 @@ final class MembershipSimulationTests: XCTestCase {
         XCTAssertLessThanOrEqual(withDead, idle + 1, "retrying the dead member costs more than a sample per retry")
     }
 
+    /// Under loss there is a suspicion somewhere all the time (about one per node per 20 minutes at
+    /// 10 %), so the mesh's news grows with N. What each suspicion costs must not: the refutation
+    /// goes to the watchers only and the suspicion and the new incarnation flood along the rings,
+    /// riding the beats. Pushing each to λ·log N random members, and refuting to every member, cost
+    /// 6.0 datagrams/s per node at N = 100 and 15.4 at 1,000 (protocol.md 7.2, 7.3).
+    func testUnderLossAMeshOfHundredsCostsEachNodeAboutWhatItDoesIdle() throws {
+        let n = 400
+        let mesh = SimulatedMesh(seed: 9)
+        mesh.recordEvents = false
+        let names = (0..<n).map { String(format: "n%04d", $0) }
+        mesh.addConvergedMesh(names, profile: .lan)
+        mesh.run(for: 10_000)
+        var before = mesh.sent
+        mesh.run(for: 20_000)
+        let idle = Double(mesh.sent - before) / Double(n) / 20
+        mesh.loss = 0.10
+        mesh.recordEvents = true
+        before = mesh.sent
+        mesh.run(for: 60_000)
+        let lossy = Double(mesh.sent - before) / Double(n) / 60
+        let suspicions = mesh.events.filter { $0.2.kind == .memberSuspect }.count
+        print("\(n) nodes: \(idle) datagrams/s per node idle, \(lossy) at 10 % loss (\(suspicions) suspicions)")
+        XCTAssertGreaterThan(suspicions, 5, "no suspicions: the loss did not test anything")
+        XCTAssertFalse(mesh.events.contains { $0.2.kind == .memberDead }, "a live node was declared dead")
+        XCTAssertLessThanOrEqual(lossy, idle * 1.2, "under loss each node pays for the whole mesh's suspicions")
+    }
+
     func allKnowAll(_ mesh: SimulatedMesh, _ names: [String]) -> Bool {
         mesh.liveNodes.allSatisfy { mesh.nodes[$0]!.core.memberCount == names.count }
     }

@@ -10,8 +10,7 @@ extension Membership {
     /// One round to our watchers (and to anyone who suspected us lately).
     func beatRound(now: Millis) {
         extraWatchers = extraWatchers.filter { $0.value > now && members[$0.key]?.isReachable == true }
-        var targets = myWatchers
-        for key in extraWatchers.keys.sorted() where !targets.contains(key) { targets.append(key) }
+        let targets = beatTargets
         let announce = signalsWorthAnnouncing(latestSignals, now: now)
         // Full when there is something to say (signals due, news queued), when our heartbeat changed
         // since the last round (a target may not hold it), when a target is new since the last full
@@ -40,6 +39,14 @@ extension Membership {
             }
         }
         lastRoundVersion = me.version
+    }
+
+    /// Who hears our beats: our watchers, and anyone who suspected us lately (it thinks it
+    /// watches us: its rings differ from ours for now).
+    var beatTargets: [String] {
+        var targets = myWatchers
+        for key in extraWatchers.keys.sorted() where !targets.contains(key) { targets.append(key) }
+        return targets
     }
 
     /// A beat's bytes as they came out of their envelope, sealed by `sender`'s pair key.

@@ -426,9 +426,12 @@ public final class Membership {
         } else if changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
             markViewChanged()   // routing reads all of these, the second-hand mark included
         }
-        // A plain beat (only seq changed) is not news: it went to the watchers that need it.
-        let urgent = changedState || changedIdentity
-        if urgent || old?.heartbeat.signals != hb.signals {
+        // A plain beat (only seq changed) is not news: it went to the watchers that need it. A new
+        // incarnation alone (a refutation: those who suspected it heard it directly, 7.2) floods
+        // along the rings like signals: under loss there is one somewhere all the time, and pushed
+        // to λ·log N members each it would cost every node more as N grows.
+        let urgent = changedState || old.map { !hb.sameIdentity(as: $0.heartbeat, ignoringIncarnation: true) } ?? true
+        if urgent || changedIdentity || old?.heartbeat.signals != hb.signals {
             broadcasts.add(key: "h:" + hb.name, entry: entry, origin: hb.name,
                            limit: urgent ? relayLimit : profile.watchers, urgent: urgent)
         }
@@ -508,7 +511,7 @@ public final class Membership {
             if a.kind == .suspect, !myWatchers.contains(a.accuser) {
                 extraWatchers[a.accuser] = now + 4 * profile.suspectAfter
             }
-            refute(atLeast: a.incarnation)
+            refute(atLeast: a.incarnation, onlySuspected: a.kind == .suspect)
             return true
         }
         guard var m = members[a.target] else { return true }
@@ -520,8 +523,11 @@ public final class Membership {
         // A dead claim is one more word against the member, like a suspicion; it kills only on the
         // word of several (protocol.md 6.3).
         m.accusers.insert(a.accuser)
+        // A suspicion matters to the target's watchers (the accuser sent it to them directly); the
+        // rest only count it, so it floods along the rings. A death claim is urgent news.
+        let dead = a.kind == .dead
         broadcasts.add(key: "a:\(a.accuser):\(a.kind.rawValue):\(a.target)", entry: entry, origin: a.accuser,
-                  limit: relayLimit, urgent: true)
+                       limit: dead ? relayLimit : profile.watchers, urgent: dead)
         // The first dead claim is kept: the words that make it enough may come after it, as
         // suspicions (with gossip v2, nodes that already hold it dead no longer pass it on).
         if a.kind == .dead, m.deadWord == nil { m.deadWord = entry; deadWordHeld.insert(a.target) }
@@ -683,9 +689,13 @@ public final class Membership {
         markStatesChanged()
     }
 
-    /// Raise our incarnation above `inc` and tell everyone, including those who think us dead.
-    /// Saturates at `Wire.maxIncarnation` (then only seq rises): never traps, never leaves the range.
-    func refute(atLeast inc: UInt64) {
+    /// Raise our incarnation above `inc` and say so at once. Saturates at `Wire.maxIncarnation`
+    /// (then only seq rises): never traps, never leaves the range. After a death claim, a lost
+    /// record or a pause, every member may hold us dead: all are told (rare events). A suspicion is
+    /// held only by our watchers and accusers (a non-watcher only counts the word): they are told,
+    /// and the new incarnation goes on from them (7.3), so under loss a refutation costs the same
+    /// at any N (protocol.md 7.2).
+    func refute(atLeast inc: UInt64, onlySuspected: Bool = false) {
         let top = max(me.incarnation, min(inc, Wire.maxIncarnation))
         if top < Wire.maxIncarnation {
             me.incarnation = top + 1
@@ -696,6 +706,10 @@ public final class Membership {
         }
         resign()
         outbox.append(.persistIncarnation(me.incarnation))
+        if onlySuspected {
+            for t in beatTargets { sendDatagram([myEntry], to: t) }
+            return
+        }
         for m in sortedMembers where m.state != .left {
             send(Datagram(kind: .gossip, entries: [myEntry]), to: m.address)
         }

@@ -237,17 +237,20 @@ final class DeviceIntegrationTests: XCTestCase {
     }
 
     /// When the key cannot be moved (here keys/revoked is a file, not a folder), `revoke` says so
-    /// and fails, rather than saying it moved.
+    /// and fails, rather than saying it moved — and says that the signed revocation spreads all the
+    /// same, which it does (node3 applies it).
     func testARevokeWhoseKeyCannotMoveFailsWithASentence() throws {
-        let nodes = try cluster.create(2)
+        let nodes = try cluster.create(3)
         FileManager.default.createFile(atPath: cluster.dir("node1") + "/keys/revoked", contents: Data())
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
         let r = try cluster.cli(["revoke", "node2", "--dir", cluster.dir("node1")])
         XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
         XCTAssertTrue(r.stderr.hasPrefix("rolemesh: cannot move"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("node2 stays trusted here") && r.stderr.contains("spreads to the mesh"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
         XCTAssertNotNil(fileText("node1", "keys/node2.pub"))
+        XCTAssertTrue(waitUntil(timeout: 10) { self.fileText("node3", "keys/revoked/node2.pub") != nil }, cluster.log("node3"))
     }
 
     func testARevocationMadeWhileTheAgentIsStoppedSpreadsOnceItRuns() throws {

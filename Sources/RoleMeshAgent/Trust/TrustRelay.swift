@@ -80,7 +80,11 @@ extension Agent {
         Task {      // on the agent (it uses `self`), where `conn` lives
             var failure: MeshError?
             for t in applying { if let e = await t.value { failure = e } }  // the key has moved (not just been queued to move)
-            if let failure { return conn.fail(failure) }
+            // The revocation is signed and kept whatever happened to the file: say both halves.
+            if let failure {
+                return conn.fail(MeshError(failure.code, failure.message
+                    + "; \(revoked) stays trusted here until its key is moved, but the signed revocation is kept and spreads to the mesh"))
+            }
             conn.reply(OkReply(node: self.name))
         }
     }

@@ -77,10 +77,10 @@ final class MembershipSimulationTests: XCTestCase {
         XCTAssertLessThanOrEqual(withDead, idle + 1, "retrying the dead member costs more than a sample per retry")
     }
 
-    /// Under loss there is a suspicion somewhere all the time (about one per node per 20 minutes at
-    /// 10 %), so the mesh's news grows with N. What each suspicion costs must not: the refutation
-    /// goes to the watchers only and the suspicion and the new incarnation flood along the rings,
-    /// riding the beats. Pushing each to λ·log N random members, and refuting to every member, cost
+    /// Under loss there is a suspicion somewhere all the time (0.04–0.05 `member-suspect` events per
+    /// node per minute at 10 %), so the mesh's news grows with N. What each suspicion costs a node
+    /// must not: the refutation goes to the watchers only, and the suspicion and the new incarnation
+    /// flood along the rings, riding the beats. Pushing each to λ·log N random members, and refuting to every member, cost
     /// 6.0 datagrams/s per node at N = 100 and 15.4 at 1,000 (protocol.md 7.2, 7.3).
     func testUnderLossAMeshOfHundredsCostsEachNodeAboutWhatItDoesIdle() throws {
         let n = 400

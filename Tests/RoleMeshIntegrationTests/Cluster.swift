@@ -179,12 +179,7 @@ final class Cluster {
         let inPipe = Pipe()
         p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
         try p.run()
-        if let stdin {
-            DispatchQueue.global().async {
-                inPipe.fileHandleForWriting.write(stdin)
-                try? inPipe.fileHandleForWriting.close()
-            }
-        }
+        if let stdin { feed(inPipe, stdin) }
         // Read both pipes concurrently so a chatty child never blocks on a full pipe.
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
@@ -200,6 +195,19 @@ final class Cluster {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 }
+
+/// Writes `data` to a child's stdin pipe in the background, then closes it. A child that exits
+/// before reading (a command refused early) must fail its own test, not kill this whole test
+/// process with SIGPIPE while a later test runs: the write's error is ignored, and so is SIGPIPE.
+func feed(_ pipe: Pipe, _ data: Data) {
+    _ = ignoreSIGPIPE
+    DispatchQueue.global().async {
+        try? pipe.fileHandleForWriting.write(contentsOf: data)
+        try? pipe.fileHandleForWriting.close()
+    }
+}
+
+private let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
 /// Polls `condition` until it holds or `timeout` seconds pass. Bounded in time and count.
 @discardableResult

@@ -103,7 +103,7 @@ final class TaskIntegrationTests: XCTestCase {
         p.standardError = err
         p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
         try p.run()
-        if let stdin { DispatchQueue.global().async { inp.fileHandleForWriting.write(stdin); try? inp.fileHandleForWriting.close() } }
+        if let stdin { feed(inp, stdin) }
         return (p, out, err)
     }
 

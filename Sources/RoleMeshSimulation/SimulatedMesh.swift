@@ -125,6 +125,26 @@ public final class SimulatedMesh {
 
     /// Loss on one direction of one link (`from` → `to`), on top of the global `loss`; 0 clears it.
     public func setLoss(from: String, to: String, _ p: Double) { linkLoss[[from, to]] = p > 0 ? p : nil }
+    public func clearLinkLoss() { linkLoss = [:] }
+
+    /// The extra loss on one direction of one link (0 when none).
+    public func linkLoss(from: String, to: String) -> Double { linkLoss[[from, to]] ?? 0 }
+
+    /// The device changes address (another network): the new one is where it is reached and where
+    /// its datagrams come from; it announces it, as the agent does when it sees its address change.
+    public func move(_ name: String) {
+        guard let n = nodes[name] else { return }
+        moves += 1
+        let i = nodes.count + 1000 * moves
+        let address = WireAddress(ip: [10, 200, UInt8((i >> 8) & 0xff), UInt8(i & 0xff)], port: 7946)
+        byAddress[n.address] = nil
+        byAddress[address] = name
+        nodes[name] = NodeHandle(name: name, address: address, core: n.core, up: n.up, pausedUntil: n.pausedUntil,
+                                 epoch: n.epoch, routes: n.routes, seeds: n.seeds)
+        guard n.up else { return }
+        perform(n.core.updateSelf(now: now) { $0.address = address }, by: name)
+    }
+    var moves = 0
 
     public func run(for duration: Millis) { run(until: now + duration) }
 
@@ -155,11 +175,24 @@ public final class SimulatedMesh {
 
     public var liveNodes: [String] { nodes.values.filter { $0.up }.map(\.name).sorted() }
 
+    /// Up and not suspended now.
+    public func isRunning(_ name: String) -> Bool {
+        guard let n = nodes[name], n.up else { return false }
+        return n.pausedUntil.map { now >= $0 } ?? true
+    }
+
     /// Whether a connection from `a` to `b` would get through now (both up, same side of any
     /// partition, the link not blocked): what a TCP exchange beside the gossip needs.
     public func canReach(_ a: String, _ b: String) -> Bool {
         guard let x = nodes[a], let y = nodes[b], x.up, y.up else { return false }
         return (groups[a] ?? 0) == (groups[b] ?? 0) && !blocked.contains([a, b])
+    }
+
+    /// The chance a datagram from `a` reaches `b` now: 0 across a partition or a blocked link, else
+    /// what the global loss and the link's own loss leave.
+    public func deliveryChance(from a: String, to b: String) -> Double {
+        guard (groups[a] ?? 0) == (groups[b] ?? 0), !blocked.contains([a, b]) else { return 0 }
+        return (1 - loss) * (1 - linkLoss(from: a, to: b))
     }
 
     /// True when every live node sees `node` in `state`.

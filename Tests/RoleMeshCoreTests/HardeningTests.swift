@@ -115,39 +115,85 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(n9.me.incarnation, Wire.maxIncarnation)
     }
 
-    func testOneDeadClaimDoesNotKill_SeveralWordsDo() {
+    /// A member of n1's five-node mesh that n1 does not watch, and its two watchers (n1's rings).
+    func watchedByOthers() -> (target: String, watchers: [String], others: [String]) {
+        let names = ["n1", "n2", "n3", "n4", "n5"]
+        let rings = WatchRings(names: names, k: 2, keys: { WatchRings.keys($0, k: 2) })
+        for t in names.dropFirst() {
+            let w = rings.watchers(of: t, keys: { WatchRings.keys($0, k: 2) })
+            if !w.contains("n1") { return (t, w, names.filter { $0 != t && $0 != "n1" && !w.contains($0) }) }
+        }
+        fatalError("every member is watched by n1")
+    }
+
+    func testOneDeadClaimDoesNotKill_ItsWatchersWordsDo() {
+        let (target, watchers, others) = watchedByOthers()
         let (n1, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
         for n in ["n2", "n3", "n4", "n5"] { _ = n1.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
-        // n2 silent for 300 ms (fast: suspectAfter/2 = 200); the others speak.
+        _ = n1.tick(now: 20)
+        // The target silent for 300 ms (fast: suspectAfter/2 = 200); the others speak.
         let t: Millis = 310
-        _ = n1.receive(bytes: gossip([heartbeat("n3", seq: 2), accusation("n3", .dead, "n2", 1)]), from: address("n3"), now: t)
-        XCTAssertEqual(state(n1, "n2"), .alive, "one trusted key's dead claim killed a member")
-        // Gossip v2: a member has two watchers, and both words (a dead claim and a suspicion, from two
-        // keys) are enough, with silence.
-        _ = n1.receive(bytes: gossip([heartbeat("n4", seq: 2), accusation("n4", .suspect, "n2", 1)]), from: address("n4"), now: t)
-        XCTAssertEqual(state(n1, "n2"), .dead, "two words from two keys, after silence")
+        let out = n1.receive(bytes: gossip([heartbeat(watchers[0], seq: 2), accusation(watchers[0], .dead, target, 1)]),
+                             from: address(watchers[0]), now: t)
+        XCTAssertEqual(state(n1, target), .alive, "one trusted key's dead claim killed a member")
+        XCTAssertTrue(sends(out).contains { $0.1 == address(target) && $0.0.kind == .syncRequest },
+                      "one claim makes n1 ask the member itself (a check)")
+        // A member has two watchers: both words (a dead claim and a suspicion, from two keys) are
+        // enough, with silence.
+        _ = n1.receive(bytes: gossip([heartbeat(watchers[1], seq: 2), accusation(watchers[1], .suspect, target, 1)]),
+                       from: address(watchers[1]), now: t)
+        XCTAssertEqual(state(n1, target), .dead, "two words from its two watchers, after silence")
+        // Words of keys that do not watch it kill nothing by themselves: n1 checks.
+        let (n6, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
+        for n in ["n2", "n3", "n4", "n5"] { _ = n6.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
+        _ = n6.tick(now: 20)
+        _ = n6.receive(bytes: gossip([heartbeat(others[0], seq: 2), accusation(others[0], .dead, target, 1)]), from: address(others[0]), now: t)
+        _ = n6.receive(bytes: gossip([heartbeat(watchers[0], seq: 2), accusation(watchers[0], .suspect, target, 1)]), from: address(watchers[0]), now: t)
+        XCTAssertEqual(state(n6, target), .alive, "a non-watcher's claim and one watcher's word are not enough at once")
+        // The member answers the check itself: still alive, and n1 tells it of the claim (it refutes).
+        let answer = n6.receive(bytes: gossip([heartbeat(target, seq: 5)]), from: address(target), now: t + 20)
+        _ = n6.tick(now: t + 400)
+        XCTAssertEqual(state(n6, target), .alive)
+        XCTAssertTrue(sends(answer).contains { d, to in
+            to == address(target) && d.entries.contains { if case .accusation(let a) = $0.statement { return a.kind == .dead }; return false }
+        }, "the member that answered is told of the dead claim, so it refutes")
+    }
+
+    func testACheckThatNobodyAnswersKills() {
+        let (target, _, others) = watchedByOthers()
+        let (n1, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
+        for n in ["n2", "n3", "n4", "n5"] { _ = n1.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
+        _ = n1.tick(now: 20)
+        _ = n1.receive(bytes: gossip([heartbeat(others[0], seq: 2), accusation(others[0], .dead, target, 1)]), from: address(others[0]), now: 310)
+        XCTAssertEqual(state(n1, target), .alive)
+        // Neither the member nor anyone n1 asked answers within the check (fast: suspectAfter/2).
+        var t: Millis = 310
+        while t < 310 + 400 { t += 50; _ = n1.tick(now: t) }
+        XCTAssertEqual(state(n1, target), .dead, "unreachable from here and from the helpers: dead to this side")
     }
 
     /// A crashed node's last heartbeat may still be travelling (a relay, a sync sample) after the
     /// words against it arrived: it is not evidence it spoke since, so it wipes neither the words
     /// nor the silence, and the death goes through (it used to leave one survivor holding it alive).
     func testARelayedRecordAfterTheWordsDoesNotUndoThem() {
+        let (target, w, others) = watchedByOthers()
         let (n1, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
         for n in ["n2", "n3", "n4", "n5"] { _ = n1.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
-        _ = n1.receive(bytes: gossip([heartbeat("n3", seq: 2), accusation("n3", .dead, "n2", 1)]), from: address("n3"), now: 150)
-        _ = n1.receive(bytes: gossip([heartbeat("n5", seq: 2), heartbeat("n2", seq: 7)]), from: address("n5"), now: 160)
-        _ = n1.receive(bytes: gossip([heartbeat("n4", seq: 2), accusation("n4", .suspect, "n2", 1)]), from: address("n4"), now: 170)
-        XCTAssertEqual(state(n1, "n2"), .alive, "heard 160 ms ago: not silent long enough yet")
-        _ = n1.tick(now: 420)
-        XCTAssertEqual(state(n1, "n2"), .dead, "the held dead word still counts once the silence is long enough")
+        _ = n1.tick(now: 20)
+        _ = n1.receive(bytes: gossip([heartbeat(w[0], seq: 2), accusation(w[0], .dead, target, 1)]), from: address(w[0]), now: 150)
+        _ = n1.receive(bytes: gossip([heartbeat(others[0], seq: 2), heartbeat(target, seq: 7)]), from: address(others[0]), now: 160)
+        // A suspicion while we still heard it lately (within suspectAfter/2) is not a word here; after it is.
+        _ = n1.receive(bytes: gossip([heartbeat(w[1], seq: 2), accusation(w[1], .suspect, target, 1)]), from: address(w[1]), now: 215)
+        XCTAssertEqual(state(n1, target), .dead, "the relayed record moved neither the silence nor the held dead word")
         // Its own datagram is evidence: a fresh direct heartbeat at the same incarnation clears the words.
-        let (n6, _) = core("n6", trusting: ["n2", "n3", "n4"])
-        for n in ["n2", "n3", "n4"] { _ = n6.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
-        _ = n6.receive(bytes: gossip([heartbeat("n3", seq: 2), accusation("n3", .dead, "n2", 1)]), from: address("n3"), now: 150)
-        _ = n6.receive(bytes: gossip([heartbeat("n2", seq: 7)]), from: address("n2"), now: 160)
-        _ = n6.receive(bytes: gossip([heartbeat("n4", seq: 2), accusation("n4", .suspect, "n2", 1)]), from: address("n4"), now: 170)
-        _ = n6.tick(now: 420)
-        XCTAssertEqual(state(n6, "n2"), .alive, "n2 spoke after the dead claim: that claim no longer counts")
+        let (n6, _) = core("n1", trusting: ["n2", "n3", "n4", "n5"])
+        for n in ["n2", "n3", "n4", "n5"] { _ = n6.receive(bytes: gossip([heartbeat(n, seq: 1)]), from: address(n), now: 10) }
+        _ = n6.tick(now: 20)
+        _ = n6.receive(bytes: gossip([heartbeat(w[0], seq: 2), accusation(w[0], .dead, target, 1)]), from: address(w[0]), now: 150)
+        _ = n6.receive(bytes: gossip([heartbeat(target, seq: 7)]), from: address(target), now: 160)
+        _ = n6.receive(bytes: gossip([heartbeat(w[1], seq: 2), accusation(w[1], .suspect, target, 1)]), from: address(w[1]), now: 215)
+        _ = n6.tick(now: 320)
+        XCTAssertEqual(state(n6, target), .alive, "the member spoke after the dead claim: that claim no longer counts")
     }
 
     func testDeadClaimNeedsSilence() {

@@ -31,12 +31,13 @@ struct Member {
     /// The newest heartbeat accepted from it (`entry`'s statement).
     var heartbeat: Heartbeat { entry.heartbeat! }
 
-    /// What a member needs only while it is watched, suspected, accused or dead.
+    /// What a member needs only while it is watched, suspected, accused, checked or dead.
     struct Rare {
         /// Set while this node itself suspects the member.
         var suspectSince: Millis?
-        /// Other nodes that accused it of being suspect at its current incarnation.
-        var accusers: Set<String> = []
+        /// Signed claims of other nodes against it at its current incarnation (suspect or dead), by
+        /// accuser: the words a death needs (protocol.md 6.3), passed on with a death.
+        var words: [String: SignedEntry] = [:]
         /// The signed claim this node holds that the member is dead.
         var deathClaim: SignedEntry?
         var deathIncarnation: UInt64 = 0
@@ -53,10 +54,22 @@ struct Member {
         /// When a beat ahead of its heartbeat last made us ask for that heartbeat (not `probedAt`,
         /// which says a silence was already asked about and would hold back the next question).
         var askedForHeartbeat: Millis?
+        /// A check of it under way here (protocol.md 7.1, checks).
+        var check: Membership.Check?
+        /// Alive, but heard only through this member, not directly: not watched from here (7.1).
+        var indirectVia: String?
+        /// When an indirect member is checked again.
+        var recheckAt: Millis?
+        /// Nodes that asked us to check it (with the request, echoed in the answer), answered while
+        /// `answerUntil` lasts; when we last asked it.
+        var answerTo: [(asker: String, request: SignedEntry)] = []
+        var answerUntil: Millis = 0
+        var probeSentAt: Millis?
 
         var isEmpty: Bool {
-            suspectSince == nil && accusers.isEmpty && deathClaim == nil && deathIncarnation == 0 && probedAt == nil
+            suspectSince == nil && words.isEmpty && deathClaim == nil && deathIncarnation == 0 && probedAt == nil
                 && watchedSince == nil && deadWord == nil && finalHeard == nil && lastBeat == nil && askedForHeartbeat == nil
+                && check == nil && indirectVia == nil && recheckAt == nil && answerTo.isEmpty && probeSentAt == nil
         }
     }
     final class RareBox {
@@ -78,7 +91,7 @@ struct Member {
     }
 
     var suspectSince: Millis? { get { rare?.fields.suspectSince } set { setRare { $0.suspectSince = newValue } } }
-    var accusers: Set<String> { get { rare?.fields.accusers ?? [] } set { setRare { $0.accusers = newValue } } }
+    var words: [String: SignedEntry] { get { rare?.fields.words ?? [:] } set { setRare { $0.words = newValue } } }
     var deathClaim: SignedEntry? { get { rare?.fields.deathClaim } set { setRare { $0.deathClaim = newValue } } }
     var deathIncarnation: UInt64 { get { rare?.fields.deathIncarnation ?? 0 } set { setRare { $0.deathIncarnation = newValue } } }
     var probedAt: Millis? { get { rare?.fields.probedAt } set { setRare { $0.probedAt = newValue } } }
@@ -87,6 +100,12 @@ struct Member {
     var finalHeard: Version? { get { rare?.fields.finalHeard } set { setRare { $0.finalHeard = newValue } } }
     var lastBeat: Beat? { get { rare?.fields.lastBeat } set { setRare { $0.lastBeat = newValue } } }
     var askedForHeartbeat: Millis? { get { rare?.fields.askedForHeartbeat } set { setRare { $0.askedForHeartbeat = newValue } } }
+    var check: Membership.Check? { get { rare?.fields.check } set { setRare { $0.check = newValue } } }
+    var indirectVia: String? { get { rare?.fields.indirectVia } set { setRare { $0.indirectVia = newValue } } }
+    var recheckAt: Millis? { get { rare?.fields.recheckAt } set { setRare { $0.recheckAt = newValue } } }
+    var answerTo: [(asker: String, request: SignedEntry)] { get { rare?.fields.answerTo ?? [] } set { setRare { $0.answerTo = newValue } } }
+    var answerUntil: Millis { get { rare?.fields.answerUntil ?? 0 } set { setRare { $0.answerUntil = newValue } } }
+    var probeSentAt: Millis? { get { rare?.fields.probeSentAt } set { setRare { $0.probeSentAt = newValue } } }
 
     /// Addresses follow devices: the newest authenticated direct source wins; the announced address
     /// is used only until something arrived from the member directly.
@@ -119,12 +138,15 @@ public struct MemberSnapshot: Equatable, Sendable {
     /// Known only through others (a relay, a full-state sync) and not heard since: its record may
     /// be old news (a restarted node learning a dead member), so routing does not send work to it yet.
     public var secondHand: Bool
+    /// Alive, but this node hears it only through this other member (connectivity that is not
+    /// transitive): `status` shows `"reach": "via NODE"`.
+    public var via: String?
 
     public init(name: String, address: WireAddress, state: MemberState, incarnation: UInt64, roles: [String],
                 backup: [String: Int], draining: Bool, signals: Signals, lastHeardMs: Int64, isSelf: Bool,
-                secondHand: Bool = false) {
+                secondHand: Bool = false, via: String? = nil) {
         self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
         self.roles = roles; self.backup = backup; self.draining = draining; self.signals = signals
-        self.lastHeardMs = lastHeardMs; self.isSelf = isSelf; self.secondHand = secondHand
+        self.lastHeardMs = lastHeardMs; self.isSelf = isSelf; self.secondHand = secondHand; self.via = via
     }
 }

@@ -87,6 +87,11 @@ extension Membership {
             outbox.append(.event(.state(.alive, sender)))
             markStatesChanged()
         }
+        members[sender] = m
+        // Heard directly: a check of it succeeds, and it is no longer reached only through others.
+        checkSucceeded(sender, via: nil, now: now)
+        clearIndirect(sender)
+        m = members[sender]!
         // A beat ahead of the heartbeat we hold: that round's signed heartbeat was lost. Ask for it
         // (a sync request is answered with the sender's current heartbeat), at most every two beats.
         if b.version > held, now - (m.askedForHeartbeat ?? .min / 2) >= 2 * profile.heartbeat {

@@ -25,17 +25,27 @@ extension Membership {
         let threshold = suspectAfter
         for key in subjects.union(suspecting) {
             guard let m = members[key], m.isReachable else { continue }
+            if m.indirectVia != nil, m.suspectSince == nil { continue }
             let since = max(m.lastHeard, (m.watchedSince ?? .min / 2) - threshold / 2)
             if let suspected = m.suspectSince {
-                if m.accusers.count + 1 >= wordsNeeded(against: key) { at(suspected + profile.suspicionTimeout) }
+                if watcherWords(against: key) + 1 >= wordsNeeded(against: key) { at(suspected + profile.suspicionTimeout) }
             } else {
                 at(since + threshold + 1)
                 if (m.probedAt ?? .min / 2) < since { at(since + threshold * 3 / 4 + 1) }
             }
         }
         for key in deadWordHeld {
-            guard let m = members[key], m.isReachable, m.deadWord != nil, m.accusers.count >= wordsNeeded(against: key) else { continue }
+            guard let m = members[key], m.isReachable, m.deadWord != nil, watcherWords(against: key) >= wordsNeeded(against: key) else { continue }
             at(m.lastHeard + suspectAfter / 2)
+        }
+        // Checks: their next round or their end; indirect members: their next check.
+        for key in checking {
+            guard let c = members[key]?.check else { continue }
+            at(min(c.nextRound, c.until))
+        }
+        for key in indirect {
+            guard let m = members[key], m.check == nil, let r = m.recheckAt else { continue }
+            at(r)
         }
         if let oldest = secondHandSince.values.min() { at(oldest + suspectAfter) }
         // Sync, dead retry and join run only on a tick that beats (see `tick(now:)`): the beat's

@@ -102,6 +102,11 @@ public final class Membership {
     var secondHandSince: [String: Millis] = [:]
     var suspecting: Set<String> = []
     var deadWordHeld: Set<String> = []
+    /// Members under a check (`Membership+Checks.swift`), reached only through others, and that
+    /// others asked us to check.
+    var checking: Set<String> = []
+    var indirect: Set<String> = []
+    var answering: Set<String> = []
     var nextRingRefresh: Millis = .min / 2
     /// The newest probed signals, and when signals were last announced (protocol.md 7.2).
     var latestSignals: Signals
@@ -154,6 +159,7 @@ public final class Membership {
         lastTick = now
         refreshWatching(now: now)
         detectFailures(now: now)
+        runChecks(now: now)
         expireSecondHand(now: now)
         let beats = now >= nextBeat
         if beats {
@@ -258,10 +264,19 @@ public final class Membership {
         case .badSignature: dropped.badSignature += 1; return takeActions()
         case .rateLimited: dropped.rateLimited += 1; return takeActions()
         }
+        // A helper's answer to our check carries our own request (or suspicion) back: the member's
+        // heartbeat beside it is what the helper heard from it just now (`answerHelped`).
+        let answered = Set(d.entries.dropFirst().compactMap { e -> String? in
+            switch e.statement {
+            case .probe(let p) where p.asker == name: return p.target
+            default: return nil
+            }
+        })
         for entry in d.entries.dropFirst() {
             switch entry.statement {
             case .heartbeat(let hb):
-                switch acceptHeartbeat(entry, hb, source: from, direct: false, now: now) {
+                switch acceptHeartbeat(entry, hb, source: from, direct: false,
+                                       answerFrom: answered.contains(hb.name) ? sender.name : nil, now: now) {
                 case .unknownKey: dropped.unknownKey += 1
                 case .rateLimited: dropped.rateLimited += 1
                 case .badSignature:
@@ -272,6 +287,8 @@ public final class Membership {
                 }
             case .accusation(let a):
                 guard acceptAccusation(entry, a, source: from, now: now) else { return takeActions() }
+            case .probe(let p):
+                guard acceptProbe(entry, p, sender: sender.name, source: from, now: now) else { return takeActions() }
             }
         }
         // News learnt from this datagram goes on at once, not at our next tick (at most one push per
@@ -356,7 +373,14 @@ public final class Membership {
         members[name] = nil
         broadcasts.remove(origin: name)
         seenAccusations = seenAccusations.filter { $0.accuser != name && $0.target != name }
-        for key in members.keys { members[key]?.accusers.remove(name) }
+        for key in members.keys where members[key]!.words[name] != nil || members[key]!.indirectVia == name
+            || members[key]!.answerTo.contains(where: { $0.asker == name }) || members[key]!.check?.asked.contains(name) == true {
+            members[key]!.words[name] = nil
+            members[key]!.answerTo.removeAll { $0.asker == name }
+            members[key]!.check?.asked.removeAll { $0 == name }
+            if members[key]!.indirectVia == name { clearIndirect(key) }
+        }
+        for set in [\Membership.suspecting, \.deadWordHeld, \.checking, \.indirect, \.answering] { self[keyPath: set].remove(name) }
         markStatesChanged()
     }
 
@@ -364,8 +388,10 @@ public final class Membership {
 
     enum Outcome { case accepted, duplicate, stale, final, unknownKey, badSignature, rateLimited }
 
-    /// `direct`: this is entry 0, the sender's own heartbeat, so `source` is where it speaks from.
-    func acceptHeartbeat(_ entry: SignedEntry, _ hb: Heartbeat, source: WireAddress, direct: Bool, now: Millis) -> Outcome {
+    /// `direct`: this is entry 0, the sender's own heartbeat, so `source` is where it speaks from;
+    /// `answerFrom`: a helper passed it on in answer to our check (protocol.md 7.1, checks).
+    func acceptHeartbeat(_ entry: SignedEntry, _ hb: Heartbeat, source: WireAddress, direct: Bool,
+                         answerFrom: String? = nil, now: Millis) -> Outcome {
         if hb.name == name { return acceptOwnRecord(entry, hb, source: source, now: now) }
         let old = members[hb.name]
         if let m = old {
@@ -381,7 +407,7 @@ public final class Membership {
         case .rateLimited: return .rateLimited
         }
 
-        let newState: MemberState = hb.status == .left ? .left : .alive
+        var newState: MemberState = hb.status == .left ? .left : .alive
         // A member first heard of through a relay or a sync may have died since: its record is not
         // fresh evidence, so a death claim arriving with it still counts.
         let learnedSecondHand = old == nil && !direct
@@ -392,13 +418,20 @@ public final class Membership {
         let heard = direct ? now : max(old?.lastHeard ?? .min / 2, now - suspectAfter / 2)
         var m = old ?? Member(entry: entry, state: newState, lastHeard: heard, stateSince: now)
         if let old, old.heartbeat.incarnation != hb.incarnation {
-            m.accusers = []
+            m.words = [:]
             seenAccusations = seenAccusations.filter { $0.target != hb.name || $0.incarnation >= hb.incarnation }
         }
         m.entry = entry
         m.lastHeard = heard
-        m.suspectSince = nil
-        suspecting.remove(hb.name)
+        // Our own suspicion ends with evidence that it spoke since: its own datagram, a helper's
+        // answer to our check, or a new incarnation. A relayed record at the same incarnation may
+        // be old news (signed before it crashed, or on the far side of a split).
+        let stillSuspected = m.suspectSince != nil && !direct && answerFrom == nil
+            && old?.heartbeat.incarnation == hb.incarnation && hb.status != .left
+        if !stillSuspected {
+            m.suspectSince = nil
+            suspecting.remove(hb.name)
+        }
         m.secondHand = learnedSecondHand
         secondHandSince[hb.name] = learnedSecondHand ? now : nil
         // Only its own datagram, or a new incarnation, shows it spoke after the words held against
@@ -406,8 +439,14 @@ public final class Membership {
         // versions change rarely, so a crashed node's last signed heartbeat can still travel after
         // its death — and must not wipe them: a dead claim already seen is never accepted again, and
         // the member would stay alive here for good. A member that is really up refutes them itself.
+        // A dead claim we were checking, about a member that answers us itself: tell it, so it
+        // refutes and the nodes that took the claim revive it.
+        if direct, let word = old?.deadWord, old!.heartbeat.incarnation == hb.incarnation {
+            send(Datagram(kind: .gossip, entries: [freshLead(), word]), to: source)
+        }
         if direct || old == nil || old!.heartbeat.incarnation != hb.incarnation { dropWords(against: &m) }
         if direct { m.observed = source }
+        if stillSuspected { newState = .suspect }
         let changedState = old == nil || old!.state != newState
         let changedIdentity = old.map { !hb.sameIdentity(as: $0.heartbeat) } ?? true
         if changedState {
@@ -421,6 +460,13 @@ public final class Membership {
             outbox.append(.event(MeshEvent(.memberUpdated, node: hb.name)))
         }
         members[hb.name] = m
+        if direct {
+            checkSucceeded(hb.name, via: nil, now: now)
+            clearIndirect(hb.name)
+            answerHelped(hb.name, now: now)
+        } else if let answerFrom, m.check != nil {
+            checkSucceeded(hb.name, via: answerFrom, now: now)
+        }
         if changedState {
             markStatesChanged()
         } else if changedIdentity || old?.heartbeat.signals != hb.signals || old?.secondHand != m.secondHand {
@@ -496,7 +542,7 @@ public final class Membership {
         } else {
             // Only claims about a reachable member at the incarnation we hold count.
             guard let m = members[a.target], m.isReachable, a.incarnation == m.heartbeat.incarnation else { return true }
-            if a.kind == .suspect, m.accusers.contains(a.accuser) { return true }   // nothing new
+            if m.words[a.accuser] != nil, a.kind == .suspect || m.deadWord != nil { return true }   // nothing new
         }
         switch verify(entry, origin: a.accuser, source: source, now: now) {
         case .valid: break
@@ -515,31 +561,31 @@ public final class Membership {
             return true
         }
         guard var m = members[a.target] else { return true }
-        // We watch it and still hear it: show the accuser its newest words (SWIM's indirect probe).
-        if a.kind == .suspect, subjects.contains(a.target), m.suspectSince == nil,
-           now - m.lastHeard < profile.suspectAfter / 2 {
-            sendDatagram([freshLead(), m.entry], to: a.accuser)
+        if a.kind == .suspect, m.suspectSince == nil, now - m.lastHeard < suspectAfter / 2 {
+            // We hear it and the accuser does not: a word that is wrong here, not counted, not passed
+            // on. (The accuser's probe request beside it has us ask the member for it.)
+            return true
         }
-        // A dead claim is one more word against the member, like a suspicion; it kills only on the
-        // word of several (protocol.md 6.3).
-        m.accusers.insert(a.accuser)
-        // A suspicion matters to the target's watchers (the accuser sent it to them directly); the
-        // rest only count it, so it floods along the rings. A death claim is urgent news.
-        let dead = a.kind == .dead
-        broadcasts.add(key: "a:\(a.accuser):\(a.kind.rawValue):\(a.target)", entry: entry, origin: a.accuser,
-                       limit: dead ? relayLimit : profile.watchers, urgent: dead)
-        // The first dead claim is kept: the words that make it enough may come after it, as
-        // suspicions (with gossip v2, nodes that already hold it dead no longer pass it on).
+        // A word against the member (a dead claim replaces the accuser's suspicion); it kills only
+        // with the words of its watchers, or once this node cannot reach it either (6.3).
+        m.words[a.accuser] = entry
         if a.kind == .dead, m.deadWord == nil { m.deadWord = entry; deadWordHeld.insert(a.target) }
-        if let word = m.deadWord {
-            let silent = now - m.lastHeard >= suspectAfter / 2
-            let enough = m.accusers.count >= wordsNeeded(against: a.target)
-            if m.secondHand || (silent && enough) {
-                markDead(&m, claim: word, incarnation: a.incarnation, now: now)
-            }
-        }
         members[a.target] = m
+        considerDeath(a.target, now: now)
         return true
+    }
+
+    /// A dead claim is held about `key`: dead now if it is known only second-hand, or silent here
+    /// and accused by enough of its watchers; else a check decides (protocol.md 6.3, 7.1).
+    func considerDeath(_ key: String, now: Millis) {
+        guard var m = members[key], m.isReachable, let word = m.deadWord else { return }
+        if m.secondHand || (now - m.lastHeard >= suspectAfter / 2 && watcherWords(against: key) >= wordsNeeded(against: key)) {
+            markDead(&m, claim: word, incarnation: m.heartbeat.incarnation, now: now)
+            members[key] = m
+            relayDeath(of: key)
+        } else if m.check == nil {
+            startCheck(key, .verification, now: now)
+        }
     }
 
     /// How many distinct nodes must have accused `target` (suspect or dead, at its incarnation)
@@ -603,6 +649,8 @@ public final class Membership {
         var due: [String] = []
         for key in subjects.union(suspecting) {
             guard let m = members[key], m.isReachable else { suspecting.remove(key); continue }
+            // Others hear it and we do not: not ours to watch (checked again now and then).
+            if m.indirectVia != nil, m.suspectSince == nil { continue }
             // A member we have just started to watch is judged from then (less the time its answer
             // to our probe may take), not from when we last heard it as somebody else's subject.
             let since = max(m.lastHeard, (m.watchedSince ?? .min / 2) - threshold / 2)
@@ -618,10 +666,9 @@ public final class Membership {
         }
         // Dead claims held back for want of words: the words may be enough now (rings changed).
         for key in deadWordHeld.sorted() {
-            guard var m = members[key], m.isReachable, let word = m.deadWord else { deadWordHeld.remove(key); continue }
-            if now - m.lastHeard >= suspectAfter / 2, m.accusers.count >= wordsNeeded(against: key) {
-                markDead(&m, claim: word, incarnation: m.heartbeat.incarnation, now: now)
-                members[key] = m
+            guard let m = members[key], m.isReachable, m.deadWord != nil else { deadWordHeld.remove(key); continue }
+            if now - m.lastHeard >= suspectAfter / 2, watcherWords(against: key) >= wordsNeeded(against: key) {
+                considerDeath(key, now: now)
             }
         }
         guard !due.isEmpty else { return }
@@ -636,31 +683,23 @@ public final class Membership {
                     outbox.append(.event(.state(.suspect, key)))
                     markStatesChanged()
                 }
+                // Its other watchers hear it first (so they confirm, or check it for us); the member
+                // itself is asked by the check, not accused: a member only we cannot hear must not
+                // be made to refute (connectivity that is not transitive stays calm).
                 let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
                                                         incarnation: m.heartbeat.incarnation)))
-                broadcasts.add(key: "a:\(name):1:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
-                // The member itself (so it refutes) and its other watchers (so they confirm or answer
-                // with its newest beat) hear it first.
-                for target in [key] + watchers(of: key) where target != name {
-                    sendDatagram([freshLead(), claim], to: target)
-                }
+                members[key] = m
+                startCheck(key, .suspicion, now: now)
+                m = members[key]!
+                let request = m.check?.request.map { [$0] } ?? []
+                for target in watchers(of: key) where target != name { sendDatagram([freshLead(), claim] + request, to: target) }
             }
-            if let since = m.suspectSince, now - since >= profile.suspicionTimeout {
-                if m.accusers.count + 1 >= wordsNeeded(against: key) {
-                    let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key,
-                                                            incarnation: m.heartbeat.incarnation)))
-                    markDead(&m, claim: claim, incarnation: m.heartbeat.incarnation, now: now)
-                    broadcasts.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
-                    // A death is rare and the most urgent news there is (a role moves with it): the
-                    // watcher that declares it tells every member at once, with the other words it
-                    // holds, so the others need no relay to have the two words (N − 2 datagrams, on
-                    // this event only).
-                    let words = [claim] + broadcasts.accusations(about: key).filter { $0.signature != claim.signature }
-                    let datagrams = pack(words, kind: .gossip, lead: freshLead())
-                    for other in memberNames where other != key && members[other]!.isReachable {
-                        for d in datagrams { send(d, to: members[other]!.address) }
-                    }
-                }
+            // Fast path: its watchers' words. Without them the suspicion's check decides (7.1).
+            if let since = m.suspectSince, now - since >= profile.suspicionTimeout,
+               watcherWords(against: key) + 1 >= wordsNeeded(against: key) {
+                members[key] = m
+                declareDead(key, now: now)
+                continue
             }
             members[key] = m
         }
@@ -682,8 +721,16 @@ public final class Membership {
         m.deathIncarnation = incarnation
         m.suspectSince = nil
         m.deadWord = nil
+        m.check = nil
+        m.indirectVia = nil
+        m.recheckAt = nil
+        m.answerTo = []
+        m.probeSentAt = nil
         suspecting.remove(m.heartbeat.name)
         deadWordHeld.remove(m.heartbeat.name)
+        checking.remove(m.heartbeat.name)
+        indirect.remove(m.heartbeat.name)
+        answering.remove(m.heartbeat.name)
         m.stateSince = now
         outbox.append(.event(.state(.dead, m.heartbeat.name)))
         markStatesChanged()
@@ -717,6 +764,8 @@ public final class Membership {
 
     func resumeAfterPause(now: Millis, gap: Millis) {
         outbox.append(.log("no tick for \(gap) ms: this process was suspended; refreshing instead of accusing"))
+        for key in checking { members[key]?.check = nil }
+        checking = []
         for key in memberNames where members[key]!.isReachable {
             members[key]!.lastHeard = now
             members[key]!.suspectSince = nil
@@ -860,8 +909,8 @@ public final class Membership {
     /// a dead claim waiting for more words, no longer confirm anything.
     func dropWords(against m: inout Member) {
         m.deadWord = nil
-        guard !m.accusers.isEmpty else { return }
-        m.accusers = []
+        guard !m.words.isEmpty else { return }
+        m.words = [:]
         let target = m.heartbeat.name
         seenAccusations = seenAccusations.filter { $0.target != target || $0.kind != .suspect }
     }
@@ -972,7 +1021,36 @@ public final class Membership {
             outbox.append(.viewChanged)
         }
         defer { outbox.removeAll(keepingCapacity: true) }
-        return outbox
+        return coalesced(outbox)
+    }
+
+    /// One input can send one address several datagrams led by different versions of our heartbeat
+    /// (a fresh lead, then a sync request's lead, then the regular one re-signed after it). Datagrams
+    /// may arrive in any order, and a receiver drops one whose lead is older than what it holds (6.2):
+    /// so all of an input's datagrams to one address are merged behind one lead — the sync request's
+    /// if there is one (its kind is signed in it), else our newest heartbeat.
+    func coalesced(_ actions: [MembershipAction]) -> [MembershipAction] {
+        var count: [WireAddress: Int] = [:]
+        for case .send(_, let to) in actions { count[to, default: 0] += 1 }
+        guard count.values.contains(where: { $0 > 1 }) else { return actions }
+        var out: [MembershipAction] = []
+        var merged: Set<WireAddress> = []
+        for a in actions {
+            guard case .send(_, let to) = a, count[to]! > 1 else { out.append(a); continue }
+            guard merged.insert(to).inserted else { continue }
+            var datagrams: [Datagram] = []
+            for case .send(let d, let t) in actions where t == to { datagrams.append(d) }
+            let request = datagrams.filter { $0.kind == .syncRequest }.max { $0.entries[0].heartbeat!.version < $1.entries[0].heartbeat!.version }
+            let lead = request?.entries[0] ?? datagrams.map { $0.entries[0] }.max { $0.heartbeat!.version < $1.heartbeat!.version }!
+            let kind: DatagramKind = request != nil ? .syncRequest
+                : datagrams.allSatisfy { $0.kind == .syncReply } ? .syncReply : .gossip
+            var entries: [SignedEntry] = []
+            for d in datagrams {
+                for e in d.entries.dropFirst() where !entries.contains(where: { $0.sameBytes(as: e) }) { entries.append(e) }
+            }
+            for d in pack(entries, kind: kind, lead: lead) { out.append(.send(d, to: to)) }
+        }
+        return out
     }
 }
 

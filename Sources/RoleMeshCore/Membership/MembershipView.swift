@@ -16,7 +16,8 @@ extension Membership {
                                       incarnation: m.heartbeat.incarnation, roles: m.heartbeat.roles,
                                       backup: m.heartbeat.backup, draining: m.heartbeat.draining,
                                       signals: m.heartbeat.signals, lastHeardMs: max(0, now - m.lastHeard),
-                                      isSelf: false, secondHand: m.secondHand))
+                                      isSelf: false, secondHand: m.secondHand,
+                                      via: m.isReachable ? m.indirectVia : nil))
         }
         if !placed { out.append(mine) }
         return out
@@ -34,4 +35,8 @@ extension Membership {
     }
 
     public var memberCount: Int { members.count + 1 }
+
+    /// Whether this node watches `node` directly now: one of its subjects, and not reached only
+    /// through others (protocol.md 7.1).
+    public func isWatching(_ node: String) -> Bool { subjects.contains(node) && members[node]?.indirectVia == nil }
 }

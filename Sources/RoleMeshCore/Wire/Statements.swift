@@ -1,8 +1,9 @@
-/// The two kinds of signed statement that travel in gossip.
+/// The kinds of signed statement that travel in gossip.
 ///
 /// A `Heartbeat` is a node's own state, signed by that node; an `Accusation` is one node's
-/// claim that another is suspect or dead, signed by the accuser. Because each statement
-/// carries its origin's signature, any node can relay it and nobody can forge or alter it.
+/// claim that another is suspect or dead, signed by the accuser; a `ProbeRequest` asks its receiver
+/// to check a member for the asker (never relayed). Because each statement carries its origin's
+/// signature, any node can relay it and nobody can forge or alter it.
 
 /// Resource signals. `nil` means the device cannot read it — never a made-up 0.
 public struct Signals: Equatable, Hashable, Sendable {
@@ -95,15 +96,30 @@ public struct Accusation: Equatable, Hashable, Sendable {
     }
 }
 
+/// "Check `target` for me": sent by a node that cannot hear `target` to a member it does hear, which
+/// asks `target` directly and passes on its fresh heartbeat if one comes (protocol.md 7.1, checks).
+/// Point to point: answered or ignored, never relayed.
+public struct ProbeRequest: Equatable, Hashable, Sendable {
+    public var asker: String
+    public var target: String
+    /// The target's incarnation as the asker holds it: a helper holding a newer one answers at once.
+    public var incarnation: UInt64
+    public init(asker: String, target: String, incarnation: UInt64) {
+        self.asker = asker; self.target = target; self.incarnation = incarnation
+    }
+}
+
 public enum Statement: Equatable, Sendable {
     case heartbeat(Heartbeat)
     case accusation(Accusation)
+    case probe(ProbeRequest)
 
     /// The node whose key must have signed this statement.
     public var origin: String {
         switch self {
         case .heartbeat(let h): return h.name
         case .accusation(let a): return a.accuser
+        case .probe(let p): return p.asker
         }
     }
 }

@@ -13,6 +13,7 @@ public enum Wire {
     public static let signatureSize = 64
     static let heartbeatType: UInt8 = 1
     static let accusationType: UInt8 = 2
+    static let probeType: UInt8 = 3
     static let maxListCount = 32
     public static let maxEntries = 255
     /// The largest incarnation a datagram may carry (2^48 − 1): far above any real restart count,
@@ -27,6 +28,7 @@ public enum Wire {
     /// Domain tags make a heartbeat signature useless as an accusation signature and vice versa.
     static let heartbeatTag = Array("rolemesh/2 heartbeat\0".utf8)
     static let accusationTag = Array("rolemesh/2 accusation\0".utf8)
+    static let probeTag = Array("rolemesh/2 probe\0".utf8)
 
     /// The largest heartbeat body that still fits a datagram alone: header, entry framing, signature.
     public static let maxHeartbeatBody = maxDatagramSize - headerSize - entryHeaderSize - signatureSize
@@ -41,6 +43,7 @@ public enum Wire {
         switch statement {
         case .heartbeat: return heartbeatTag + body
         case .accusation: return accusationTag + body
+        case .probe: return probeTag + body
         }
     }
 
@@ -70,6 +73,10 @@ public enum Wire {
             w.field(F.kind, u8: a.kind.rawValue)
             w.field(F.target, name: a.target)
             w.field(F.claimIncarnation, counter: a.incarnation)
+        case .probe(let p):
+            w.field(F.accuser, name: p.asker)
+            w.field(F.target, name: p.target)
+            w.field(F.claimIncarnation, counter: p.incarnation)
         }
         // A copy at its own size: a body is kept for as long as anyone holds its entry (N² of them
         // in a simulated mesh), and the writer reserved 256 bytes for typically 40–120.
@@ -100,6 +107,7 @@ public enum Wire {
         switch type {
         case heartbeatType: return .heartbeat(try decodeHeartbeat(body))
         case accusationType: return .accusation(try decodeAccusation(body))
+        case probeType: return .probe(try decodeProbe(body))
         default: return nil
         }
     }
@@ -174,6 +182,23 @@ public enum Wire {
         return Accusation(accuser: accuser, kind: kind, target: target, incarnation: inc)
     }
 
+    static func decodeProbe(_ body: [UInt8]) throws(WireError) -> ProbeRequest {
+        typealias F = BodyFields
+        var asker: String?, target: String?, inc: UInt64?
+        try BodyFields.walk(body) { (tag, v) throws(WireError) in
+            switch tag {
+            case F.accuser: asker = try v.fieldName()
+            case F.target: target = try v.fieldName()
+            case F.claimIncarnation:
+                inc = try v.fieldCounter()
+                guard inc! <= maxIncarnation else { throw .invalid("incarnation out of range") }
+            default: break
+            }
+        }
+        guard let asker, let target, let inc else { throw .invalid("probe request lacks a field") }
+        return ProbeRequest(asker: asker, target: target, incarnation: inc)
+    }
+
     // MARK: - Datagrams
 
     public static func encode(_ d: Datagram) -> [UInt8] {
@@ -183,6 +208,7 @@ public enum Wire {
             switch e.statement {
             case .heartbeat: w.u8(heartbeatType)
             case .accusation: w.u8(accusationType)
+            case .probe: w.u8(probeType)
             }
             w.u16(UInt16(e.body.count + e.signature.count)); w.raw(e.body); w.raw(e.signature)
         }
@@ -207,7 +233,7 @@ public enum Wire {
             let len = Int(try r.u16())
             var value = try r.sub(len)
             if count == 1, type != heartbeatType { throw .invalid("first entry is not the sender's heartbeat") }
-            guard type == heartbeatType || type == accusationType else { continue }   // a later version's entry
+            guard type == heartbeatType || type == accusationType || type == probeType else { continue }   // a later version's entry
             guard len >= signatureSize else { throw .truncated }
             let body = try value.raw(len - signatureSize)
             let sig = try value.raw(signatureSize)
@@ -237,6 +263,8 @@ public enum Wire {
                 guard h.incarnation <= maxIncarnation, h.seq <= maxSeq else { throw .invalid("number out of range") }
             case .accusation(let a):
                 guard a.incarnation <= maxIncarnation else { throw .invalid("number out of range") }
+            case .probe(let p):
+                guard p.incarnation <= maxIncarnation else { throw .invalid("number out of range") }
             }
         }
     }

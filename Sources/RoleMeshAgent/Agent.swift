@@ -38,20 +38,20 @@ public actor Agent {
     var keysReadAt: Millis = .min / 2
     /// The last signals the probe read (before pins).
     var probed: Signals
-    let keyRing: KeyRing
-    /// Every datagram sealed per pair of devices, and proof of key before content (protocol.md 2).
-    let gossip: SecureGossip
+    /// The pure gossip node (RoleMeshCore/Gossip): key ring, sealing and proof of key per address
+    /// (protocol.md 2), the membership core and route watching. Every datagram in and out, and
+    /// every change of this node's own heartbeat, goes through it (`carry`).
+    let node: GossipNode
+    var core: Membership { node.membership }
+    var keyRing: KeyRing { node.keyRing }
+    var gossip: SecureGossip { node.envelopes }
     let state: StateStore
-    let core: Membership
     let udp: UDPSocket
     let control: ControlServer
     var timers: [DispatchSourceTimer] = []
     var signalSources: [DispatchSourceSignal] = []
     var watchers: [ControlConnection] = []
     var lastSavedPeers: [String: WireAddress] = [:]
-    /// `role-moved` events from the views the core reports as changed.
-    var routeWatcher = RouteWatcher()
-    var trustedSnapshot: [String: [UInt8]]
     var lastKeyReadFailureLog: Millis = 0
     /// Which untrusted senders were named in the log lately (`noteUnknownKey`).
     var unknownKeyLog = UnknownKeyLog()
@@ -125,9 +125,6 @@ public actor Agent {
         }
         // We always trust ourselves (our own .pub may be missing on a node set up by hand).
         trusted[config.name] = pair.publicKey
-        trustedSnapshot = trusted
-        keyRing = KeyRing(keyPair: pair, trusted: trusted)
-        gossip = SecureGossip(myName: config.name, keyPair: pair, trusted: trusted)
         guard let (host, port) = NodeConfig.splitHostPort(config.listen),
               let listen = WireAddress(host: host, port: port) ?? SocketAddress.resolve(config.listen) else {
             throw MeshError(MeshError.config, "\(dir.configFile.path): key \"listen\": cannot resolve \(config.listen)")
@@ -164,10 +161,10 @@ public actor Agent {
         }
         // Logged, and fixed by `ROLEMESH_SEED`, so a run's random choices can be replayed.
         let seed = environment["ROLEMESH_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
-        core = Membership(
+        node = GossipNode(
             config: .init(name: config.name, address: advertised, incarnation: incarnation, roles: config.roles,
                           backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
-            crypto: keyRing, seed: seed, now: Clock.now())
+            keyPair: pair, trusted: trusted, seed: seed, now: Clock.now())
         let link = AgentLink()
         let executor = Executor(me: config.name, dir: dir, journal: journal, link: link, maxTasks: config.maxTasks,
                                 envPassthrough: config.envPassthrough, maxLogBytes: config.maxLogBytes)
@@ -198,7 +195,7 @@ public actor Agent {
             self.preconditionIsolated()
             self.receive(bytes, from: from)
         }
-        perform(core.start(now: Clock.now()))
+        perform(node.start(now: Clock.now()))
         startCoreTicks()
         startWatchingKeys()
         every(ms: 5_000) { $0.savePeersIfChanged() }
@@ -227,57 +224,36 @@ public actor Agent {
         return nil
     }
 
-    // MARK: - Actions from the core
+    // MARK: - What the gossip node asks for
 
-    func perform(_ actions: [MembershipAction]) {
-        for a in actions {
-            switch a {
-            case .send(let d, let to):
-                sendSealed(Wire.encode(d), frame: .gossip, to: to)
-            case .beat(let b, let to):
-                sendSealed(Beat.encode(b), frame: .beat, to: to)
-            case .event(let e):
-                publish(e)
-            case .viewChanged:
-                for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
-                viewChanges.bump()
-            case .persistIncarnation(let inc):
-                let state = self.state
-                disk.write { () throws(MeshError) in try state.saveIncarnation(inc) }
-            case .log(let s):
-                Log.info(s)
+    /// Carries out one input's output: datagrams onto the socket, events to `watch` and the hooks,
+    /// the incarnation to disk, strangers to the log that names them.
+    func perform(_ out: GossipNode.Output, from source: WireAddress? = nil) {
+        for d in out.datagrams { udp.send(d.bytes, to: d.to) }
+        for line in out.logs { Log.info(line) }
+        if let inc = out.incarnation {
+            let state = self.state
+            disk.write { () throws(MeshError) in try state.saveIncarnation(inc) }
+        }
+        for e in out.events { publish(e) }
+        if out.viewChanged { viewChanges.bump() }
+        if let source {
+            let now = Clock.now()
+            switch out.stranger {
+            case .none: break
+            case .sealedByStranger: unknownKeyLog.sealedByStranger(source: source.description, now: now)
+            case .authenticated: unknownKeyLog.authenticated(source: source.description, now: now)
+            case .unknownKeyIn(let plain):
+                unknownKeyLog.authenticated(source: source.description, now: now)
+                noteUnknownKey(plain, from: source)
             }
         }
         armCoreTick()    // the input may have brought the core's next deadline forward
     }
 
-    /// A frame the core wants at `to`, sealed for the device there (or parked behind a hello).
-    func sendSealed(_ plain: [UInt8], frame: Envelope.Frame, to: WireAddress) {
-        let core = self.core
-        for out in gossip.send(plain, frame: frame, to: to, expected: core.member(at: to), now: Clock.now()) {
-            udp.send(out.bytes, to: out.to)
-        }
-    }
-
-    /// A datagram off the socket: opened (or answered, for a hello) by `gossip`, then to the core.
+    /// A datagram off the socket.
     func receive(_ bytes: [UInt8], from: WireAddress) {
-        let now = Clock.now()
-        let unknownPairs = gossip.counters.unknownPair
-        let (received, replies) = gossip.receive(bytes, from: from, now: now)
-        for out in replies { udp.send(out.bytes, to: out.to) }
-        if gossip.counters.unknownPair != unknownPairs { unknownKeyLog.sealedByStranger(source: from.description, now: now) }
-        switch received {
-        case .gossip(let plain, let peer):
-            unknownKeyLog.authenticated(source: from.description, now: now)
-            let unknownKeys = core.dropped.unknownKey
-            perform(core.receive(bytes: plain, from: from, sender: peer, now: now))
-            if core.dropped.unknownKey != unknownKeys { noteUnknownKey(plain, from: from) }
-        case .beat(let plain, let peer):
-            unknownKeyLog.authenticated(source: from.description, now: now)
-            perform(core.receive(beatBytes: plain, sender: peer, now: now))
-        case .nothing:
-            break
-        }
+        perform(node.receive(bytes, from: from, now: Clock.now()), from: from)
     }
 
     func publish(_ e: MeshEvent) {
@@ -368,18 +344,12 @@ public actor Agent {
             return
         }
         trusted[config.name] = keyRing.keyPair.publicKey
-        guard trusted != trustedSnapshot else { return }
-        var revoked: [String] = []
-        for (name, key) in trustedSnapshot where trusted[name] != key {
-            Log.notice("trust revoked (keys/\(name).pub removed or changed)", context: ["peer": name])
-            core.revoke(name)
-            armCoreTick()
-            revoked.append(name)
-        }
-        for name in trusted.keys where trustedSnapshot[name] == nil { Log.info("now trusting", context: ["peer": name]) }
-        keyRing.replaceTrusted(trusted)
-        gossip.replaceTrusted(trusted)
-        trustedSnapshot = trusted
+        let before = keyRing.trusted
+        guard trusted != before else { return }
+        let revoked = node.replaceTrusted(trusted)
+        for name in revoked { Log.notice("trust revoked (keys/\(name).pub removed or changed)", context: ["peer": name]) }
+        for name in trusted.keys.sorted() where before[name] == nil { Log.info("now trusting", context: ["peer": name]) }
+        armCoreTick()
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {
             for (_, c) in carried where revoked.contains(c.from) || revoked.contains(c.to) { for io in c.ends { io.abort() } }
@@ -404,7 +374,7 @@ public actor Agent {
         // Running tasks finish first (bounded); the mesh hears we left once they are done.
         Task {
             await stopExtensions()
-            perform(core.leave(now: Clock.now()))
+            perform(node.leave(now: Clock.now()))
             savePeersIfChanged()
             for t in timers { t.cancel() }
             control.stop()

@@ -35,7 +35,7 @@ extension Agent {
                 lastSignalProbe = now
                 refreshSignals()
             }
-            perform(core.tick(now: now))
+            perform(node.tick(now: now))
             logStrangers()
         }
         runChores()

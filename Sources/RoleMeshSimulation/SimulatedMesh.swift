@@ -1,14 +1,24 @@
 import RoleMeshCore
 
-/// Runs the real membership core for many nodes over an in-memory network in virtual time.
+/// Runs the real gossip node for many nodes over an in-memory network in virtual time.
 /// Loss, delay and partitions are injected; every run with the same seed is identical: the core
 /// and this engine iterate members and nodes in name order, never in (per-process seeded)
 /// Dictionary or Set order, and all randomness comes from `SplitMix64` streams of the seed.
+///
+/// Two ways to run a node:
+/// - **the wire** (default): each node is a `GossipNode` with its own Ed25519 key, exactly as the
+///   agent runs it — datagrams are encoded, sealed per pair of devices, proven per address with
+///   hellos, opened, decoded and signature-checked; only the socket and the clock are simulated;
+/// - **the core** (`wire: false`): the membership core alone, handed decoded datagrams and trusting
+///   every signature, for meshes of thousands where N² pair keys and decoded copies of every record
+///   would not fit (`rolemesh-bench scale`, the largest simulation tests).
 public final class SimulatedMesh {
     public struct NodeHandle {
         public let name: String
         public let address: WireAddress
         public var core: Membership
+        /// The whole gossip node (wire mode); its `membership` is `core`.
+        public var gossip: GossipNode?
         public var up = true
         /// While set, the node's process is "suspended": no ticks, no receiving.
         public var pausedUntil: Millis?
@@ -38,6 +48,9 @@ public final class SimulatedMesh {
     public var watchRoutes = true
 
     let crypto = TrustingCrypto()
+    /// Wire mode: every device's key (kept across restarts: a restart is the same device).
+    public let wire: Bool
+    var keys: [String: Ed25519.KeyPair] = [:]
     /// One for all nodes: nodes that agree on who is alive share their rings (and every name's hashes).
     let ringCache = RingCache()
     var rng: SplitMix64
@@ -48,7 +61,7 @@ public final class SimulatedMesh {
     var blocked: Set<[String]> = []
     var linkLoss: [[String]: Double] = [:]   // [from, to] -> loss on that direction only
 
-    public init(seed: UInt64 = 1) { rng = SplitMix64(seed: seed) }
+    public init(seed: UInt64 = 1, wire: Bool = true) { rng = SplitMix64(seed: seed); self.wire = wire }
 
     /// Adds and starts a node at 10.x.y.z:7946 (addresses are labels; nothing leaves the process).
     /// A name added again is the same machine restarted: same address, a fresh process.
@@ -60,15 +73,28 @@ public final class SimulatedMesh {
         let address = old?.address
             ?? WireAddress(ip: [10, UInt8((i >> 16) & 0xff), UInt8((i >> 8) & 0xff), UInt8(i & 0xff)], port: 7946)
         let bootstrap = seeds.compactMap { nodes[$0]?.address }
-        let core = Membership(
-            config: .init(name: name, address: address, incarnation: incarnation, roles: roles, backup: backup,
-                          profile: profile, bootstrap: bootstrap),
-            crypto: crypto, seed: rng.next(), now: now, ringCache: ringCache)
+        let config = Membership.Config(name: name, address: address, incarnation: incarnation, roles: roles, backup: backup,
+                                       profile: profile, bootstrap: bootstrap)
         let epoch = (old?.epoch ?? 0) + 1
-        nodes[name] = NodeHandle(name: name, address: address, core: core, epoch: epoch, seeds: seeds)
         byAddress[address] = name
-        crypto.trusted.insert(name)
-        perform(core.start(now: now), by: name)
+        if wire {
+            let key = keys[name] ?? Ed25519.KeyPair(seed: (0..<4).flatMap { _ in withUnsafeBytes(of: rng.next()) { Array($0) } })
+            keys[name] = key
+            let trusted = keys.mapValues(\.publicKey)
+            // Nonces and challenges from the run's seed, so one seed still gives one run.
+            let random = SeededBytes(seed: rng.next())
+            let node = GossipNode(config: config, keyPair: key, trusted: trusted, seed: rng.next(), now: now,
+                                  random: random.take, ringCache: ringCache)
+            // Everyone already running trusts the new device (a key copied into every keys/).
+            if old == nil { for other in nodes.keys.sorted() { nodes[other]!.gossip?.replaceTrusted(trusted) } }
+            nodes[name] = NodeHandle(name: name, address: address, core: node.membership, gossip: node, epoch: epoch, seeds: seeds)
+            perform(node.start(now: now), by: name)
+        } else {
+            let core = Membership(config: config, crypto: crypto, seed: rng.next(), now: now, ringCache: ringCache)
+            nodes[name] = NodeHandle(name: name, address: address, core: core, epoch: epoch, seeds: seeds)
+            crypto.trusted.insert(name)
+            perform(core.start(now: now), by: name)
+        }
         schedule(at: now + Millis.random(in: 0..<profile.tick, using: &rng), .tick(name, epoch: epoch))
         return address
     }
@@ -77,6 +103,7 @@ public final class SimulatedMesh {
     /// to every other (`Membership.assumeConverged`), with no joining traffic. For runs at thousands
     /// of nodes, where joining one by one takes hours of wall time; smaller runs join for real.
     public func addConvergedMesh(_ names: [String], profile: TimingProfile = .lan) {
+        precondition(!wire, "a converged start is for core mode (thousands of nodes)")
         for name in names { addNode(name, profile: profile) }
         let cores = names.map { nodes[$0]!.core }
         for core in cores { core.assumeConverged(with: cores, now: now) }
@@ -97,7 +124,7 @@ public final class SimulatedMesh {
     /// would make after `rolemesh roles add`.
     public func update(_ name: String, _ change: (inout Heartbeat) -> Void) {
         guard let n = nodes[name], n.up else { return }
-        perform(n.core.updateSelf(now: now, change), by: name)
+        if let g = n.gossip { perform(g.updateSelf(now: now, change), by: name) } else { perform(n.core.updateSelf(now: now, change), by: name) }
     }
 
     /// SIGKILL: the node stops at once and says nothing.
@@ -108,7 +135,7 @@ public final class SimulatedMesh {
 
     public func leave(_ name: String) {
         guard let n = nodes[name] else { return }
-        perform(n.core.leave(now: now), by: name)
+        if let g = n.gossip { perform(g.leave(now: now), by: name) } else { perform(n.core.leave(now: now), by: name) }
         nodes[name]?.up = false
     }
 
@@ -139,10 +166,16 @@ public final class SimulatedMesh {
         let address = WireAddress(ip: [10, 200, UInt8((i >> 8) & 0xff), UInt8(i & 0xff)], port: 7946)
         byAddress[n.address] = nil
         byAddress[address] = name
-        nodes[name] = NodeHandle(name: name, address: address, core: n.core, up: n.up, pausedUntil: n.pausedUntil,
+        nodes[name] = NodeHandle(name: name, address: address, core: n.core, gossip: n.gossip, up: n.up, pausedUntil: n.pausedUntil,
                                  epoch: n.epoch, routes: n.routes, seeds: n.seeds)
         guard n.up else { return }
-        perform(n.core.updateSelf(now: now) { $0.address = address }, by: name)
+        if let g = n.gossip {
+            // As the agent does when its address changes: prove every peer again, then announce.
+            g.forgetProofs()
+            perform(g.updateSelf(now: now, announce: true) { $0.address = address }, by: name)
+        } else {
+            perform(n.core.updateSelf(now: now) { $0.address = address }, by: name)
+        }
     }
     var moves = 0
 
@@ -221,6 +254,8 @@ public final class SimulatedMesh {
         case deliver(Datagram, from: WireAddress, to: String)
         /// A beat; the sender is what its pair key would prove.
         case deliverBeat(Beat, sender: String, to: String)
+        /// Wire mode: a sealed envelope, as a socket would hand it over.
+        case deliverBytes([UInt8], from: WireAddress, to: String)
     }
 
     func schedule(at time: Millis, _ e: Event) {
@@ -237,7 +272,7 @@ public final class SimulatedMesh {
                 n.pausedUntil = nil
                 nodes[name] = n
             }
-            perform(n.core.tick(now: now), by: name)
+            if let g = n.gossip { perform(g.tick(now: now), by: name) } else { perform(n.core.tick(now: now), by: name) }
             schedule(at: now + n.core.profile.tick, .tick(name, epoch: epoch))
         case .deliver(let d, let from, let to):
             guard let n = nodes[to], n.up else { return }
@@ -255,6 +290,38 @@ public final class SimulatedMesh {
             }
             delivered += 1
             perform(n.core.receive(b, sender: sender, now: now), by: to)
+        case .deliverBytes(let bytes, let from, let to):
+            guard let n = nodes[to], n.up, let g = n.gossip else { return }
+            if let until = n.pausedUntil, now < until {
+                schedule(at: until, .deliverBytes(bytes, from: from, to: to))
+                return
+            }
+            delivered += 1
+            perform(g.receive(bytes, from: from, now: now), by: to)
+        }
+    }
+
+    /// Wire mode: what one input of a node's `GossipNode` asks for.
+    func perform(_ out: GossipNode.Output, by name: String) {
+        guard let sender = nodes[name] else { return }
+        for d in out.datagrams {
+            precondition(d.bytes.count <= Envelope.maxSize, "datagram over the MTU budget")
+            sent += 1
+            sentByKind[Self.kind(of: d.bytes, gossip: sender.gossip!), default: 0] += 1
+            guard let (target, lag) = transit(from: name, to: d.to) else { continue }
+            schedule(at: now + lag, .deliverBytes(d.bytes, from: sender.address, to: target))
+        }
+        if recordEvents { for e in out.events { events.append((now, name, e)) } }
+    }
+
+    /// What an envelope carries, for `sentByKind` ("beat", "hello", or the datagram kind).
+    static func kind(of bytes: [UInt8], gossip: GossipNode) -> String {
+        switch Envelope.open(bytes, keys: gossip.envelopes.keys) {
+        case .opened(.beat, _, _): return "beat"
+        case .opened(.hello, _, _): return "hello"
+        case .opened(.gossip, let plain, _) where plain.count > 1:
+            return DatagramKind(rawValue: plain[1]).map { "\($0)" } ?? "gossip"
+        default: return "other"
         }
     }
 
@@ -298,8 +365,20 @@ extension SimulatedMesh {
     }
 }
 
-/// Signatures are not the point of the simulation: every listed node is trusted, every
-/// signature valid. (The real Ed25519 path has its own tests.)
+/// A stream of bytes from a seed: the nonces and challenges of a simulated node's `SecureGossip`.
+final class SeededBytes {
+    var rng: SplitMix64
+    init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+    func take(_ n: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(n + 8)
+        while out.count < n { withUnsafeBytes(of: rng.next()) { out += $0 } }
+        return Array(out.prefix(n))
+    }
+}
+
+/// Core mode: signatures are not the point of a simulation of thousands: every listed node is
+/// trusted, every signature valid. (Wire mode and the unit tests check real Ed25519.)
 final class TrustingCrypto: StatementCrypto {
     var trusted: Set<String> = []
     static let zeroSignature = [UInt8](repeating: 0, count: Wire.signatureSize)

@@ -79,7 +79,7 @@ enum ScaleBench {
     static func once(_ n: Int, lossSeconds: Int, loss: Double) -> Row {
         let started = Date()
         let profile = TimingProfile.lan
-        let mesh = SimulatedMesh(seed: UInt64(n))
+        let mesh = SimulatedMesh(seed: UInt64(n), wire: false)
         mesh.recordEvents = false
         mesh.watchRoutes = false       // no roles here; each route check reads a whole view
         let names = (0..<n).map { String(format: "n%05d", $0) }

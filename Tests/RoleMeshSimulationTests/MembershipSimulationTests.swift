@@ -9,7 +9,7 @@ import RoleMeshSimulation
 /// express (and a 300-name `start` line would say little).
 final class MembershipSimulationTests: XCTestCase {
     func makeMesh(_ n: Int, profile: TimingProfile = .lan, seed: UInt64 = 7) -> (SimulatedMesh, [String]) {
-        let mesh = SimulatedMesh(seed: seed)
+        let mesh = SimulatedMesh(seed: seed, wire: false)
         let names = (0..<n).map { String(format: "n%04d", $0) }
         for (i, name) in names.enumerated() {
             // Each node knows one earlier node, as a person would configure seeds.
@@ -46,7 +46,7 @@ final class MembershipSimulationTests: XCTestCase {
     func testAConvergedMeshOfHundredsIsQuietDetectsACrashAndRetriesTheDeadCheaply() throws {
         let n = 400
         let profile = TimingProfile.lan
-        let mesh = SimulatedMesh(seed: 5)
+        let mesh = SimulatedMesh(seed: 5, wire: false)
         mesh.recordEvents = false
         let names = (0..<n).map { String(format: "n%04d", $0) }
         mesh.addConvergedMesh(names, profile: profile)
@@ -84,7 +84,7 @@ final class MembershipSimulationTests: XCTestCase {
     /// 6.0 datagrams/s per node at N = 100 and 15.4 at 1,000 (protocol.md 7.2, 7.3).
     func testUnderLossAMeshOfHundredsCostsEachNodeAboutWhatItDoesIdle() throws {
         let n = 400
-        let mesh = SimulatedMesh(seed: 9)
+        let mesh = SimulatedMesh(seed: 9, wire: false)
         mesh.recordEvents = false
         let names = (0..<n).map { String(format: "n%04d", $0) }
         mesh.addConvergedMesh(names, profile: .lan)

@@ -55,7 +55,7 @@ extension Agent {
             MemberStatus(name: m.name, address: m.address.description, state: m.state.rawValue,
                          incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
                          score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals),
-                         reach: reachText(m.name))
+                         reach: m.isSelf ? "direct" : reachText(m.name, gossipVia: m.via))
         }
         let d = core.dropped, g = gossip.counters
         return StatusReply(me: config.name, members: members, roles: roleRoutes(),

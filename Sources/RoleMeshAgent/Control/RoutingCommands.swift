@@ -27,7 +27,7 @@ extension Agent {
 
     func setDraining(_ draining: Bool, _ conn: ControlConnection) {
         overrides.draining = draining
-        perform(core.updateSelf(now: Clock.now()) { $0.draining = draining })
+        perform(node.updateSelf(now: Clock.now()) { $0.draining = draining })
         Task {
             if let failure = await saveOverrides() { conn.fail(failure) } else { conn.reply(OkReply(draining: draining)) }
         }
@@ -78,7 +78,7 @@ extension Agent {
         config.roles = next.roles
         config.backup = next.backup
         self.config = config
-        perform(core.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
+        perform(node.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
         let file = dir.configFile, written = config
         Task {
             if let failure = await disk.written({ () throws(MeshError) in try Self.persist(written, to: file) }) {
@@ -120,7 +120,7 @@ extension Agent {
         var read = probed
         read.idle = background.idle; read.idleSeconds = background.idleSeconds
         let s = overrides.apply(to: read)
-        perform(core.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
+        perform(node.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
     }
 
     /// Writes the overrides as they are now (`signal`, `drain`); returns once they are on

@@ -17,15 +17,23 @@ extension Agent {
     /// Relays tried for one channel: a member that is down costs a connect timeout per try.
     static let relayTries = 2
 
-    func reachText(_ node: String) -> String { reach[node].map { "via \($0.via)" } ?? "direct" }
+    /// A relay the task plane uses, else the member the gossip hears `node` through, else direct.
+    func reachText(_ node: String, gossipVia: String? = nil) -> String {
+        if let r = reach[node] { return "via \(r.via)" }
+        return gossipVia.map { "via \($0)" } ?? "direct"
+    }
 
     /// An authenticated channel to `node` at `address`, direct or through another member.
     func channel(to node: String, address: WireAddress) async throws(MeshError) -> SecureChannel {
         let (keyPair, trusted) = credentials()
         let me = name, from = listenAddress
         var failure: MeshError?
+        let view = core.snapshot(now: Clock.now())
+        // The direct path failed lately, or the gossip hears the node only through another member
+        // (connectivity that is not transitive): a connect there would only time out.
         let recentlyFailed = reach[node].map { Date().timeIntervalSince($0.failed) < Self.retryDirect } ?? false
-        if !recentlyFailed {
+        let gossipVia = view.first { $0.name == node }?.via
+        if !recentlyFailed, gossipVia == nil {
             do throws(MeshError) {
                 let ch = try await SecureChannel.connect(to: address, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
                 if let was = reach.removeValue(forKey: node) { Log.info("\(node) is reachable directly again (was via \(was.via))") }
@@ -36,7 +44,6 @@ extension Agent {
                 failure = error
             }
         }
-        let view = core.snapshot(now: Clock.now())
         // A suspect member is often down: each try may cost a connect timeout, so one only.
         let tries = view.first { $0.name == node }?.state == .suspect ? 1 : Self.relayTries
         for relay in Relays.candidates(for: node, members: view, watchers: core.profile.watchers,
@@ -54,8 +61,12 @@ extension Agent {
             }
         }
         if let failure { throw failure }
-        // The relays failed too, and the direct path was not tried (it failed moments ago): try it now.
+        // The relays failed too, and the direct path was not tried (it failed moments ago, or the
+        // gossip said it would): try it now.
         reach[node] = nil
+        if gossipVia != nil {
+            return try await SecureChannel.connect(to: address, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
+        }
         return try await channel(to: node, address: address)
     }
 

@@ -92,7 +92,7 @@ extension Agent {
     /// On leave: take no new tasks, let running ones finish (bounded), then stop listening.
     func stopTasks() async {
         // Tell the mesh at once, so nobody routes new work here while running tasks finish.
-        perform(core.updateSelf(now: Clock.now()) { $0.draining = true })
+        perform(node.updateSelf(now: Clock.now()) { $0.draining = true })
         await executor.finishAll(within: Double(core.profile.leaveGrace) / 1000)
         taskListener.stop()
     }

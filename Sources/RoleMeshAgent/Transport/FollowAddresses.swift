@@ -46,15 +46,15 @@ extension Agent {
                 if here != core.me.address {
                     Log.info("this device's address changed from \(core.me.address) to \(here): telling the mesh",
                              context: ["node": name])
-                    gossip.forgetProofs()
-                    perform(core.updateSelf(now: Clock.now(), announce: true) { $0.address = here })
+                    node.forgetProofs()
+                    perform(node.updateSelf(now: Clock.now(), announce: true) { $0.address = here })
                 }
             } else {
                 reachable = targets.isEmpty      // alone: there is nobody to be cut off from
             }
         } else {
             reachable = OwnAddress.isLocal(listenAddress)
-            if reachable, cutOff { gossip.forgetProofs() }
+            if reachable, cutOff { node.forgetProofs() }
         }
         if !reachable, !cutOff {
             cutOff = true

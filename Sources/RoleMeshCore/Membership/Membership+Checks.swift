@@ -163,7 +163,7 @@ extension Membership {
             if let word = m.deadWord {
                 markDead(&m, claim: word, incarnation: m.heartbeat.incarnation, now: now)
                 members[key] = m
-                relayDeath(of: key)
+                relayDeath(of: key, now: now)
             }
         case .recheck:
             // The path through others is gone too: watch it directly again, from now.
@@ -264,6 +264,7 @@ extension Membership {
         members[key] = m
         broadcasts.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
         relayWords(words, about: key)
+        deathEchoes[key] = now + suspectAfter
         let datagrams = pack([claim] + words, kind: .gossip, lead: freshLead())
         for other in memberNames where other != key && members[other]!.isReachable {
             for d in datagrams { send(d, to: members[other]!.address) }
@@ -271,10 +272,23 @@ extension Membership {
     }
 
     /// A death taken from others' claims goes on, with the words that made it.
-    func relayDeath(of key: String) {
+    func relayDeath(of key: String, now: Millis) {
         guard let m = members[key], let claim = m.deathClaim, case .accusation(let a) = claim.statement else { return }
         broadcasts.add(key: "a:\(a.accuser):2:\(key)", entry: claim, origin: a.accuser, limit: relayLimit, urgent: true)
         relayWords(m.words.keys.sorted().compactMap { $0 == a.accuser ? nil : m.words[$0] }, about: key)
+        deathEchoes[key] = now + suspectAfter
+    }
+
+    /// A death is passed on once more, `suspectAfter` later, to fresh recipients: news goes to each
+    /// recipient once, and in a small group (the two nodes left on one side of a split) the one
+    /// datagram that carried it may have been lost, with nobody else to relay it.
+    func echoDeaths(now: Millis) {
+        for (key, at) in deathEchoes.sorted(by: { $0.key < $1.key }) where now >= at {
+            deathEchoes[key] = nil
+            guard let m = members[key], m.state == .dead, let claim = m.deathClaim, case .accusation(let a) = claim.statement else { continue }
+            broadcasts.add(key: "a:\(a.accuser):2:\(key)", entry: claim, origin: a.accuser, limit: relayLimit, urgent: true)
+            relayWords(m.words.keys.sorted().compactMap { $0 == a.accuser ? nil : m.words[$0] }, about: key)
+        }
     }
 
     func relayWords(_ words: [SignedEntry], about key: String) {

@@ -28,14 +28,14 @@ extension Membership {
             if m.indirectVia != nil, m.suspectSince == nil { continue }
             let since = max(m.lastHeard, (m.watchedSince ?? .min / 2) - threshold / 2)
             if let suspected = m.suspectSince {
-                if watcherWords(against: key) + 1 >= wordsNeeded(against: key) { at(suspected + profile.suspicionTimeout) }
+                if watcherWords(against: key) + 1 >= wordsNeeded { at(suspected + profile.suspicionTimeout) }
             } else {
                 at(since + threshold + 1)
                 if (m.probedAt ?? .min / 2) < since { at(since + threshold * 3 / 4 + 1) }
             }
         }
         for key in deadWordHeld {
-            guard let m = members[key], m.isReachable, m.deadWord != nil, watcherWords(against: key) >= wordsNeeded(against: key) else { continue }
+            guard let m = members[key], m.isReachable, m.deadWord != nil, watcherWords(against: key) >= wordsNeeded else { continue }
             at(m.lastHeard + suspectAfter / 2)
         }
         // Checks: their next round or their end; indirect members: their next check.
@@ -43,6 +43,7 @@ extension Membership {
             guard let c = members[key]?.check else { continue }
             at(min(c.nextRound, c.until))
         }
+        if let echo = deathEchoes.values.min() { at(echo) }
         for key in indirect {
             guard let m = members[key], m.check == nil, let r = m.recheckAt else { continue }
             at(r)

@@ -107,6 +107,8 @@ public final class Membership {
     var checking: Set<String> = []
     var indirect: Set<String> = []
     var answering: Set<String> = []
+    /// Deaths to pass on once more, and when (`echoDeaths`).
+    var deathEchoes: [String: Millis] = [:]
     var nextRingRefresh: Millis = .min / 2
     /// The newest probed signals, and when signals were last announced (protocol.md 7.2).
     var latestSignals: Signals
@@ -160,6 +162,7 @@ public final class Membership {
         refreshWatching(now: now)
         detectFailures(now: now)
         runChecks(now: now)
+        echoDeaths(now: now)
         expireSecondHand(now: now)
         let beats = now >= nextBeat
         if beats {
@@ -381,6 +384,7 @@ public final class Membership {
             if members[key]!.indirectVia == name { clearIndirect(key) }
         }
         for set in [\Membership.suspecting, \.deadWordHeld, \.checking, \.indirect, \.answering] { self[keyPath: set].remove(name) }
+        deathEchoes[name] = nil
         markStatesChanged()
     }
 
@@ -579,26 +583,21 @@ public final class Membership {
     /// and accused by enough of its watchers; else a check decides (protocol.md 6.3, 7.1).
     func considerDeath(_ key: String, now: Millis) {
         guard var m = members[key], m.isReachable, let word = m.deadWord else { return }
-        if m.secondHand || (now - m.lastHeard >= suspectAfter / 2 && watcherWords(against: key) >= wordsNeeded(against: key)) {
+        if m.secondHand || (now - m.lastHeard >= suspectAfter / 2 && watcherWords(against: key) >= wordsNeeded) {
             markDead(&m, claim: word, incarnation: m.heartbeat.incarnation, now: now)
             members[key] = m
-            relayDeath(of: key)
+            relayDeath(of: key, now: now)
         } else if m.check == nil {
             startCheck(key, .verification, now: now)
         }
     }
 
-    /// How many distinct nodes must have accused `target` (suspect or dead, at its incarnation)
-    /// before it is dead: as many as it has watchers (K, fewer only when fewer nodes could watch it),
-    /// up to `confirmations` + 1. Counted from the view, not from the rings (which may be a tick
-    /// old): 2 whenever anyone but the target and this node is alive, so one key alone cannot kill.
-    func wordsNeeded(against target: String) -> Int {
-        let most = max(1, min(profile.confirmations + 1, profile.watchers))
-        // Counting stops at `most`: with thousands of members this runs for every accusation.
-        var couldWatch = 1
-        for (key, m) in members where couldWatch < most && m.state == .alive && key != target { couldWatch += 1 }
-        return min(most, couldWatch)
-    }
+    /// Words a death takes on the fast path: signed claims at the member's current incarnation from
+    /// that many of its watchers (this node's own silence counting as one when it watches it): as
+    /// many as it has watchers, up to `confirmations` + 1, and never fewer than two, so one key alone
+    /// never kills. With fewer words (a mesh of two, a watcher whose partner is across a split) a
+    /// check decides instead (protocol.md 7.1).
+    var wordsNeeded: Int { max(2, min(profile.confirmations + 1, profile.watchers)) }
 
     /// Rebuilds the rings after a change of who is alive (at most once per tick: the rings only
     /// steer beats and detection, which run on ticks). A member that has just become ours to watch
@@ -667,7 +666,7 @@ public final class Membership {
         // Dead claims held back for want of words: the words may be enough now (rings changed).
         for key in deadWordHeld.sorted() {
             guard let m = members[key], m.isReachable, m.deadWord != nil else { deadWordHeld.remove(key); continue }
-            if now - m.lastHeard >= suspectAfter / 2, watcherWords(against: key) >= wordsNeeded(against: key) {
+            if now - m.lastHeard >= suspectAfter / 2, watcherWords(against: key) >= wordsNeeded {
                 considerDeath(key, now: now)
             }
         }
@@ -683,20 +682,23 @@ public final class Membership {
                     outbox.append(.event(.state(.suspect, key)))
                     markStatesChanged()
                 }
-                // Its other watchers hear it first (so they confirm, or check it for us); the member
-                // itself is asked by the check, not accused: a member only we cannot hear must not
-                // be made to refute (connectivity that is not transitive stays calm).
+                // The member itself (so it refutes: the words held against it lapse everywhere) and
+                // its other watchers (so they confirm, or check it for us) hear it first. Nobody
+                // passes a suspicion on, and a watcher that hears the member does not count it, so a
+                // member only we cannot hear is never made to refute: connectivity that is not
+                // transitive stays calm.
                 let claim = sign(.accusation(Accusation(accuser: name, kind: .suspect, target: key,
                                                         incarnation: m.heartbeat.incarnation)))
                 members[key] = m
                 startCheck(key, .suspicion, now: now)
                 m = members[key]!
                 let request = m.check?.request.map { [$0] } ?? []
+                sendDatagram([freshLead(), claim], to: key)
                 for target in watchers(of: key) where target != name { sendDatagram([freshLead(), claim] + request, to: target) }
             }
             // Fast path: its watchers' words. Without them the suspicion's check decides (7.1).
             if let since = m.suspectSince, now - since >= profile.suspicionTimeout,
-               watcherWords(against: key) + 1 >= wordsNeeded(against: key) {
+               watcherWords(against: key) + 1 >= wordsNeeded {
                 members[key] = m
                 declareDead(key, now: now)
                 continue

@@ -17,6 +17,10 @@ import RoleMeshControl
         .submit(SubmitRequest(role: "job", task: "mark")),
         .logs(id: "7f3a0011", follow: true),
         .invite(name: "laptop", seconds: 3600), .revoke(name: "laptop"),
+        .invite(name: "nas", seconds: 60, grants: ["build", "backup:gpu"]), .revoke(name: "laptop", cascade: true),
+        .introducers(.add, name: "homeserver"), .introducers(.remove, name: "desk"),
+        .grant(.add, name: "pi", roles: ["build"]), .grant(.remove, name: "pi", roles: ["backup:gpu"]),
+        .trust, .recovered(statement: #"{"kind":"revoke"}"#),
     ]
 
     @Test(arguments: requests)
@@ -62,7 +66,8 @@ import RoleMeshControl
         let routes = try #require((o["roles"] as? [String: Any])?["build"] as? [String: Any])
         #expect(routes["route"] as? String == "desk" && routes["heavy_route"] is NSNull)
         #expect(o["dropped"] as? [String: Int] == ["bad_signature": 1, "unknown_key": 2, "replay": 3, "malformed": 4,
-                                                   "rate_limited": 5, "bad_mac": 0])
+                                                   "rate_limited": 5, "bad_mac": 0, "not_introducer": 0, "forged_slot_record": 0])
+        #expect(o["revoked"] == nil, "only a revoked node's status says so")
         #expect(ControlJSON.decode(StatusReply.self, from: ControlJSON.encode(s)) == s)
         // Stable output: the same reply, the same bytes.
         #expect(ControlJSON.string(s) == ControlJSON.string(ControlJSON.decode(StatusReply.self, from: ControlJSON.encode(s))!))

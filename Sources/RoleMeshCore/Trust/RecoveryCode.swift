@@ -38,10 +38,10 @@ public struct RecoveryCode: Sendable {
 
     /// Forgives case, blanks and dashes; nil when it is not a recovery code or its checksum fails.
     public static func parse(_ text: String) -> RecoveryCode? {
-        let t = text.lowercased().filter { !$0.isWhitespace }
-        guard t.hasPrefix(prefix) else { return nil }
-        let body = t.dropFirst(prefix.count).filter { $0 != "-" }
-        guard let bytes = Base32.decode(String(body)), bytes.count == Ed25519.seedSize + checksumSize else { return nil }
+        let t = text.lowercased().filter { !$0.isWhitespace && $0 != "-" }
+        let head = prefix.filter { $0 != "-" }
+        guard t.hasPrefix(head) else { return nil }
+        guard let bytes = Base32.decode(String(t.dropFirst(head.count))), bytes.count == Ed25519.seedSize + checksumSize else { return nil }
         let seed = Array(bytes.prefix(Ed25519.seedSize))
         guard Array(bytes.suffix(checksumSize)) == checksum(seed) else { return nil }
         return RecoveryCode(seed: seed)

@@ -263,7 +263,8 @@ public struct TrustLedger: Sendable {
         if atCap(signer, replacing: older) { return refuse(s, "\(s.by) already has \(Self.perSigner) statements held here, the most one signer may have", count: false) }
         statements.removeAll { older.contains($0.signature) }
         hold(s)
-        guard view.trusted[s.name] == s.key, view.introducers.contains(s.name) != add else { return .accepted([]) }
+        // This node's own standing is the statements' (`standing`), never a line in its own node.toml.
+        guard s.name != view.me, view.trusted[s.name] == s.key, view.introducers.contains(s.name) != add else { return .accepted([]) }
         return .accepted([.introducer(name: s.name, add: add)])
     }
 

@@ -178,7 +178,7 @@ struct Revoke: ParsableCommand {
         if r.moved {
             printOut("revoked \(r.name) \(by): keys/\(r.name).pub moved to keys/revoked/; the revocation spreads to every node that accepts this one's statements")
         } else {
-            printOut("\(r.name) was revoked \(by) (its key was not in keys/ here); the revocation spreads to the mesh")
+            printOut("\(r.name) is revoked; its key was not in keys/ here, so nothing moved")
         }
         if !r.introduced.isEmpty {
             let list = r.introduced.map { "\($0.name) (\($0.at))" }.joined(separator: ", ")

@@ -82,7 +82,7 @@ final class TrustIntegrationTests: XCTestCase {
     /// `watch --json` on `node` in the background; its lines so far.
     func watch(_ node: String) throws -> () -> [JSON] {
         let out = cluster.root.appendingPathComponent("watch.\(node)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Cluster.binary)
         p.arguments = ["watch", "--json", "--dir", cluster.dir(node)]
@@ -109,7 +109,7 @@ final class TrustIntegrationTests: XCTestCase {
         let hooked = cluster.root.path + "/hook.pi"
         let hooks = cluster.dir("pi") + "/hooks"
         try FileManager.default.createDirectory(atPath: hooks, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: hooks + "/log", contents: Data("#!/bin/sh\nread line\necho \"$line\" >> \(hooked)\n".utf8),
+        _ = FileManager.default.createFile(atPath: hooks + "/log", contents: Data("#!/bin/sh\nread line\necho \"$line\" >> \(hooked)\n".utf8),
                                        attributes: [.posixPermissions: 0o755])
         let events = try watch("homeserver"), laptopEvents = try watch("laptop")
 
@@ -254,7 +254,7 @@ final class TrustIntegrationTests: XCTestCase {
         for n in ["desk", "laptop"] {
             let d = cluster.dir(n) + "/roles/build"
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: d + "/echo", contents: Data("#!/bin/sh\necho \"ran on $ROLEMESH_NODE: $*\"\n".utf8),
+            _ = FileManager.default.createFile(atPath: d + "/echo", contents: Data("#!/bin/sh\necho \"ran on $ROLEMESH_NODE: $*\"\n".utf8),
                                            attributes: [.posixPermissions: 0o755])
         }
         XCTAssertTrue(file("desk", "keys/laptop.pub")?.contains("# granted:\n") ?? false, file("desk", "keys/laptop.pub") ?? "")

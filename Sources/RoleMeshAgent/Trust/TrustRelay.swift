@@ -175,7 +175,8 @@ extension Agent {
         let dir = self.dir
         publish(Self.revokedEvent(s))
         return Task {
-            await tellRevoked(s.name)
+            // Bounded as a whole (connecting, relays included): the revocation never waits on it for long.
+            await Self.atMost(seconds: 2) { await self.tellRevoked(s.name) }
             let failure = await disk.written { () throws(MeshError) in
                 guard try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) else {
                     throw MeshError(MeshError.other, "keys/\(s.name).pub no longer holds the revoked key; nothing was moved")
@@ -185,6 +186,16 @@ extension Agent {
             if let failure { Log.warn(failure.message) }
             reloadKeys()
             return failure
+        }
+    }
+
+    /// Waits for `body`, but `seconds` at most: after that `body` goes on alone.
+    nonisolated static func atMost(seconds: Double, _ body: @escaping @Sendable () async -> Void) async {
+        let resumed = Locked(false)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            @Sendable func finish() { if resumed.withLock({ was in defer { was = true }; return !was }) { c.resume() } }
+            Task { await body(); finish() }
+            Task { try? await Task.sleep(for: .seconds(seconds)); finish() }
         }
     }
 

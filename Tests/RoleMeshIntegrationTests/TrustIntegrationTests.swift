@@ -297,6 +297,11 @@ final class TrustIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { self.revoked("homeserver", "pi") })
         XCTAssertTrue(waitUntil(timeout: 5) { self.cluster.statusJSON("pi")?["revoked"]?["by"]?.string == "desk" }, "pi was told")
         XCTAssertEqual(r(["invite", "tv"], on: "homeserver").status, 77, "homeserver is no introducer yet")
+        // The revoked pi says so plainly rather than signing a revocation nobody would take.
+        let refused = r(["revoke", "homeserver"], on: "pi")
+        XCTAssertEqual(refused.status, 77, refused.stdout + refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("pi was revoked by desk at 20"), refused.stderr)
+        XCTAssertFalse(refused.stdout.contains("moved"))
 
         // A wrong code changes nothing.
         let wrong = try cluster.cli(["revoke", "desk", "--recovery", "--dir", cluster.dir("homeserver")], stdin: Data((RecoveryCode.generate().text + "\n").utf8))

@@ -139,6 +139,7 @@ extension Agent {
 extension Agent {
     func startExtensions() {
         reloadKeys()        // grants now, not at the first look at keys/
+        trust.prune(trustView)      // a ledger from before introducers held every trusted node's word
         applySignals()
         startTasks()
         startSchedules()

@@ -35,7 +35,12 @@ extension Agent {
     /// What `keys/` says beyond the keys: grants and who introduced each (read with the keys).
     func applyKeyFiles(_ files: [String: KeyFile]) {
         keyFiles = files
-        routeWatcher.grants = files.compactMapValues(\.grants)
+        let grants = files.compactMapValues(\.grants)
+        guard grants != routeWatcher.grants else { return }
+        routeWatcher.grants = grants
+        // A grant given or taken away moves routes as a view change does.
+        for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
+        viewChanges.bump()
     }
 
     /// `by` as a person reads it: a recovery statement names the node the code was used on.

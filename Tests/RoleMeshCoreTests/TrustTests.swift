@@ -180,6 +180,29 @@ final class TrustTests: XCTestCase {
         XCTAssertRefused(ledger.consider(statement(.revoke, by: "b", b, name: "a", key: a.publicKey, time: 200), gone))
     }
 
+    /// A stolen introducer made its accomplice an introducer and widened a grant: once it is
+    /// revoked, neither counts, whatever order the statements came in.
+    func testWhatARevokedIntroducerGrantedOrNamedIsUndone() {
+        var ledger = TrustLedger()
+        let accomplice = Ed25519.KeyPair.generate()
+        var v = view(extra: ["tv": newcomer.publicKey, "acc": accomplice.publicKey])
+        let grantA = statement(.grant, by: "a", a, name: "tv", key: newcomer.publicKey, time: 1, grants: ["media"])
+        let grantB = statement(.grant, by: "b", b, name: "tv", key: newcomer.publicKey, time: 2, grants: ["media", "build"])
+        let named = statement(.introducerAdd, by: "b", b, name: "acc", key: accomplice.publicKey, time: 3)
+        _ = ledger.consider(grantA, v)
+        _ = ledger.consider(grantB, v)
+        XCTAssertEqual(ledger.consider(named, v), .accepted([.introducer(name: "acc", add: true)]))
+        v.introducers.append("acc")
+        let revokeB = statement(.revoke, by: "a", a, name: "b", key: b.publicKey, time: 10)
+        guard case .accepted(let effects) = ledger.consider(revokeB, v) else { return XCTFail("the revocation was not accepted") }
+        let expected: [TrustLedger.Effect] = [.grant(name: "tv", key: newcomer.publicKey, grants: ["media"]),
+                                              .introducer(name: "acc", add: false), .revoke(revokeB), .introducer(name: "b", add: false)]
+        XCTAssertEqual(effects.count, expected.count, "\(effects)")
+        for e in expected { XCTAssertTrue(effects.contains(e), "\(e) is missing from \(effects)") }
+        XCTAssertEqual(ledger.latestGrant(of: newcomer.publicKey), grantA)
+        XCTAssertNil(ledger.introducerStatus(of: accomplice.publicKey))
+    }
+
     func testJunkNeverEvictsAGenuineRevocation() {
         var ledger = TrustLedger()
         let genuine = statement(.revoke, by: "a", a, name: "laptop", key: newcomer.publicKey, time: 1)
@@ -236,7 +259,11 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(ledger.consider(more, v), .accepted([.grant(name: "laptop", key: newcomer.publicKey, grants: ["backup:gpu", "build"])]))
         XCTAssertEqual(ledger.consider(less, v), .accepted([.grant(name: "laptop", key: newcomer.publicKey, grants: [])]))
         XCTAssertEqual(ledger.consider(more, v), .known)
-        XCTAssertEqual(ledger.statements, [less], "a replaced grant stops spreading")
+        XCTAssertEqual(ledger.statements, [more, less], "each signer's latest is held")
+        let again = statement(.grant, by: "b", b, name: "laptop", key: newcomer.publicKey, time: 4, grants: ["gpu"])
+        XCTAssertEqual(ledger.consider(again, v), .accepted([.grant(name: "laptop", key: newcomer.publicKey, grants: ["gpu"])]))
+        XCTAssertEqual(ledger.statements, [more, again], "a signer's replaced grant stops spreading")
+        XCTAssertEqual(ledger.consider(less, v), .known)
 
         let add = statement(.introducerAdd, by: "a", a, name: "laptop", key: newcomer.publicKey, time: 1)
         let remove = statement(.introducerRemove, by: "a", a, name: "laptop", key: newcomer.publicKey, time: 2)

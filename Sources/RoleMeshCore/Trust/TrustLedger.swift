@@ -12,7 +12,8 @@
 /// - A revocation beats an introduction, whatever the order of arrival, and is never dropped for
 ///   room; an introduction of a key with a held revocation (or one in `keys/revoked/`) is refused.
 /// - Grants and introducer changes of one key: the latest (by the signer's time) wins, so every
-///   node keeps the same one whatever order they came in.
+///   node keeps the same one whatever order they came in; each signer's latest is held, so that
+///   when one signer is revoked the latest of the others counts again.
 /// - Junk never evicts a genuine statement: each signer may have `perSigner` statements held and
 ///   `keysPerSigner` keys introduced; beyond that its new statements are refused.
 /// - An introduction never replaces a key: a name trusted with another key keeps it.
@@ -244,28 +245,37 @@ public struct TrustLedger: Sendable {
         return .accepted(effects)
     }
 
+    /// A grant or introducer change replaces only its signer's older one of the same key: the
+    /// others' stay held, so that if its signer is revoked the latest left counts again.
+    private mutating func replacing(_ s: TrustStatement, signer: String, kinds: Set<TrustStatement.Kind>) -> Set<[UInt8]>? {
+        let mine = statements.filter { kinds.contains($0.kind) && $0.key == s.key && signerName($0) == signer }
+        if mine.contains(where: { !s.isNewer(than: $0) }) { seen.insert(s.signature); return nil }
+        return Set(mine.map(\.signature))
+    }
+
     private mutating func grant(_ s: TrustStatement, signer: String, _ view: View) -> Outcome {
         if isRevoked(s.key) { return refuse(s, "\(s.by) granted roles to \(s.name), whose key was revoked", count: false) }
-        if let held = latestGrant(of: s.key), !s.isNewer(than: held) { seen.insert(s.signature); return .known }
-        let older = Set(statements.filter { $0.kind == .grant && $0.key == s.key }.map(\.signature))
+        guard let older = replacing(s, signer: signer, kinds: [.grant]) else { return .known }
         if atCap(signer, replacing: older) { return refuse(s, "\(s.by) already has \(Self.perSigner) statements held here, the most one signer may have", count: false) }
+        let before = latestGrant(of: s.key)
         statements.removeAll { older.contains($0.signature) }
         hold(s)
-        return .accepted(view.trusted[s.name] == s.key ? [.grant(name: s.name, key: s.key, grants: s.grants)] : [])
+        let now = latestGrant(of: s.key)!
+        guard now != before, view.trusted[s.name] == s.key else { return .accepted([]) }
+        return .accepted([.grant(name: s.name, key: s.key, grants: now.grants)])
     }
 
     private mutating func introducer(_ s: TrustStatement, signer: String, _ view: View) -> Outcome {
         let add = s.kind == .introducerAdd
         if add, isRevoked(s.key) { return refuse(s, "\(s.by) made \(s.name) an introducer, whose key was revoked", count: false) }
-        let kinds: Set<TrustStatement.Kind> = [.introducerAdd, .introducerRemove]
-        if let held = latest(of: s.key, among: kinds), !s.isNewer(than: held) { seen.insert(s.signature); return .known }
-        let older = Set(statements.filter { kinds.contains($0.kind) && $0.key == s.key }.map(\.signature))
+        guard let older = replacing(s, signer: signer, kinds: [.introducerAdd, .introducerRemove]) else { return .known }
         if atCap(signer, replacing: older) { return refuse(s, "\(s.by) already has \(Self.perSigner) statements held here, the most one signer may have", count: false) }
         statements.removeAll { older.contains($0.signature) }
         hold(s)
+        let now = introducerStatus(of: s.key) == true
         // This node's own standing is the statements' (`standing`), never a line in its own node.toml.
-        guard s.name != view.me, view.trusted[s.name] == s.key, view.introducers.contains(s.name) != add else { return .accepted([]) }
-        return .accepted([.introducer(name: s.name, add: add)])
+        guard s.name != view.me, view.trusted[s.name] == s.key, view.introducers.contains(s.name) != now else { return .accepted([]) }
+        return .accepted([.introducer(name: s.name, add: now)])
     }
 
     private mutating func revoke(_ s: TrustStatement, signer: String, _ view: View) -> Outcome {
@@ -277,9 +287,24 @@ public struct TrustLedger: Sendable {
         let revokedName = view.trusted.first { $0.value == s.key }?.key ?? s.name
         let signedByIt = statements.filter { !$0.recovery && $0.by == revokedName && $0.isSigned(by: s.key) }
         let dropped = Set(signedByIt.map(\.signature))
+        // Grants and introducer changes it made are undone where they are the latest: read before.
+        let touched = Set(signedByIt.filter { $0.kind != .revoke && $0.key != s.key }.map(\.key))
+        let grantBefore = Dictionary(uniqueKeysWithValues: touched.map { ($0, latestGrant(of: $0)) })
         statements.removeAll { dropped.contains($0.signature) }
         hold(s)
         for r in signedByIt where r.kind == .revoke && !isRevoked(r.key) { effects.append(.restore(r)) }
+        for k in touched.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            guard let name = view.trusted.first(where: { $0.value == k })?.key, name != view.me else { continue }
+            if let was = grantBefore[k] ?? nil, dropped.contains(was.signature), let now = latestGrant(of: k) {
+                effects.append(.grant(name: name, key: k, grants: now.grants))
+            }
+            let listed = view.introducers.contains(name), status = introducerStatus(of: k)
+            if listed && status != true && signedByIt.contains(where: { $0.kind == .introducerAdd && $0.key == k }) {
+                effects.append(.introducer(name: name, add: false))
+            } else if !listed && status == true {
+                effects.append(.introducer(name: name, add: true))
+            }
+        }
         if s.name == view.me, view.trusted[view.me] == s.key {
             effects.append(.revokedSelf(s))
         } else if view.trusted[s.name] == s.key {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local mesh of four devices on 127.0.0.2-5, three of them added with invite/join: membership, a crash noticed by everyone, a role
+# A local mesh of four devices on 127.0.0.2-5, three of them added with invite/join by two introducers (desk, the first
+# device, names homeserver one): membership, a crash noticed by everyone, a role
 # failing over to its backup and back, a task submitted from the laptop that runs on the home
 # server, then on its backup, and a nightly job that waits for idle time, runs, is paused when the
 # "user returns" and resumed. Stops by itself; every agent it started is ended by PID.
@@ -27,19 +28,32 @@ declare -A HOST=([desk]=127.0.0.2 [homeserver]=127.0.0.3 [pi]=127.0.0.4 [laptop]
 declare -A EXTRA=([desk]="" [homeserver]="--role transcode" [pi]="--backup transcode=1" [laptop]="")
 NODES="desk homeserver pi laptop"
 start() { "$BIN" agent --dir "$DEMO/$1" 2>"$DEMO/$1.log" & PIDS[$1]=$!; }
-say "rolemesh init: the first device, desk (a directory, node.toml and a key pair); its agent starts"
-rm_ init desk --dir "$DEMO/desk" --listen "${HOST[desk]}:$PORT" --profile fast >/dev/null
-start desk
-deadline 10 rm_ status --dir "$DEMO/desk" >/dev/null 2>&1
-say "adding devices: 'rolemesh invite NAME' on desk, 'rolemesh join CODE' on the new device (no key copied by hand)"
-for n in homeserver pi laptop; do
-    code=$(rm_ invite "$n" --dir "$DEMO/desk" 2>/dev/null)
-    echo "\$ rolemesh invite $n"
+# `invite NAME` on $2, `join` on NAME (which asks for its roles: they are granted), NAME's agent starts.
+admit() {
+    local n=$1 by=$2 code
+    code=$(rm_ invite "$n" --dir "$DEMO/$by" 2>/dev/null)
+    echo "\$ rolemesh invite $n      # on $by"
     echo "$code"
     echo "\$ rolemesh join rm1-... --listen ${HOST[$n]}:$PORT ${EXTRA[$n]}"
     rm_ join "$code" --dir "$DEMO/$n" --listen "${HOST[$n]}:$PORT" --profile fast ${EXTRA[$n]} | head -1
-done
-cat "$DEMO/homeserver/node.toml"
+    start "$n"
+}
+say "rolemesh init: the first device, desk (a directory, node.toml, a key pair and the mesh's recovery code); its agent starts"
+rm_ init desk --dir "$DEMO/desk" --listen "${HOST[desk]}:$PORT" --profile fast 2>/dev/null | grep -A1 "recovery code"
+start desk
+deadline 10 rm_ status --dir "$DEMO/desk" >/dev/null 2>&1
+say "adding devices: 'rolemesh invite NAME' on an introducer, 'rolemesh join CODE' on the new device (no key copied by hand)"
+admit homeserver desk
+deadline 10 rm_ status --dir "$DEMO/homeserver" >/dev/null 2>&1
+say "desk is the only introducer: it names a second one, so losing one device is not losing control"
+echo "\$ rolemesh introducers add homeserver      # on desk"
+rm_ introducers add homeserver --dir "$DEMO/desk"
+has_introducer() { grep -q '"homeserver"' "$DEMO/$1/node.toml"; }
+is_introducer() { rm_ trust --json --dir "$DEMO/$1" 2>/dev/null | grep -qE "\"introducer\": ?true, ?\"name\": ?\"$1\""; }
+deadline 15 is_introducer homeserver
+admit pi homeserver
+admit laptop desk
+cat "$DEMO/pi/node.toml"
 for n in homeserver pi; do
     mkdir -p "$DEMO/$n/roles/transcode"
     cat > "$DEMO/$n/roles/transcode/encode" <<'TASK'
@@ -49,16 +63,17 @@ TASK
     chmod +x "$DEMO/$n/roles/transcode/encode"
 done
 
-say "starting the three new agents (logs in $DEMO/NAME.log)"
-for n in homeserver pi laptop; do start "$n"; done
+say "the new agents run (logs in $DEMO/NAME.log)"
 all_alive() { [ "$(rm_ status --json --dir "$DEMO/$1" 2>/dev/null | grep -oE '"state": ?"alive"' | wc -l)" -eq "$2" ]; }
 deadline 20 all_alive laptop 4
 rm_ status --dir "$DEMO/laptop"
-say "desk introduced each device to the others: the home server's keys/ (no file copied by hand)"
-has_keys() { [ "$(ls "$DEMO/homeserver/keys/"*.pub | wc -l)" -eq 4 ]; }
+say "each introducer introduced its devices to the others: the audit on the laptop (no file copied by hand)"
+has_keys() { [ "$(ls "$DEMO/laptop/keys/"*.pub | wc -l)" -eq 4 ]; }
 deadline 10 has_keys
-ls "$DEMO/homeserver/keys"
-head -1 "$DEMO/homeserver/keys/laptop.pub"
+deadline 10 has_introducer laptop
+rm_ trust --dir "$DEMO/laptop"
+say "the laptop is no introducer: it cannot admit or shut out anyone (exit 77)"
+rm_ invite tablet --dir "$DEMO/laptop" || echo "(exit $?)"
 
 say "where would transcode work go, and why?"
 rm_ route transcode --dir "$DEMO/laptop"
@@ -104,6 +119,10 @@ TASK
 chmod +x "$DEMO/homeserver/roles/metabolism/reindex"
 printf '[reindex]\nevery = "1d"\nidle = "15m"\n' > "$DEMO/homeserver/roles/metabolism/schedule.toml"
 cat "$DEMO/homeserver/roles/metabolism/schedule.toml"
+echo "\$ rolemesh grant homeserver metabolism      # on desk: roles are granted by an introducer"
+rm_ grant homeserver metabolism --dir "$DEMO/desk"
+granted() { grep -q "metabolism" "$DEMO/homeserver/keys/homeserver.pub"; }
+deadline 10 granted
 rm_ roles add metabolism --dir "$DEMO/homeserver"
 sched_state() { rm_ schedules --json --dir "$DEMO/homeserver" 2>/dev/null | grep -qE "\"state\": ?\"$1\""; }
 deadline 10 sched_state waiting

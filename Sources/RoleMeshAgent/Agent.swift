@@ -92,6 +92,10 @@ public actor Agent {
     var revokedOnDisk: Set<[UInt8]> = []
     /// Invites not used yet (`state/invites.json`), by the name they admit.
     var invites: [String: PendingInvite]
+    /// What a used invite granted, until the `welcome` introduces the device (Trust/Invites.swift).
+    var claimedGrants: [String: [String]] = [:]
+    /// `keys/*.pub` as last read: grants and who introduced each (Trust/TrustRelay.swift).
+    var keyFiles: [String: KeyFile] = [:]
     /// Members this node reaches through another (Tasks/Reach.swift): the relay, and when the
     /// direct path last failed. Absent: direct.
     var reach: [String: (via: String, failed: Date)] = [:]
@@ -320,13 +324,14 @@ public actor Agent {
         keysReadAt = Clock.now()
         let dir = self.dir
         Task {
-            let result = await offQueue { () -> Result<[String: [UInt8]], MeshError> in
-                do throws(MeshError) { return .success(try KeyStore.loadTrusted(in: dir)) } catch { return .failure(error) }
+            let result = await offQueue { () -> Result<[String: KeyFile], MeshError> in
+                do throws(MeshError) { return .success(try KeyStore.loadTrustedFiles(in: dir)) } catch { return .failure(error) }
             }
             let revoked = await offQueue { try? KeyStore.loadRevoked(in: dir) }
             readingKeys = false
             if let revoked { revokedOnDisk = revoked }
-            applyTrusted(result)
+            if case .success(let files) = result { applyKeyFiles(files) }
+            applyTrusted(result.map { $0.mapValues(\.key) })
             if readKeysAgain { readKeysAgain = false; reloadKeys() }
         }
     }

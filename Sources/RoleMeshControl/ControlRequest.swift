@@ -20,10 +20,21 @@ public enum ControlRequest: Equatable, Sendable {
     case schedules
     /// `schedules run ROLE/TASK`: the current slot, now, on its route.
     case scheduleRun(role: String, task: String)
-    /// `invite NAME --expires`: a single-use code admitting NAME for `seconds`.
-    case invite(name: String, seconds: Int)
-    /// `revoke NAME`: NAME's key moves to keys/revoked/ and a signed revocation spreads.
-    case revoke(name: String)
+    /// `invite NAME --expires --role R --backup R`: a single-use code admitting NAME for `seconds`,
+    /// granting it `grants` (`ROLE`, `backup:ROLE`) besides what it asks for at join.
+    case invite(name: String, seconds: Int, grants: [String] = [])
+    /// `revoke NAME [--cascade]`: NAME's key moves to keys/revoked/ and a signed revocation spreads;
+    /// with `cascade`, the keys NAME introduced (and theirs) too.
+    case revoke(name: String, cascade: Bool = false)
+    /// `introducers add|remove NAME`: a signed statement that NAME may (no longer) change trust.
+    case introducers(RoleAction, name: String)
+    /// `grant NAME ROLE...` (add), `ungrant NAME ROLE...` (remove): the roles NAME's key may hold.
+    case grant(RoleAction, name: String, roles: [String])
+    /// `trust`: the audit of every key.
+    case trust
+    /// `revoke|introducers ... --recovery`: a statement the command line signed with the mesh's
+    /// recovery key (its JSON, as in `state/trust.json`), for the agent to apply and spread.
+    case recovered(statement: String)
 
     public enum RoleAction: String, Codable, Sendable, CaseIterable { case add, remove }
 
@@ -35,7 +46,7 @@ public enum ControlRequest: Equatable, Sendable {
     /// Answered only once the agent has written a file (node.toml, its overrides).
     public var writesToDisk: Bool {
         switch self {
-        case .roles, .backup, .signal, .drain, .undrain, .invite, .revoke: true
+        case .roles, .backup, .signal, .drain, .undrain, .invite, .revoke, .introducers, .grant, .recovered: true
         default: false
         }
     }
@@ -60,6 +71,10 @@ public enum ControlRequest: Equatable, Sendable {
         case .scheduleRun: "schedule-run"
         case .invite: "invite"
         case .revoke: "revoke"
+        case .introducers: "introducers"
+        case .grant: "grant"
+        case .trust: "trust"
+        case .recovered: "recovered"
         }
     }
 }
@@ -100,7 +115,7 @@ public struct SubmitRequest: Codable, Equatable, Sendable {
 }
 
 extension ControlRequest: Codable {
-    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task, name, seconds }
+    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task, name, seconds, grants, cascade, roles, statement }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
@@ -127,8 +142,17 @@ extension ControlRequest: Codable {
         case "submit": self = .submit(try SubmitRequest(from: decoder))
         case "logs": self = .logs(id: try c.decode(String.self, forKey: .id), follow: try flag(.follow))
         case "cancel": self = .cancel(id: try c.decode(String.self, forKey: .id))
-        case "invite": self = .invite(name: try c.decode(String.self, forKey: .name), seconds: try c.decode(Int.self, forKey: .seconds))
-        case "revoke": self = .revoke(name: try c.decode(String.self, forKey: .name))
+        case "invite":
+            self = .invite(name: try c.decode(String.self, forKey: .name), seconds: try c.decode(Int.self, forKey: .seconds),
+                           grants: try c.decodeIfPresent([String].self, forKey: .grants) ?? [])
+        case "revoke": self = .revoke(name: try c.decode(String.self, forKey: .name), cascade: try flag(.cascade))
+        case "introducers":
+            self = .introducers(try c.decode(RoleAction.self, forKey: .action), name: try c.decode(String.self, forKey: .name))
+        case "grant":
+            self = .grant(try c.decode(RoleAction.self, forKey: .action), name: try c.decode(String.self, forKey: .name),
+                          roles: try c.decode([String].self, forKey: .roles))
+        case "trust": self = .trust
+        case "recovered": self = .recovered(statement: try c.decode(String.self, forKey: .statement))
         default:
             throw DecodingError.dataCorruptedError(forKey: .cmd, in: c, debugDescription: "unknown command \(cmd)")
         }
@@ -138,7 +162,7 @@ extension ControlRequest: Codable {
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(command, forKey: .cmd)
         switch self {
-        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules: break
+        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules, .trust: break
         case .scheduleRun(let role, let task):
             try c.encode(role, forKey: .role); try c.encode(task, forKey: .task)
         case .route(let role, let heavy):
@@ -153,9 +177,16 @@ extension ControlRequest: Codable {
         case .logs(let id, let follow):
             try c.encode(id, forKey: .id); try c.encode(follow, forKey: .follow)
         case .cancel(let id): try c.encode(id, forKey: .id)
-        case .invite(let name, let seconds):
+        case .invite(let name, let seconds, let grants):
             try c.encode(name, forKey: .name); try c.encode(seconds, forKey: .seconds)
-        case .revoke(let name): try c.encode(name, forKey: .name)
+            if !grants.isEmpty { try c.encode(grants, forKey: .grants) }
+        case .revoke(let name, let cascade):
+            try c.encode(name, forKey: .name); try c.encode(cascade, forKey: .cascade)
+        case .introducers(let action, let name):
+            try c.encode(action, forKey: .action); try c.encode(name, forKey: .name)
+        case .grant(let action, let name, let roles):
+            try c.encode(action, forKey: .action); try c.encode(name, forKey: .name); try c.encode(roles, forKey: .roles)
+        case .recovered(let statement): try c.encode(statement, forKey: .statement)
         }
     }
 }

@@ -17,9 +17,11 @@ public struct OkReply: Codable, Equatable, Sendable {
     public var node: String?
     public var draining: Bool?
     public var signals: SignalsStatus?
+    /// Something the person should know although the command did what it was asked (printed on stderr).
+    public var note: String?
 
-    public init(node: String? = nil, draining: Bool? = nil, signals: SignalsStatus? = nil) {
-        ok = true; self.node = node; self.draining = draining; self.signals = signals
+    public init(node: String? = nil, draining: Bool? = nil, signals: SignalsStatus? = nil, note: String? = nil) {
+        ok = true; self.node = node; self.draining = draining; self.signals = signals; self.note = note
     }
 }
 
@@ -58,4 +60,76 @@ public struct InviteReply: Codable, Equatable, Sendable {
     /// RFC 3339.
     public var expires: String
     public init(name: String, code: String, expires: String) { self.name = name; self.code = code; self.expires = expires }
+}
+
+/// `revoke`: what changed, said plainly (the command prints it).
+public struct RevokeReply: Codable, Equatable, Sendable {
+    public struct Introduced: Codable, Equatable, Sendable {
+        public var name: String
+        /// RFC 3339, from the introduction's signed time.
+        public var at: String
+        public init(name: String, at: String) { self.name = name; self.at = at }
+    }
+    public var name: String
+    /// `keys/NAME.pub` moved to `keys/revoked/` here (false when it was not here: `--cascade` of
+    /// a name revoked before, or a recovery revocation of a key this node did not hold).
+    public var moved: Bool
+    /// The keys NAME introduced (held introductions), each with its time.
+    public var introduced: [Introduced]
+    /// Revoked with `--cascade`, in the order revoked.
+    public var cascaded: [String]
+    /// Keys NAME had revoked: those revocations no longer count.
+    public var restored: [String]
+
+    public init(name: String, moved: Bool, introduced: [Introduced] = [], cascaded: [String] = [], restored: [String] = []) {
+        self.name = name; self.moved = moved; self.introduced = introduced; self.cascaded = cascaded; self.restored = restored
+    }
+}
+
+/// `introducers`, `grant`, `ungrant`, a recovery statement: done, and one sentence saying what changed.
+public struct TrustChangeReply: Codable, Equatable, Sendable {
+    public var ok: Bool
+    public var message: String
+    public init(message: String) { ok = true; self.message = message }
+}
+
+/// `trust --json`: every key this node knows, and the revocations it refused.
+public struct TrustReply: Codable, Equatable, Sendable {
+    public struct Key: Codable, Equatable, Sendable {
+        public var name: String
+        public var introducedBy: String?
+        public var introducedAt: String?
+        public var introducer: Bool
+        /// nil: every role (a key file without a `# granted:` line).
+        public var granted: [String]?
+        public var revoked: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case name, introducedBy = "introduced_by", introducedAt = "introduced_at", introducer, granted, revoked
+        }
+
+        public init(name: String, introducedBy: String?, introducedAt: String?, introducer: Bool, granted: [String]?, revoked: Bool) {
+            self.name = name; self.introducedBy = introducedBy; self.introducedAt = introducedAt
+            self.introducer = introducer; self.granted = granted; self.revoked = revoked
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name); try c.encode(introducedBy, forKey: .introducedBy)
+            try c.encode(introducedAt, forKey: .introducedAt); try c.encode(introducer, forKey: .introducer)
+            try c.encode(granted, forKey: .granted); try c.encode(revoked, forKey: .revoked)
+        }
+    }
+    public struct Refused: Codable, Equatable, Sendable {
+        public var kind: String
+        public var by: String
+        public var name: String
+        public var reason: String
+        public init(kind: String, by: String, name: String, reason: String) {
+            self.kind = kind; self.by = by; self.name = name; self.reason = reason
+        }
+    }
+    public var keys: [Key]
+    public var refused: [Refused]
+    public init(keys: [Key], refused: [Refused]) { self.keys = keys; self.refused = refused }
 }

@@ -4,11 +4,20 @@ public struct StatusReply: Codable, Equatable, Sendable {
     public var members: [MemberStatus]
     public var roles: [String: RoleRoutes]
     public var dropped: DroppedCounts
+    /// Set when an introducer revoked this node's own key: the others shut it out.
+    public var revoked: Revoked?
 
-    enum CodingKeys: String, CodingKey { case me = "self", members, roles, dropped }
+    public struct Revoked: Codable, Equatable, Sendable {
+        public var by: String
+        /// RFC 3339, the revocation's signed time.
+        public var at: String
+        public init(by: String, at: String) { self.by = by; self.at = at }
+    }
 
-    public init(me: String, members: [MemberStatus], roles: [String: RoleRoutes], dropped: DroppedCounts) {
-        self.me = me; self.members = members; self.roles = roles; self.dropped = dropped
+    enum CodingKeys: String, CodingKey { case me = "self", members, roles, dropped, revoked }
+
+    public init(me: String, members: [MemberStatus], roles: [String: RoleRoutes], dropped: DroppedCounts, revoked: Revoked? = nil) {
+        self.me = me; self.members = members; self.roles = roles; self.dropped = dropped; self.revoked = revoked
     }
 }
 
@@ -93,15 +102,21 @@ public struct DroppedCounts: Codable, Equatable, Sendable {
     public var rateLimited: Int
     /// Datagrams whose pair tag is ours but that fail authentication (protocol.md 2.1).
     public var badMac: Int
+    /// Trust statements signed by a node that may not change trust here (not an introducer, or revoked).
+    public var notIntroducer: Int
+    /// Slot records neither about the sender's own run nor signed by the node that ran it.
+    public var forgedSlotRecord: Int
 
     enum CodingKeys: String, CodingKey {
         case badSignature = "bad_signature", unknownKey = "unknown_key", replay, malformed, rateLimited = "rate_limited"
-        case badMac = "bad_mac"
+        case badMac = "bad_mac", notIntroducer = "not_introducer", forgedSlotRecord = "forged_slot_record"
     }
 
-    public init(badSignature: Int, unknownKey: Int, replay: Int, malformed: Int, rateLimited: Int, badMac: Int = 0) {
+    public init(badSignature: Int, unknownKey: Int, replay: Int, malformed: Int, rateLimited: Int, badMac: Int = 0,
+                notIntroducer: Int = 0, forgedSlotRecord: Int = 0) {
         self.badSignature = badSignature; self.unknownKey = unknownKey; self.replay = replay
         self.malformed = malformed; self.rateLimited = rateLimited; self.badMac = badMac
+        self.notIntroducer = notIntroducer; self.forgedSlotRecord = forgedSlotRecord
     }
 
     public init(from decoder: Decoder) throws {
@@ -112,5 +127,7 @@ public struct DroppedCounts: Codable, Equatable, Sendable {
         malformed = try c.decode(Int.self, forKey: .malformed)
         rateLimited = try c.decode(Int.self, forKey: .rateLimited)
         badMac = try c.decodeIfPresent(Int.self, forKey: .badMac) ?? 0
+        notIntroducer = try c.decodeIfPresent(Int.self, forKey: .notIntroducer) ?? 0
+        forgedSlotRecord = try c.decodeIfPresent(Int.self, forKey: .forgedSlotRecord) ?? 0
     }
 }

@@ -14,8 +14,11 @@ public struct WatchEvent: Codable, Equatable, Sendable {
     public var id: String?
     public var reason: String?
     public var exitCode: Int?
+    /// `member-revoked`: who signed the revocation of `node`.
+    public var by: String?
 
     public static let roleMoved = "role-moved"
+    public static let memberRevoked = "member-revoked"
     public static let runEvents: Set<String> = ["run-started", "run-paused", "run-resumed", "run-finished"]
     public static let watching = "watching"
 
@@ -25,7 +28,7 @@ public struct WatchEvent: Codable, Equatable, Sendable {
         self.role = role; self.from = from; self.to = to
     }
 
-    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to, task, slot, id, reason, exitCode = "exit_code" }
+    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to, task, slot, id, reason, exitCode = "exit_code", by }
 
     public static func run(_ event: String, node: String, time: String, role: String, task: String, slot: String?,
                            id: String, reason: String? = nil, exitCode: Int? = nil) -> WatchEvent {
@@ -40,6 +43,7 @@ public struct WatchEvent: Codable, Equatable, Sendable {
         if event == Self.roleMoved {
             try c.encode(role, forKey: .role); try c.encode(from, forKey: .from); try c.encode(to, forKey: .to)
         }
+        if event == Self.memberRevoked { try c.encode(by, forKey: .by) }
         if Self.runEvents.contains(event) {
             try c.encode(role, forKey: .role); try c.encode(task, forKey: .task); try c.encode(slot, forKey: .slot)
             try c.encode(id, forKey: .id)

@@ -17,6 +17,10 @@ import RoleMeshControl
         .submit(SubmitRequest(role: "job", task: "mark")),
         .logs(id: "7f3a0011", follow: true),
         .invite(name: "laptop", seconds: 3600), .revoke(name: "laptop"),
+        .invite(name: "nas", seconds: 60, grants: ["build", "backup:gpu"]), .revoke(name: "laptop", cascade: true),
+        .introducers(.add, name: "homeserver"), .introducers(.remove, name: "desk"),
+        .grant(.add, name: "pi", roles: ["build"]), .grant(.remove, name: "pi", roles: ["backup:gpu"]),
+        .trust, .recovered(statement: #"{"kind":"revoke"}"#),
     ]
 
     @Test(arguments: requests)
@@ -62,7 +66,8 @@ import RoleMeshControl
         let routes = try #require((o["roles"] as? [String: Any])?["build"] as? [String: Any])
         #expect(routes["route"] as? String == "desk" && routes["heavy_route"] is NSNull)
         #expect(o["dropped"] as? [String: Int] == ["bad_signature": 1, "unknown_key": 2, "replay": 3, "malformed": 4,
-                                                   "rate_limited": 5, "bad_mac": 0])
+                                                   "rate_limited": 5, "bad_mac": 0, "not_introducer": 0, "forged_slot_record": 0])
+        #expect(o["revoked"] == nil, "only a revoked node's status says so")
         #expect(ControlJSON.decode(StatusReply.self, from: ControlJSON.encode(s)) == s)
         // Stable output: the same reply, the same bytes.
         #expect(ControlJSON.string(s) == ControlJSON.string(ControlJSON.decode(StatusReply.self, from: ControlJSON.encode(s))!))
@@ -101,6 +106,27 @@ import RoleMeshControl
         #expect(Set(alive.keys) == ["event", "node", "time"])
         let e = try object(ErrorReply(error: "no agent", code: 69))
         #expect(e["error"] as? String == "no agent" && e["code"] as? Int == 69)
+        var revoked = WatchEvent(event: WatchEvent.memberRevoked, node: "laptop", time: "t")
+        revoked.by = "desk"
+        let r = try object(revoked)
+        #expect(Set(r.keys) == ["event", "node", "time", "by"] && r["by"] as? String == "desk")
+    }
+
+    /// `trust --json` as the contract gives it: every key of a key row present, `null`s included.
+    @Test func trustHasTheContractShape() throws {
+        let reply = TrustReply(keys: [.init(name: "desk", introducedBy: nil, introducedAt: nil, introducer: true, granted: nil, revoked: false),
+                                      .init(name: "laptop", introducedBy: "desk", introducedAt: "2026-01-02T03:04:05Z", introducer: false,
+                                            granted: ["backup:transcode", "build"], revoked: true)],
+                               refused: [.init(kind: "revoke", by: "laptop", name: "desk", reason: "laptop is not an introducer here")])
+        let o = try object(reply)
+        #expect(Set(o.keys) == ["keys", "refused"])
+        let keys = try #require(o["keys"] as? [[String: Any]])
+        for k in keys { #expect(Set(k.keys) == ["name", "introduced_by", "introduced_at", "introducer", "granted", "revoked"]) }
+        #expect(keys[0]["granted"] is NSNull && keys[0]["introduced_by"] is NSNull)
+        #expect(keys[1]["granted"] as? [String] == ["backup:transcode", "build"] && keys[1]["revoked"] as? Bool == true)
+        let refused = try #require((o["refused"] as? [[String: Any]])?.first)
+        #expect(Set(refused.keys) == ["kind", "by", "name", "reason"])
+        #expect(ControlJSON.decode(TrustReply.self, from: ControlJSON.encode(reply)) == reply)
     }
 }
 

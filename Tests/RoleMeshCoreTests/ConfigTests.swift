@@ -275,14 +275,17 @@ final class ConfigTests: XCTestCase {
                        roles: ["metabolism", "storage.v2"], backup: ["transcode": 1, "b": 3, "a.x": 3],
                        profile: "travel", maxTasks: 16),
             { var c = NodeConfig(name: "pi"); c.introducers = ["desk", "homeserver"]; return c }(),
+            { var c = NodeConfig(name: "tv"); c.recovery = "qc2CIJdzFb6U88cLQBEtlGAP5XByWyPQibujZoIY/8A="; return c }(),
         ]
         for config in configs {
             let text = config.render()
             XCTAssertTrue(text.hasPrefix("#"))
             XCTAssertTrue(text.hasSuffix("\n"))
             XCTAssertEqual(try NodeConfig.parse(text), config, text)
-            // `introducers` is written only when set: absent means every trusted node.
-            XCTAssertEqual(try TOMLSubset.parse(text).map(\.key), NodeConfig.keys.filter { $0 != "introducers" || config.introducers != nil })
+            // `introducers` and `recovery` are written only when set: absent means none but this node, and no recovery key.
+            XCTAssertEqual(try TOMLSubset.parse(text).map(\.key), NodeConfig.keys.filter {
+                ($0 != "introducers" || config.introducers != nil) && ($0 != "recovery" || config.recovery != nil)
+            })
         }
         XCTAssertTrue(configs[1].render().contains(#"backup = { transcode = 1, "a.x" = 3, b = 3 }"#))
     }
@@ -296,6 +299,17 @@ final class ConfigTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("introducers"), "\(e)")
         }
         XCTAssertThrowsError(try NodeConfig.parse("name = \"a\"\nintroducers = \"desk\"\n"))
+        XCTAssertEqual(try NodeConfig.parse("name = \"a\"\n").acceptedIntroducers, [], "absent: none but the node itself")
+    }
+
+    func testRecoveryIsABase64KeyNamedOnItsLine() throws {
+        let key = "qc2CIJdzFb6U88cLQBEtlGAP5XByWyPQibujZoIY/8A="
+        XCTAssertEqual(try NodeConfig.parse("name = \"a\"\nrecovery = \"\(key)\"\n").recovery, key)
+        for bad in ["\"\"", "\"abc\"", "\"" + String(key.dropLast()) + "A\"", "1"] {
+            XCTAssertThrowsError(try NodeConfig.parse("name = \"a\"\nrecovery = \(bad)\n"), bad) { e in
+                XCTAssertTrue("\(e)".contains("line 2") && "\(e)".contains("recovery"), "\(e)")
+            }
+        }
     }
 
     // MARK: Editing

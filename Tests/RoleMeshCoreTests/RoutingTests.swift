@@ -133,4 +133,34 @@ final class RoutingTests: XCTestCase {
             XCTAssertEqual(Routing.route("x", heavy: false, members: view, excluding: ["d": "was lost mid-run"]).node, "a")
         }
     }
+
+    /// Roles are granted: a member announcing a role its key was not granted is no candidate for
+    /// it, with the reason `not granted`; the role goes to the next one as if it were absent.
+    func testAnUngrantedHolderIsSkippedAsNotGranted() {
+        let view = [m("laptop", roles: ["build"], load: 0.0, mem: 1.0), m("desk", roles: ["build"], load: 0.8),
+                    m("pi", backup: ["build": 1])]
+        let everything = Routing.route("build", heavy: false, members: view)
+        XCTAssertEqual(everything.node, "laptop", "with no grant lines, the best score wins")
+        var grants = GrantTable()
+        grants["laptop"] = RoleGrants(["transcode"])!
+        let r = Routing.route("build", heavy: false, members: view, grants: grants)
+        XCTAssertEqual(r.node, "desk")
+        XCTAssertEqual(r.skipped.first { $0.node == "laptop" }?.reason, "not granted")
+        // Only backup:build: it may stand by, not hold the role.
+        grants["desk"] = RoleGrants(["backup:build"])!
+        let backups = Routing.route("build", heavy: false, members: view, grants: grants)
+        XCTAssertEqual(backups.node, "pi")
+        XCTAssertEqual(backups.skipped.first { $0.node == "desk" }?.reason, "not granted")
+        grants["pi"] = RoleGrants()
+        let none = Routing.route("build", heavy: false, members: view, grants: grants)
+        XCTAssertNil(none.node)
+        XCTAssertEqual(none.failureSentence, "no node can take build now (desk: not granted; laptop: not granted; pi: not granted)")
+        // A caller's own exclusion reads first.
+        XCTAssertEqual(Routing.route("build", heavy: false, members: view, excluding: ["laptop": "was lost mid-run"], grants: grants)
+            .skipped.first { $0.node == "laptop" }?.reason, "was lost mid-run")
+        XCTAssertTrue(RoleGrants(["backup:build"])!.allows("build", backup: true))
+        XCTAssertFalse(RoleGrants(["backup:build"])!.allows("build", backup: false))
+        XCTAssertTrue(RoleGrants(["build"])!.allows("build", backup: true))
+        XCTAssertNil(RoleGrants(["no spaces"]))
+    }
 }

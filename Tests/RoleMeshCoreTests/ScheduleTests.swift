@@ -122,4 +122,56 @@ final class ScheduleTests: XCTestCase {
         XCTAssertNil(SchedulePlanner.blocker(s, signals: Signals(idle: true), localMinute: 0, node: "desk"), "a pinned idle meets any duration")
         XCTAssertNil(SchedulePlanner.blocker(s, signals: Signals(idle: true, idleSeconds: 900), localMinute: 0, node: "desk"))
     }
+
+    /// Slot records count only about the sender's own runs, or signed by the node that ran them.
+    func testSlotRecordsCountFromTheirRunnerOrWithItsSignature() {
+        let a = Ed25519.KeyPair.generate(), b = Ed25519.KeyPair.generate()
+        let keys = ["a": a.publicKey, "b": b.publicKey, "c": Ed25519.KeyPair.generate().publicKey]
+        let mine = run("aaaaaaaa", node: "b", .done)
+        XCTAssertTrue(mine.counts(from: "b", keys: keys), "about the sender's own run")
+        XCTAssertFalse(mine.counts(from: "c", keys: keys), "c forwarding b's record without b's signature")
+        let signed = mine.signed(b.sign)
+        XCTAssertTrue(signed.counts(from: "c", keys: keys), "relayed with the runner's signature")
+        var tampered = signed
+        tampered.state = .lost
+        XCTAssertFalse(tampered.counts(from: "c", keys: keys))
+        XCTAssertFalse(mine.signed(a.sign).counts(from: "c", keys: keys), "signed by another node than the runner")
+        XCTAssertFalse(run("aaaaaaaa", node: "x", .done).signed(a.sign).counts(from: "c", keys: keys), "an unknown runner")
+        // JSON keeps the signature; a record without one still reads.
+        let back = try? JSONDecoder().decode(SlotRun.self, from: JSONEncoder().encode(signed))
+        XCTAssertEqual(back, signed)
+        XCTAssertTrue(back?.counts(from: "c", keys: keys) ?? false)
+        // The runner's signed copy replaces an unsigned one kept here at the same stage.
+        var ledger = SlotLedger([mine])
+        XCTAssertTrue(ledger.merge(signed))
+        XCTAssertEqual(ledger.runs["aaaaaaaa"]?.signature, signed.signature)
+        XCTAssertFalse(ledger.merge(mine))
+    }
+
+    func testOneNodesFloodOfRecordsPushesOutOnlyItsOwn() {
+        var ledger = SlotLedger()
+        let genuine = run("00000001", node: "a", .done, slot: 0)
+        ledger.merge(genuine)
+        for i in 0..<(SlotLedger.perNode + 500) { ledger.merge(run(String(format: "f%07d", i), node: "laptop", .done, slot: Int64(1_000 + i))) }
+        XCTAssertEqual(ledger.runs.values.filter { $0.node == "laptop" }.count, SlotLedger.perNode)
+        XCTAssertEqual(ledger.runs["00000001"], genuine)
+    }
+
+    /// Schedules follow grants: the route skips an ungranted holder, and its records of the
+    /// schedule's runs count for nothing (they neither stop nor start a slot).
+    func testSchedulesFollowGrants() {
+        let s = Schedule(role: "m", task: "t", every: 86_400)
+        let view = [member("a", roles: ["m"]), member("thief", roles: ["m"], signals: Signals(load: 0, memFree: 1, idle: true))]
+        var ledger = SlotLedger()
+        let grants: GrantTable = ["thief": RoleGrants()]
+        func plan(_ me: String) -> SlotPlan {
+            SchedulePlanner.plan(s, now: 7_200, localMinute: 120, me: me, view: view, ledger: ledger, active: [], grants: grants)
+        }
+        XCTAssertEqual(plan("a").status, .due)
+        XCTAssertEqual(plan("a").node, "a")
+        ledger.merge(SlotRun(role: "m", task: "t", slot: 0, id: "cccccccc", runID: "x1", node: "thief", state: .done, started: 7_200))
+        XCTAssertEqual(plan("a").status, .due, "an ungranted node's record of a done slot does not stop the schedule")
+        ledger.merge(SlotRun(role: "m", task: "t", slot: 0, id: "dddddddd", runID: "x1", node: "thief", state: .running, started: 7_200))
+        XCTAssertEqual(plan("a").status, .due)
+    }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+import RoleMeshAgent
 import RoleMeshControl
+import RoleMeshCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -220,5 +222,74 @@ final class BackgroundIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { self.taskRow("node3", id)?["state"]?.string == "done" }, "\(String(describing: taskRow("node3", id)))")
         XCTAssertEqual(taskRow("node3", id)?["node"]?.string, "node2", "the idle backup took it while the holder was busy")
         XCTAssertNotNil(cluster.statusJSON("node1"), "the bad file stopped nothing")
+    }
+
+    /// One slot-record exchange with `server`, as node3 (its own key, as a thief holding it would).
+    func pushRecords(_ records: [SlotRun], to server: String) throws {
+        func key(_ n: String, _ ext: String) throws -> [UInt8] {
+            let text = try String(contentsOfFile: cluster.dir(n) + "/keys/\(n).\(ext)", encoding: .utf8)
+            return [UInt8](Data(base64Encoded: String(text.split(whereSeparator: \.isWhitespace).last ?? ""))!)
+        }
+        let pair = Ed25519.KeyPair(seed: try key("node3", "secret"))
+        let pub = try key(server, "pub")
+        let address = WireAddress(host: cluster.hosts[server]!, port: cluster.port)!
+        let ch = try blocking { try await SecureChannel.connect(to: address, expected: server, me: "node3", keyPair: pair,
+                                                                trusted: [server: pub], from: nil) }
+        defer { ch.close() }
+        try ch.sendBlocking(Frame(.request, encoding: TaskRequest.slots(records, schedules: [], trust: [])))
+        XCTAssertEqual(try ch.receiveBlocking()?.type, .slots)
+    }
+
+    /// Slot records count only about the sender's own runs, or signed by the node that ran them:
+    /// 2,000 forged `done` records for node1's slot do not stop the schedule, and a forged `lost`
+    /// for the attempt running on node1 does not start a second, concurrent run. node3 is granted
+    /// no role, so its records of its own "runs" count for nothing either; and a slots.json that
+    /// holds a forgery from before is cleaned on load.
+    func testForgedSlotRecordsNeitherStopNorDoubleASchedule() throws {
+        let extra: [String: [String]] = ["node2": ["--backup", "meta=1"], "node1": ["--role", "meta"]]
+        let nodes = try cluster.create(3, extra: { extra[$0] ?? [] })
+        let long = script("start", then: "sleep 4\necho \"$ROLEMESH_NODE $ROLEMESH_RUN_ID end\" >> \(runsLog)\n")
+        for n in ["node1", "node2"] {
+            write(n, "roles/meta/index", long, mode: 0o755)
+            write(n, "roles/meta/schedule.toml", "[index]\nevery = \"1d\"\nidle = \"0s\"\n")
+            let k = cluster.dir(n) + "/keys/node3.pub"
+            write(n, "keys/node3.pub", "# granted:\n" + (try String(contentsOfFile: k, encoding: .utf8)))
+        }
+        let schedule = Schedule(role: "meta", task: "index", every: 86_400)
+        let slot = Slots.start(of: Int64(Date().timeIntervalSince1970), every: 86_400), runID = Slots.runID(schedule, slot: slot)
+        func record(_ id: String, node: String, _ state: SlotRun.State) -> SlotRun {
+            SlotRun(role: "meta", task: "index", slot: slot, id: id, runID: runID, node: node, state: state, started: slot + 1, finished: slot + 2)
+        }
+        let planted = record("0123abcd", node: "node1", .done)
+        write("node2", "state/slots.json", String(decoding: ControlJSON.line(["records": [planted]]), as: UTF8.self))
+        try cluster.start()
+        try pin("node1", "idle=false")
+        try pin("node2", "idle=false")
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        XCTAssertFalse((try? String(contentsOfFile: cluster.dir("node2") + "/state/slots.json", encoding: .utf8))?.contains("0123abcd") ?? true,
+                       "state/slots.json still holds the forgery it had before")
+
+        let forged = (0..<2_000).map { record(String(format: "f%07d", $0), node: "node1", .done) }
+        let own = [record("c0ffee00", node: "node3", .done)]
+        for n in ["node1", "node2"] { try pushRecords(forged + own, to: n) }
+        for n in ["node1", "node2"] {
+            XCTAssertEqual(cluster.statusJSON(n)?["dropped"]?["forged_slot_record"]?.int, 2_000, n)
+            XCTAssertEqual(scheduleRow(n, "meta/index")?["state"]?.string, "waiting", "\(String(describing: scheduleRow(n, "meta/index")))")
+        }
+        try pin("node1", "idle=true")
+        XCTAssertTrue(waitUntil(timeout: 15) { self.runs().count == 1 }, "the slot did not run: \(runs())\n\(cluster.log("node1"))")
+        let id = runs()[0][3]
+        XCTAssertEqual(runs()[0][0], "node1")
+        // A forged `lost` of the running attempt, unsigned, and one signed by the wrong node.
+        let lost = record(id, node: "node1", .lost)
+        var wrongSigner = lost
+        wrongSigner = wrongSigner.signed(Ed25519.KeyPair(seed: [UInt8](Data(base64Encoded: String(
+            (try String(contentsOfFile: cluster.dir("node3") + "/keys/node3.secret", encoding: .utf8)).split(whereSeparator: \.isWhitespace).last!))!)).sign)
+        for n in ["node1", "node2"] { try pushRecords([lost, wrongSigner], to: n) }
+        XCTAssertTrue(waitUntil(timeout: 15) { self.runs().contains { $0.last == "end" } }, "\(runs())")
+        XCTAssertTrue(waitUntil(timeout: 10) { self.scheduleRow("node2", "meta/index")?["state"]?.string == "done" })
+        Thread.sleep(forTimeInterval: 3)      // nothing more may start: a bounded look, not a wait for a condition
+        XCTAssertEqual(runs().filter { $0.last == "start" }.count, 1, "a forged record doubled the slot: \(runs())")
+        XCTAssertEqual(cluster.statusJSON("node1")?["dropped"]?["forged_slot_record"]?.int, 2_002)
     }
 }

@@ -43,9 +43,11 @@ final class Cluster {
     func address(_ name: String) -> String { "\(hosts[name]!):\(port)" }
 
     /// Creates nodes n on 127.0.0.(first+i), all seeding the first, all trusting each other.
+    /// `introducers`: written into every node's node.toml (each `init` makes a mesh of its own, so
+    /// nodes set up by hand accept none but themselves until told whose statements count).
     @discardableResult
     func create(_ count: Int, prefix: String = "node", firstHost: Int = 2, extra: (String) -> [String] = { _ in [] },
-                trustAll: Bool = true) throws -> [String] {
+                trustAll: Bool = true, introducers: [String]? = nil) throws -> [String] {
         var created: [String] = []
         for i in 0..<count {
             let name = "\(prefix)\(i + 1)"
@@ -56,8 +58,19 @@ final class Cluster {
             names.append(name)
             created.append(name)
         }
+        if let introducers {
+            for n in created { setIntroducers(introducers.isEmpty ? [] : introducers == ["*"] ? names : introducers, on: n) }
+        }
         if trustAll { for a in names { for b in names { trust(a, by: b) } } }
         return created
+    }
+
+    /// `introducers = [...]` in `node`'s node.toml (`["*"]` in `create`: every node created).
+    func setIntroducers(_ list: [String], on node: String) {
+        let path = dir(node) + "/node.toml"
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let line = "introducers = [" + list.map { "\"\($0)\"" }.joined(separator: ", ") + "]\n"
+        try? (text + line).write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     func trust(_ node: String, by other: String) {

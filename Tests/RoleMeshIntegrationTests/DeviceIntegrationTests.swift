@@ -32,7 +32,7 @@ final class DeviceIntegrationTests: XCTestCase {
     }
 
     func testInviteAndJoinAdmitADeviceThatEveryNodeListsWithinTenSeconds() throws {
-        let nodes = try cluster.create(3)
+        let nodes = try cluster.create(3, introducers: ["node1"])
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
 
@@ -135,7 +135,7 @@ final class DeviceIntegrationTests: XCTestCase {
     }
 
     func testRevokeSpreadsEndsTheRevokedNodesTaskAndIsNotUndoneByALaterIntroduction() throws {
-        let nodes = try cluster.create(4, extra: { $0 == "node1" ? ["--role", "job"] : [] })
+        let nodes = try cluster.create(4, extra: { $0 == "node1" ? ["--role", "job"] : [] }, introducers: ["*"])
         let pidFile = cluster.root.path + "/long.pid"
         let d = cluster.dir("node1") + "/roles/job"
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
@@ -240,7 +240,7 @@ final class DeviceIntegrationTests: XCTestCase {
     /// and fails, rather than saying it moved — and says that the signed revocation spreads all the
     /// same, which it does (node3 applies it).
     func testARevokeWhoseKeyCannotMoveFailsWithASentence() throws {
-        let nodes = try cluster.create(3)
+        let nodes = try cluster.create(3, introducers: ["node1"])
         FileManager.default.createFile(atPath: cluster.dir("node1") + "/keys/revoked", contents: Data())
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
@@ -254,7 +254,7 @@ final class DeviceIntegrationTests: XCTestCase {
     }
 
     func testARevocationMadeWhileTheAgentIsStoppedSpreadsOnceItRuns() throws {
-        let nodes = try cluster.create(3)
+        let nodes = try cluster.create(3, introducers: ["node3"])
         try cluster.start(["node1", "node2"])
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(["node1", "node2"]) })
         let r = try cluster.cli(["revoke", "node2", "--dir", cluster.dir("node3")])

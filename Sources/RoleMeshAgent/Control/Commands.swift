@@ -43,10 +43,18 @@ extension Agent {
             conn.reply(schedulesReply())
         case .scheduleRun(let role, let task):
             runScheduleNow(role: role, task: task, conn)
-        case .invite(let invited, let seconds):
-            invite(name: invited, seconds: seconds, conn)
-        case .revoke(let revoked):
-            revoke(name: revoked, conn)
+        case .invite(let invited, let seconds, let grants):
+            invite(name: invited, seconds: seconds, grants: grants, conn)
+        case .revoke(let revoked, let cascade):
+            revoke(name: revoked, cascade: cascade, conn)
+        case .introducers(let action, let subject):
+            changeIntroducers(action == .add, name: subject, conn)
+        case .grant(let action, let subject, let roles):
+            changeGrants(action == .add, name: subject, words: roles, conn)
+        case .trust:
+            trustReply(conn)
+        case .recovered(let text):
+            applyRecovered(text, conn)
         }
     }
 
@@ -61,7 +69,9 @@ extension Agent {
         return StatusReply(me: config.name, members: members, roles: roleRoutes(),
                            dropped: DroppedCounts(badSignature: d.badSignature, unknownKey: d.unknownKey + g.unknownPair,
                                                   replay: d.replay, malformed: d.malformed + g.malformed,
-                                                  rateLimited: d.rateLimited, badMac: g.badMac))
+                                                  rateLimited: d.rateLimited, badMac: g.badMac,
+                                                  notIntroducer: trust.notIntroducer, forgedSlotRecord: background.forgedRecords),
+                           revoked: revokedSelf.map { StatusReply.Revoked(by: $0.recovery ? "\($0.by) (recovery code)" : $0.by, at: Self.rfc3339(ms: $0.time)) })
     }
 
     func signalsStatus(_ s: Signals) -> SignalsStatus {

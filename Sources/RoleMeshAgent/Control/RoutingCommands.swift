@@ -34,7 +34,7 @@ extension Agent {
     }
 
     func route(_ role: String, heavy: Bool) -> RouteDecision {
-        Routing.route(role, heavy: heavy, members: core.snapshot(now: Clock.now()))
+        Routing.route(role, heavy: heavy, members: core.snapshot(now: Clock.now()), grants: grants)
     }
 
     func routeReply(_ r: RouteDecision) -> RouteReply {
@@ -46,8 +46,8 @@ extension Agent {
         let view = core.snapshot(now: Clock.now())
         var out: [String: RoleRoutes] = [:]
         for role in Routing.roles(in: view) {
-            out[role] = RoleRoutes(route: Routing.route(role, heavy: false, members: view).node,
-                                   heavyRoute: Routing.route(role, heavy: true, members: view).node)
+            out[role] = RoleRoutes(route: Routing.route(role, heavy: false, members: view, grants: grants).node,
+                                   heavyRoute: Routing.route(role, heavy: true, members: view, grants: grants).node)
         }
         return out
     }
@@ -80,10 +80,14 @@ extension Agent {
         self.config = config
         perform(node.updateSelf(now: Clock.now()) { $0.roles = next.roles; $0.backup = next.backup })
         let file = dir.configFile, written = config
+        // Held, but not granted: the others skip this node for it, and the answer says so.
+        let note = add && !grants.allows(name, role, backup: backup)
+            ? "\(role) is not granted to \(name): the other nodes skip it for \(role) (`not granted`) until an introducer runs `rolemesh grant \(name) \(RoleGrants.word(role: role, backup: backup))`"
+            : nil
         Task {
             if let failure = await disk.written({ () throws(MeshError) in try Self.persist(written, to: file) }) {
                 conn.fail(failure)
-            } else { conn.reply(OkReply()) }
+            } else { conn.reply(OkReply(note: note)) }
         }
     }
 
@@ -134,6 +138,8 @@ extension Agent {
 /// Hooks where the parts of the agent plug in.
 extension Agent {
     func startExtensions() {
+        reloadKeys()        // grants now, not at the first look at keys/
+        trust.prune(trustView)      // a ledger from before introducers held every trusted node's word
         applySignals()
         startTasks()
         startSchedules()

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import RoleMeshControl
 import RoleMeshCore
 
 /// `rolemesh doctor`: why this device cannot see the others, one line per check, each failure
@@ -32,8 +33,14 @@ public enum Doctor {
         if keysRead, others.isEmpty {
             checks.append(.pass("keys", "no other device is trusted yet (this node runs alone): add one with `rolemesh invite NAME` here and `rolemesh join CODE` on it, or copy its keys/NAME.pub into \(node.keysDir.path)"))
         }
+        // Revoked: say so, and every refusal below is that, not a key to copy back.
+        let revoked = agent.status?.revoked ?? keyPair.flatMap { Self.revocation(of: $0.publicKey, in: node) }
+        if let revoked {
+            checks.append(.fail("trust", "\(config.name) was revoked by \(revoked.by) at \(revoked.at): the other devices no longer trust it",
+                                fix: MeshChecks.readmit(config.name)))
+        }
         let me = MeshChecks.Identity(name: config.name, keyPair: keyPair, trusted: trusted, local: local,
-                                     publicKeyPath: node.publicKey(config.name).path)
+                                     publicKeyPath: node.publicKey(config.name).path, revoked: revoked)
         // Seeds, and every trusted node the view has up: one round of probes for all of them.
         var targets = config.seeds.compactMap(MeshChecks.seedAddress).filter { $0 != local }
         let upMembers = (agent.status?.members ?? []).filter { others.contains($0.name) && ($0.state == "alive" || $0.state == "suspect") }
@@ -46,5 +53,10 @@ public enum Doctor {
         }
         checks.append(LocalChecks.clock(node))
         return DoctorReport(checks: checks)
+    }
+
+    /// The revocation of this node's key that its agent held last (`state/trust.json`).
+    static func revocation(of key: [UInt8], in node: NodeDirectory) -> StatusReply.Revoked? {
+        TrustLedger(TrustStore.load(node)).revocation(of: key).map { .init(by: Agent.signerText($0), at: Agent.rfc3339(ms: $0.time)) }
     }
 }

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import RoleMeshControl
 import RoleMeshCore
 
 /// The checks that ask others: this node's agent on its control socket, the seeds, and every
@@ -51,6 +52,13 @@ enum MeshChecks {
         var trusted: [String: [UInt8]]
         var local: WireAddress?
         var publicKeyPath: String
+        /// This node's key was revoked (by whom, when): a refusal is that, not a missing key file.
+        var revoked: StatusReply.Revoked? = nil
+    }
+
+    /// The fix for a revoked node: a person re-admits it; copying its key back is not the way.
+    static func readmit(_ name: String) -> String {
+        "if that was a mistake, an introducer admits this device again with a new key: `rolemesh invite \(name)` there, then `rolemesh join CODE` here in a new directory; this key stays revoked: its statements count nowhere"
     }
 
     /// Probes every address at once; each probe ends within the handshake deadline.
@@ -97,6 +105,9 @@ enum MeshChecks {
     static func trustedNode(_ node: String, _ status: StatusReply, _ me: Identity, _ probes: [WireAddress: TrustProbe.Result]) -> DoctorCheck {
         let name = "node \(node)"
         guard let m = status.members.first(where: { $0.name == node }) else {
+            if let r = me.revoked {
+                return .fail(name, "\(node) is not in the agent's view: \(me.name) was revoked by \(r.by) at \(r.at)", fix: readmit(me.name))
+            }
             return .fail(name, "\(node) is trusted here but not in the agent's view: nothing was heard from it",
                          fix: "on \(node), trust this node (copy \(me.publicKeyPath) into its keys/) and check its agent runs; or add its HOST:PORT to seeds in node.toml")
         }
@@ -119,6 +130,13 @@ enum MeshChecks {
     static func trust(_ result: TrustProbe.Result, _ name: String, at address: WireAddress, label: String, expected: String?,
                       _ me: Identity) -> DoctorCheck? {
         let copyOurs = "copy \(me.publicKeyPath) into the keys/ folder of \(expected ?? "the seed's node") (e.g. `scp \(me.publicKeyPath) \(address.host):.rolemesh/keys/`)"
+        if let r = me.revoked {
+            switch result {
+            case .refused, .keyMismatch:
+                return .fail(name, "\(label) refuses this node: \(me.name) was revoked by \(r.by) at \(r.at)", fix: readmit(me.name))
+            default: break
+            }
+        }
         switch result {
         case .trusted(let peer) where expected == nil || peer == expected: return nil
         case .trusted(let peer):

@@ -36,4 +36,7 @@ struct BackgroundState {
     /// to exchange with again when it ends (news came meanwhile).
     var exchanging: Set<String> = []
     var again: Set<String> = []
+    /// Slot records peers sent that were neither about their own runs nor signed by the runner
+    /// (`dropped.forged_slot_record`).
+    var forgedRecords = 0
 }

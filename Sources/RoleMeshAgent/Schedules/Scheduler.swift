@@ -11,12 +11,16 @@ import RoleMeshCore
 /// background run submitted to this node itself. Files and the idle probe are read off the queue.
 extension Agent {
     func startSchedules() {
-        let dir = self.dir
+        let dir = self.dir, me = name, keys = keyRing.trusted, journal = self.journal
         Task {
-            let stored = await offQueue { SlotStore.load(dir) }
-            for r in stored { background.ledger.merge(r) }
+            let (stored, kept) = await offQueue { () -> (Int, [SlotRun]) in
+                let all = SlotStore.load(dir)
+                return (all.count, SlotStore.cleaned(all, me: me, keys: keys) { journal.record($0) != nil })
+            }
+            if kept.count < stored { Log.notice("state/slots.json: dropped \(stored - kept.count) records neither signed by the node that ran them nor of a task run here") }
+            for r in kept { background.ledger.merge(signedOwn(r)) }
             // Runs of ours that were going on went with the previous agent.
-            background.ledger.markLost(node: name, at: wallNow)
+            background.ledger.markLost(node: name, at: wallNow, sign: keyRing.keyPair.sign)
             saveLedger()
         }
         reloadSchedules()
@@ -82,7 +86,7 @@ extension Agent {
 
     func plan(_ s: Schedule, force: Bool = false) -> SlotPlan {
         SchedulePlanner.plan(s, now: wallNow, localMinute: localMinute, me: name, view: core.snapshot(now: Clock.now()),
-                             ledger: background.ledger, active: background.active, force: force)
+                             ledger: background.ledger, active: background.active, force: force, grants: grants)
     }
 
     /// Slots this node starts by itself are spaced this far apart, so a laptop waking with several
@@ -105,8 +109,8 @@ extension Agent {
     func fire(_ s: Schedule, _ p: SlotPlan, on node: String, force: Bool) -> String {
         var sub = Submission(SubmitRequest(role: s.role, task: s.task, args: s.args, heavy: s.heavy, to: node, detach: true))
         sub.schedule = s.id; sub.slot = p.slot; sub.runID = p.runID; sub.force = force
-        background.ledger.merge(SlotRun(role: s.role, task: s.task, slot: p.slot, id: sub.id, runID: p.runID, node: node,
-                                        state: .running, started: wallNow))
+        background.ledger.merge(signedOwn(SlotRun(role: s.role, task: s.task, slot: p.slot, id: sub.id, runID: p.runID, node: node,
+                                                  state: .running, started: wallNow)))
         background.active.insert(sub.id)
         Log.info("schedule \(s.id): slot \(Slots.rfc3339(p.slot)) starts on \(node) (run \(p.runID))",
                  context: ["task": sub.id, "role": s.role])
@@ -131,7 +135,8 @@ extension Agent {
         run.state = !ran ? .lost : (r?.state == .done ? .done : .failed)
         run.exitCode = r?.exitCode
         run.finished = wallNow
-        background.ledger.merge(run)
+        run.signature = nil
+        background.ledger.merge(signedOwn(run))
         saveLedger()
         shareSlots()
     }
@@ -182,7 +187,7 @@ extension Agent {
             return conn.reply(SubmittedReply(id: r.id))
         }
         guard let node = p.node else {
-            return conn.fail(MeshError(MeshError.unavailable, Routing.route(s.role, heavy: s.heavy, members: core.snapshot(now: Clock.now())).failureSentence))
+            return conn.fail(MeshError(MeshError.unavailable, Routing.route(s.role, heavy: s.heavy, members: core.snapshot(now: Clock.now()), grants: grants).failureSentence))
         }
         conn.reply(SubmittedReply(id: fire(s, p, on: node, force: true)))
     }

@@ -16,17 +16,56 @@ extension Agent {
     /// Takes a peer's records and its schedules (the latest list from each peer replaces the last);
     /// returns ours.
     func mergeSlots(_ theirs: SlotsPayload, from peer: String) -> SlotsPayload {
-        var changed = false
-        for r in theirs.records.prefix(SlotLedger.capacity) where background.ledger.merge(r) { changed = true }
+        var changed = false, forged = 0
+        let keys = keyRing.trusted
+        for r in theirs.records.prefix(SlotLedger.capacity) {
+            // About the sender's own run, or signed by the node that ran it; a record of a node not
+            // trusted here (revoked since) is simply not taken.
+            guard keys[r.node] != nil else { continue }
+            guard r.counts(from: peer, keys: keys) else { forged += 1; continue }
+            if background.ledger.merge(r) { changed = true }
+        }
+        if forged > 0 {
+            background.forgedRecords += forged
+            Log.notice("dropped \(forged) slot records from \(peer) that are neither about its own runs nor signed by the node that ran them")
+        }
         if changed { saveLedger() }
         if let defs = theirs.schedules { background.remote[peer] = defs.prefix(256).compactMap(\.schedule) }
         if let statements = theirs.trust { considerTrust(statements, from: peer) }
         return ourSlots()
     }
 
+    /// What we pass on: our own records and those signed by the node that ran them (a record kept
+    /// here about a run we sent elsewhere, unsigned, stays here), and the trust statements we hold.
     func ourSlots() -> SlotsPayload {
-        SlotsPayload(records: Array(background.ledger.runs.values), schedules: background.schedules.map(ScheduleDefinition.init),
-                     trust: trust.statements)
+        let keys = keyRing.trusted
+        let records = background.ledger.runs.values.filter { keys[$0.node] != nil && ($0.node == name || $0.signature != nil) }
+        return SlotsPayload(records: Array(records), schedules: background.schedules.map(ScheduleDefinition.init), trust: trust.statements)
+    }
+
+    /// A record of a run on this node, signed by this node.
+    func signedOwn(_ r: SlotRun) -> SlotRun { r.node == name ? r.signed(keyRing.keyPair.sign) : r }
+
+    /// A scheduled run this node's executor started or ended (for `schedules run` from another
+    /// node too): its record, signed here, so every node may believe it.
+    func noteSlotRunHere(role: String, task: String, slot: Int64?, runID: String?, id: String, exitCode: Int?) {
+        guard let slot, let runID else { return }
+        var r = background.ledger.runs[id]
+            ?? SlotRun(role: role, task: task, slot: slot, id: id, runID: runID, node: name, state: .running, started: wallNow)
+        guard r.node == name else { return }
+        if let exitCode {
+            background.active.remove(id)
+            guard !r.state.completed else { return }
+            r.state = exitCode == 0 ? .done : .failed
+            r.exitCode = exitCode
+            r.finished = wallNow
+        } else {
+            background.active.insert(id)
+            guard background.ledger.runs[id] == nil else { return }     // this node fired it: recorded already
+        }
+        background.ledger.merge(signedOwn(r))
+        saveLedger()
+        shareSlots()
     }
 
     func upPeers() -> [String] {
@@ -74,6 +113,17 @@ enum SlotStore {
     static let file = StateJSON<SlotsPayload>(name: "slots.json")
 
     static func load(_ dir: NodeDirectory) -> [SlotRun] { file.load(dir)?.records ?? [] }
+
+    /// The records worth keeping from `state/slots.json`: another node's only with its signature
+    /// (a file written before records were signed may hold forgeries that arrived then), and
+    /// ours only for a task this node's journal has (ours are signed again by the caller).
+    static func cleaned(_ records: [SlotRun], me: String, keys: [String: [UInt8]], ranHere: (String) -> Bool) -> [SlotRun] {
+        records.filter { r in
+            if r.node == me { return ranHere(r.id) }
+            guard let key = keys[r.node] else { return false }
+            return r.isSigned(by: key)
+        }
+    }
 
     static func save(_ records: [SlotRun], _ dir: NodeDirectory) throws(MeshError) {
         let sorted = records.sorted { ($0.slot, $0.id) < ($1.slot, $1.id) }

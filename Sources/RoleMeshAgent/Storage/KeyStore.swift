@@ -122,6 +122,11 @@ public enum KeyStore {
 
     /// Every well-formed `*.pub` in `path` (`keys/`, or `keys/revoked/`).
     static func loadKeys(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: [UInt8]] {
+        try loadKeyFiles(at: path, report: report).mapValues(\.key)
+    }
+
+    /// The same, with what each file's comment lines say (`# granted:`, `# introduced by`).
+    static func loadKeyFiles(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: KeyFile] {
         guard let d = opendir(path) else {
             throw MeshError(MeshError.other, "cannot list \(path): \(String(cString: strerror(errno)))")
         }
@@ -139,7 +144,7 @@ public enum KeyStore {
             }
             files.append(name)
         }
-        var out: [String: [UInt8]] = [:]
+        var out: [String: KeyFile] = [:]
         for file in files.sorted() where file.hasSuffix(".pub") {
             let name = String(file.dropLast(4))
             guard NodeName.isValid(name) else { report("ignoring \(file): not a valid node name"); continue }
@@ -153,7 +158,7 @@ public enum KeyStore {
             guard let key = decode(text), key.count == Ed25519.publicKeySize else {
                 report("ignoring \(file): not a base64 Ed25519 public key"); continue
             }
-            out[name] = key
+            out[name] = KeyFile(text: text, key: key)
         }
         return out
     }
@@ -179,7 +184,8 @@ public enum KeyStore {
         return .success(String(decoding: bytes, as: UTF8.self))
     }
 
-    /// Accepts the bare base64 text, or a line whose last word is the base64 key.
+    /// Accepts the bare base64 text, or a line whose last word is the base64 key (comment lines
+    /// such as `# granted: ...` come before it).
     static func decode(_ text: String) -> [UInt8]? {
         let word = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\r" || $0 == "\t" }).last.map(String.init) ?? ""
         return Data(base64Encoded: word).map { [UInt8]($0) }

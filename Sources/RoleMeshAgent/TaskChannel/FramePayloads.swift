@@ -128,4 +128,27 @@ struct Lenient<T: Decodable>: Decodable {
 public struct WelcomePayload: Codable, Equatable, Sendable {
     public var keys: [String: String]
     public var peers: [String]
+    /// The `# granted:` line of each key that has one (others: every role).
+    public var grants: [String: [String]]?
+    /// What the new device itself was granted.
+    public var granted: [String]?
+    /// The inviter's own introducers: with the inviter, the new device's `introducers`.
+    public var introducers: [String]?
+    /// The mesh's recovery public key (base64), if the inviter has one.
+    public var recovery: String?
+
+    public init(keys: [String: String], peers: [String], grants: [String: [String]]? = nil, granted: [String]? = nil,
+                introducers: [String]? = nil, recovery: String? = nil) {
+        self.keys = keys; self.peers = peers; self.grants = grants; self.granted = granted
+        self.introducers = introducers; self.recovery = recovery
+    }
+}
+
+/// The new device's one frame after a proven join: the roles and backups it will hold, which the
+/// inviter grants it (with what the invite named).
+public struct JoinRequest: Codable, Equatable, Sendable {
+    public var op = "join"
+    public var roles: [String]
+    public var backup: [String]
+    public init(roles: [String], backup: [String]) { self.roles = roles; self.backup = backup }
 }

@@ -80,6 +80,11 @@ extension Executor {
         let e = WatchEvent.run(event, node: me, time: Clock.rfc3339(), role: bg.role, task: bg.task, slot: bg.slotText,
                                id: id, reason: reason, exitCode: exitCode)
         await link.agent?.publish(e)
+        // A slot's run here, whoever sent it: this node records it and signs the record.
+        if bg.schedule != nil, event == "run-started" || event == "run-finished" {
+            await link.agent?.noteSlotRunHere(role: bg.role, task: bg.task, slot: bg.slot, runID: bg.runID, id: id,
+                                              exitCode: event == "run-finished" ? exitCode ?? 1 : nil)
+        }
     }
 
     /// `slots`: the peer's records and schedules in, ours back (protocol.md, "Slot records").

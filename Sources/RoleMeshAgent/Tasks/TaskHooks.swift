@@ -57,7 +57,7 @@ extension Agent {
         if sub.whenIdle {
             for m in view where m.signals.idle != true && skip[m.name] == nil { skip[m.name] = "busy (not idle)" }
         }
-        let d = Routing.route(sub.role, heavy: sub.heavy, members: view, excluding: skip)
+        let d = Routing.route(sub.role, heavy: sub.heavy, members: view, excluding: skip, grants: grants)
         guard let node = d.node, let m = view.first(where: { $0.name == node }) else {
             return .failure(MeshError(MeshError.unavailable, d.failureSentence))
         }

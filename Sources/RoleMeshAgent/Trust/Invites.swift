@@ -17,8 +17,10 @@ import RoleMeshCore
 extension Agent {
     static func wallSeconds() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
-    func invite(name invited: String, seconds: Int, _ conn: ControlConnection) {
+    func invite(name invited: String, seconds: Int, grants: [String], _ conn: ControlConnection) {
         guard NodeName.isValid(invited) else { return conn.fail(MeshError(MeshError.usage, "invalid node name \"\(invited)\"")) }
+        guard RoleGrants(grants) != nil else { return conn.fail(MeshError(MeshError.usage, "--role and --backup take role names")) }
+        if let refusal = mayChangeTrust() { return conn.fail(refusal) }
         guard invited != name else { return conn.fail(MeshError(MeshError.usage, "\(invited) is this node; invite a new device by its own name")) }
         guard keyRing.trusted[invited] == nil else {
             return conn.fail(MeshError(MeshError.usage, "\(invited) is already trusted here (keys/\(invited).pub); pick another name, or `rolemesh revoke \(invited)` first"))
@@ -36,7 +38,8 @@ extension Agent {
         let expires = Self.wallSeconds() + Int64(seconds)
         let code = InviteCode(inviter: name, inviterKey: keyRing.keyPair.publicKey, secret: secret, expires: expires,
                               name: invited, addresses: addresses)
-        invites[invited] = PendingInvite(name: invited, secret: Data(secret).base64EncodedString(), expires: expires)
+        invites[invited] = PendingInvite(name: invited, secret: Data(secret).base64EncodedString(), expires: expires,
+                                         grants: grants.isEmpty ? nil : Array(Set(grants)).sorted())
         let text = code.text
         Log.info("invite for \(invited) made, valid until \(Clock.rfc3339(Date(timeIntervalSince1970: Double(expires))))")
         Task {
@@ -80,9 +83,10 @@ extension Agent {
         return [UInt8](s)
     }
 
-    /// Uses NAME's invite up (once): true for the first proof only.
+    /// Uses NAME's invite up (once): true for the first proof only. What it granted waits for the `welcome`.
     func claimInvite(_ invited: String, key: [UInt8]) -> Bool {
         guard inviteSecret(invited) != nil else { return false }
+        claimedGrants[invited] = invites[invited]?.grants ?? []
         invites[invited] = nil
         Task { _ = await saveInvites() }
         Log.info("\(invited) proved its invite; admitting it")
@@ -97,21 +101,39 @@ extension Agent {
         return await disk.written { () throws(MeshError) in try InviteStore.save(list, dir) }
     }
 
-    /// After a proven join: the new key is introduced here (written to keys/, trusted) and to the
-    /// mesh, then the device gets the keys this node trusts and addresses to start from.
+    /// After a proven join: the device says which roles it will hold (one `request` frame,
+    /// `{"op": "join", "roles", "backup"}`, within 3 s, else the join is dropped),
+    /// the new key is introduced here (written to keys/, trusted, granted those roles and the
+    /// invite's) and to the mesh, then the device gets the keys this node trusts, their grants,
+    /// this node's introducers and the mesh's recovery key, and addresses to start from.
     func welcome(_ channel: SecureChannel) async {
         defer { channel.close() }
         guard let key = channel.joinKey else { return }
-        let s = TrustStatement.make(.introduce, by: name, name: channel.peer, key: key, time: Self.wallMillis(),
-                                    sign: keyRing.keyPair.sign)
-        for t in considerTrust([s], from: name) { _ = await t.value }     // the key file is on disk
+        // Cancelled once the frame is in: the sleep then throws and nothing is aborted.
+        let limit = Task { if (try? await Task.sleep(for: .seconds(3))) != nil { channel.abort() } }
+        let asked = (try? await channel.receive()).flatMap { $0.type == .request ? $0.decode(JoinRequest.self) : nil }
+        limit.cancel()
+        guard let asked else { claimedGrants[channel.peer] = nil; return Log.warn("\(channel.peer) proved its invite but did not say what it holds; not admitting it") }
+        var granted = RoleGrants(claimedGrants.removeValue(forKey: channel.peer) ?? []) ?? RoleGrants()
+        let wanted = RoleGrants.needed(roles: asked.roles.filter { NodeName.isValid($0) }.prefix(32).map { $0 },
+                                       backup: asked.backup.filter { NodeName.isValid($0) }.prefix(32).map { $0 })
+        for w in wanted.words where granted.words.count < RoleGrants.maxWords { granted.insert(w) }
+        let s = signed(.introduce, name: channel.peer, key: key, grants: granted.sorted)
+        let (outcome, applying) = judge(s)
+        if case .refused(let why) = outcome { Log.warn("not admitting \(channel.peer): \(why)"); return }
+        _ = await finished(applying)     // the key file is on disk
         reloadKeys()
-        var keys: [String: String] = [:]
-        for (n, k) in keyRing.trusted where n != channel.peer { keys[n] = Data(k).base64EncodedString() }
+        var keys: [String: String] = [:], keyGrants: [String: [String]] = [:]
+        for (n, k) in keyRing.trusted where n != channel.peer {
+            keys[n] = Data(k).base64EncodedString()
+            if let g = keyFiles[n]?.grants { keyGrants[n] = g.sorted }
+        }
         var peers = inviteAddresses()
         for m in core.snapshot(now: Clock.now()) where !m.isSelf && m.state == .alive && !m.address.isUnspecified {
             if !peers.contains(m.address.description) { peers.append(m.address.description) }
         }
-        try? await channel.send(Frame(.welcome, encoding: WelcomePayload(keys: keys, peers: Array(peers.prefix(8)))))
+        let payload = WelcomePayload(keys: keys, peers: Array(peers.prefix(8)), grants: keyGrants, granted: granted.sorted,
+                                     introducers: config.acceptedIntroducers, recovery: config.recovery)
+        try? await channel.send(Frame(.welcome, encoding: payload))
     }
 }

@@ -6,47 +6,153 @@ import Foundation
 import RoleMeshControl
 import RoleMeshCore
 
-/// Introductions and revocations: judged by `TrustLedger` (RoleMeshCore/Trust), applied to
-/// `keys/` here, and spread on the slot-record exchange (Schedules/SlotRelay.swift): pushed to
-/// every up member when this node accepts a new one, and caught up by the exchange with one
-/// member every 10 s. The agent's `keys/` reload then trusts or distrusts the node, and a
+/// Trust statements: judged by `TrustLedger` (RoleMeshCore/Trust), applied to `keys/` and
+/// node.toml's `introducers` here, and spread on the slot-record exchange (Schedules/SlotRelay.swift):
+/// pushed to every up member when this node accepts a new one, and caught up by the exchange with
+/// one member every 10 s. The agent's `keys/` reload then trusts or distrusts the node, and a
 /// revocation ends its channels and tasks as a removed `.pub` does.
 extension Agent {
     static func wallMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    var trustView: TrustLedger.View {
-        TrustLedger.View(me: name, trusted: keyRing.trusted, introducers: config.introducers, revokedOnDisk: revokedOnDisk)
+    static func rfc3339(ms: Int64) -> String { Clock.rfc3339(Date(timeIntervalSince1970: Double(ms) / 1000)) }
+
+    /// The mesh's recovery public key from node.toml, if any.
+    var recoveryKey: [UInt8]? {
+        config.recovery.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }.flatMap { $0.count == Ed25519.publicKeySize ? $0 : nil }
     }
 
-    /// Considers statements (ours, or a peer's); applies what is accepted and passes news on.
-    /// Returns the file changes it started, each ending with its failure if it failed (the `revoke`
-    /// command answers once they are done, with that failure).
+    var trustView: TrustLedger.View {
+        TrustLedger.View(me: name, trusted: keyRing.trusted, introducers: config.acceptedIntroducers, recoveryKey: recoveryKey,
+                         revokedOnDisk: revokedOnDisk)
+    }
+
+    /// The grants of every trusted key (from the key files' `# granted:` lines), as routing takes them.
+    var grants: GrantTable { routeWatcher.grants }
+
+    /// The revocation of this node's own key, when an introducer revoked it.
+    var revokedSelf: TrustStatement? { trust.revocation(of: keyRing.keyPair.publicKey) }
+
+    /// What `keys/` says beyond the keys: grants and who introduced each (read with the keys).
+    func applyKeyFiles(_ files: [String: KeyFile]) {
+        keyFiles = files
+        let grants = files.compactMapValues(\.grants)
+        guard grants != routeWatcher.grants else { return }
+        routeWatcher.grants = grants
+        // A grant given or taken away moves routes as a view change does.
+        for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
+        viewChanges.bump()
+    }
+
+    /// `by` as a person reads it: a recovery statement names the node the code was used on.
+    static func signerText(_ s: TrustStatement) -> String { s.recovery ? "\(s.by) (recovery code)" : s.by }
+
+    /// Nodes that may change trust in this mesh as far as this node knows: its own `introducers`
+    /// and those its statements make introducers.
+    var knownIntroducers: [String] {
+        Array(Set(config.acceptedIntroducers + trust.introducersByStatement)).filter { keyRing.trusted[$0] != nil }.sorted()
+    }
+
+    /// nil when this node may sign introductions, revocations, grants and introducer changes that
+    /// others apply (`TrustLedger.standing`); else the refusal (77), naming the introducers.
+    func mayChangeTrust() -> MeshError? {
+        Self.refusal(trust.standing(of: keyRing.keyPair.publicKey, hasRecoveryKey: recoveryKey != nil), me: name,
+                     introducers: knownIntroducers)
+    }
+
+    static func refusal(_ standing: TrustLedger.Standing, me: String, introducers: [String]) -> MeshError? {
+        switch standing {
+        case .introducer: return nil
+        case .revoked(let r):
+            return MeshError(MeshError.noPermission,
+                             "\(me) was revoked by \(signerText(r)) at \(rfc3339(ms: r.time)): its statements count nowhere in the mesh")
+        case .notIntroducer:
+            let others = introducers.filter { $0 != me }
+            let who = others.isEmpty ? "no introducer is known here" : "only \(list(others)) may"
+            return MeshError(MeshError.noPermission,
+                             "\(me) is not an introducer, so no other node would accept this change; \(who) invite, revoke, grant or change introducers: run it there (or with the recovery code: --recovery)")
+        }
+    }
+
+    static func list(_ names: [String]) -> String {
+        switch names.count {
+        case 0: "nobody"
+        case 1: names[0]
+        default: names.dropLast().joined(separator: ", ") + " and " + names.last!
+        }
+    }
+
+    /// Considers statements (a peer's); applies what is accepted and passes news on.
     @discardableResult
     func considerTrust(_ statements: [TrustStatement], from peer: String) -> [Task<MeshError?, Never>] {
-        var news = false
-        var applying: [Task<MeshError?, Never>] = []
-        for s in statements.prefix(TrustLedger.capacity) {
+        var news = false, applying: [Task<MeshError?, Never>] = [], introducersChanged = false
+        for s in statements.prefix(TrustLedger.perExchange) {
             switch trust.consider(s, trustView) {
             case .known: continue
             case .refused(let why): Log.debug("trust statement from \(peer): \(why)"); continue
-            case .held: break
-            case .introduce(let s): applying.append(applyIntroduction(s))
-            case .revoke(let s): applying.append(applyRevocation(s))
+            case .accepted(let effects):
+                news = true
+                for e in effects {
+                    if case .introducer = e { introducersChanged = true }
+                    applying.append(apply(e))
+                }
             }
-            news = true
         }
-        guard news else { return applying }
-        let statements = trust.statements, dir = self.dir
-        disk.write { () throws(MeshError) in try TrustStore.save(statements, dir) }
-        shareSlots()
+        if news { trustChanged(introducers: introducersChanged) }
         return applying
     }
 
-    func applyIntroduction(_ s: TrustStatement) -> Task<MeshError?, Never> {
+    /// This node's own statement: the outcome (a refusal says why, for the command's answer) and
+    /// the file changes it started, each ending with its failure if it failed.
+    func judge(_ s: TrustStatement) -> (TrustLedger.Outcome, [Task<MeshError?, Never>]) {
+        let outcome = trust.consider(s, trustView)
+        guard case .accepted(let effects) = outcome else { return (outcome, []) }
+        var applying: [Task<MeshError?, Never>] = [], introducersChanged = false
+        for e in effects {
+            if case .introducer = e { introducersChanged = true }
+            applying.append(apply(e))
+        }
+        trustChanged(introducers: introducersChanged)
+        return (outcome, applying)
+    }
+
+    /// After accepted statements: the ledger on disk, only current introducers' statements kept,
+    /// and the news to every up member.
+    func trustChanged(introducers: Bool) {
+        if introducers { trust.prune(trustView) }
+        let statements = trust.statements, dir = self.dir
+        disk.write { () throws(MeshError) in try TrustStore.save(statements, dir) }
+        shareSlots()
+    }
+
+    func signed(_ kind: TrustStatement.Kind, name subject: String, key: [UInt8], grants: [String]? = nil) -> TrustStatement {
+        TrustStatement.make(kind, by: name, name: subject, key: key, time: Self.wallMillis(), grants: grants, sign: keyRing.keyPair.sign)
+    }
+
+    func apply(_ e: TrustLedger.Effect) -> Task<MeshError?, Never> {
+        switch e {
+        case .introduce(let s, let grants): return applyIntroduction(s, grants: grants)
+        case .grant(let subject, let key, let grants): return applyGrant(subject, key: key, grants: grants)
+        case .revoke(let s): return applyRevocation(s)
+        case .revokedSelf(let s):
+            Log.warn("this node was revoked by \(Self.signerText(s)) at \(Self.rfc3339(ms: s.time)): the other devices no longer trust it")
+            publish(Self.revokedEvent(s))
+            return Task { nil }
+        case .introducer(let subject, let add): return applyIntroducer(subject, add: add)
+        case .restore(let r): return applyRestore(r)
+        }
+    }
+
+    static func revokedEvent(_ s: TrustStatement) -> WatchEvent {
+        var e = WatchEvent(event: WatchEvent.memberRevoked, node: s.name, time: Clock.rfc3339())
+        e.by = signerText(s)
+        return e
+    }
+
+    func applyIntroduction(_ s: TrustStatement, grants: [String]?) -> Task<MeshError?, Never> {
         let dir = self.dir
         return Task {
             let written = await disk.written { () throws(MeshError) in
-                if try KeyStore.writeIntroduced(s, in: dir) { Log.info("\(s.by) introduced \(s.name): wrote keys/\(s.name).pub") }
+                if try KeyStore.writeIntroduced(s, grants: grants, in: dir) { Log.info("\(s.by) introduced \(s.name): wrote keys/\(s.name).pub") }
             }
             if let written { Log.warn(written.message) }
             reloadKeys()
@@ -54,14 +160,33 @@ extension Agent {
         }
     }
 
-    func applyRevocation(_ s: TrustStatement) -> Task<MeshError?, Never> {
+    func applyGrant(_ subject: String, key: [UInt8], grants: [String]?) -> Task<MeshError?, Never> {
         let dir = self.dir
         return Task {
+            let written = await disk.written { () throws(MeshError) in
+                if try KeyStore.rewriteGrants(name: subject, key: key, grants: grants, in: dir) {
+                    Log.info("\(subject) is granted \(grants.map { $0.isEmpty ? "no role" : $0.joined(separator: " ") } ?? "every role") now (keys/\(subject).pub)")
+                }
+            }
+            if let written { Log.warn(written.message) }
+            reloadKeys()
+            return written
+        }
+    }
+
+    /// The revoked device is told first (it learns it was revoked: its `status`, `watch`), then
+    /// its key moves and the keys reload ends its channels and tasks.
+    func applyRevocation(_ s: TrustStatement) -> Task<MeshError?, Never> {
+        let dir = self.dir
+        publish(Self.revokedEvent(s))
+        return Task {
+            // Bounded as a whole (connecting, relays included): the revocation never waits on it for long.
+            await Self.atMost(seconds: 2) { await self.tellRevoked(s.name) }
             let failure = await disk.written { () throws(MeshError) in
                 guard try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) else {
                     throw MeshError(MeshError.other, "keys/\(s.name).pub no longer holds the revoked key; nothing was moved")
                 }
-                Log.info("\(s.by) revoked \(s.name): moved keys/\(s.name).pub to keys/revoked/")
+                Log.info("\(Self.signerText(s)) revoked \(s.name): moved keys/\(s.name).pub to keys/revoked/")
             }
             if let failure { Log.warn(failure.message) }
             reloadKeys()
@@ -69,23 +194,70 @@ extension Agent {
         }
     }
 
-    /// `rolemesh revoke NAME`.
-    func revoke(name revoked: String, _ conn: ControlConnection) {
-        guard revoked != name else { return conn.fail(MeshError(MeshError.usage, "\(revoked) is this node; revoke it from another device")) }
-        guard let key = keyRing.trusted[revoked] else {
-            return conn.fail(MeshError(MeshError.other, "\(revoked) is not trusted here (no keys/\(revoked).pub)"))
+    /// Waits for `body`, but `seconds` at most: after that `body` goes on alone.
+    nonisolated static func atMost(seconds: Double, _ body: @escaping @Sendable () async -> Void) async {
+        let resumed = Locked(false)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            @Sendable func finish() { if resumed.withLock({ was in defer { was = true }; return !was }) { c.resume() } }
+            Task { await body(); finish() }
+            Task { try? await Task.sleep(for: .seconds(seconds)); finish() }
         }
-        let s = TrustStatement.make(.revoke, by: name, name: revoked, key: key, time: Self.wallMillis(), sign: keyRing.keyPair.sign)
-        let applying = considerTrust([s], from: name)
-        Task {      // on the agent (it uses `self`), where `conn` lives
-            var failure: MeshError?
-            for t in applying { if let e = await t.value { failure = e } }  // the key has moved (not just been queued to move)
-            // The revocation is signed and kept whatever happened to the file: say both halves.
-            if let failure {
-                return conn.fail(MeshError(failure.code, failure.message
-                    + "; \(revoked) stays trusted here until its key is moved, but the signed revocation is kept and spreads to the mesh"))
+    }
+
+    /// One exchange with a device being revoked, while it is still trusted: it gets the
+    /// revocation (bounded in time; a device that is away learns nothing, which is fine).
+    func tellRevoked(_ peer: String) async {
+        guard !leaving, let address = address(of: peer), !address.isUnspecified else { return }
+        let ours = ourSlots()
+        do throws(MeshError) {
+            let ch = try await channel(to: peer, address: address)
+            let limit = Task { try? await Task.sleep(for: .seconds(2)); ch.abort() }
+            defer { limit.cancel(); ch.close() }
+            try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [], trust: ours.trust ?? [])))
+            _ = try await ch.receive()
+        } catch {
+            Log.debug("could not tell \(peer) it was revoked: \(error.message)")
+        }
+    }
+
+    /// node.toml's `introducers`, edited in place (comments kept) and in the running node at once.
+    func applyIntroducer(_ subject: String, add: Bool) -> Task<MeshError?, Never> {
+        var next = config.acceptedIntroducers
+        if add { if !next.contains(subject) { next.append(subject) } } else { next.removeAll { $0 == subject } }
+        config.introducers = next
+        let list = next
+        Log.info(add ? "\(subject) is an introducer here now (node.toml)" : "\(subject) is no longer an introducer here (node.toml)")
+        let file = dir.configFile
+        return Task {
+            let failure = await disk.written { () throws(MeshError) in try Self.persistIntroducers(list, to: file) }
+            if let failure { Log.warn(failure.message) }
+            return failure
+        }
+    }
+
+    static func persistIntroducers(_ list: [String], to path: URL) throws(MeshError) {
+        do {
+            let text = try String(contentsOf: path, encoding: .utf8)
+            try AtomicFile.replace(path, with: try TOMLSubset.setting("introducers", to: .array(list.map(TOMLValue.string)), in: text))
+        } catch let e as MeshError {
+            throw e
+        } catch {
+            throw MeshError(MeshError.config, "cannot update \(path.path): \(error)")
+        }
+    }
+
+    /// A revocation whose signer was revoked no longer counts: the key comes back where it was moved.
+    func applyRestore(_ r: TrustStatement) -> Task<MeshError?, Never> {
+        let dir = self.dir
+        return Task {
+            let failure = await disk.written { () throws(MeshError) in
+                if try KeyStore.restoreRevoked(name: r.name, key: r.key, in: dir) {
+                    Log.notice("\(r.by) was revoked, so its revocation of \(r.name) no longer counts: moved keys/revoked/\(r.name).pub back to keys/")
+                }
             }
-            conn.reply(OkReply(node: self.name))
+            if let failure { Log.warn(failure.message) }
+            reloadKeys()
+            return failure
         }
     }
 }

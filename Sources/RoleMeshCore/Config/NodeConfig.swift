@@ -17,12 +17,21 @@ public struct NodeConfig: Equatable, Sendable {
     public var maxLogMB = 10
     public static let totalLogFactor = 10
     public var maxLogBytes: Int { maxLogMB << 20 }
-    /// Key `introducers`: the nodes whose introductions and revocations this node accepts;
-    /// nil (the key absent) means every trusted node.
+    /// Key `introducers`: the nodes whose introductions, revocations and grants this node accepts,
+    /// besides its own (docs/contract.md, "Who may change trust"). Absent means none: `init`
+    /// leaves it so (the first device is its own authority), `join` writes the inviter's chain.
+    /// Introducer statements the node accepts edit it in place.
     public var introducers: [String]?
+    /// Key `recovery`: the mesh's recovery public key (base64, 32 bytes), whose code `init`
+    /// printed once; statements signed with it change introducers and revoke on every node.
+    public var recovery: String?
+
+    /// The introducers this node accepts (the key absent: none but itself).
+    public var acceptedIntroducers: [String] { introducers ?? [] }
 
     public static let profiles = ["lan", "travel", "fast"]
-    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough", "max_log", "introducers"]
+    public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough", "max_log",
+                              "introducers", "recovery"]
 
     public init(name: String, listen: String = "0.0.0.0:7946", seeds: [String] = [], roles: [String] = [],
                 backup: [String: Int] = [:], profile: String = "lan", maxTasks: Int = 2) {
@@ -78,6 +87,12 @@ public struct NodeConfig: Equatable, Sendable {
                 let names = try entry.strings()
                 for n in names where !NodeName.isValid(n) { throw entry.error("invalid node name \(quote(n)); \(NodeName.rule)") }
                 config.introducers = names
+            case "recovery":
+                let key = try entry.string()
+                guard isBase64Key(key) else {
+                    throw entry.error("expected the base64 of a 32-byte public key (44 characters ending in \"=\"), found \(quote(key))")
+                }
+                config.recovery = key
             default:
                 throw entry.error("unknown key \(quote(entry.key)) (known keys: \(keys.joined(separator: ", ")))")
             }
@@ -103,7 +118,10 @@ public struct NodeConfig: Equatable, Sendable {
             ("max_log", .integer(maxLogMB), "MB of output kept per task; all tasks: \(NodeConfig.totalLogFactor)x, oldest removed first"),
         ]
         if let introducers {
-            lines.append(("introducers", .array(introducers.map(TOMLValue.string)), "whose introductions and revocations this node accepts"))
+            lines.append(("introducers", .array(introducers.map(TOMLValue.string)), "who may change trust here besides this node"))
+        }
+        if let recovery {
+            lines.append(("recovery", .string(recovery), "the mesh's recovery key (its code was printed once by init)"))
         }
         let assignments = lines.map { "\($0.0) = \(TOMLSubset.render($0.1))" }
         let width = assignments.map(\.count).max() ?? 0
@@ -112,6 +130,15 @@ public struct NodeConfig: Equatable, Sendable {
             text += assignment.padding(to: width) + "  # " + line.2 + "\n"
         }
         return text
+    }
+
+    /// The base64 text of 32 bytes: 43 characters of the alphabet and one `=`.
+    public static func isBase64Key(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        func digit(_ c: UInt8) -> Bool {
+            (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 43 || c == 47
+        }
+        return b.count == 44 && b[43] == 61 && b[..<43].allSatisfy(digit)
     }
 
     /// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.

@@ -9,6 +9,8 @@
 public struct RouteWatcher: Sendable {
     /// The light route of every role that had one in the last view seen.
     public private(set) var routes: [String: String] = [:]
+    /// The grants routes are computed with (`Routing.route`'s `grants`), set by the agent whenever `keys/` changes.
+    public var grants: GrantTable = [:]
 
     public init() {}
 
@@ -16,7 +18,7 @@ public struct RouteWatcher: Sendable {
     public mutating func observe(_ view: [MemberSnapshot]) -> [MeshEvent] {
         var next: [String: String] = [:]
         for role in Routing.roles(in: view) {
-            if let node = Routing.route(role, heavy: false, members: view).node { next[role] = node }
+            if let node = Routing.route(role, heavy: false, members: view, grants: grants).node { next[role] = node }
         }
         var events: [MeshEvent] = []
         for role in Set(next.keys).union(routes.keys).sorted() where next[role] != routes[role] {

@@ -2,11 +2,15 @@
 /// that holds the same view makes the same choice. The rules (README "Routing rules"):
 ///
 /// 1. Candidates are the members that are up (`alive`, or only `suspect`: a suspicion does not
-///    move a role, confirmed death does), not draining, and hold the role actively.
+///    move a role, confirmed death does), not draining, and hold the role actively. A member that
+///    holds (or backs up) a role an introducer did not grant it is skipped: `not granted`.
 /// 2. If there are none, the up, non-draining backups, lowest priority number first.
 /// 3. A heavy task skips nodes on battery or throttled — a holder unfit for heavy work counts as
 ///    absent, so heavy work falls to the backups; if nothing fit is left, no node is chosen.
 /// 4. Among candidates the highest `Score` wins; ties break by name.
+///
+/// `grants`: the roles each member's key was granted (`keys/NAME.pub`'s `# granted:` line); a
+/// member not in it was granted every role.
 ///
 /// A caller may also exclude nodes, each with a reason (the submitter: nodes a run was lost on,
 /// nodes it could not reach, nodes whose address it does not know): they count as absent, like a
@@ -33,7 +37,7 @@ public enum Routing {
     /// `excluding`: node → why it must not get this task (a phrase that reads after the node's name,
     /// e.g. "was lost mid-run"); such a node is skipped with that reason before any other.
     public static func route(_ role: String, heavy: Bool, members: [MemberSnapshot],
-                             excluding: [String: String] = [:]) -> RouteDecision {
+                             excluding: [String: String] = [:], grants: GrantTable = [:]) -> RouteDecision {
         var skipped: [RouteDecision.Skip] = []
         let holders = members.filter { $0.roles.contains(role) }.sorted { $0.name < $1.name }
         let backups = members.filter { $0.backup[role] != nil && !$0.roles.contains(role) }
@@ -41,6 +45,10 @@ public enum Routing {
 
         // Rules 1 and 3: who among the holders can take it.
         var fitHolders: [MemberSnapshot] = []
+        // Only what an introducer granted counts: a member announcing another role is no candidate for it.
+        var excluding = excluding
+        for m in holders where excluding[m.name] == nil && !grants.allows(m.name, role, backup: false) { excluding[m.name] = notGranted }
+        for m in backups where excluding[m.name] == nil && !grants.allows(m.name, role, backup: true) { excluding[m.name] = notGranted }
         for m in holders {
             if let why = unavailable(m, heavy: heavy, excluding: excluding) { skipped.append(.init(node: m.name, reason: why)) } else { fitHolders.append(m) }
         }
@@ -78,6 +86,9 @@ public enum Routing {
         skipped.sort { (order[$0.node] ?? 0) < (order[$1.node] ?? 0) }
         return RouteDecision(role: role, heavy: heavy, node: chosen?.name, skipped: skipped)
     }
+
+    /// The reason a member is skipped for a role its key was not granted.
+    public static let notGranted = "not granted"
 
     /// Why a member cannot take work now, or nil if it can. Each reason starts with a contract phrase,
     /// except the caller's own exclusions, which come first and read as the caller wrote them.

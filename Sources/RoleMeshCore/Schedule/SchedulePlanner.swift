@@ -22,13 +22,16 @@ public struct SlotPlan: Equatable, Sendable {
 public enum SchedulePlanner {
     /// `now`: seconds since the epoch; `localMinute`: minutes since this node's local midnight (the
     /// window of a remote route is judged by this clock too). `active`: attempt ids this node is
-    /// running now. `force`: `schedules run`, conditions are ignored.
+    /// running now. `force`: `schedules run`, conditions are ignored. `grants`: schedules follow
+    /// them — the route skips a member not granted the role, and that member's records of the
+    /// schedule's runs count for nothing (a device that may not hold the role cannot say it ran).
     public static func plan(_ s: Schedule, now: Int64, localMinute: Int, me: String, view: [MemberSnapshot],
-                            ledger: SlotLedger, active: Set<String>, force: Bool = false) -> SlotPlan {
+                            ledger: SlotLedger, active: Set<String>, force: Bool = false, grants: GrantTable = [:]) -> SlotPlan {
         let slot = Slots.start(of: now, every: s.every)
-        let route = Routing.route(s.role, heavy: s.heavy, members: view)
+        let route = Routing.route(s.role, heavy: s.heavy, members: view, grants: grants)
         var plan = SlotPlan(status: .done, node: route.node, slot: slot, nextSlot: slot + s.every, runID: Slots.runID(s, slot: slot))
-        let runs = ledger.runs(of: s.id, slot: slot)
+        func granted(_ r: SlotRun) -> Bool { grants.allows(r.node, s.role, backup: true) }
+        let runs = ledger.runs(of: s.id, slot: slot).filter(granted)
         if runs.contains(where: { $0.state.completed }) { return plan }
         let up = Set(view.filter { $0.state == .alive || $0.state == .suspect }.map(\.name))
         // An attempt counts as going on while its node is up; ours only while we really run it
@@ -39,7 +42,7 @@ public enum SchedulePlanner {
             return plan
         }
         // One run of a schedule at a time: a slot that starts while the last one still runs waits for it.
-        if let r = ledger.runs.values.first(where: { $0.schedule == s.id && $0.slot < slot && going($0) }) {
+        if let r = ledger.runs.values.first(where: { $0.schedule == s.id && $0.slot < slot && granted($0) && going($0) }) {
             plan.status = .waiting("the slot of \(Slots.rfc3339(r.slot)) is still running on \(r.node)")
             return plan
         }

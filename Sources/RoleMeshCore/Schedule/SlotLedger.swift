@@ -24,6 +24,9 @@ public struct SlotRun: Codable, Equatable, Sendable {
     /// Seconds since the epoch.
     public var started: Int64
     public var finished: Int64?
+    /// Ed25519 signature of `node` (the node that ran it) over `signedBytes`; nil on a record a
+    /// node keeps about another's run (a `schedules run` it sent there), which it never passes on.
+    public var signature: [UInt8]?
 
     public init(role: String, task: String, slot: Int64, id: String, runID: String, node: String, state: State,
                 exitCode: Int? = nil, started: Int64, finished: Int64? = nil) {
@@ -34,7 +37,71 @@ public struct SlotRun: Codable, Equatable, Sendable {
     public var schedule: String { "\(role)/\(task)" }
 
     enum CodingKeys: String, CodingKey {
-        case role, task, slot, id, runID = "run_id", node, state, exitCode = "exit_code", started, finished
+        case role, task, slot, id, runID = "run_id", node, state, exitCode = "exit_code", started, finished, signature = "sig"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(String.self, forKey: .role)
+        task = try c.decode(String.self, forKey: .task)
+        slot = try c.decode(Int64.self, forKey: .slot)
+        id = try c.decode(String.self, forKey: .id)
+        runID = try c.decode(String.self, forKey: .runID)
+        node = try c.decode(String.self, forKey: .node)
+        state = try c.decode(State.self, forKey: .state)
+        exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode)
+        started = try c.decode(Int64.self, forKey: .started)
+        finished = try c.decodeIfPresent(Int64.self, forKey: .finished)
+        signature = try c.decodeIfPresent(String.self, forKey: .signature).flatMap(Hex.decode)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(role, forKey: .role); try c.encode(task, forKey: .task); try c.encode(slot, forKey: .slot)
+        try c.encode(id, forKey: .id); try c.encode(runID, forKey: .runID); try c.encode(node, forKey: .node)
+        try c.encode(state, forKey: .state); try c.encodeIfPresent(exitCode, forKey: .exitCode)
+        try c.encode(started, forKey: .started); try c.encodeIfPresent(finished, forKey: .finished)
+        try c.encodeIfPresent(signature.map(Hex.encode), forKey: .signature)
+    }
+
+    static let tag = Array("rolemesh/1 slot\0".utf8)
+
+    /// `"rolemesh/1 slot\0" | role | task | slot u64 | id | run_id | node | state u8 (0 running,
+    /// 1 lost, 2 done, 3 failed) | exit_code (u8 0 absent, or 1 and i64) | started u64 |
+    /// finished (u8 0 absent, or 1 and u64)`, strings as u8 length + UTF-8.
+    public var signedBytes: [UInt8] {
+        var w = ByteWriter()
+        w.raw(Self.tag)
+        w.shortString(role); w.shortString(task); w.u64(UInt64(max(0, slot)))
+        w.shortString(id); w.shortString(runID); w.shortString(node)
+        let code: UInt8 = switch state { case .running: 0; case .lost: 1; case .done: 2; case .failed: 3 }
+        w.u8(code)
+        if let exitCode { w.u8(1); w.u64(UInt64(bitPattern: Int64(exitCode))) } else { w.u8(0) }
+        w.u64(UInt64(max(0, started)))
+        if let finished { w.u8(1); w.u64(UInt64(max(0, finished))) } else { w.u8(0) }
+        return w.bytes
+    }
+
+    /// This record signed by the node that runs it (`sign` is that node's key).
+    public func signed(_ sign: ([UInt8]) -> [UInt8]) -> SlotRun {
+        var r = self
+        r.signature = sign(r.signedBytes)
+        return r
+    }
+
+    public func isSigned(by key: [UInt8]) -> Bool {
+        guard let signature, signature.count == Ed25519.signatureSize, key.count == Ed25519.publicKeySize else { return false }
+        return Ed25519.verify(signature: signature, message: signedBytes, publicKey: key)
+    }
+
+    /// Whether a record `sender` handed over counts (protocol.md, "Slot records"): it is about a
+    /// run on the sender itself (the channel authenticated the sender), or it carries the
+    /// signature of the node that ran it. Anything else is a forgery: dropped and counted.
+    public func counts(from sender: String, keys: [String: [UInt8]]) -> Bool {
+        guard isValid else { return false }
+        if node == sender { return true }
+        guard let key = keys[node] else { return false }
+        return isSigned(by: key)
     }
 
     /// A record from a peer is believed only if its names and numbers are sane.
@@ -49,6 +116,9 @@ public struct SlotLedger: Equatable, Sendable {
     public private(set) var runs: [String: SlotRun] = [:]
     /// Records kept; older slots are forgotten first.
     public static let capacity = 2_000
+    /// Records kept about one node's runs, its older slots forgotten first: a node flooding
+    /// records about itself pushes out only its own.
+    public static let perNode = 200
 
     public init(_ runs: [SlotRun] = []) { for r in runs { merge(r) } }
 
@@ -56,8 +126,16 @@ public struct SlotLedger: Equatable, Sendable {
     @discardableResult
     public mutating func merge(_ r: SlotRun) -> Bool {
         guard r.isValid else { return false }
-        if let old = runs[r.id], old.state.rank >= r.state.rank { return false }
+        if let old = runs[r.id] {
+            // As far along: the runner's signed copy replaces an unsigned one kept here.
+            let upgrade = old.state.rank == r.state.rank && old.signature == nil && r.signature != nil && old.node == r.node
+            if old.state.rank > r.state.rank || (old.state.rank == r.state.rank && !upgrade) { return false }
+        }
         runs[r.id] = r
+        let mine = runs.values.filter { $0.node == r.node }
+        if mine.count > Self.perNode, let oldest = mine.min(by: { ($0.slot, $0.id) < ($1.slot, $1.id) }) {
+            runs[oldest.id] = nil
+        }
         if runs.count > Self.capacity {
             let oldest = runs.values.min { ($0.slot, $0.id) < ($1.slot, $1.id) }!
             runs[oldest.id] = nil
@@ -75,12 +153,21 @@ public struct SlotLedger: Equatable, Sendable {
             .max { ($0.finished ?? 0, $0.id) < ($1.finished ?? 0, $1.id) }
     }
 
-    /// After a restart: our own runs that were going on went with the old agent.
-    public mutating func markLost(node: String, except active: Set<String> = [], at now: Int64) {
+    /// After a restart: our own runs that were going on went with the old agent (each record
+    /// re-signed with `sign`, our key).
+    public mutating func markLost(node: String, except active: Set<String> = [], at now: Int64,
+                                  sign: (([UInt8]) -> [UInt8])? = nil) {
         for (id, r) in runs where r.node == node && r.state == .running && !active.contains(id) {
-            runs[id]!.state = .lost
-            runs[id]!.finished = now
+            var lost = r
+            lost.state = .lost
+            lost.finished = now
+            runs[id] = sign.map { lost.signed($0) } ?? { lost.signature = nil; return lost }()
         }
+    }
+
+    /// Forgets every record `drop` says yes to (`state/slots.json` cleaned on load).
+    public mutating func removeAll(where drop: (SlotRun) -> Bool) {
+        runs = runs.filter { !drop($0.value) }
     }
 
     public mutating func prune(before slot: Int64) {

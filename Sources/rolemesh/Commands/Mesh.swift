@@ -83,7 +83,9 @@ enum StatusText {
         }
         let d = s.dropped
         out += "\ndropped: bad_signature=\(d.badSignature) unknown_key=\(d.unknownKey) replay=\(d.replay)"
-            + " malformed=\(d.malformed) rate_limited=\(d.rateLimited)"
+            + " malformed=\(d.malformed) rate_limited=\(d.rateLimited) not_introducer=\(d.notIntroducer)"
+            + " forged_slot_record=\(d.forgedSlotRecord)"
+        if let r = s.revoked { out = "revoked by \(r.by) at \(r.at): the other devices no longer trust this one\n\n" + out }
         return out
     }
 
@@ -98,6 +100,7 @@ enum StatusText {
             if let code = e.exitCode { line += ", exit \(code)" }
             return line
         }
+        if e.event == WatchEvent.memberRevoked { return "\(e.time)  \(e.event)  \(e.node) (by \(e.by ?? "?"))" }
         return "\(e.time)  \(e.event)  \(e.node)"
     }
 

@@ -49,7 +49,8 @@ struct Roles: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.callLine(dir.node, .roles(action, role: role))
+            let r = try ControlClient.call(dir.node, .roles(action, role: role), as: OkReply.self)
+            if let note = r.note { printNote(note) }
             if action == .add { Self.noteMissingTasks(role, dir.node) }
         }
     }
@@ -77,7 +78,8 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try ControlClient.callLine(dir.node, .backup(action, role: role, priority: priority))
+            let r = try ControlClient.call(dir.node, .backup(action, role: role, priority: priority), as: OkReply.self)
+            if let note = r.note { printNote(note) }
             if action == .add { Roles.noteMissingTasks(role, dir.node) }
         }
     }

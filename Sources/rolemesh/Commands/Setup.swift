@@ -27,10 +27,18 @@ struct Init: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            _ = try NodeSetup.create(dir.node, try node.config(name: name, seeds: seeds))
+            // A new mesh: its recovery code, shown once, and this node its first introducer.
+            var config = try node.config(name: name, seeds: seeds)
+            let (code, recoveryKey) = Recovery.newCode()
+            config.recovery = recoveryKey
+            let pair = try NodeSetup.create(dir.node, config)
+            try Recovery.recordFirstIntroducer(dir.node, name: name, key: pair.publicKey, code: code)
             let pub = dir.node.publicKey(name)
             printOut(pub.path)
             printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+            printOut("recovery code (write it down now: it is shown this once and stored nowhere):")
+            printOut("  \(code.text)")
+            printOut("with it, on any device of this mesh, `rolemesh revoke NAME --recovery` and `rolemesh introducers add NAME --recovery` work even when every introducer is lost or stolen")
             if seeds.isEmpty {
                 // Not an error (the first node has no one to contact), but not silent either.
                 printNote("no --seed given: \(name) will run alone until it has a seed (add one to seeds in \(dir.node.configFile.path)) or another node lists it as a seed")

@@ -27,7 +27,7 @@ extension Agent {
     }
 
     /// The grants of every trusted key (from the key files' `# granted:` lines), as routing takes them.
-    var grants: GrantTable { routeWatcher.grants }
+    var grants: GrantTable { node.grants }
 
     /// The revocation of this node's own key, when an introducer revoked it.
     var revokedSelf: TrustStatement? { trust.revocation(of: keyRing.keyPair.publicKey) }
@@ -36,10 +36,9 @@ extension Agent {
     func applyKeyFiles(_ files: [String: KeyFile]) {
         keyFiles = files
         let grants = files.compactMapValues(\.grants)
-        guard grants != routeWatcher.grants else { return }
-        routeWatcher.grants = grants
+        guard grants != node.grants else { return }
         // A grant given or taken away moves routes as a view change does.
-        for e in routeWatcher.observe(core.snapshot(now: Clock.now())) { publish(e) }
+        for e in node.replaceGrants(grants, now: Clock.now()) { publish(e) }
         viewChanges.bump()
     }
 

@@ -102,6 +102,17 @@ public final class GossipNode {
     /// A new network may put a stranger at a remembered address: prove every peer's key again.
     public func forgetProofs() { envelopes.forgetProofs() }
 
+    /// The roles each key was granted (`keys/NAME.pub`'s `# granted:` lines): routing skips a
+    /// member for a role it was not granted.
+    public var grants: GrantTable { routes.grants }
+
+    /// New grants move routes as a view change does: the `role-moved` events they cause.
+    public func replaceGrants(_ grants: GrantTable, now: Millis) -> [MeshEvent] {
+        guard grants != routes.grants else { return [] }
+        routes.grants = grants
+        return routes.observe(membership.snapshot(now: now))
+    }
+
     // MARK: - Outputs
 
     /// The core's actions, as the shell carries them out: frames sealed for the device at each

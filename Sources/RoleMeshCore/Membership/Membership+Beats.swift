@@ -89,6 +89,7 @@ extension Membership {
         }
         members[sender] = m
         // Heard directly: a check of it succeeds, and it is no longer reached only through others.
+        if syncAwait?.name == sender { syncAwait = nil }
         checkSucceeded(sender, via: nil, now: now)
         clearIndirect(sender)
         m = members[sender]!

@@ -7,14 +7,24 @@
 ///   comes with the words of the member's watchers), so no key alone kills a member others hear;
 /// - **a member others hear but this node does not** (connectivity that is not transitive) is alive,
 ///   reached "via" the member that answered; it is not watched from here, so it is not suspected
-///   again and again, and is checked once per `refreshEvery` in case the path comes back.
+///   again and again, and is checked once per `refreshEvery` in case the path comes back. A member
+///   this node does not watch is found out when it leaves a periodic sync unanswered.
 ///
 /// A check round sends the member a direct question (a sync request led by our fresh heartbeat,
 /// which it answers with a fresh heartbeat) and a signed `ProbeRequest` to two helpers; a helper
 /// asks the member directly and passes its fresh heartbeat on. A fresh heartbeat from the member
 /// directly, or from a helper asked, ends the check; silence until the check's window ends fails it.
 extension Membership {
-    enum CheckPurpose: Sendable { case suspicion, verification, recheck }
+    enum CheckPurpose: Sendable {
+        case suspicion, verification, recheck, reachability
+        var rank: Int {
+            switch self {
+            case .suspicion: return 3
+            case .verification: return 2
+            case .recheck, .reachability: return 1
+            }
+        }
+    }
 
     struct Check: Sendable {
         var purpose: CheckPurpose
@@ -24,6 +34,9 @@ extension Membership {
         var asked: [String] = []
         /// The signed request, made once per check (helpers tell rounds apart by time).
         var request: SignedEntry?
+        /// A helper that passed on a fresh heartbeat of the member: it is up. Unless the member
+        /// answers us directly before the check ends, it is then reached only through others.
+        var helperAnswer: String?
     }
 
     /// Helpers asked per round.
@@ -39,7 +52,7 @@ extension Membership {
         switch purpose {
         case .suspicion: return 2 * suspectAfter
         case .verification: return suspectAfter / 2
-        case .recheck: return suspectAfter
+        case .recheck, .reachability: return suspectAfter
         }
     }
 
@@ -49,10 +62,12 @@ extension Membership {
     func startCheck(_ key: String, _ purpose: CheckPurpose, now: Millis) {
         guard var m = members[key], m.isReachable else { return }
         if let running = m.check {
-            // A suspicion outranks the others: its failure decides a death.
-            guard purpose == .suspicion, running.purpose != .suspicion else { return }
-            m.check!.purpose = .suspicion
-            m.check!.until = max(running.until, now + checkWindow(.suspicion))
+            // A check under way takes the higher purpose (a suspicion's failure decides a death, a
+            // verification's applies a claim), and the longer of the two windows. One that already
+            // heard from a helper has its answer: the member is up.
+            guard running.helperAnswer == nil, purpose.rank > running.purpose.rank else { return }
+            m.check!.purpose = purpose
+            m.check!.until = max(running.until, now + checkWindow(purpose))
             members[key] = m
             return
         }
@@ -86,10 +101,12 @@ extension Membership {
     func checkRound(_ key: String, now: Millis) {
         guard var m = members[key], var c = m.check else { return }
         c.nextRound = now + checkRoundEvery
-        send(Datagram(kind: .syncRequest, entries: [syncRequestLead()]), to: m.address)
         if c.request == nil {
             c.request = sign(.probe(ProbeRequest(asker: name, target: key, incarnation: m.heartbeat.incarnation)))
         }
+        // The member itself: a sync request (any version answers it, within its rate limit) with our
+        // request about it beside it, which this version answers at once with a fresh heartbeat.
+        send(Datagram(kind: .syncRequest, entries: [syncRequestLead(), c.request!]), to: m.address)
         let helpers = pickHelpers(for: key, avoiding: Set(c.asked.suffix(Self.helpersPerRound)), now: now)
         if !helpers.isEmpty {
             let lead = freshLead()
@@ -136,7 +153,21 @@ extension Membership {
         return picked
     }
 
-    /// The member spoke: directly (`via` nil) or through a helper we asked.
+    /// A helper passed on a fresh heartbeat of the member: it is up (a dead claim we were checking
+    /// no longer counts). Whether we reach it only through others is decided when the check ends:
+    /// one lost answer must not make a member we hear "indirect".
+    func helperAnswered(_ key: String, via: String, now: Millis) {
+        guard var m = members[key], var c = m.check else { return }
+        if c.helperAnswer == nil { c.helperAnswer = via }
+        if c.purpose == .verification { m.deadWord = nil; deadWordHeld.remove(key) }
+        // Nothing left to decide but the path: the rest of the window, at least two more rounds.
+        c.purpose = .reachability
+        c.until = max(c.until, now + 2 * checkRoundEvery)
+        m.check = c
+        members[key] = m
+    }
+
+    /// The member spoke to us directly (`via` nil), or the check ended with a helper's answer.
     func checkSucceeded(_ key: String, via: String?, now: Millis) {
         guard var m = members[key], let c = m.check else { return }
         m.check = nil
@@ -152,6 +183,7 @@ extension Membership {
 
     func checkFailed(_ key: String, now: Millis) {
         guard var m = members[key], let c = m.check else { return }
+        if let via = c.helperAnswer { return checkSucceeded(key, via: via, now: now) }
         m.check = nil
         checking.remove(key)
         members[key] = m
@@ -169,7 +201,34 @@ extension Membership {
             // The path through others is gone too: watch it directly again, from now.
             clearIndirect(key)
             members[key]!.watchedSince = now
+        case .reachability:
+            break   // nobody we asked reaches it either: its watchers will say what it is
         }
+    }
+
+    /// The periodic sync goes to the members in turn (in name order), skipping those reached only
+    /// through others: over N syncs every member is asked directly once.
+    func nextSyncPeer() -> String? {
+        let names = memberNames
+        guard !names.isEmpty else { return nil }
+        var i = Self.firstIndex(after: syncPeerCursor, in: names)
+        for _ in 0..<names.count {
+            let n = names[i]
+            i = (i + 1) % names.count
+            guard let m = members[n], m.isReachable, m.indirectVia == nil else { continue }
+            syncPeerCursor = n
+            return n
+        }
+        return nil
+    }
+
+    /// A sync left unanswered for `suspectAfter` by a member we do not watch: is it reached only
+    /// through others? (A member we watch is judged by its beats.)
+    func checkUnansweredSync(now: Millis) {
+        guard let (peer, since) = syncAwait, now - since >= suspectAfter else { return }
+        syncAwait = nil
+        guard let m = members[peer], m.isReachable, m.check == nil, m.indirectVia == nil, !subjects.contains(peer) else { return }
+        startCheck(peer, .reachability, now: now)
     }
 
     func setIndirect(_ key: String, via: String, now: Millis) {
@@ -193,8 +252,24 @@ extension Membership {
     /// A node asks us to check `p.target` (entry ≥ 1 of a datagram whose fresh lead is `sender`'s).
     /// Returns false when the datagram must not be read further (a bad signature).
     func acceptProbe(_ entry: SignedEntry, _ p: ProbeRequest, sender: String, source: WireAddress, now: Millis) -> Bool {
-        // Only the asker's own request, straight from it, about a member we know up.
-        guard p.asker == sender, p.asker != name, p.target != name, p.target != p.asker else { return true }
+        // Only the asker's own request, straight from it.
+        guard p.asker == sender, p.asker != name, p.target != p.asker else { return true }
+        if p.target == name {
+            // Asked about ourselves: "are you there?". A fresh heartbeat, at most once a tick per asker.
+            guard now - (lastSelfProbe[p.asker] ?? .min / 2) >= profile.tick, p.incarnation <= me.incarnation else { return true }
+            switch verify(entry, origin: p.asker, source: source, now: now) {
+            case .valid: break
+            case .unknownKey: dropped.unknownKey += 1; return true
+            case .rateLimited: dropped.rateLimited += 1; return true
+            case .invalid: dropped.badSignature += 1; return false
+            }
+            if lastSelfProbe.count > 1024 { lastSelfProbe = [:] }
+            lastSelfProbe[p.asker] = now
+            send(Datagram(kind: .gossip, entries: [freshLead()]), to: source)
+            return true
+        }
+        // About another member we know up.
+        guard let m = members[p.target], m.isReachable else { return true }
         guard let m = members[p.target], m.isReachable else { return true }
         // Asked again within a heartbeat of the last time: nothing new to do.
         if m.answerTo.contains(where: { $0.asker == p.asker }), m.answerUntil - helperWait > now - profile.heartbeat { return true }
@@ -255,7 +330,8 @@ extension Membership {
     }
 
     /// This node declares `key` dead on its own watch: a signed claim, and every member told at once
-    /// with the words it holds (a death is rare and moves roles: N − 2 datagrams, on this event only).
+    /// with the words it holds (a death is rare and moves roles: N − 2 datagrams, on this event only),
+    /// and once more a suspicion period later (`echoDeaths`).
     func declareDead(_ key: String, now: Millis) {
         guard var m = members[key], m.isReachable else { return }
         let claim = sign(.accusation(Accusation(accuser: name, kind: .dead, target: key, incarnation: m.heartbeat.incarnation)))
@@ -264,7 +340,14 @@ extension Membership {
         members[key] = m
         broadcasts.add(key: "a:\(name):2:\(key)", entry: claim, origin: name, limit: ownLimit, urgent: true)
         relayWords(words, about: key)
+        announceDeath(of: key)
         deathEchoes[key] = now + suspectAfter
+    }
+
+    /// Our death claim about `key`, with the words held, to every reachable member.
+    func announceDeath(of key: String) {
+        guard let m = members[key], let claim = m.deathClaim else { return }
+        let words = m.words.keys.sorted().compactMap { $0 == name ? nil : m.words[$0] }
         let datagrams = pack([claim] + words, kind: .gossip, lead: freshLead())
         for other in memberNames where other != key && members[other]!.isReachable {
             for d in datagrams { send(d, to: members[other]!.address) }
@@ -279,13 +362,14 @@ extension Membership {
         deathEchoes[key] = now + suspectAfter
     }
 
-    /// A death is passed on once more, `suspectAfter` later, to fresh recipients: news goes to each
-    /// recipient once, and in a small group (the two nodes left on one side of a split) the one
-    /// datagram that carried it may have been lost, with nobody else to relay it.
+    /// A death is passed on once more, `suspectAfter` later: news goes to each recipient once, and
+    /// the one datagram that carried it may have been lost, with nobody else to relay it (two nodes
+    /// left on one side of a split). The declarer tells every member again; others queue it afresh.
     func echoDeaths(now: Millis) {
         for (key, at) in deathEchoes.sorted(by: { $0.key < $1.key }) where now >= at {
             deathEchoes[key] = nil
             guard let m = members[key], m.state == .dead, let claim = m.deathClaim, case .accusation(let a) = claim.statement else { continue }
+            if a.accuser == name { announceDeath(of: key); continue }
             broadcasts.add(key: "a:\(a.accuser):2:\(key)", entry: claim, origin: a.accuser, limit: relayLimit, urgent: true)
             relayWords(m.words.keys.sorted().compactMap { $0 == a.accuser ? nil : m.words[$0] }, about: key)
         }

@@ -25,7 +25,7 @@ extension Membership {
         let threshold = suspectAfter
         for key in subjects.union(suspecting) {
             guard let m = members[key], m.isReachable else { continue }
-            if m.indirectVia != nil, m.suspectSince == nil { continue }
+            if m.indirectVia != nil || m.check?.helperAnswer != nil, m.suspectSince == nil { continue }
             let since = max(m.lastHeard, (m.watchedSince ?? .min / 2) - threshold / 2)
             if let suspected = m.suspectSince {
                 if watcherWords(against: key) + 1 >= wordsNeeded { at(suspected + profile.suspicionTimeout) }
@@ -44,6 +44,7 @@ extension Membership {
             at(min(c.nextRound, c.until))
         }
         if let echo = deathEchoes.values.min() { at(echo) }
+        if let s = syncAwait { at(s.since + suspectAfter) }
         for key in indirect {
             guard let m = members[key], m.check == nil, let r = m.recheckAt else { continue }
             at(r)

@@ -109,6 +109,12 @@ public final class Membership {
     var answering: Set<String> = []
     /// Deaths to pass on once more, and when (`echoDeaths`).
     var deathEchoes: [String: Millis] = [:]
+    /// The member the periodic sync went to last (they take turns), and the one whose answer we
+    /// wait for: none within `suspectAfter` starts a check of whether only others reach it.
+    var syncPeerCursor = ""
+    var syncAwait: (name: String, since: Millis)?
+    /// When each asker last had an answer to "are you there?" (`acceptProbe`).
+    var lastSelfProbe: [String: Millis] = [:]
     var nextRingRefresh: Millis = .min / 2
     /// The newest probed signals, and when signals were last announced (protocol.md 7.2).
     var latestSignals: Signals
@@ -162,6 +168,7 @@ public final class Membership {
         refreshWatching(now: now)
         detectFailures(now: now)
         runChecks(now: now)
+        checkUnansweredSync(now: now)
         echoDeaths(now: now)
         expireSecondHand(now: now)
         let beats = now >= nextBeat
@@ -177,8 +184,10 @@ public final class Membership {
         guard beats else { return takeActions() }
         if now >= nextSync {
             nextSync = now + profile.syncEvery(memberCount: memberCount)
-            let peers = memberNames.filter { members[$0]!.isReachable }
-            if let peer = peers.randomElement(using: &rng) { sendSample(.syncRequest, to: members[peer]!.address) }
+            if let peer = nextSyncPeer() {
+                sendSample(.syncRequest, to: members[peer]!.address)
+                syncAwait = (peer, now)
+            }
         }
         if now >= nextDeadRetry {
             nextDeadRetry = now + profile.deadRetry
@@ -385,6 +394,7 @@ public final class Membership {
         }
         for set in [\Membership.suspecting, \.deadWordHeld, \.checking, \.indirect, \.answering] { self[keyPath: set].remove(name) }
         deathEchoes[name] = nil
+        if syncAwait?.name == name { syncAwait = nil }
         markStatesChanged()
     }
 
@@ -465,11 +475,12 @@ public final class Membership {
         }
         members[hb.name] = m
         if direct {
+            if syncAwait?.name == hb.name { syncAwait = nil }
             checkSucceeded(hb.name, via: nil, now: now)
             clearIndirect(hb.name)
             answerHelped(hb.name, now: now)
         } else if let answerFrom, m.check != nil {
-            checkSucceeded(hb.name, via: answerFrom, now: now)
+            helperAnswered(hb.name, via: answerFrom, now: now)
         }
         if changedState {
             markStatesChanged()
@@ -587,8 +598,8 @@ public final class Membership {
             markDead(&m, claim: word, incarnation: m.heartbeat.incarnation, now: now)
             members[key] = m
             relayDeath(of: key, now: now)
-        } else if m.check == nil {
-            startCheck(key, .verification, now: now)
+        } else {
+            startCheck(key, .verification, now: now)   // or a check under way takes this purpose
         }
     }
 
@@ -649,7 +660,7 @@ public final class Membership {
         for key in subjects.union(suspecting) {
             guard let m = members[key], m.isReachable else { suspecting.remove(key); continue }
             // Others hear it and we do not: not ours to watch (checked again now and then).
-            if m.indirectVia != nil, m.suspectSince == nil { continue }
+            if m.indirectVia != nil || m.check?.helperAnswer != nil, m.suspectSince == nil { continue }
             // A member we have just started to watch is judged from then (less the time its answer
             // to our probe may take), not from when we last heard it as somebody else's subject.
             let since = max(m.lastHeard, (m.watchedSince ?? .min / 2) - threshold / 2)
@@ -768,6 +779,7 @@ public final class Membership {
         outbox.append(.log("no tick for \(gap) ms: this process was suspended; refreshing instead of accusing"))
         for key in checking { members[key]?.check = nil }
         checking = []
+        syncAwait = nil
         for key in memberNames where members[key]!.isReachable {
             members[key]!.lastHeard = now
             members[key]!.suspectSince = nil

@@ -38,5 +38,7 @@ extension Membership {
 
     /// Whether this node watches `node` directly now: one of its subjects, and not reached only
     /// through others (protocol.md 7.1).
-    public func isWatching(_ node: String) -> Bool { subjects.contains(node) && members[node]?.indirectVia == nil }
+    public func isWatching(_ node: String) -> Bool {
+        subjects.contains(node) && members[node]?.indirectVia == nil && members[node]?.check?.helperAnswer == nil
+    }
 }

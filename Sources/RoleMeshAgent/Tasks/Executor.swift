@@ -281,6 +281,7 @@ actor Executor {
             return code
         }
         log.close()
+        journal.noteOutput(id)
         journal.trimOutputs(toAtMost: maxLogBytes * NodeConfig.totalLogFactor, keeping: Set(running.keys))
         let state: TaskRecord.State = r.cancelled ? .cancelled : (code == 0 ? .done : .failed)
         journal.update(id) { $0.state = state; $0.exitCode = Int(code); $0.finished = Clock.rfc3339(); $0.reason = nil }

@@ -112,7 +112,7 @@ actor Submitter {
             .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
             .compactMap { ControlJSON.decode(Submission.self, from: $0) }
         let queuedIDs = Set(queued.map(\.id))
-        for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) {
+        for r in journal.unfinished() where !queuedIDs.contains(r.id) {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
         }
         for s in queued { Task { await self.run(s, sink: nil) } }

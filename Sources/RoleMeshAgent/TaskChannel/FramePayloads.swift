@@ -117,6 +117,14 @@ public struct InfoMessage: Codable, Equatable, Sendable {
     public var message: String
 }
 
+/// The server's first encrypted frame (`info`): `{"message": "ready"}`, and since 0.2.0
+/// `"keep": true`: this server takes further `run` requests on the channel after a `next`.
+/// Earlier clients read only the frame's type.
+public struct ReadyInfo: Codable, Equatable, Sendable {
+    public var message: String
+    public var keep: Bool?
+}
+
 /// One element of a list read leniently: a malformed one is nil instead of failing the whole list.
 struct Lenient<T: Decodable>: Decodable {
     let value: T?

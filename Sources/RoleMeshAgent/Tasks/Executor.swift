@@ -85,19 +85,58 @@ actor Executor {
 
     func trusts(_ peer: String) async -> Bool { await link.agent?.trustedKey(peer) != nil }
 
-    /// Serves one authenticated connection until its request is done.
+    /// Serves one authenticated connection until its request is done; a `run` whose submitter
+    /// then sends `next` keeps the channel for its next `run` (up to `serverIdleSeconds` idle).
     func serve(_ channel: SecureChannel) async {
         defer { channel.close() }
-        guard let first = try? await channel.receive(), first.type == .request, let req = first.decode(TaskRequest.self) else { return }
-        // Trust may have been revoked while the handshake ran.
-        guard await trusts(channel.peer) else { return await fail(channel, revokedError(channel.peer)) }
-        switch req.op {
-        case "run": await run(req, on: channel)
-        case "logs": await streamLogs(req, on: channel, asker: channel.peer)
-        case "slots": await exchangeSlots(req, on: channel)
-        case "relay": await link.agent?.carry(to: req.to, for: channel)
-        default: await fail(channel, MeshError(MeshError.usage, "unknown request"))
+        var first = true
+        while true {
+            if !first {
+                // Idle between runs: closed when it stays idle, or when its peer is revoked.
+                channel.io.setDeadline(SecureChannel.serverIdleSeconds)
+                idle[ObjectIdentifier(channel)] = channel
+            }
+            let frame = try? await channel.receive()
+            idle[ObjectIdentifier(channel)] = nil
+            channel.io.setDeadline(nil)
+            guard let frame, frame.type == .request, let req = frame.decode(TaskRequest.self) else { return }
+            // Trust may have been revoked while the handshake ran, or while the channel was idle.
+            guard await trusts(channel.peer) else { return await fail(channel, revokedError(channel.peer)) }
+            switch req.op {
+            case "run":
+                if !first { Log.debug("a run on a kept channel", context: ["peer": channel.peer]) }
+                guard await run(req, on: channel) else { return }
+            case "logs" where first: return await streamLogs(req, on: channel, asker: channel.peer)
+            case "slots" where first: return await exchangeSlots(req, on: channel)
+            case "relay" where first:
+                await link.agent?.carry(to: req.to, for: channel)
+                return
+            default: return await fail(channel, MeshError(MeshError.usage, "unknown request"))
+            }
+            first = false
         }
+    }
+
+    /// Kept channels waiting for their next run: a revoked peer's are closed (`revoke`).
+    private var idle: [ObjectIdentifier: SecureChannel] = [:]
+
+    /// What the submitter sends for one run after the request, read by one task from the start
+    /// of the run until `next` (true: the channel goes on) or the end of the channel (false).
+    final class Input {
+        var reader: Task<Bool, Never>?
+    }
+
+    /// Runs one `run` request, then waits for the submitter's `next`: true if it came.
+    func run(_ req: TaskRequest, on ch: SecureChannel) async -> Bool {
+        let input = Input()
+        await run(req, on: ch, input: input)
+        if let reader = input.reader { return await reader.value }
+        // Refused before its input was read: skip to the `next`.
+        while let f = try? await ch.receive() {
+            if f.type == .next { return true }
+            if f.type == .request { return false }
+        }
+        return false
     }
 
     nonisolated func fail(_ ch: FrameTransport, _ e: MeshError) async {
@@ -127,6 +166,10 @@ actor Executor {
             await fail(f.channel, why)
             f.channel.close()
         }
+        for ch in idle.values where ch.peer == peer {
+            await fail(ch, why)
+            ch.close()
+        }
         journal.noteChange()    // wakes the revoked streams now
     }
 
@@ -149,7 +192,7 @@ actor Executor {
         return t
     }
 
-    func run(_ req: TaskRequest, on ch: SecureChannel) async {
+    private func run(_ req: TaskRequest, on ch: SecureChannel, input: Input) async {
         let me = self.me
         guard let id = req.id, TaskJournal.isValidID(id), let role = req.role,
               let task = req.task else {
@@ -189,7 +232,7 @@ actor Executor {
         // The connection's input: stdin, end of stdin, signals. Started before waiting for a
         // slot, so a Ctrl-C while queued still cancels.
         let detached = req.detached == true
-        Task { await self.forwardInput(from: ch, to: stdin, for: r, detached: detached) }
+        input.reader = Task { await self.forwardInput(from: ch, to: stdin, for: r, detached: detached) }
 
         // Wait for a slot, but give up as soon as the run is cancelled (Ctrl-C, revocation).
         let gotSlot = await acquireSlot(for: r)
@@ -300,8 +343,9 @@ actor Executor {
         pipe.abort()
     }
 
-    /// The submitter's frames to the task: stdin, end of stdin, signals.
-    func forwardInput(from ch: SecureChannel, to stdin: AsyncFD, for r: Running, detached: Bool) async {
+    /// The submitter's frames to the task: stdin, end of stdin, signals; until `next` (true: the
+    /// submitter is done with this run, which has ended) or the end of the channel (false).
+    func forwardInput(from ch: SecureChannel, to stdin: AsyncFD, for r: Running, detached: Bool) async -> Bool {
         while let f = try? await ch.receive() {
             switch f.type {
             case .stdin:
@@ -309,6 +353,9 @@ actor Executor {
                 if !(await stdin.write(f.payload)) { stdin.abort() }
             case .stdinEOF: stdin.close()
             case .signal: signal(r, Int32(f.payload.first ?? UInt8(SIGINT)))
+            case .next:
+                stdin.close()
+                return true
             default: break
             }
         }
@@ -316,6 +363,7 @@ actor Executor {
         // The submitter vanished without the task ending: hang up on it, as sshd does, so a
         // retry elsewhere never races a copy still running here. Detached runs go on.
         if !r.finished, !r.exited, !detached { signal(r, SIGHUP) }
+        return false
     }
 
     /// `cancel ID` on the node running it: SIGINT to its process group, as a Ctrl-C at the

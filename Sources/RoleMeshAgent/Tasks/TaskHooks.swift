@@ -83,7 +83,10 @@ extension Agent {
                     return
                 }
                 place.release()
-                if channel.joinKey != nil { await self.welcome(channel) } else { await executor.serve(channel) }
+                if channel.joinKey != nil { await self.welcome(channel) } else {
+                    Log.debug("task channel opened", context: ["peer": channel.peer])
+                    await executor.serve(channel)
+                }
             }
         }
         Task { await submitter.resume() }

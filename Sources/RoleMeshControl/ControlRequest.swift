@@ -40,6 +40,16 @@ public enum ControlRequest: Equatable, Sendable {
         }
     }
 
+    /// The wire line of a request that is its command word alone (`{"cmd":"status"}`), written
+    /// without the JSON encoder, whose first use costs a new process about 0.3 ms; nil for the
+    /// others. `ControlRequestTests` checks each against the encoder's line.
+    public var plainLine: [UInt8]? {
+        switch self {
+        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules: Array("{\"cmd\":\"\(command)\"}\n".utf8)
+        default: nil
+        }
+    }
+
     /// The command word on the wire.
     public var command: String {
         switch self {

@@ -13,6 +13,7 @@ let deviceCommands: [ParsableCommand.Type] = [Invite.self, Join.self, Revoke.sel
 
 struct Invite: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "invite",
         abstract: "Print a one-line, single-use code that admits one new device called NAME (the agent must run).")
     @Argument(help: "The new device's name.") var name: String
     @Option(help: "How long the code works: a number and s, m, h or d.") var expires: String = "1h"
@@ -35,6 +36,7 @@ struct Invite: ParsableCommand {
 
 struct Join: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "join",
         abstract: "Create this node (as init) and join the mesh with a code from `rolemesh invite NAME`.")
     @Argument(help: "The code `rolemesh invite` printed on a trusted device.") var code: String
     @OptionGroup var node: NodeOptions
@@ -105,6 +107,7 @@ struct Join: ParsableCommand {
 
 struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "revoke",
         abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (the agent must run).")
     @Argument(help: "The device to shut out.") var name: String
     @OptionGroup var dir: DirOption

@@ -9,8 +9,8 @@
 #   the unit is gone.
 # Then the upgrade: the previous release's .deb (ROLEMESH_PREVIOUS_DEB, built by
 # scripts/previous-release.sh) is installed and running with a queued task waiting, and this .deb
-# is installed over it: the agent restarts as this release, the observer never sees it dead, and
-# the queued task runs.
+# is installed over it: the agent restarts as this release with a graceful leave, the observer
+# never sees it dead, and the queued task runs once a node takes its role.
 #
 # Usage: scripts/systemd-test.sh DEB   (as root). Prints "skipped: REASON" and exits 0 where
 # debootstrap, systemd-nspawn or root are missing. Every process it starts is ended by PID, and the
@@ -195,7 +195,47 @@ check_unit() {
     echo "==> [$mode] ok"
 }
 
+# The upgrade: the previous release's agent runs, a task waits in its queue; this .deb goes over it.
+check_upgrade() {
+    local prev=$1 id old_pid new_pid left_before dead_before
+    echo "==> [upgrade] the previous release ($(dpkg-deb -f "$prev" Version)) installed, its agent a user unit"
+    cp "$prev" "$ROOT/root/previous.deb"
+    inside env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades /root/previous.deb >"$RUN/apt.log" 2>&1 \
+        || fail "[upgrade] apt install of the previous release: $(tail -5 "$RUN/apt.log")"
+    [ "$(inside rolemesh --version)" = "$(dpkg-deb -f "$prev" Version)" ] || fail "[upgrade] the previous release is not installed"
+    as_user rolemesh service install >/dev/null || fail "[upgrade] service install with the previous release"
+    until_ 10 as_user systemctl --user is-active rolemesh-c1.service || fail "[upgrade] the previous release's unit is not active"
+    until_ 20 seen_is alive || fail "[upgrade] the observer does not see the previous release's agent alive"
+    # No node holds role "later" yet: the task waits in c1's queue, on disk.
+    id=$(as_user rolemesh submit --queue --detach later/mark) || fail "[upgrade] submit --queue"
+    as_user rolemesh tasks --json | grep -q '"state":"queued"' || fail "[upgrade] the task is not queued"
+    old_pid=$(as_user systemctl --user show -p MainPID --value rolemesh-c1.service)
+    left_before=$(events member-left); dead_before=$(events member-dead)
+
+    echo "==> [upgrade] apt install of this release over the running agent"
+    inside env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/rolemesh.deb >"$RUN/apt.log" 2>&1 \
+        || fail "[upgrade] apt install over the previous release: $(tail -5 "$RUN/apt.log")"
+    [ "$(inside rolemesh --version)" = "$(dpkg-deb -f "$DEB" Version)" ] || fail "[upgrade] this release is not installed"
+    new_pid=$(as_user systemctl --user show -p MainPID --value rolemesh-c1.service)
+    [ "$new_pid" -gt 0 ] && [ "$new_pid" != "$old_pid" ] || fail "[upgrade] the agent was not restarted ($old_pid, now $new_pid)"
+    until_ 20 seen_is alive || fail "[upgrade] not alive after the upgrade (observer sees '$(seen)')"
+    [ "$(events member-left)" -gt "$left_before" ] || fail "[upgrade] the restart was not a graceful leave"
+    [ "$(events member-dead)" = "$dead_before" ] || fail "[upgrade] the observer declared the agent dead"
+
+    echo "==> [upgrade] the queued task runs once a node takes its role"
+    mkdir -p "$RUN/obs/roles/later"
+    printf '#!/bin/sh\ntouch "%s/ran.$ROLEMESH_TASK_ID"\n' "$RUN" > "$RUN/obs/roles/later/mark"
+    chmod 755 "$RUN/obs/roles/later/mark"
+    "$HOSTBIN" roles add later --dir "$RUN/obs" >/dev/null
+    until_ 30 test -f "$RUN/ran.$id" || fail "[upgrade] the task queued before the upgrade did not run"
+    as_user rolemesh service uninstall >/dev/null || fail "[upgrade] service uninstall"
+    echo "==> [upgrade] ok"
+}
+
 check_unit user
 check_unit system
+if [ -n "${ROLEMESH_PREVIOUS_DEB:-}" ]; then check_upgrade "$ROLEMESH_PREVIOUS_DEB"; else
+    echo "systemd test: the upgrade part skipped: ROLEMESH_PREVIOUS_DEB is not set (scripts/previous-release.sh)"
+fi
 
 echo "systemd test: passed"

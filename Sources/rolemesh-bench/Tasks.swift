@@ -75,6 +75,8 @@ enum TasksBench {
             log.append(.stdout, Array("output of task \(i)\n".utf8))
             log.close()
         }
+        submitter.flush()
+        executor.flush()
     }
 
     /// Whether the binary has the Swift runtime linked in (no libswiftCore.so among its libraries).

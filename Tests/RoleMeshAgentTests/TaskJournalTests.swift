@@ -114,6 +114,7 @@ final class TaskJournalIndexTests: XCTestCase {
                 log.append(.stdout, [UInt8](repeating: 0x78, count: 1000))
                 log.close()
             }
+            earlier.flush()
         }
         let journal = TaskJournal(dir: dir)
         XCTAssertEqual(journal.totalOutputBytes, 300 * 1005, "the first use reads the folder once")
@@ -141,7 +142,8 @@ final class TaskJournalIndexTests: XCTestCase {
         XCTAssertEqual(TaskJournalIndexTests.stored(journal, id).count, 5000)
         XCTAssertEqual(journal.record(id)?.args, ["a"], "the record on disk has everything")
         XCTAssertEqual(journal.all().count, 301)
-        // A reopened journal sees the same.
+        // A reopened journal sees the same, once the writes are done.
+        journal.flush()
         let again = TaskJournal(dir: dir)
         XCTAssertEqual(again.totalOutputBytes, journal.totalOutputBytes)
         XCTAssertEqual(again.unfinished().count, 0)

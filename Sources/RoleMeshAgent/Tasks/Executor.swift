@@ -250,9 +250,12 @@ actor Executor {
         }
 
         let work = dir.stateDir.appendingPathComponent("work/\(id)")
-        try? FileManager.default.removeItem(at: work)
-        try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: work) }
+        // mkdir and rmdir first: FileManager's walk costs a short task a tenth of a millisecond.
+        if mkdir(work.path, 0o700) != 0 {
+            try? FileManager.default.removeItem(at: work)
+            try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        }
+        defer { if rmdir(work.path) != 0 { try? FileManager.default.removeItem(at: work) } }
         let env = Self.environment(agent: ProcessInfo.processInfo.environment, passthrough: envPassthrough,
                                    own: [("ROLEMESH_NODE", me), ("ROLEMESH_FROM", ch.peer), ("ROLEMESH_ROLE", role),
                                          ("ROLEMESH_TASK", task), ("ROLEMESH_TASK_ID", id)] + (bg?.environment ?? []))

@@ -98,6 +98,7 @@ extension Agent {
         perform(core.updateSelf(now: Clock.now()) { $0.draining = true })
         await executor.finishAll(within: Double(core.profile.leaveGrace) / 1000)
         taskListener.stop()
+        await journal.flushed()     // the tasks' last states are in their files before the agent exits
     }
 
     func submit(_ request: SubmitRequest, _ conn: ControlConnection) {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -20,9 +21,16 @@ import RoleMeshCore
 /// memory (per task: when it was submitted, whether it is over, its output's size) answers the
 /// output cap, id prefixes, pruning and restarts, and the records of tasks not over yet stay in
 /// memory between their updates. The folder is read once, at the first use.
+///
+/// A record changes in memory at once (everyone reads it there) and reaches its file just after,
+/// on a queue of the journal's own, in order, the latest version only: a task's round trip no
+/// longer waits for six file replacements. An agent that stops cleanly waits for them
+/// (`flushed`); one killed may lose the last milliseconds of changes, as a power cut could before.
 public final class TaskJournal: Sendable {
     let root: URL
+    private let rootPath: String
     private let state = Locked(Index())
+    private let writes = DispatchQueue(label: "rolemesh.journal")
     /// Rises on every change of a record or of a task's stored output; `logs --follow` and a
     /// leaving executor wait on it instead of polling on a timer.
     public let changes = ChangeSignal()
@@ -47,10 +55,13 @@ public final class TaskJournal: Sendable {
         var trimmable: [(submitted: String, id: String)] = []
         /// Records read from disk so far (tests check that a task's own work reads none of the others).
         var reads = 0
+        /// The newest bytes of each record not written yet; a record stays in `live` until written.
+        var pending: [String: [UInt8]] = [:]
     }
 
     public init(dir: NodeDirectory) {
         root = dir.stateDir.appendingPathComponent("tasks")
+        rootPath = root.path
         try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -81,10 +92,12 @@ public final class TaskJournal: Sendable {
 
     private func load(_ id: String, _ s: inout Index) -> TaskRecord? {
         s.reads += 1
-        guard TaskJournal.isValidID(id),
-              let data = try? Data(contentsOf: folder(id).appendingPathComponent("task.json")) else { return nil }
-        return ControlJSON.decode(TaskRecord.self, from: data)
+        guard TaskJournal.isValidID(id), let text = FD.readText(recordPath(id), limit: 4 << 20) else { return nil }
+        return ControlJSON.decode(TaskRecord.self, from: text)
     }
+
+    /// Paths as strings: URL's path arithmetic costs more than the rest of an update.
+    private func recordPath(_ id: String) -> String { rootPath + "/" + id + "/task.json" }
 
     public func save(_ r: TaskRecord) {
         state.withLock { s in ensureLoaded(&s); store(r, &s) }
@@ -94,11 +107,12 @@ public final class TaskJournal: Sendable {
     public func noteChange() { changes.bump() }
 
     private func store(_ r: TaskRecord, _ s: inout Index) {
-        let f = folder(r.id)
-        if s.entries[r.id] == nil { mkdir(f.path, 0o700) }
+        // The folder at once: the task's output goes there as soon as it runs.
+        if s.entries[r.id] == nil { mkdir(rootPath + "/" + r.id, 0o700) }
         let bytes = [UInt8](ControlJSON.encode(r, userInfo: [TaskRecord.withArgs: true]) + Data([10]))
-        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: bytes, durable: false) } catch {
-            Log.warn(error.message)
+        if s.pending.updateValue(bytes, forKey: r.id) == nil {
+            let id = r.id
+            writes.async { self.write(id) }
         }
         let old = s.entries[r.id]
         if let old, old.submitted != r.submitted, let i = s.trimmable.firstIndex(where: { $0.id == r.id }) {
@@ -106,9 +120,29 @@ public final class TaskJournal: Sendable {
             Self.insert((r.submitted, r.id), into: &s.trimmable)
         }
         s.entries[r.id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: old?.output ?? 0)
-        s.live[r.id] = r.isFinal ? nil : r
+        s.live[r.id] = r
         noteChange()
     }
+
+    /// On the journal's queue: the newest bytes of `id`'s record to its file; a finished record
+    /// then leaves memory.
+    private func write(_ id: String) {
+        guard let bytes = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
+        do { try AtomicFile.replace(URL(fileURLWithPath: recordPath(id)), with: bytes, durable: false) } catch {
+            Log.warn(error.message)
+        }
+        state.withLock { s in
+            if s.pending[id] == nil, s.live[id]?.isFinal == true { s.live[id] = nil }
+        }
+    }
+
+    /// Returns once every change asked for so far is in its file (an agent stopping, tests).
+    public func flushed() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in writes.async { c.resume() } }
+    }
+
+    /// `flushed`, blocking (tests).
+    public func flush() { writes.sync {} }
 
     /// Read-modify-write under the lock; a record that does not exist yet starts from `initial`.
     @discardableResult
@@ -146,7 +180,7 @@ public final class TaskJournal: Sendable {
         state.withLock { s in
             ensureLoaded(&s)
             for (id, e) in s.entries where e.isFinal && e.submitted < cutoff {
-                guard let r = load(id, &s), (r.finished ?? r.submitted) < cutoff else { continue }
+                guard let r = s.live[id] ?? load(id, &s), (r.finished ?? r.submitted) < cutoff else { continue }
                 try? FileManager.default.removeItem(at: folder(id))
                 forget(id, &s)
             }
@@ -241,7 +275,7 @@ public final class TaskJournal: Sendable {
             var st = stat()
             let size = stat(outputFile(id).path, &st) == 0 ? Int(st.st_size) : 0
             s.entries[id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: size)
-            if !r.isFinal { s.live[id] = r }
+            if !r.isFinal { s.live[id] = r }   // unfinished ones only: the rest are read when asked for
             s.totalOutput += size
             if size > Self.trimFloor { s.trimmable.append((r.submitted, id)) }
         }
@@ -251,6 +285,7 @@ public final class TaskJournal: Sendable {
     private func forget(_ id: String, _ s: inout Index) {
         guard let e = s.entries.removeValue(forKey: id) else { return }
         s.live[id] = nil
+        s.pending[id] = nil
         s.totalOutput -= e.output
         if e.output > Self.trimFloor, let i = s.trimmable.firstIndex(where: { $0.id == id }) { s.trimmable.remove(at: i) }
     }

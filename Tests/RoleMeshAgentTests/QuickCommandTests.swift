@@ -14,6 +14,16 @@ final class ControlRequestLineTests: XCTestCase {
         }
         XCTAssertNotNil(ControlRequest.status.plainLine)
         XCTAssertNil(ControlRequest.route(role: "r", heavy: true).plainLine)
+        var every = ""
+        for i in 0..<0x80 { every.unicodeScalars.append(Unicode.Scalar(UInt8(i))) }
+        let argsSets: [[String]] = [[], ["a b", "", "it's \"quoted\"", "--x", "back\\slash", "/path/to", every, "é😀\u{2028}"]]
+        for args in argsSets {
+            for to in [nil, "node2"] {
+                let r = ControlRequest.submit(SubmitRequest(role: "job", task: "t.sh", args: args, heavy: true, to: to, detach: false,
+                                                            queue: true, retry: 3, whenIdle: false))
+                XCTAssertEqual(r.plainLine.map { String(decoding: $0, as: UTF8.self) }, String(decoding: ControlJSON.line(r), as: UTF8.self))
+            }
+        }
     }
 }
 
@@ -37,5 +47,19 @@ final class QuickCommandTests: XCTestCase {
         }
         XCTAssertNil(QuickCommand.parse(["submit", "r/t", "--", String(repeating: "x", count: Frame.maxArgumentBytes)]),
                      "arguments too large: ArgumentParser's validation says so")
+    }
+}
+
+/// The exit code read without the decoder is the decoder's, or nil.
+final class ExitInfoPlainCodeTests: XCTestCase {
+    func testTheCodeOfWhatTheAgentWritesAndNilForAnythingElse() {
+        for code in [0, 1, 7, 127, 130, 255, -1] {
+            for state in ["done", "failed", "cancelled"] {
+                XCTAssertEqual(ExitInfo.plainCode(Frame.exit(code: code, state: state).payload), code)
+            }
+        }
+        for odd in ["{\"state\":\"done\",\"code\":3}", "{\"code\":null}", "{\"code\": 3}", "{\"code\":3x}", "{\"code\":", "", "{\"code\":99999999999}"] {
+            XCTAssertNil(ExitInfo.plainCode(Array(odd.utf8)), odd)
+        }
     }
 }

@@ -86,7 +86,9 @@ struct Submit: ParsableCommand {
 
     /// Ends the command as the task ended: its exit status, or the mesh's error and code.
     static func finish(_ f: Frame) throws -> Never {
-        if f.type == .exit { RoleMeshCLI.terminate(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
+        if f.type == .exit {
+            RoleMeshCLI.terminate(Int32(truncatingIfNeeded: ExitInfo.plainCode(f.payload) ?? f.decode(ExitInfo.self)?.code ?? 1))
+        }
         RoleMeshCLI.fail(f.meshError)
     }
 

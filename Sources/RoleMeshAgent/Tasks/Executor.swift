@@ -101,11 +101,12 @@ actor Executor {
             channel.io.setDeadline(nil)
             guard let frame, frame.type == .request, let req = frame.decode(TaskRequest.self) else { return }
             // Trust may have been revoked while the handshake ran, or while the channel was idle.
-            guard await trusts(channel.peer) else { return await fail(channel, revokedError(channel.peer)) }
+            let (trusted, refusal) = await link.agent?.admission(channel.peer) ?? (false, nil)
+            guard trusted else { return await fail(channel, revokedError(channel.peer)) }
             switch req.op {
             case "run":
                 if !first { Log.debug("a run on a kept channel", context: ["peer": channel.peer]) }
-                guard await run(req, on: channel) else { return }
+                guard await run(req, on: channel, refusal: refusal) else { return }
             case "logs" where first: return await streamLogs(req, on: channel, asker: channel.peer)
             case "slots" where first: return await exchangeSlots(req, on: channel)
             case "relay" where first:
@@ -127,9 +128,10 @@ actor Executor {
     }
 
     /// Runs one `run` request, then waits for the submitter's `next`: true if it came.
-    func run(_ req: TaskRequest, on ch: SecureChannel) async -> Bool {
+    /// `refusal`: why this node takes no new task, asked with the request's trust.
+    func run(_ req: TaskRequest, on ch: SecureChannel, refusal: String?) async -> Bool {
         let input = Input()
-        await run(req, on: ch, input: input)
+        await run(req, on: ch, input: input, refusal: refusal)
         if let reader = input.reader { return await reader.value }
         // Refused before its input was read: skip to the `next`.
         while let f = try? await ch.receive() {
@@ -192,7 +194,7 @@ actor Executor {
         return t
     }
 
-    private func run(_ req: TaskRequest, on ch: SecureChannel, input: Input) async {
+    private func run(_ req: TaskRequest, on ch: SecureChannel, input: Input, refusal: String?) async {
         let me = self.me
         guard let id = req.id, TaskJournal.isValidID(id), let role = req.role,
               let task = req.task else {
@@ -207,7 +209,7 @@ actor Executor {
            !(ch.peer == me && existing.from == me && !existing.isFinal && existing.started == nil) {
             return await fail(ch, MeshError(MeshError.usage, "task id already used"))
         }
-        if let why = await link.agent?.refusesTasks() { return await fail(ch, MeshError(MeshError.unavailable, "\(me) \(why)")) }
+        if let why = refusal { return await fail(ch, MeshError(MeshError.unavailable, "\(me) \(why)")) }
         guard let path = taskPath(role: role, task: task) else {
             return await fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
         }
@@ -235,10 +237,10 @@ actor Executor {
         input.reader = Task { await self.forwardInput(from: ch, to: stdin, for: r, detached: detached) }
 
         // Wait for a slot, but give up as soon as the run is cancelled (Ctrl-C, revocation).
-        let gotSlot = await acquireSlot(for: r)
+        let (gotSlot, waited) = await acquireSlot(for: r)
         defer { if gotSlot { releaseSlot() } }
-        // Trust is checked again when the slot comes: a revoked peer's task never starts.
-        if gotSlot, await !trusts(ch.peer) {
+        // Trust is checked again when a slot came after a wait: a revoked peer's task never starts.
+        if gotSlot, waited, await !trusts(ch.peer) {
             r.revoked = true; r.cancelled = true
             await fail(ch, revokedError(ch.peer))
         }
@@ -379,10 +381,11 @@ actor Executor {
     }
 
     /// A place among `max_tasks`; false if the run is cancelled while it waits.
-    private func acquireSlot(for r: Running) async -> Bool {
-        if r.cancelled { return false }
-        if freeSlots > 0 { freeSlots -= 1; return true }
-        return await withCheckedContinuation { slotWaiters.append((r.id, $0)) }
+    /// `waited`: the slot came later (trust may have changed meanwhile).
+    private func acquireSlot(for r: Running) async -> (got: Bool, waited: Bool) {
+        if r.cancelled { return (false, false) }
+        if freeSlots > 0 { freeSlots -= 1; return (true, false) }
+        return (await withCheckedContinuation { slotWaiters.append((r.id, $0)) }, true)
     }
 
     private func releaseSlot() {

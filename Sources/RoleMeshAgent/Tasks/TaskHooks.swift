@@ -20,6 +20,10 @@ extension Agent {
     /// What a task channel to another node needs: our key pair and the keys we trust.
     func credentials() -> (Ed25519.KeyPair, [String: [UInt8]]) { (keyRing.keyPair, keyRing.trusted) }
 
+    /// Both questions a new request asks, in one visit to the agent: is `peer` trusted, and why
+    /// would this node take no new task (nil: it takes them).
+    func admission(_ peer: String) -> (trusted: Bool, refusal: String?) { (trustedKey(peer) != nil, refusesTasks()) }
+
     /// Why this node takes no new tasks now, or nil.
     func refusesTasks() -> String? {
         if leaving { return "is leaving the mesh" }

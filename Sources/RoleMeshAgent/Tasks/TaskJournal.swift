@@ -254,8 +254,12 @@ public final class TaskJournal: Sendable {
     /// Every task, oldest first: what `tasks` lists. Reads each record once (the index says
     /// which); only `tasks` itself pays for this, never a task.
     public func all() -> [TaskRecord] {
+        // The folder is listed too: a task folder put there behind the journal's back (a backup
+        // restored, a test) is taken into the index rather than missed.
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []
         let ids = state.withLock { s -> [(String, String)] in
             ensureLoaded(&s)
+            for id in listed where s.entries[id] == nil { adopt(id, &s) }
             return s.entries.map { ($0.value.submitted, $0.key) }
         }.sorted { $0 < $1 }
         return ids.compactMap { record($0.1) }
@@ -270,16 +274,21 @@ public final class TaskJournal: Sendable {
     private func ensureLoaded(_ s: inout Index) {
         guard !s.loaded else { return }
         s.loaded = true
-        for id in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] {
-            guard let r = load(id, &s), r.id == id else { continue }
-            var st = stat()
-            let size = stat(outputFile(id).path, &st) == 0 ? Int(st.st_size) : 0
-            s.entries[id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: size)
-            if !r.isFinal { s.live[id] = r }   // unfinished ones only: the rest are read when asked for
-            s.totalOutput += size
-            if size > Self.trimFloor { s.trimmable.append((r.submitted, id)) }
-        }
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] { adopt(id, &s, sorted: false) }
         s.trimmable.sort { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
+    }
+
+    /// A task folder on disk into the index (its record read once, its output's size taken).
+    /// `sorted: false`: many at once, sorted by the caller after.
+    private func adopt(_ id: String, _ s: inout Index, sorted: Bool = true) {
+        guard TaskJournal.isValidID(id), let r = load(id, &s), r.id == id else { return }
+        var st = stat()
+        let size = stat(rootPath + "/" + id + "/output", &st) == 0 ? Int(st.st_size) : 0
+        s.entries[id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: size)
+        if !r.isFinal { s.live[id] = r }   // unfinished ones only: the rest are read when asked for
+        s.totalOutput += size
+        guard size > Self.trimFloor else { return }
+        if sorted { Self.insert((r.submitted, id), into: &s.trimmable) } else { s.trimmable.append((r.submitted, id)) }
     }
 
     private func forget(_ id: String, _ s: inout Index) {

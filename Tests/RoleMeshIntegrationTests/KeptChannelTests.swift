@@ -13,8 +13,8 @@ final class KeptChannelTests: XCTestCase {
         try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         let d = cluster.dir("node2") + "/roles/job"
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/cat", contents: Data("#!/bin/sh\nexec cat\n".utf8), attributes: [.posixPermissions: 0o755])
-        FileManager.default.createFile(atPath: d + "/id", contents: Data("#!/bin/sh\necho \"$ROLEMESH_TASK_ID\"\n".utf8),
+        _ = FileManager.default.createFile(atPath: d + "/cat", contents: Data("#!/bin/sh\nexec cat\n".utf8), attributes: [.posixPermissions: 0o755])
+        _ = FileManager.default.createFile(atPath: d + "/id", contents: Data("#!/bin/sh\necho \"$ROLEMESH_TASK_ID\"\n".utf8),
                                        attributes: [.posixPermissions: 0o755])
         try cluster.startOne("node1")
         try cluster.startOne("node2", arguments: ["--log-level", "debug"])

@@ -31,7 +31,7 @@ final class PreviousReleaseTests: XCTestCase {
         for (node, role) in [("node1", "new"), ("node2", "old")] {
             let d = cluster.dir(node) + "/roles/\(role)"
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: d + "/who", contents: Data("#!/bin/sh\ncat; echo \"$ROLEMESH_NODE $*\"\n".utf8),
+            _ = FileManager.default.createFile(atPath: d + "/who", contents: Data("#!/bin/sh\ncat; echo \"$ROLEMESH_NODE $*\"\n".utf8),
                                            attributes: [.posixPermissions: 0o755])
         }
         try cluster.startOne("node1")

@@ -29,7 +29,7 @@ final class QuickPathTests: XCTestCase {
         let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         let d = cluster.dir("node2") + "/roles/job"
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/args", contents: Data("#!/bin/sh\nprintf '%s|' \"$@\"; cat; echo >&2 err; exit 3\n".utf8),
+        _ = FileManager.default.createFile(atPath: d + "/args", contents: Data("#!/bin/sh\nprintf '%s|' \"$@\"; cat; echo >&2 err; exit 3\n".utf8),
                                        attributes: [.posixPermissions: 0o755])
         let dir1 = cluster.dir("node1")
         try assertSame(["--version"])

@@ -37,12 +37,15 @@ let package = Package(
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
         .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium", "CLinux",
                                                       .product(name: "Logging", package: "swift-log")]),
+        // The release's version comes from the file VERSION (Plugins/VersionFile).
+        .plugin(name: "VersionFile", capability: .buildTool()),
         .executableTarget(
             name: "rolemesh",
             dependencies: [
                 "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            plugins: ["VersionFile"]
         ),
         .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),

@@ -93,8 +93,10 @@ let benchBinary: String = {
     return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
 }()
 
-/// The `rolemesh` binary built next to this one.
-let rolemeshBinary: String = URL(fileURLWithPath: benchBinary).deletingLastPathComponent().appendingPathComponent("rolemesh").path
+/// The `rolemesh` binary built next to this one, or the one `ROLEMESH_BENCH_BINARY` names (the
+/// packaged build, whose start-up is what a device sees).
+let rolemeshBinary: String = ProcessInfo.processInfo.environment["ROLEMESH_BENCH_BINARY"]
+    ?? URL(fileURLWithPath: benchBinary).deletingLastPathComponent().appendingPathComponent("rolemesh").path
 
 /// `setpriv --pdeathsig KILL`: a long-lived child dies with the bench even if the bench is SIGKILLed.
 /// The death signal fires when the spawning *thread* exits, so it is used only from the main thread.

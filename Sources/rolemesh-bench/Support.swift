@@ -104,7 +104,7 @@ usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
        rolemesh-bench idle     [--nodes 10] [--seconds 30]
        rolemesh-bench failover [--nodes 10] [--runs 3] [--loss-minutes 2] [--loss-percent 10]
        rolemesh-bench leave    [--nodes 8] [--runs 5]
-       rolemesh-bench tasks    [--runs 20] [--megabytes 50]
+       rolemesh-bench tasks    [--runs 30] [--megabytes 50] [--journal 10000]
        rolemesh-bench scale    [--nodes 100,300,1000] [--seconds 60] [--loss-percent 10]
        rolemesh-bench capture  [--nodes 5] [--seconds 60]
 """

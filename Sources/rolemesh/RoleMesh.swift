@@ -32,6 +32,10 @@ struct RoleMesh: ParsableCommand {
     static func main() {
         NodeDirectory.restrictNewFiles()
         let args = Arguments.hoistingDir(Array(CommandLine.arguments.dropFirst()))
+        if getenv(QuickCommand.switchName).map({ String(cString: $0) }) != "0", let quick = QuickCommand.parse(args) {
+            do { try runQuick(quick) } catch { exit(withError: error) }
+            return
+        }
         do {
             var command = try parseAsRoot(args)
             try command.run()
@@ -42,6 +46,19 @@ struct RoleMesh: ParsableCommand {
             }
             exit(withError: error)
         }
+    }
+}
+
+/// A command line `QuickCommand` recognized, run by the same code its ArgumentParser command runs.
+func runQuick(_ quick: QuickCommand) throws {
+    switch quick {
+    case .version:
+        printOut(RoleMeshVersion.string)
+    case .status(let json, let dir):
+        try Status.show(node: NodeDirectory.resolve(dir), json: json)
+    case .submit(let role, let task, let args, let detach, let heavy, let queue, let dir):
+        try Submit.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: nil, detach: detach, queue: queue,
+                                         retry: 0, whenIdle: false), node: NodeDirectory.resolve(dir))
     }
 }
 

@@ -78,6 +78,7 @@ final class OutputCapTests: XCTestCase {
             let log = OutputLog(url: journal.outputFile(id))
             log.append(.stdout, [UInt8](repeating: 0x78, count: 1000))
             log.close()
+            journal.noteOutput(id)
         }
         // Room for two and a half: the two oldest go, except one still running.
         journal.trimOutputs(toAtMost: 2500, keeping: [ids[0]])
@@ -91,5 +92,67 @@ final class OutputCapTests: XCTestCase {
         XCTAssertTrue(stored(ids[1]).hasPrefix("rolemesh: this task's output was removed"), stored(ids[1]))
         XCTAssertTrue(stored(ids[2]).hasPrefix("rolemesh: this task's output was removed"))
         XCTAssertEqual(stored(ids[3]).count, 1000, "the newest is kept")
+    }
+}
+
+/// The journal keeps 30 days of tasks: a task's own work (its updates, the output cap after it,
+/// finding it by a prefix) must not read the other tasks' records.
+final class TaskJournalIndexTests: XCTestCase {
+    func testATasksOwnWorkReadsNoOtherRecordAndTheCapUsesARunningTotal() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("journal-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = NodeDirectory(root: root)
+        let base = Date().addingTimeInterval(-3600)
+        do {
+            let earlier = TaskJournal(dir: dir)
+            for i in 0..<300 {
+                var r = TaskRecord(id: String(format: "%016x", i + 1), role: "r", task: "t", node: "n", from: "n", state: .done,
+                                   submitted: Clock.rfc3339(base.addingTimeInterval(Double(i))))
+                r.finished = r.submitted
+                earlier.save(r)
+                let log = OutputLog(url: earlier.outputFile(r.id))
+                log.append(.stdout, [UInt8](repeating: 0x78, count: 1000))
+                log.close()
+            }
+            earlier.flush()
+        }
+        let journal = TaskJournal(dir: dir)
+        XCTAssertEqual(journal.totalOutputBytes, 300 * 1005, "the first use reads the folder once")
+        let afterLoad = journal.recordsRead
+        XCTAssertEqual(afterLoad, 300)
+        // A new task, as the executor journals it: three updates, its output, the cap.
+        let id = "ffffffffffffffff"
+        var initial = TaskRecord(id: id, role: "r", task: "t", node: "n", from: "n", state: .queued, submitted: Clock.rfc3339())
+        initial.args = ["a"]
+        journal.update(id, initial: initial) { $0.state = .queued }
+        journal.update(id) { $0.state = .running; $0.started = Clock.rfc3339() }
+        let log = OutputLog(url: journal.outputFile(id))
+        log.append(.stdout, [UInt8](repeating: 0x79, count: 5000))
+        log.close()
+        journal.noteOutput(id)
+        journal.trimOutputs(toAtMost: 300 * 1005)
+        journal.update(id) { $0.state = .done; $0.exitCode = 0; $0.finished = Clock.rfc3339() }
+        XCTAssertEqual(journal.resolve("ffffffff"), id)
+        XCTAssertEqual(journal.recordsRead, afterLoad, "no record was read from disk for the new task's work")
+        XCTAssertLessThanOrEqual(journal.totalOutputBytes, 300 * 1005)
+        // The oldest outputs went first (5 of them make room for the new 5005 bytes), the newest stayed.
+        let note = TaskJournalIndexTests.stored(journal, String(format: "%016x", 1))
+        XCTAssertTrue(note.hasPrefix("rolemesh: this task's output was removed"), note)
+        XCTAssertEqual(TaskJournalIndexTests.stored(journal, String(format: "%016x", 300)).count, 1000)
+        XCTAssertEqual(TaskJournalIndexTests.stored(journal, id).count, 5000)
+        XCTAssertEqual(journal.record(id)?.args, ["a"], "the record on disk has everything")
+        XCTAssertEqual(journal.all().count, 301)
+        // A reopened journal sees the same, once the writes are done.
+        journal.flush()
+        let again = TaskJournal(dir: dir)
+        XCTAssertEqual(again.totalOutputBytes, journal.totalOutputBytes)
+        XCTAssertEqual(again.unfinished().count, 0)
+    }
+
+    static func stored(_ journal: TaskJournal, _ id: String) -> String {
+        let r = OutputLog.Reader(url: journal.outputFile(id))
+        var s = ""
+        while let (_, b) = r.next() { s += String(decoding: b, as: UTF8.self) }
+        return s
     }
 }

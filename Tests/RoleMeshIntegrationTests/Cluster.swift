@@ -88,10 +88,12 @@ final class Cluster {
     }
 
     /// `wrapper`: a command that execs the agent (same PID), e.g. `["/usr/bin/prlimit", "--nofile=64:64"]`.
-    func startOne(_ name: String, environment: [String: String] = [:], wrapper: [String] = [], arguments: [String] = []) throws {
+    /// `binary`: another `rolemesh` (the previous release's, for the mixed-version test).
+    func startOne(_ name: String, environment: [String: String] = [:], wrapper: [String] = [], arguments: [String] = [],
+                  binary: String = Cluster.binary) throws {
         let p = Process()
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let command = wrapper + [Cluster.binary, "agent", "--dir", dir(name)] + arguments
+        let command = wrapper + [binary, "agent", "--dir", dir(name)] + arguments
         p.executableURL = URL(fileURLWithPath: command[0])
         p.arguments = Array(command.dropFirst())
         let log = root.appendingPathComponent("\(name).log")

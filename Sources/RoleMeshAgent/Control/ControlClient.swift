@@ -49,7 +49,7 @@ public final class ControlClient {
     }
 
     public func send(_ request: ControlRequest) throws(MeshError) {
-        try write(Array(ControlJSON.line(request)))
+        try write(request.plainLine ?? Array(ControlJSON.line(request)))
     }
 
     public func write(_ bytes: [UInt8]) throws(MeshError) {
@@ -135,6 +135,8 @@ public final class ControlClient {
 
     /// Throws the failure an answer line reports, if it is one.
     public static func check(_ line: String) throws(MeshError) {
+        // Decoding is a new process's slowest step: only a line that can be a failure is decoded.
+        guard line.contains("\"error\"") else { return }
         if let p = ControlJSON.decode(ErrorProbe.self, from: line), let err = p.error {
             throw MeshError(Int32(clamping: p.code ?? 1), err)
         }

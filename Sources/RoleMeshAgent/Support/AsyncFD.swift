@@ -198,6 +198,16 @@ public final class AsyncFD: Sendable {
         if s.closing, s.backlog == 0 || s.writeFailed { tearDown(&s) }
     }
 
+    /// Open both ways, no read waiting, nothing buffered and nothing arrived: an idle connection
+    /// that is still there (one the peer closed or reset polls readable).
+    public var isOpenAndQuiet: Bool {
+        state.withLock { s in
+            guard !s.tornDown, !s.closing, !s.inputEnded, !s.writeFailed, s.input.isEmpty, s.reader == nil else { return false }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            return poll(&p, 1, 0) == 0
+        }
+    }
+
     // MARK: Deadlines and the end
 
     /// From now on, everything fails `seconds` from now (the handshake's total limit); nil lifts it.

@@ -96,6 +96,22 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 public struct ExitInfo: Codable, Equatable, Sendable {
     public var code: Int?
     public var state: String?
+
+    /// The exit code of an `exit` payload as the agent writes it (`{"code":N,"state":"..."}`),
+    /// read without the JSON decoder, whose first use costs a new `submit` process about 0.2 ms;
+    /// nil for any other shape (the caller then decodes it).
+    public static func plainCode(_ payload: [UInt8]) -> Int? {
+        let prefix = Array("{\"code\":".utf8)
+        guard payload.count > prefix.count, Array(payload[0..<prefix.count]) == prefix else { return nil }
+        var i = prefix.count, value = 0, digits = 0
+        let negative = payload[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        while i < payload.count, (48...57).contains(payload[i]), digits < 9 {
+            value = value * 10 + Int(payload[i] - 48); i += 1; digits += 1
+        }
+        guard digits > 0, i < payload.count, payload[i] == UInt8(ascii: ",") || payload[i] == UInt8(ascii: "}") else { return nil }
+        return negative ? -value : value
+    }
 }
 
 /// `error`: `{"code": N, "message": "..."}`.
@@ -115,6 +131,14 @@ public struct StartedInfo: Codable, Equatable, Sendable {
 /// `info`: `{"message": "..."}`, a line for the person at the terminal.
 public struct InfoMessage: Codable, Equatable, Sendable {
     public var message: String
+}
+
+/// The server's first encrypted frame (`info`): `{"message": "ready"}`, and since 0.2.0
+/// `"keep": true`: this server takes further `run` requests on the channel after a `next`.
+/// Earlier clients read only the frame's type.
+public struct ReadyInfo: Codable, Equatable, Sendable {
+    public var message: String
+    public var keep: Bool?
 }
 
 /// One element of a list read leniently: a malformed one is nil instead of failing the whole list.

@@ -27,6 +27,7 @@ public enum FrameType: UInt8, Sendable {
     case info = 10       // JSON {"message": "..."}: a line for the person at the terminal
     case slots = 11      // JSON {"records": [...], "trust": [...]}: the answer to a `slots` request
     case welcome = 12    // JSON {"keys": {...}, "peers": [...]}: the inviter's answer to a join (JoinHandshake.swift)
+    case next = 13       // empty: the submitter sends nothing more for this run; another `run` may follow (a kept channel)
 }
 
 public struct Frame: Sendable {

@@ -44,6 +44,15 @@ public final class SecureChannel: FrameTransport {
     /// proved it holds. Such a channel carries only the `welcome` (JoinHandshake.swift).
     public let joinKey: [UInt8]?
 
+    /// On the client's side: the server said `"keep": true` when ready, so after a run this
+    /// channel may carry another one (`next`), instead of a new connection and handshake each.
+    private let keepable = Locked(false)
+    public var keeps: Bool { keepable.withLock { $0 } }
+    /// A kept channel waits for its next run at most this long on the server, which closes it
+    /// then; the client keeps one idle for less (`Submitter.keepIdleSeconds`), so it rarely sends
+    /// a run into a channel the server is just closing.
+    public static let serverIdleSeconds: Double = 60
+
     init(io: AsyncFD, peer: String, tx: [UInt8], rx: [UInt8], joinKey: [UInt8]? = nil) {
         self.io = io; self.peer = peer; self.joinKey = joinKey
         self.tx = Locked((tx, 0)); self.rx = Locked((rx, 0))
@@ -111,6 +120,8 @@ public final class SecureChannel: FrameTransport {
         guard let ready = try? await receive(), ready.type == .info else {
             throw MeshError(MeshError.noPermission, "\(peer) refused the task connection (it did not accept our identity)")
         }
+        let keep = ready.decode(ReadyInfo.self)?.keep == true
+        keepable.withLock { $0 = keep }
     }
 
     /// The client's side of the handshake on a connected socket, all of it within `seconds`.
@@ -206,7 +217,7 @@ public final class SecureChannel: FrameTransport {
         io.setDeadline(nil)
         let channel = SecureChannel(io: io, peer: client, tx: tx, rx: rx)
         // A failed send shows at the next read.
-        try? await channel.send(.info("ready"))
+        try? await channel.send(Frame(.info, encoding: ReadyInfo(message: "ready", keep: true)))
         return channel
     }
 
@@ -240,18 +251,31 @@ public final class SecureChannel: FrameTransport {
     }
 
     public func send(_ frame: Frame) async throws(MeshError) {
+        guard enqueue(frame), await io.drained(below: AsyncFD.highWater) else { throw Self.lost(peer) }
+    }
+
+    /// Seals and queues `frame` now, in order with every other frame, without waiting; false once
+    /// the connection is gone. What decides a frame's place in the stream: a caller that must send
+    /// nothing after some point (a run handing the channel back) enqueues under its own lock.
+    public func enqueue(_ frame: Frame) -> Bool {
         let plain = [frame.type.rawValue] + frame.payload
         let len = UInt32(plain.count + Self.aeadOverhead)
         var w = ByteWriter(capacity: 4)
         w.u32(len)
         let header = w.bytes
-        let queued = tx.withLock { tx -> Bool in
+        return tx.withLock { tx -> Bool in
             let n = Self.nonce(tx.counter)
             tx.counter += 1
             return io.enqueue(AEAD.seal(plain, ad: header, nonce: n, key: tx.key, prefix: header))
         }
-        guard queued, await io.drained(below: AsyncFD.highWater) else { throw Self.lost(peer) }
     }
+
+    /// Waits while the peer is far behind, as `send` does after queueing; false once it is gone.
+    public func drained() async -> Bool { await io.drained(below: AsyncFD.highWater) }
+
+    /// A kept channel between runs: open, nothing unread and nothing arrived (an idle channel the
+    /// server closed reads as end of stream, so it fails this and is not used).
+    public var isIdleAndOpen: Bool { io.isOpenAndQuiet }
 
     /// One reader at a time (each connection has one).
     public func receive() async throws(MeshError) -> Frame? {

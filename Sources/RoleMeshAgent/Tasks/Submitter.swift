@@ -54,6 +54,10 @@ public struct Submission: Codable, Sendable {
     /// A task's file name in its role's folder: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 255 bytes.
     public static func isValidTaskName(_ t: String) -> Bool { NodeName.isValid(t, maxLength: 255) }
 
+    /// Whether a task's arguments fit in one request frame (`Frame.maxArgumentBytes` of JSON).
+    public static func argumentsFit(_ args: [String]) -> Bool { argumentBytes(args) <= Frame.maxArgumentBytes }
+    public static func argumentBytes(_ args: [String]) -> Int { ControlJSON.encode(args).count }
+
     /// `ROLE/TASK` as a person writes it (submit, schedules run), or nil if either part is not a valid name.
     public static func split(_ name: String) -> (role: String, task: String)? {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
@@ -112,7 +116,7 @@ actor Submitter {
             .compactMap { try? String(contentsOf: queueDir.appendingPathComponent($0), encoding: .utf8) }
             .compactMap { ControlJSON.decode(Submission.self, from: $0) }
         let queuedIDs = Set(queued.map(\.id))
-        for r in journal.all() where !r.isFinal && !queuedIDs.contains(r.id) {
+        for r in journal.unfinished() where !queuedIDs.contains(r.id) {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
         }
         for s in queued { Task { await self.run(s, sink: nil) } }
@@ -123,11 +127,51 @@ actor Submitter {
         let victims = active.filter { $0.value.node == node }
         revokedRuns.formUnion(victims.keys)
         for v in victims.values { v.channel.abort() }
+        dropKept(node)
     }
 
     /// Membership declared `node` dead or gone: end runs waiting on it so they can re-route.
     func nodeLost(_ node: String) {
         for v in active.values where v.node == node { v.channel.abort() }
+        dropKept(node)
+    }
+
+    // MARK: Kept channels
+
+    /// Channels whose last run ended cleanly, by node, newest last: the next run to that node
+    /// takes one instead of a new connection and handshake (as ssh's ControlMaster does).
+    private var kept: [String: [SecureChannel]] = [:]
+    /// Idle channels kept per node at most; more are closed.
+    static let keptPerNode = 4
+    /// An idle kept channel is closed after this long (the server waits `serverIdleSeconds`).
+    static let keepIdleSeconds: Double = 30
+
+    /// An idle kept channel to `node` that is still open, if there is one.
+    private func takeKept(_ node: String) -> SecureChannel? {
+        while let ch = kept[node]?.popLast() {
+            if ch.isIdleAndOpen {
+                ch.io.setDeadline(nil)
+                // The deadline may have fired just before it was lifted.
+                if ch.isIdleAndOpen { return ch }
+            }
+            ch.abort()
+        }
+        return nil
+    }
+
+    /// After a run that ended with its last frame: tells the server we are done with it and keeps
+    /// the channel for the next run to `node`, if the server keeps channels.
+    private func keep(_ ch: SecureChannel, for node: String) {
+        guard ch.keeps, ch.enqueue(Frame(.next)) else { return ch.close() }
+        ch.io.setDeadline(Self.keepIdleSeconds)
+        var list = (kept[node] ?? []).filter { $0.isIdleAndOpen }
+        list.append(ch)
+        while list.count > Self.keptPerNode { list.removeFirst().close() }
+        kept[node] = list
+    }
+
+    private func dropKept(_ node: String) {
+        for ch in kept.removeValue(forKey: node) ?? [] { ch.abort() }
     }
 
     /// How long a node that could not be reached is skipped before it is tried again.
@@ -156,6 +200,8 @@ actor Submitter {
         var toldUnreachable: Set<String> = []
         var announcedQueue = false
         var waitingWhy: String?
+        /// A kept channel that broke before the run started there: the next try opens a new one.
+        var freshOnly = false
         /// Gives up on `node` and goes back to routing, if a retry is left.
         func retry(elsewhereThan node: String, _ message: String) async -> Bool {
             guard retriesLeft > 0 else { return false }
@@ -222,8 +268,13 @@ actor Submitter {
             waitingWhy = nil
             journal.update(sub.id, initial: record) { $0.state = .queued; $0.node = nil; $0.reason = nil }
             let channel: SecureChannel
+            let reused: Bool
             do {
-                channel = try await agent.channel(to: target.name, address: target.address)
+                if !freshOnly, let ch = takeKept(target.name) {
+                    channel = ch; reused = true
+                } else {
+                    channel = try await agent.channel(to: target.name, address: target.address); reused = false
+                }
             } catch {
                 // The task never reached the node: it is not lost. Back to routing (or the queue),
                 // with that node set aside for a moment; no retry is used up.
@@ -264,10 +315,18 @@ actor Submitter {
             } catch {}
             relay.detach()
             active[sub.id] = nil
-            channel.close()
             if revokedRuns.remove(sub.id) != nil {
+                channel.abort()
                 return await failed(on: target.name, MeshError(MeshError.noPermission, "trust in \(target.name) was revoked on \(me)"))
             }
+            if outcome != nil { keep(channel, for: target.name) } else { channel.close() }
+            // A kept channel the server had just closed (idle, restarting) carried nothing: the
+            // task never started there. Once more on a new connection, which decides.
+            if outcome == nil, reused, !started, !relay.cancelled {
+                freshOnly = true
+                continue
+            }
+            freshOnly = false
 
             if let f = outcome, f.type == .exit, let j = f.decode(ExitInfo.self) {
                 let code = j.code ?? 1
@@ -367,52 +426,63 @@ final class Relay: Sendable {
 
     var cancelled: Bool { state.withLock { $0.cancelled } }
 
+    /// Frames go to the attached channel under this relay's lock: once `detach` has run, nothing
+    /// of this run can follow on the channel (it may carry the next run). Then waits, outside
+    /// the lock, while the peer is far behind.
+    private func sendToRun(_ f: Frame, _ s: inout State) -> SecureChannel? {
+        guard let ch = s.channel, ch.enqueue(f) else { return nil }
+        return ch
+    }
+
     private func readInput(from sink: PlainFrames) async {
         while let f = try? await sink.receive() {
             switch f.type {
             case .signal:
-                let ch = state.withLock { s in s.cancelled = true; return s.channel }
+                let ch = state.withLock { s in s.cancelled = true; return sendToRun(f, &s) }
                 events.bump()
-                try? await ch?.send(f)
+                _ = await ch?.drained()
             case .stdin, .stdinEOF:
                 if f.type == .stdinEOF { state.withLock { $0.sawEOF = true } }
                 // Wait for a connection to hand the input to (bounded by the run's life).
                 var ch: SecureChannel?
                 while true {
                     let seen = events.count
-                    let (current, over) = state.withLock { ($0.channel, $0.finished || $0.cancelled) }
-                    if current != nil || over { ch = current; break }
+                    let (sent, over) = state.withLock { s -> (SecureChannel?, Bool) in
+                        (s.channel != nil ? sendToRun(f, &s) : nil, s.channel != nil || s.finished || s.cancelled)
+                    }
+                    if over { ch = sent; break }
                     await events.wait(after: seen)
                 }
-                try? await ch?.send(f)
+                _ = await ch?.drained()
             default: break
             }
         }
         // The submit command went away without Ctrl-C (closed, killed): hang up on the task,
         // as sshd does when its client vanishes.
-        let (ch, hangUp) = state.withLock { s -> (SecureChannel?, Bool) in
+        state.withLock { s in
             s.sinkGone = true
             s.sawEOF = true
-            return (s.finished ? nil : s.channel, !s.finished)
+            if !s.finished { _ = sendToRun(Frame(.signal, [UInt8(SIGHUP)]), &s) }
         }
         events.bump()
-        if hangUp { try? await ch?.send(Frame(.signal, [UInt8(SIGHUP)])) }
     }
 
     func attach(_ ch: SecureChannel) async {
-        let (eof, gone, stop) = state.withLock { s in s.channel = ch; return (s.sawEOF, s.sinkGone, s.cancelled) }
+        state.withLock { s in
+            s.channel = ch
+            if s.cancelled { _ = sendToRun(Frame(.signal, [UInt8(SIGINT)]), &s) }
+            if s.sawEOF || sink == nil || s.sinkGone { _ = sendToRun(Frame(.stdinEOF), &s) }
+        }
         events.bump()
-        if stop { try? await ch.send(Frame(.signal, [UInt8(SIGINT)])) }
-        if eof || sink == nil || gone { try? await ch.send(Frame(.stdinEOF)) }
     }
 
     func detach() { state.withLock { $0.channel = nil } }
 
     /// `rolemesh cancel`: the same as a Ctrl-C from the submit command, for any run (detached too).
     func cancel() async {
-        let ch = state.withLock { s in s.cancelled = true; return s.channel }
+        let ch = state.withLock { s in s.cancelled = true; return sendToRun(Frame(.signal, [UInt8(SIGINT)]), &s) }
         events.bump()
-        try? await ch?.send(Frame(.signal, [UInt8(SIGINT)]))
+        _ = await ch?.drained()
     }
 
     func forward(_ f: Frame) async {

@@ -20,6 +20,10 @@ extension Agent {
     /// What a task channel to another node needs: our key pair and the keys we trust.
     func credentials() -> (Ed25519.KeyPair, [String: [UInt8]]) { (keyRing.keyPair, keyRing.trusted) }
 
+    /// Both questions a new request asks, in one visit to the agent: is `peer` trusted, and why
+    /// would this node take no new task (nil: it takes them).
+    func admission(_ peer: String) -> (trusted: Bool, refusal: String?) { (trustedKey(peer) != nil, refusesTasks()) }
+
     /// Why this node takes no new tasks now, or nil.
     func refusesTasks() -> String? {
         if leaving { return "is leaving the mesh" }
@@ -83,7 +87,10 @@ extension Agent {
                     return
                 }
                 place.release()
-                if channel.joinKey != nil { await self.welcome(channel) } else { await executor.serve(channel) }
+                if channel.joinKey != nil { await self.welcome(channel) } else {
+                    Log.debug("task channel opened", context: ["peer": channel.peer])
+                    await executor.serve(channel)
+                }
             }
         }
         Task { await submitter.resume() }
@@ -95,6 +102,7 @@ extension Agent {
         perform(node.updateSelf(now: Clock.now()) { $0.draining = true })
         await executor.finishAll(within: Double(core.profile.leaveGrace) / 1000)
         taskListener.stop()
+        await journal.flushed()     // the tasks' last states are in their files before the agent exits
     }
 
     func submit(_ request: SubmitRequest, _ conn: ControlConnection) {

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -10,15 +16,52 @@ import RoleMeshCore
 /// that ran it, `output` (stdout and stderr as frames, in the order they were written).
 /// Thread-safe: the executor and the submitter both update it (each record read-modify-write
 /// under one lock).
+///
+/// The journal keeps 30 days of tasks, so nothing done per task may read them all: an index in
+/// memory (per task: when it was submitted, whether it is over, its output's size) answers the
+/// output cap, id prefixes, pruning and restarts, and the records of tasks not over yet stay in
+/// memory between their updates. The folder is read once, at the first use.
+///
+/// A record changes in memory at once (everyone reads it there) and reaches its file just after,
+/// on a queue of the journal's own, in order, the latest version only: a task's round trip no
+/// longer waits for six file replacements. An agent that stops cleanly waits for them
+/// (`flushed`); one killed may lose the last milliseconds of changes, as a power cut could before.
 public final class TaskJournal: Sendable {
     let root: URL
-    private let lock = Locked(())
+    private let rootPath: String
+    private let state = Locked(Index())
+    private let writes = DispatchQueue(label: "rolemesh.journal")
     /// Rises on every change of a record or of a task's stored output; `logs --follow` and a
     /// leaving executor wait on it instead of polling on a timer.
     public let changes = ChangeSignal()
 
+    /// What the index keeps of one task: about 100 bytes, against a record's 250 to 500.
+    struct Entry {
+        var submitted: String
+        var isFinal: Bool
+        /// Bytes of its stored `output` (0 where it did not run).
+        var output: Int
+    }
+
+    struct Index {
+        var loaded = false
+        var entries: [String: Entry] = [:]
+        /// Records of tasks not over yet: rewritten several times each, never read back from disk.
+        var live: [String: TaskRecord] = [:]
+        /// The sum of `output` over all entries.
+        var totalOutput = 0
+        /// Tasks whose output is worth removing under the cap (larger than the note that replaces
+        /// it), oldest first: the cap takes from the front.
+        var trimmable: [(submitted: String, id: String)] = []
+        /// Records read from disk so far (tests check that a task's own work reads none of the others).
+        var reads = 0
+        /// The newest bytes of each record not written yet; a record stays in `live` until written.
+        var pending: [String: [UInt8]] = [:]
+    }
+
     public init(dir: NodeDirectory) {
         root = dir.stateDir.appendingPathComponent("tasks")
+        rootPath = root.path
         try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -37,39 +80,79 @@ public final class TaskJournal: Sendable {
     public func outputFile(_ id: String) -> URL { folder(id).appendingPathComponent("output") }
 
     public func record(_ id: String) -> TaskRecord? {
-        lock.withLock { _ in load(id) }
+        state.withLock { s in
+            ensureLoaded(&s)
+            return s.live[id] ?? (s.entries[id] == nil ? nil : load(id, &s))
+        }
     }
 
-    private func load(_ id: String) -> TaskRecord? {
-        guard TaskJournal.isValidID(id),
-              let data = try? Data(contentsOf: folder(id).appendingPathComponent("task.json")) else { return nil }
-        return ControlJSON.decode(TaskRecord.self, from: data)
+    /// Records read from disk since this journal was opened: the folder's first reading, `tasks`,
+    /// `logs` and `record` of a finished task count; a task's own updates read nothing.
+    public var recordsRead: Int { state.withLock { $0.reads } }
+
+    private func load(_ id: String, _ s: inout Index) -> TaskRecord? {
+        s.reads += 1
+        guard TaskJournal.isValidID(id), let text = FD.readText(recordPath(id), limit: 4 << 20) else { return nil }
+        return ControlJSON.decode(TaskRecord.self, from: text)
     }
+
+    /// Paths as strings: URL's path arithmetic costs more than the rest of an update.
+    private func recordPath(_ id: String) -> String { rootPath + "/" + id + "/task.json" }
 
     public func save(_ r: TaskRecord) {
-        lock.withLock { _ in store(r) }
+        state.withLock { s in ensureLoaded(&s); store(r, &s) }
     }
 
     /// Something in the journal changed (a record, a task's output, a task ending here).
     public func noteChange() { changes.bump() }
 
-    private func store(_ r: TaskRecord) {
-        let f = folder(r.id)
-        try? FileManager.default.createDirectory(at: f, withIntermediateDirectories: true)
+    private func store(_ r: TaskRecord, _ s: inout Index) {
+        // The folder at once: the task's output goes there as soon as it runs.
+        if s.entries[r.id] == nil { mkdir(rootPath + "/" + r.id, 0o700) }
         let bytes = [UInt8](ControlJSON.encode(r, userInfo: [TaskRecord.withArgs: true]) + Data([10]))
-        do { try AtomicFile.replace(f.appendingPathComponent("task.json"), with: bytes, durable: false) } catch {
-            Log.warn(error.message)
+        if s.pending.updateValue(bytes, forKey: r.id) == nil {
+            let id = r.id
+            writes.async { self.write(id) }
         }
+        let old = s.entries[r.id]
+        if let old, old.submitted != r.submitted, let i = s.trimmable.firstIndex(where: { $0.id == r.id }) {
+            s.trimmable.remove(at: i)
+            Self.insert((r.submitted, r.id), into: &s.trimmable)
+        }
+        s.entries[r.id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: old?.output ?? 0)
+        s.live[r.id] = r
         noteChange()
     }
+
+    /// On the journal's queue: the newest bytes of `id`'s record to its file; a finished record
+    /// then leaves memory.
+    private func write(_ id: String) {
+        guard let bytes = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
+        do { try AtomicFile.replace(URL(fileURLWithPath: recordPath(id)), with: bytes, durable: false) } catch {
+            Log.warn(error.message)
+        }
+        state.withLock { s in
+            if s.pending[id] == nil, s.live[id]?.isFinal == true { s.live[id] = nil }
+        }
+    }
+
+    /// Returns once every change asked for so far is in its file (an agent stopping, tests).
+    public func flushed() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in writes.async { c.resume() } }
+    }
+
+    /// `flushed`, blocking (tests).
+    public func flush() { writes.sync {} }
 
     /// Read-modify-write under the lock; a record that does not exist yet starts from `initial`.
     @discardableResult
     public func update(_ id: String, initial: TaskRecord? = nil, _ change: (inout TaskRecord) -> Void) -> TaskRecord? {
-        lock.withLock { _ in
-            guard var r = load(id) ?? initial else { return nil }
+        state.withLock { s in
+            ensureLoaded(&s)
+            let current = s.live[id] ?? (s.entries[id] == nil ? nil : load(id, &s))
+            guard var r = current ?? initial else { return nil }
             change(&r)
-            store(r)
+            store(r, &s)
             return r
         }
     }
@@ -77,17 +160,43 @@ public final class TaskJournal: Sendable {
     /// The full id for a unique prefix (at least 4 characters) of a known task id.
     public func resolve(_ prefix: String) -> String? {
         guard prefix.count >= 4, prefix.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
-        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix(prefix) }
-        return ids.count == 1 ? ids[0] : nil
+        return state.withLock { s in
+            ensureLoaded(&s)
+            if s.entries[prefix] != nil { return prefix }
+            var found: String?
+            for id in s.entries.keys where id.hasPrefix(prefix) {
+                if found != nil { return nil }
+                found = id
+            }
+            return found
+        }
     }
 
     /// Forgets finished tasks (record and output) that ended more than `days` ago.
-    /// RFC 3339 UTC times with a fixed layout compare as strings.
+    /// RFC 3339 UTC times with a fixed layout compare as strings. Reads the records of finished
+    /// tasks submitted before the cutoff only (none ended before it was submitted).
     public func prune(olderThan days: Int) {
         let cutoff = Clock.rfc3339(Date().addingTimeInterval(-Double(days) * 86_400))
-        for r in all() where r.isFinal && (r.finished ?? r.submitted) < cutoff {
-            lock.withLock { _ in try? FileManager.default.removeItem(at: folder(r.id)) }
+        state.withLock { s in
+            ensureLoaded(&s)
+            for (id, e) in s.entries where e.isFinal && e.submitted < cutoff {
+                guard let r = s.live[id] ?? load(id, &s), (r.finished ?? r.submitted) < cutoff else { continue }
+                try? FileManager.default.removeItem(at: folder(id))
+                forget(id, &s)
+            }
         }
+    }
+
+    /// Tasks not over yet (queued, running, paused), as their records say.
+    public func unfinished() -> [TaskRecord] {
+        state.withLock { s in
+            ensureLoaded(&s)
+            var out: [TaskRecord] = []
+            for (id, e) in s.entries where !e.isFinal {
+                if let r = s.live[id] ?? load(id, &s) { out.append(r) }
+            }
+            return out
+        }.sorted { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
     }
 
     /// What a task's `output` becomes when it is removed to keep the total under its cap.
@@ -95,28 +204,105 @@ public final class TaskJournal: Sendable {
         "rolemesh: this task's output was removed: all tasks' output here is kept under \(cap >> 20) MB (max_log x \(NodeConfig.totalLogFactor)), oldest removed first\n"
     }
 
-    /// Keeps all tasks' stored output under `cap` bytes: the oldest tasks' output goes first,
-    /// each replaced by one line saying so (what `logs` then prints). Runs in `keeping` are spared.
-    public func trimOutputs(toAtMost cap: Int, keeping: Set<String> = []) {
-        let tasks = all()
-        func size(_ id: String) -> Int {
-            ((try? FileManager.default.attributesOfItem(atPath: outputFile(id).path))?[.size] as? Int) ?? 0
-        }
-        var sizes = tasks.map { size($0.id) }
-        var total = sizes.reduce(0, +)
-        let note = Array(Self.removedNote(cap: cap).utf8)
-        let replacement = Frame.plainHeader(.stderr, count: note.count) + note
-        for (i, r) in tasks.enumerated() where total > cap && !keeping.contains(r.id) && sizes[i] > replacement.count {
-            guard (try? AtomicFile.replace(outputFile(r.id), with: replacement, durable: false)) != nil else { continue }
-            total -= sizes[i] - replacement.count
-            sizes[i] = replacement.count
+    static func replacement(cap: Int) -> [UInt8] {
+        let note = Array(removedNote(cap: cap).utf8)
+        return Frame.plainHeader(.stderr, count: note.count) + note
+    }
+
+    /// A task's stored output was written (or grew): its size is counted toward the cap.
+    public func noteOutput(_ id: String) {
+        var st = stat()
+        let size = stat(outputFile(id).path, &st) == 0 ? Int(st.st_size) : 0
+        state.withLock { s in
+            ensureLoaded(&s)
+            guard var e = s.entries[id] else { return }
+            s.totalOutput += size - e.output
+            let wasTrimmable = e.output > Self.trimFloor
+            e.output = size
+            s.entries[id] = e
+            if size > Self.trimFloor, !wasTrimmable { Self.insert((e.submitted, id), into: &s.trimmable) }
+            if size <= Self.trimFloor, wasTrimmable, let i = s.trimmable.firstIndex(where: { $0.id == id }) { s.trimmable.remove(at: i) }
         }
         noteChange()
     }
 
-    /// Every task, oldest first.
+    /// Output at most this large is never worth replacing by the note (which is about this long).
+    static let trimFloor = 200
+
+    /// Keeps all tasks' stored output under `cap` bytes: the oldest tasks' output goes first,
+    /// each replaced by one line saying so (what `logs` then prints). Runs in `keeping` are spared.
+    /// Works from the index's running total: nothing is read unless something must go.
+    public func trimOutputs(toAtMost cap: Int, keeping: Set<String> = []) {
+        let replacement = Self.replacement(cap: cap)
+        var trimmed = false
+        state.withLock { s in
+            ensureLoaded(&s)
+            var i = 0
+            while s.totalOutput > cap, i < s.trimmable.count {
+                let id = s.trimmable[i].id
+                guard let e = s.entries[id], !keeping.contains(id), e.output > replacement.count else { i += 1; continue }
+                guard (try? AtomicFile.replace(outputFile(id), with: replacement, durable: false)) != nil else { i += 1; continue }
+                s.totalOutput -= e.output - replacement.count
+                s.entries[id]?.output = replacement.count
+                s.trimmable.remove(at: i)
+                trimmed = true
+            }
+        }
+        if trimmed { noteChange() }
+    }
+
+    /// Every task, oldest first: what `tasks` lists. Reads each record once (the index says
+    /// which); only `tasks` itself pays for this, never a task.
     public func all() -> [TaskRecord] {
-        let ids = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        return lock.withLock { _ in ids.compactMap(load) }.sorted { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
+        // The folder is listed too: a task folder put there behind the journal's back (a backup
+        // restored, a test) is taken into the index rather than missed.
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []
+        let ids = state.withLock { s -> [(String, String)] in
+            ensureLoaded(&s)
+            for id in listed where s.entries[id] == nil { adopt(id, &s) }
+            return s.entries.map { ($0.value.submitted, $0.key) }
+        }.sorted { $0 < $1 }
+        return ids.compactMap { record($0.1) }
+    }
+
+    /// The sum of all tasks' stored output, as the cap counts it.
+    public var totalOutputBytes: Int { state.withLock { s in ensureLoaded(&s); return s.totalOutput } }
+
+    // MARK: - The index
+
+    /// The first use reads the folder once: every record, and the size of every output.
+    private func ensureLoaded(_ s: inout Index) {
+        guard !s.loaded else { return }
+        s.loaded = true
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] { adopt(id, &s, sorted: false) }
+        s.trimmable.sort { ($0.submitted, $0.id) < ($1.submitted, $1.id) }
+    }
+
+    /// A task folder on disk into the index (its record read once, its output's size taken).
+    /// `sorted: false`: many at once, sorted by the caller after.
+    private func adopt(_ id: String, _ s: inout Index, sorted: Bool = true) {
+        guard TaskJournal.isValidID(id), let r = load(id, &s), r.id == id else { return }
+        var st = stat()
+        let size = stat(rootPath + "/" + id + "/output", &st) == 0 ? Int(st.st_size) : 0
+        s.entries[id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: size)
+        if !r.isFinal { s.live[id] = r }   // unfinished ones only: the rest are read when asked for
+        s.totalOutput += size
+        guard size > Self.trimFloor else { return }
+        if sorted { Self.insert((r.submitted, id), into: &s.trimmable) } else { s.trimmable.append((r.submitted, id)) }
+    }
+
+    private func forget(_ id: String, _ s: inout Index) {
+        guard let e = s.entries.removeValue(forKey: id) else { return }
+        s.live[id] = nil
+        s.pending[id] = nil
+        s.totalOutput -= e.output
+        if e.output > Self.trimFloor, let i = s.trimmable.firstIndex(where: { $0.id == id }) { s.trimmable.remove(at: i) }
+    }
+
+    /// Into the oldest-first order: new tasks are the newest, so this is nearly always an append.
+    private static func insert(_ item: (submitted: String, id: String), into list: inout [(submitted: String, id: String)]) {
+        var lo = list.count
+        while lo > 0, (list[lo - 1].submitted, list[lo - 1].id) > (item.submitted, item.id) { lo -= 1 }
+        list.insert(item, at: lo)
     }
 }

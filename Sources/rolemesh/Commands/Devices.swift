@@ -20,6 +20,7 @@ let deviceCommands: [ParsableCommand.Type] = [Invite.self, Join.self, Revoke.sel
 
 struct Invite: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "invite",
         abstract: "Print a one-line, single-use code that admits one new device called NAME (the agent must run).")
     @Argument(help: "The new device's name.") var name: String
     @Option(help: "How long the code works: a number and s, m, h or d.") var expires: String = "1h"
@@ -57,6 +58,7 @@ struct Invite: ParsableCommand {
 
 struct Join: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "join",
         abstract: "Create this node (as init) and join the mesh with a code from `rolemesh invite NAME`.")
     @Argument(help: "The code `rolemesh invite` printed on a trusted device.") var code: String
     @OptionGroup var node: NodeOptions
@@ -144,6 +146,7 @@ struct Join: ParsableCommand {
 
 struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "revoke",
         abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (on an introducer).")
     @Argument(help: "The device to shut out.") var name: String
     @Flag(help: "Revoke the keys NAME introduced too, and what they introduced in turn.") var cascade = false

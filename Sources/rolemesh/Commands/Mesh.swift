@@ -9,20 +9,23 @@ import RoleMeshControl
 import RoleMeshCore
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The membership view as this node sees it.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "The membership view as this node sees it.")
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
+    func run() throws { try Self.show(node: dir.node, json: json) }
+
+    /// The whole command, however its words were parsed (here or `QuickCommand`).
+    static func show(node: NodeDirectory, json: Bool) throws {
         try RoleMeshCLI.run {
-            let s = try ControlClient.call(dir.node, .status, as: StatusReply.self)
+            let s = try ControlClient.call(node, .status, as: StatusReply.self)
             printOut(json ? ControlJSON.string(s) : StatusText.render(s))
         }
     }
 }
 
 struct Watch: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A live stream of mesh events, one per line.")
+    static let configuration = CommandConfiguration(commandName: "watch", abstract: "A live stream of mesh events, one per line.")
     @Flag(help: "One JSON object per line.") var json = false
     @OptionGroup var dir: DirOption
 
@@ -43,7 +46,7 @@ struct Watch: ParsableCommand {
 }
 
 struct Leave: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Leave the mesh gracefully, then stop the agent.")
+    static let configuration = CommandConfiguration(commandName: "leave", abstract: "Leave the mesh gracefully, then stop the agent.")
     @OptionGroup var dir: DirOption
 
     func run() throws {

@@ -9,7 +9,7 @@ import RoleMeshControl
 import RoleMeshCore
 
 struct Route: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Where a task for ROLE would go now, and why every other node was skipped.")
+    static let configuration = CommandConfiguration(commandName: "route", abstract: "Where a task for ROLE would go now, and why every other node was skipped.")
     @Argument(help: "The role.") var role: String
     @Flag(help: "Route heavy work (skips nodes on battery or throttled).") var heavy = false
     @Flag(help: "One JSON document.") var json = false
@@ -42,7 +42,7 @@ struct Route: ParsableCommand {
 
 /// `rolemesh roles add|remove ROLE`
 struct Roles: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Add or remove a role this node holds; persisted and gossiped.")
+    static let configuration = CommandConfiguration(commandName: "roles", abstract: "Add or remove a role this node holds; persisted and gossiped.")
     @Argument(help: "add or remove") var action: RoleAction
     @Argument(help: "The role.") var role: String
     @OptionGroup var dir: DirOption
@@ -66,7 +66,7 @@ struct Roles: ParsableCommand {
 
 /// `rolemesh backup add|remove ROLE [--priority P]`
 struct Backup: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stand by for a role (priority 1 is first), or stop; persisted and gossiped.")
+    static let configuration = CommandConfiguration(commandName: "backup", abstract: "Stand by for a role (priority 1 is first), or stop; persisted and gossiped.")
     @Argument(help: "add or remove") var action: RoleAction
     @Argument(help: "The role.") var role: String
     @Option(help: "Priority; 1 is first.") var priority: Int = 1
@@ -91,6 +91,7 @@ extension ControlRequest.RoleAction: ExpressibleByArgument {}
 /// `rolemesh signal set KEY=VALUE...` · `rolemesh signal clear`
 struct Signal: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "signal",
         abstract: "Pin resource signals over what the probes read.",
         discussion: "Keys: load (per core), mem_free (0..1), battery (0..1), on_battery (bool), throttled (bool), idle (bool).")
     @Argument(help: "set or clear") var action: SignalAction
@@ -113,13 +114,13 @@ struct Signal: ParsableCommand {
 }
 
 struct Drain: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop taking new tasks (running ones finish).")
+    static let configuration = CommandConfiguration(commandName: "drain", abstract: "Stop taking new tasks (running ones finish).")
     @OptionGroup var dir: DirOption
     func run() throws { try RoleMeshCLI.run { _ = try ControlClient.callLine(dir.node, .drain) } }
 }
 
 struct Undrain: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Take new tasks again.")
+    static let configuration = CommandConfiguration(commandName: "undrain", abstract: "Take new tasks again.")
     @OptionGroup var dir: DirOption
     func run() throws { try RoleMeshCLI.run { _ = try ControlClient.callLine(dir.node, .undrain) } }
 }

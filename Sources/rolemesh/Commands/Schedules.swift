@@ -11,6 +11,7 @@ import RoleMeshCore
 /// `schedules [--json]` and `schedules run ROLE/TASK` (docs/contract.md, "Background work").
 struct Schedules: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "schedules",
         abstract: "Every schedule the mesh knows: where it runs now and what it waits for; `run ROLE/TASK` runs its slot now.")
     @Argument(help: "run ROLE/TASK: run the current slot now, on its route, ignoring conditions.") var words: [String] = []
     @Flag(help: "One JSON document.") var json = false

@@ -13,6 +13,7 @@ import RoleMeshAgent
 
 struct Service: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "service",
         abstract: "Run the agent as a service: a systemd unit (a launchd job on macOS).",
         subcommands: [ServiceInstall.self, ServiceUninstall.self])
 }

@@ -14,7 +14,7 @@ import RoleMeshAgent
 import RoleMeshCore
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a node: its directory, node.toml and key pair.")
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a node: its directory, node.toml and key pair.")
     @Argument(help: "This node's name (letters, digits, '.', '_', '-').") var name: String
     @OptionGroup var node: NodeOptions
     @Option(name: .customLong("seed"), help: "A peer to contact on start (repeatable).") var seeds: [String] = []
@@ -112,7 +112,7 @@ enum NodeSetup {
 }
 
 struct Keygen: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a key pair into DIR/keys/ and nothing else.")
+    static let configuration = CommandConfiguration(commandName: "keygen", abstract: "Write a key pair into DIR/keys/ and nothing else.")
     @Argument(help: "The node name the keys are for.") var name: String
     @OptionGroup var dir: DirOption
 

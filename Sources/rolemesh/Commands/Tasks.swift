@@ -18,6 +18,7 @@ import Darwin
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
 struct Submit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "submit",
         abstract: "Run ROLE/TASK on the node routing picks: stdin forwarded, output streamed, exit status passed through.")
     @Argument(help: "ROLE/TASK") var target: String
     @Flag(help: "Heavy work: skip nodes on battery or throttled.") var heavy = false
@@ -39,22 +40,27 @@ struct Submit: ParsableCommand {
             throw ValidationError("expected ROLE/TASK (a role name and a file name in its folder), got \"\(target)\"")
         }
         guard retry >= 0 else { throw ValidationError("--retry must be 0 or more") }
-        let size = ControlJSON.encode(args).count
+        let size = Submission.argumentBytes(args)
         guard size <= Frame.maxArgumentBytes else {
             throw ValidationError("the task's arguments take \(size) bytes; the limit is \(Frame.maxArgumentBytes / 1024) KiB (pass large input on stdin)")
         }
     }
 
     func run() throws {
+        let (role, task) = Submission.split(target)!       // checked in validate()
+        try Self.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to, detach: detach, queue: queue,
+                                       retry: retry, whenIdle: when == .idle), node: dir.node)
+    }
+
+    /// The whole command, however its words were parsed (here or `QuickCommand`).
+    static func perform(_ submit: SubmitRequest, node: NodeDirectory) throws {
         try RoleMeshCLI.run {
-            let (role, task) = Submission.split(target)!       // checked in validate()
-            let req = ControlRequest.submit(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to,
-                                                          detach: detach, queue: queue, retry: retry, whenIdle: when == .idle))
-            if detach {
-                printOut(try ControlClient.call(dir.node, req, as: SubmittedReply.self).id)
+            let req = ControlRequest.submit(submit)
+            if submit.detach {
+                printOut(try ControlClient.call(node, req, as: SubmittedReply.self).id)
                 return
             }
-            let client = try ControlClient(dir: dir.node)
+            let client = try ControlClient(dir: node)
             try client.send(req)
             try client.awaitAnswer()        // the first frame only: the task itself may take any time
             guard let first = try client.receiveFrame() else { throw MeshError(MeshError.other, "the agent closed the connection") }
@@ -80,7 +86,9 @@ struct Submit: ParsableCommand {
 
     /// Ends the command as the task ended: its exit status, or the mesh's error and code.
     static func finish(_ f: Frame) throws -> Never {
-        if f.type == .exit { RoleMeshCLI.terminate(Int32(truncatingIfNeeded: f.decode(ExitInfo.self)?.code ?? 1)) }
+        if f.type == .exit {
+            RoleMeshCLI.terminate(Int32(truncatingIfNeeded: ExitInfo.plainCode(f.payload) ?? f.decode(ExitInfo.self)?.code ?? 1))
+        }
         RoleMeshCLI.fail(f.meshError)
     }
 
@@ -120,7 +128,7 @@ struct Submit: ParsableCommand {
 }
 
 struct Tasks: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Tasks this node submitted or ran.")
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "Tasks this node submitted or ran.")
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
@@ -149,6 +157,7 @@ struct Tasks: ParsableCommand {
 
 struct Cancel: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cancel",
         abstract: "Cancel a queued, running or paused task, on the node that submitted it or the node running it.")
     @Argument(help: "The task id (any unique prefix of it, as `tasks` shows).") var id: String
     @OptionGroup var dir: DirOption
@@ -163,7 +172,7 @@ struct Cancel: ParsableCommand {
 }
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A task's output, fetched from wherever it ran.")
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "A task's output, fetched from wherever it ran.")
     @Argument(help: "The task id (as `submit --detach` printed it).") var id: String
     @Flag(help: "Keep printing output until the task ends.") var follow = false
     @OptionGroup var dir: DirOption

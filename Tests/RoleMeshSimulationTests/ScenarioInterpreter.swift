@@ -101,6 +101,9 @@ final class ScenarioInterpreter {
             let parts = w.dropFirst().split(separator: "|").map { Array($0) }
             guard parts.count >= 2 else { throw Problem("partition a b | c d") }
             try running().partition(try parts.map { try nodes($0[...]) })
+        case "move":
+            try arity(2)
+            try running().move(try node(w[1]))
         case "heal":
             try running().heal()
         case "block", "unblock":

@@ -352,9 +352,14 @@ enum ProcFS {
     }
 
     /// The Udp line of /proc/[pid]/net/snmp (the network namespace of `pid`, or ours).
-    static func udp(_ pid: pid_t? = nil) -> [String: Double] {
+    static func udp(_ pid: pid_t? = nil) -> [String: Double] { snmp("Udp", pid) }
+
+    /// TCP counters (`OutSegs`, `ActiveOpens`, ...) from /proc/[pid]/net/snmp.
+    static func tcp(_ pid: pid_t? = nil) -> [String: Double] { snmp("Tcp", pid) }
+
+    static func snmp(_ proto: String, _ pid: pid_t?) -> [String: Double] {
         guard let s = readFile(pid.map { "/proc/\($0)/net/snmp" } ?? "/proc/net/snmp") else { return [:] }
-        let lines = s.split(separator: "\n").filter { $0.hasPrefix("Udp: ") }
+        let lines = s.split(separator: "\n").filter { $0.hasPrefix(proto + ": ") }
         guard lines.count >= 2 else { return [:] }
         let keys = lines[0].split(separator: " ").dropFirst(), vals = lines[1].split(separator: " ").dropFirst()
         var out: [String: Double] = [:]

@@ -198,6 +198,55 @@ final class SplitIntegrationTests: XCTestCase {
         print("pair that cannot reach each other: settled after \(String(format: "%.1f", mark.timeIntervalSince(start))) s with \(settleSuspicions) suspicion(s); \(Int(calm)) s calm")
         try healAll()
     }
+    /// Idle anti-entropy (issue 22, part 4): an idle mesh opens no task channel at all (each
+    /// heartbeat carries a digest of the slot records, schedules and trust statements its node
+    /// holds, and the digests agree), and a difference — here a schedule one node added while its
+    /// task channels were blocked, so the push that tells everyone at once could not get through —
+    /// is exchanged once its watcher sees the digest differ.
+    func testAnIdleMeshOpensNoTaskChannelAndADifferenceIsCaughtUpByDigest() throws {
+        let c = try mesh(3, prefix: "n", firstHost: 160)
+        // The exchanges of the start (each node's digest differs from the others' until they have
+        // swapped what they hold) end within a few seconds.
+        var quietFrom = try tcpOpens(), quiet = Date()
+        var series: [Int] = []
+        XCTAssertTrue(waitUntil(timeout: 40, interval: 1) {
+            let now = (try? self.tcpOpens()) ?? 0
+            series.append(now)
+            if now != quietFrom { quietFrom = now; quiet = Date() }
+            return Date().timeIntervalSince(quiet) >= 5
+        }, "task channels kept opening: \(series)")
+        let before = try tcpOpens()
+        Thread.sleep(forTimeInterval: 15)
+        let idle = try tcpOpens() - before
+        XCTAssertEqual(idle, 0, "task channels opened by an idle mesh in 15 s (the 10-second exchange opened about 4)")
+        // Task channels to n2 blocked; gossip still flows.
+        for h in ["n1", "n3"] {
+            try sh([ip, "netns", "exec", ns, iptables, "-I", "INPUT", "-p", "tcp", "-s", c.hosts[h]!, "-d", c.hosts["n2"]!, "-j", "DROP"])
+            try sh([ip, "netns", "exec", ns, iptables, "-I", "INPUT", "-p", "tcp", "-s", c.hosts["n2"]!, "-d", c.hosts[h]!, "-j", "DROP"])
+        }
+        let file = URL(fileURLWithPath: c.dir("n2")).appendingPathComponent("roles/meta/schedule.toml")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try "[nightly]\nevery = \"1d\"\n".write(to: file, atomically: true, encoding: .utf8)
+        func knows(_ o: String) -> Bool {
+            let r = try? c.cli(["schedules", "--json", "--dir", c.dir(o)])
+            return JSON.parse(r?.stdout ?? "")?["schedules"]?.array?.contains { $0["task"]?.string == "nightly" } == true
+        }
+        Thread.sleep(forTimeInterval: 6)     // n2 reads its schedule files every 3 s; its push fails
+        XCTAssertFalse(knows("n1"), "n1 learnt the schedule although its channels to n2 were blocked")
+        try healAll()
+        XCTAssertTrue(waitUntil(timeout: 15, interval: 0.5) { knows("n1") && knows("n3") },
+                      "the difference was not caught up by digest once the channels were back")
+    }
+
+    /// Task channels opened in the namespace so far (`Tcp: ActiveOpens` of its /proc/net/snmp).
+    func tcpOpens() throws -> Int {
+        let r = try Cluster.run(ip, ["netns", "exec", ns, "cat", "/proc/net/snmp"], timeout: 10)
+        let lines = r.stdout.split(separator: "\n").filter { $0.hasPrefix("Tcp:") }
+        guard lines.count == 2 else { throw XCTSkip("no Tcp counters in /proc/net/snmp") }
+        let names = lines[0].split(separator: " "), values = lines[1].split(separator: " ")
+        guard let i = names.firstIndex(of: "ActiveOpens"), let v = Int(values[i]) else { throw XCTSkip("no ActiveOpens") }
+        return v
+    }
 }
 
 extension Cluster {

@@ -36,6 +36,10 @@ struct BackgroundState {
     /// to exchange with again when it ends (news came meanwhile).
     var exchanging: Set<String> = []
     var again: Set<String> = []
+    /// What this node holds beside membership changed since its digest was last computed
+    /// (`refreshDigest`); the digests an exchange with each peer last started from (ours, theirs).
+    var digestDirty = true
+    var exchangedAt: [String: (ours: [UInt8], theirs: [UInt8])] = [:]
     /// Slot records peers sent that were neither about their own runs nor signed by the runner
     /// (`dropped.forged_slot_record`).
     var forgedRecords = 0

@@ -27,7 +27,7 @@ extension Agent {
         every(ms: 3_000) { $0.reloadSchedules() }
         every(ms: 1_000) { $0.refreshIdle() }
         every(ms: 1_000) { $0.tickSchedules() }
-        every(ms: 10_000) { $0.exchangeSlotsWithSomeone() }
+        every(ms: 2_000) { $0.exchangeWhereDigestsDiffer() }
     }
 
     /// Seconds since the epoch (wall clock: slots are calendar periods).
@@ -54,6 +54,7 @@ extension Agent {
             let changed = schedules != background.schedules
             background.schedules = schedules
             background.fileErrors = errors
+            if changed { background.digestDirty = true }
             if changed { shareSlots() }     // others list this node's schedules soon, not at the next exchange
         }
     }

@@ -9,9 +9,11 @@ import RoleMeshCore
 /// Slot records travel outside the membership core: over the task channel (authenticated and
 /// encrypted), as a `slots` request that carries this node's records and is answered with the
 /// peer's (protocol.md, "Slot records"). Exchanged with every up member when a run starts or
-/// ends, with a member when it comes alive (a restart, a healed partition), and with one member
-/// at random every 10 s. Trust statements (introductions, revocations) ride on the same exchange
-/// and spread the same way (Trust/TrustRelay.swift).
+/// ends, with a member when it comes alive (a restart, a healed partition), and with a member this
+/// node watches whose digest differs from its own: every node's heartbeat carries a digest of what
+/// it holds (`Heartbeat.digest`), so an idle mesh, where nothing differs, opens no channel at all.
+/// Trust statements (introductions, revocations) ride on the same exchange and spread the same way
+/// (Trust/TrustRelay.swift).
 extension Agent {
     /// Takes a peer's records and its schedules (the latest list from each peer replaces the last);
     /// returns ours.
@@ -74,8 +76,31 @@ extension Agent {
 
     func shareSlots() { for peer in upPeers() { exchangeSlots(with: peer) } }
 
-    func exchangeSlotsWithSomeone() {
-        if let peer = upPeers().randomElement() { exchangeSlots(with: peer) }
+    /// The digest of what this node would send in an exchange: its records, schedules and trust
+    /// statements, each in a canonical form, sorted (BLAKE2b-64). Recomputed only after a change.
+    func slotsDigest() -> [UInt8] {
+        let p = ourSlots()
+        var items = p.records.map { "r" + ControlJSON.string($0) }
+        items += (p.schedules ?? []).map { "s" + ControlJSON.string($0) }
+        items += (p.trust ?? []).map { "t" + ControlJSON.string($0) }
+        return BLAKE2b.hash(Array(items.sorted().joined(separator: "\n").utf8), size: 16).prefix(Heartbeat.digestSize).map { $0 }
+    }
+
+    /// Every 2 s: our digest into our heartbeat if what we hold changed, then an exchange with a
+    /// member we watch whose digest differs from ours (once per pair of digests: two nodes whose
+    /// holdings differ for good, their schedules say, exchange once per change, not forever).
+    func exchangeWhereDigestsDiffer() {
+        if background.digestDirty {
+            background.digestDirty = false
+            let d = slotsDigest()
+            if d != core.me.digest { perform(node.updateSelf(now: Clock.now()) { $0.digest = d }) }
+        }
+        guard let mine = core.me.digest else { return }
+        for (peer, theirs) in core.watchedDigests() where theirs != mine {
+            if let last = background.exchangedAt[peer], last.ours == mine, last.theirs == theirs { continue }
+            background.exchangedAt[peer] = (mine, theirs)
+            exchangeSlots(with: peer)
+        }
     }
 
     func exchangeSlots(with peer: String) {
@@ -103,6 +128,7 @@ extension Agent {
     }
 
     func saveLedger() {
+        background.digestDirty = true
         let records = Array(background.ledger.runs.values), dir = self.dir
         disk.write { () throws(MeshError) in try SlotStore.save(records, dir) }
     }

@@ -35,10 +35,7 @@ extension SecureChannel {
 
     /// BLAKE2b-256 keyed with the invite's secret.
     static func joinMAC(secret: [UInt8], _ message: [UInt8]) -> [UInt8] {
-        _ = Ed25519.ready
-        var out = [UInt8](repeating: 0, count: 32)
-        crypto_generichash(&out, 32, message, UInt64(message.count), secret, secret.count)
-        return out
+        BLAKE2b.hash(message, size: 32, key: secret)
     }
 
     /// The new device's side: tries the code's addresses in order. 77 for a refusal or an

@@ -118,6 +118,7 @@ extension Agent {
     /// and the news to every up member.
     func trustChanged(introducers: Bool) {
         if introducers { trust.prune(trustView) }
+        background.digestDirty = true
         let statements = trust.statements, dir = self.dir
         disk.write { () throws(MeshError) in try TrustStore.save(statements, dir) }
         shareSlots()

@@ -354,13 +354,17 @@ public final class Membership {
         let identity = !next.sameIdentity(as: me)
         let fitness = !next.signals.sameFitness(as: me.signals)
         let signalsDue = next.signals != me.signals && (announce || identity || signalsWorthAnnouncing(next.signals, now: now))
-        guard identity || signalsDue else { return takeActions() }
+        // A new digest (what this node holds beside membership) goes to our watchers with the next
+        // beat round, which the new version makes a full one; nobody else needs it at once.
+        let digestChanged = next.digest != me.digest
+        guard identity || signalsDue || digestChanged else { return takeActions() }
         if identity || fitness {
             outbox.append(.event(MeshEvent(.memberUpdated, node: name)))
         }
         me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.address = next.address
+        me.digest = next.digest
         if signalsDue { me.signals = next.signals; signalsAnnouncedAt = now }
-        markViewChanged()
+        if identity || signalsDue { markViewChanged() }
         me.seq += 1
         resign()
         if identity || announce || fitness {

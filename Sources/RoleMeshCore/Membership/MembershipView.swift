@@ -36,6 +36,15 @@ extension Membership {
 
     public var memberCount: Int { members.count + 1 }
 
+    /// The digests (`Heartbeat.digest`) of the members this node watches and hears directly: their
+    /// signed heartbeats come to it every full round, so these are fresh (protocol.md, "Slot records").
+    public func watchedDigests() -> [(name: String, digest: [UInt8])] {
+        subjects.sorted().compactMap { n in
+            guard isWatching(n), let m = members[n], m.state == .alive, let d = m.heartbeat.digest else { return nil }
+            return (n, d)
+        }
+    }
+
     /// Whether this node watches `node` directly now: one of its subjects, and not reached only
     /// through others (protocol.md 7.1).
     public func isWatching(_ node: String) -> Bool {

@@ -1,4 +1,3 @@
-import CSodium
 
 /// The key two devices share for gossip, from their identity keys alone (protocol.md 2.2):
 ///
@@ -22,19 +21,14 @@ public struct PairKey: Equatable, Sendable {
         guard Ed25519.ready, var shared = me.sharedSecret(with: peerPublic) else { return nil }
         defer { Ed25519.wipe(&shared) }
         let (lo, hi) = me.publicKey.lexicographicallyPrecedes(peerPublic) ? (me.publicKey, peerPublic) : (peerPublic, me.publicKey)
-        var master = PairKey.blake2b(shared + lo + hi, size: 32)
+        var master = BLAKE2b.hash(shared + lo + hi, size: 32)
         defer { Ed25519.wipe(&master) }
         self.peer = peer
         self.peerPublic = peerPublic
-        key = PairKey.blake2b(Array("rolemesh/2 gossip key".utf8), size: AEAD.keySize, key: master)
-        tag = PairKey.blake2b(Array("rolemesh/2 pair tag".utf8), size: PairKey.tagSize, key: master)
+        key = BLAKE2b.hash(Array("rolemesh/2 gossip key".utf8), size: AEAD.keySize, key: master)
+        tag = BLAKE2b.hash(Array("rolemesh/2 pair tag".utf8), size: PairKey.tagSize, key: master)
     }
 
-    static func blake2b(_ message: [UInt8], size: Int, key: [UInt8] = []) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: size)
-        _ = crypto_generichash(&out, size, message, UInt64(message.count), key.isEmpty ? nil : key, key.count)
-        return out
-    }
 }
 
 /// The pair keys of every trusted device, by name and by tag. Rebuilt only for keys that changed.

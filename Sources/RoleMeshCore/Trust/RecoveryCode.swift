@@ -1,4 +1,3 @@
-import CSodium
 
 /// The mesh's recovery code: a 32-byte Ed25519 seed that `init` makes, prints once for a person to
 /// write down, and never stores. Only its public key is kept (`recovery` in node.toml; a joining
@@ -23,11 +22,7 @@ public struct RecoveryCode: Sendable {
     public var keyPair: Ed25519.KeyPair { Ed25519.KeyPair(seed: seed) }
 
     static func checksum(_ seed: [UInt8]) -> [UInt8] {
-        _ = Ed25519.ready
-        var out = [UInt8](repeating: 0, count: 16)
-        let tag = Array("rolemesh/1 recovery\0".utf8) + seed
-        crypto_generichash(&out, 16, tag, UInt64(tag.count), nil, 0)
-        return Array(out.prefix(checksumSize))
+        Array(BLAKE2b.hash(Array("rolemesh/1 recovery\0".utf8) + seed, size: 16).prefix(checksumSize))
     }
 
     public var text: String {

@@ -20,6 +20,7 @@ enum BodyFields {
     static let throttled: UInt8 = 21
     static let idle: UInt8 = 22
     static let idleMinutes: UInt8 = 23
+    static let digest: UInt8 = 24
     // Accusation fields.
     static let accuser: UInt8 = 1
     static let kind: UInt8 = 2

@@ -60,14 +60,21 @@ public struct Heartbeat: Equatable, Sendable {
     /// Flags bit 0x02: this heartbeat leads a sync request (the datagram kind is signed through it).
     /// Not a state change: it is left out of identity comparisons.
     public var syncRequest: Bool
+    /// A digest of what the node holds beside membership (slot records, trust statements, its
+    /// schedules), 8 bytes: a watcher whose own differs asks for an exchange (protocol.md, "Slot
+    /// records"), so an idle mesh opens no task channel. Not a state change either.
+    public var digest: [UInt8]?
 
     public init(name: String, incarnation: UInt64, seq: UInt64, status: HeartbeatStatus = .alive,
                 draining: Bool = false, address: WireAddress, roles: [String] = [],
-                backup: [String: Int] = [:], signals: Signals = Signals(), syncRequest: Bool = false) {
+                backup: [String: Int] = [:], signals: Signals = Signals(), syncRequest: Bool = false,
+                digest: [UInt8]? = nil) {
         self.name = name; self.incarnation = incarnation; self.seq = seq; self.status = status
         self.draining = draining; self.address = address; self.roles = roles
-        self.backup = backup; self.signals = signals; self.syncRequest = syncRequest
+        self.backup = backup; self.signals = signals; self.syncRequest = syncRequest; self.digest = digest
     }
+
+    public static let digestSize = 8
 
     /// (incarnation, seq) orders a node's heartbeats; incarnation survives restarts.
     public var version: Version { Version(incarnation: incarnation, seq: seq) }

@@ -68,6 +68,7 @@ public enum Wire {
                 w.field(F.backup, [UInt8(clamping: p)] + Array(r.utf8.prefix(254)))
             }
             encodeSignals(h.signals, into: &w)
+            if let d = h.digest, d.count == Heartbeat.digestSize { w.field(F.digest, d) }
         case .accusation(let a):
             w.field(F.accuser, name: a.accuser)
             w.field(F.kind, u8: a.kind.rawValue)
@@ -119,6 +120,7 @@ public enum Wire {
         var address = WireAddress(ip: [], port: 0)
         var roles: [String] = [], backup: [String: Int] = [:]
         var s = Signals()
+        var digest: [UInt8]?
         try BodyFields.walk(body) { (tag, v) throws(WireError) in
             switch tag {
             case F.name: name = try v.fieldName()
@@ -153,13 +155,16 @@ public enum Wire {
             case F.throttled: s.throttled = try v.fieldBool()
             case F.idle: s.idle = try v.fieldBool()
             case F.idleMinutes: s.idleSeconds = Int(try v.fieldU16()) * 60
+            case F.digest:
+                guard v.remaining == Heartbeat.digestSize else { throw .invalid("digest of \(v.remaining) bytes") }
+                digest = try v.raw(Heartbeat.digestSize)
             default: break      // a later version's field: skipped, kept in the signed body
             }
         }
         guard let name, let inc, let seq else { throw .invalid("heartbeat lacks a name, incarnation or seq") }
         return Heartbeat(name: name, incarnation: inc, seq: seq, status: status,
                          draining: flags & drainingFlag != 0, address: address,
-                         roles: roles, backup: backup, signals: s, syncRequest: flags & syncRequestFlag != 0)
+                         roles: roles, backup: backup, signals: s, syncRequest: flags & syncRequestFlag != 0, digest: digest)
     }
 
     static func decodeAccusation(_ body: [UInt8]) throws(WireError) -> Accusation {

@@ -36,9 +36,9 @@ enum TasksBench {
         defer { mesh.shutdown() }
         let roleDir = mesh.dir("node2") + "/roles/bench"
         try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: roleDir + "/true", contents: Data("#!/bin/sh\nexit 0\n".utf8), attributes: [.posixPermissions: 0o755])
-        FileManager.default.createFile(atPath: roleDir + "/stream", contents: Data("#!/bin/sh\nexec head -c \"$1\" /dev/zero\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        precondition(FileManager.default.createFile(atPath: roleDir + "/true", contents: Data("#!/bin/sh\nexit 0\n".utf8), attributes: [.posixPermissions: 0o755]), "cannot write a task file")
+        precondition(FileManager.default.createFile(atPath: roleDir + "/stream", contents: Data("#!/bin/sh\nexec head -c \"$1\" /dev/zero\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]), "cannot write a task file")
         try mesh.start()
         try mesh.waitConverged(timeout: 30, role: "bench", route: "node2")
         let submit = { (extra: [String]) -> RunResult in

@@ -94,7 +94,7 @@ final class TaskHardeningUnitTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: root) }
         let dir = NodeDirectory(root: root)
         // keys/ is a file: it cannot be listed (ENOTDIR), which is not "no keys".
-        FileManager.default.createFile(atPath: dir.keysDir.path, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir.keysDir.path, contents: Data("x".utf8)))
         XCTAssertThrowsError(try KeyStore.loadTrusted(in: dir))
         try FileManager.default.removeItem(at: dir.keysDir)
         try FileManager.default.createDirectory(at: dir.keysDir, withIntermediateDirectories: true)

@@ -20,8 +20,8 @@ final class ChannelTamperTests: XCTestCase {
         let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         let roleDir = cluster.dir("node2") + "/roles/job"
         try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: roleDir + "/mark", contents: Data("#!/bin/sh\ntouch \"\(cluster.root.path)/ran\"\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: roleDir + "/mark", contents: Data("#!/bin/sh\ntouch \"\(cluster.root.path)/ran\"\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
         let seed = try base64File(cluster.dir("node1") + "/keys/node1.secret")

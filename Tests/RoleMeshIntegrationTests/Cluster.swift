@@ -95,7 +95,7 @@ final class Cluster {
         p.executableURL = URL(fileURLWithPath: command[0])
         p.arguments = Array(command.dropFirst())
         let log = root.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil))
         let h = try FileHandle(forWritingTo: log)
         h.seekToEndOfFile()
         p.standardError = h
@@ -135,6 +135,10 @@ final class Cluster {
         processes = [:]
         if ProcessInfo.processInfo.environment["KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(at: root) }
     }
+
+    /// A cluster replaced without `shutdown()` (a test that swaps setUp's for another profile)
+    /// must not leave its folder behind in the temporary directory.
+    deinit { shutdown() }
 
     func log(_ name: String) -> String {
         logs[name].flatMap { try? String(contentsOf: $0, encoding: .utf8) }.map { String($0.suffix(3000)) } ?? ""

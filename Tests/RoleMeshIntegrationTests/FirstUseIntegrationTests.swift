@@ -14,6 +14,7 @@ final class FirstUseIntegrationTests: XCTestCase {
     override func tearDown() { cluster.shutdown() }
 
     /// node1 submits; node2 holds role "job".
+    @discardableResult
     func makeMesh(maxLog: Int? = nil) throws -> [String] {
         let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         if let maxLog {
@@ -34,7 +35,7 @@ final class FirstUseIntegrationTests: XCTestCase {
     func addTask(_ node: String, _ name: String, _ script: String, role: String = "job") {
         let d = cluster.dir(node) + "/roles/\(role)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755]))
     }
 
     func cli(_ node: String, _ args: [String]) -> Cluster.Result {

@@ -18,7 +18,7 @@ final class HardeningIntegrationTests: XCTestCase {
     func addTask(_ node: String, _ name: String, _ script: String, role: String = "job") {
         let d = cluster.dir(node) + "/roles/\(role)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755]))
     }
 
     func taskState(_ id: String, on node: String) -> String? {
@@ -120,7 +120,7 @@ final class HardeningIntegrationTests: XCTestCase {
         try cluster.create(1)
         let d = cluster.dir("node1")
         try FileManager.default.createDirectory(atPath: d + "/state/tasks/0123456789abcdef", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/state/tasks/0123456789abcdef/output", contents: Data("old".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/state/tasks/0123456789abcdef/output", contents: Data("old".utf8)))
         for p in [d, d + "/keys", d + "/state", d + "/state/tasks", d + "/state/tasks/0123456789abcdef"] { chmod(p, 0o755) }
         chmod(d + "/state/tasks/0123456789abcdef/output", 0o644)
         try cluster.start()

@@ -47,8 +47,8 @@ final class RelayIntegrationTests: XCTestCase {
         for a in cluster.names { for b in cluster.names { cluster.trust(a, by: b) } }
         let d = cluster.dir("pi") + "/roles/job"
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/hello", contents: Data("#!/bin/sh\necho \"hello from $ROLEMESH_NODE to $ROLEMESH_FROM\"\nread line\necho \"got $line\"\nexit 3\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/hello", contents: Data("#!/bin/sh\necho \"hello from $ROLEMESH_NODE to $ROLEMESH_FROM\"\nread line\necho \"got $line\"\nexit 3\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         for name in cluster.names { try cluster.startOne(name, wrapper: inNS) }
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.states(seenBy: "laptop")["pi"] == "alive" },
                       "laptop never heard of pi: \(cluster.states(seenBy: "laptop"))")

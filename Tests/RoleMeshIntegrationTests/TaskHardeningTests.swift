@@ -18,7 +18,7 @@ final class TaskHardeningTests: XCTestCase {
     func addTask(_ node: String, _ name: String, _ script: String, role: String = "job", mode: Int = 0o755) {
         let d = cluster.dir(node) + "/roles/\(role)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: mode])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: mode]))
     }
 
     func submit(_ args: [String], from node: String, timeout: Double = 60) throws -> Cluster.Result {
@@ -241,6 +241,7 @@ final class TaskHardeningTests: XCTestCase {
 
     // MARK: - Finding 10: peer-chosen ids, who may read logs
 
+    @discardableResult
     func setUpThree() throws -> [String] {
         let nodes = try cluster.create(3, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         addTask("node2", "mark", "#!/bin/sh\necho marked by $ROLEMESH_FROM\n")

@@ -87,8 +87,10 @@ struct Join: ParsableCommand {
                 throw e
             }
             let written = try Self.store(welcome, invite: invite, in: home)
-            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)")
-            printOut("start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
+            // One write: a reader that takes the first line and closes the pipe (`| head -1`) must
+            // not make join fail with SIGPIPE between two writes.
+            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)\n"
+                     + "start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
         }
     }
 

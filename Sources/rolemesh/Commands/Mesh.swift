@@ -48,7 +48,7 @@ struct Leave: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            let c = try ControlClient(dir: dir.node)
+            let c = try ControlClient(dir: dir.node, noAgent: "so this node is not in the mesh now: nothing to leave")
             try c.send(.leave)
             try ControlClient.check(try c.firstLine())
             // The agent closes this connection as it stops: wait for that (bounded: running tasks

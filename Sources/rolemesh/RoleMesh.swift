@@ -28,6 +28,11 @@ struct RoleMesh: ParsableCommand {
             + extraCommands + deviceCommands + serviceCommands
     )
 
+    /// Never set here (`Arguments.hoistingDir` moves a leading `--dir` after the command words), but
+    /// declared so that shell completion knows `--dir` takes a value before the command too:
+    /// `rolemesh --dir X st<TAB>` completes the command, not `X`.
+    @OptionGroup var dir: DirOption
+
     /// Owner-only files from the first one on (node.toml, keys, state): umask 077.
     static func main() {
         NodeDirectory.restrictNewFiles()

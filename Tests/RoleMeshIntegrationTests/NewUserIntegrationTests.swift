@@ -75,4 +75,91 @@ final class NewUserIntegrationTests: XCTestCase {
         XCTAssertTrue(leave.stderr.contains("nothing to leave"), leave.stderr)
         XCTAssertFalse(leave.stderr.contains("start one"), leave.stderr)
     }
+
+    // MARK: 10. revoke --help
+
+    /// `revoke` works with the agent stopped (the revocation spreads once it runs): its help said
+    /// the agent must run.
+    func testRevokeHelpSaysItWorksWithoutTheAgent() throws {
+        let r = try Cluster.run(Cluster.binary, ["revoke", "--help"])
+        XCTAssertEqual(r.status, 0)
+        let text = r.stdout.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  +", with: " ", options: .regularExpression)
+        XCTAssertFalse(text.contains("must run"), text)
+        XCTAssertTrue(text.contains("with the agent stopped it spreads once the agent runs"), text)
+    }
+
+    // MARK: 13. small ones
+
+    /// The table's state word is always a contract state (`left,drain` was not), draining is said
+    /// beside it only while the member is up, and the `dropped:` line has every counter.
+    func testStatusTableShowsContractStatesAndEveryDropCounter() throws {
+        let nodes = try cluster.create(2)
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        XCTAssertEqual(cli("node2", ["drain"]).status, 0)
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.member("node2", seenBy: "node1")?["draining"]?.bool == true })
+        var table = cli("node1", ["status"]).stdout
+        XCTAssertTrue(table.contains("alive (draining)"), table)
+        for counter in ["bad_signature", "unknown_key", "replay", "malformed", "rate_limited", "bad_mac", "not_introducer", "forged_slot_record"] {
+            XCTAssertTrue(table.contains("\(counter)=0"), "\(counter) missing from: \(table)")
+        }
+        XCTAssertEqual(cli("node2", ["leave"]).status, 0)
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.states(seenBy: "node1")["node2"] == "left" })
+        table = cli("node1", ["status"]).stdout
+        let row = table.split(separator: "\n").first { $0.hasPrefix("node2") }.map(String.init) ?? ""
+        XCTAssertTrue(row.contains(" left "), row)
+        XCTAssertFalse(row.contains("drain"), row)
+    }
+
+    /// The first device has nobody to contact: `init` without `--seed` is not worth a warning.
+    func testInitOfTheFirstDeviceDoesNotWarn() throws {
+        let r = try cluster.cli(["init", "desk", "--dir", cluster.dir("desk"), "--listen", "127.0.0.2:\(cluster.port)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stderr, "")
+    }
+
+    /// `~` is `$HOME`, as ssh and git take it, not the password database's home.
+    func testTheDefaultDirectoryIsUnderHOME() throws {
+        let home = cluster.root.appendingPathComponent("home").path
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = home
+        env["ROLEMESH_DIR"] = nil
+        let r = try Cluster.run(Cluster.binary, ["init", "desk", "--listen", "127.0.0.2:\(cluster.port)"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: home + "/.rolemesh/node.toml"), r.stdout)
+    }
+
+    /// Bash completion after a leading `--dir X`: the command's own options, not the commands again.
+    func testBashCompletionAfterALeadingDir() throws {
+        let script = try Cluster.run(Cluster.binary, ["--generate-completion-script", "bash"]).stdout
+        let file = cluster.root.appendingPathComponent("completion.bash").path
+        try script.write(toFile: file, atomically: true, encoding: .utf8)
+        func complete(_ words: [String]) throws -> [String] {
+            // COMP_WORDS ends with the word being completed ("" for a fresh one).
+            let quoted = words.map { "'\($0)'" }.joined(separator: " ")
+            let line = words.joined(separator: " ")
+            let program = """
+                source '\(file)'
+                COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count - 1); COMP_LINE='\(line)'; COMP_POINT=${#COMP_LINE}
+                _rolemesh rolemesh '\(words.last!)' '\(words[words.count - 2])'
+                printf '%s\\n' "${COMPREPLY[@]}"
+                """
+            let r = try Cluster.run("/bin/bash", ["-c", program])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return r.stdout.split(separator: "\n").map(String.init)
+        }
+        let afterDir = try complete(["rolemesh", "--dir", "/tmp/x", "status", ""])
+        XCTAssertTrue(afterDir.contains("--json"), "\(afterDir)")
+        XCTAssertFalse(afterDir.contains("init"), "the commands offered again: \(afterDir)")
+        XCTAssertTrue(try complete(["rolemesh", "--dir", "/tmp/x", "sta"]).contains("status"))
+    }
+
+    /// The README's example follows its own story: the laptop holds no role (it submits; the home
+    /// server transcodes).
+    func testTheReadmeExampleDoesNotGiveTheLaptopARole() throws {
+        let readme = try HelpText.repoFile("README.md")
+        let lines = readme.split(separator: "\n").filter { $0.hasPrefix("rolemesh ") && $0.contains("join") && $0.contains("on the laptop") }
+        XCTAssertFalse(lines.isEmpty)
+        for l in lines { XCTAssertFalse(l.contains("--role"), String(l)) }
+    }
 }

@@ -38,7 +38,7 @@ enum MeshChecks {
         let env = ProcessInfo.processInfo.environment
         for system in [false, true] {
             let unit = ServiceUnit(manager: ServiceUnit.platformManager, system: system, node: config.name, binary: "",
-                                   dir: node.root.path, home: env["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path)
+                                   dir: node.root.path, home: NodeDirectory.home.path)
             guard unit.manager == .systemd, FileManager.default.fileExists(atPath: unit.folder(environment: env) + "/" + unit.fileName) else { continue }
             return (system ? "sudo systemctl start " : "systemctl --user start ") + unit.name
         }

@@ -146,7 +146,7 @@ struct Join: ParsableCommand {
 
 struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (on an introducer).")
+        abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (on an introducer; with the agent stopped it spreads once the agent runs).")
     @Argument(help: "The device to shut out.") var name: String
     @Flag(help: "Revoke the keys NAME introduced too, and what they introduced in turn.") var cascade = false
     @Flag(help: "Sign with the mesh's recovery code, read from stdin (when no introducer is left).") var recovery = false

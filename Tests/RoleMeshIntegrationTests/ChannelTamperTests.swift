@@ -41,9 +41,9 @@ final class ChannelTamperTests: XCTestCase {
 
     func testAFlippedBitEndsTheConnectionAndNothingRuns() throws {
         let (key, trusted, server) = try setUpMesh()
-        // Client → server: the handshake (hello of "node1" = 4+1+5+32 bytes, then a 64-byte signature) passes;
+        // Client → server: the handshake (a 164-byte hello, then the 16-byte proof) passes;
         // the first bit after it is flipped.
-        let proxy = try TamperProxy(target: server, listenHost: "127.0.0.77", port: cluster.port, clean: 4 + 1 + 5 + 32 + 64)
+        let proxy = try TamperProxy(target: server, listenHost: "127.0.0.77", port: cluster.port, clean: ChannelHandshake.helloSize + ChannelHandshake.proofSize)
         defer { proxy.stop() }
         let ch = try blocking { try await SecureChannel.connect(to: proxy.address, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil) }
         try ch.sendBlocking(request())

@@ -85,10 +85,16 @@ actor Executor {
 
     func trusts(_ peer: String) async -> Bool { await link.agent?.trustedKey(peer) != nil }
 
+    /// A connection whose handshake is done must send its request within this many seconds (an
+    /// idle one holds a descriptor for nothing).
+    static let firstRequestSeconds: Double = 5
+
     /// Serves one authenticated connection until its request is done.
     func serve(_ channel: SecureChannel) async {
         defer { channel.close() }
+        channel.io.setDeadline(Self.firstRequestSeconds)
         guard let first = try? await channel.receive(), first.type == .request, let req = first.decode(TaskRequest.self) else { return }
+        channel.io.setDeadline(nil)
         // Trust may have been revoked while the handshake ran.
         guard await trusts(channel.peer) else { return await fail(channel, revokedError(channel.peer)) }
         switch req.op {
@@ -96,6 +102,7 @@ actor Executor {
         case "logs": await streamLogs(req, on: channel, asker: channel.peer)
         case "slots": await exchangeSlots(req, on: channel)
         case "relay": await link.agent?.carry(to: req.to, for: channel)
+        case "carry": await link.agent?.carried(from: req.from, on: channel)
         default: await fail(channel, MeshError(MeshError.usage, "unknown request"))
         }
     }

@@ -30,11 +30,7 @@ public struct PairKey: Equatable, Sendable {
         tag = PairKey.blake2b(Array("rolemesh/2 pair tag".utf8), size: PairKey.tagSize, key: master)
     }
 
-    static func blake2b(_ message: [UInt8], size: Int, key: [UInt8] = []) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: size)
-        _ = crypto_generichash(&out, size, message, UInt64(message.count), key.isEmpty ? nil : key, key.count)
-        return out
-    }
+    static func blake2b(_ message: [UInt8], size: Int, key: [UInt8] = []) -> [UInt8] { Blake2b.hash(message, size: size, key: key) }
 }
 
 /// The pair keys of every trusted device, by name and by tag. Rebuilt only for keys that changed.

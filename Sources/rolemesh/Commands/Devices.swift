@@ -50,7 +50,11 @@ struct Invite: ParsableCommand {
             let seconds = Int(DurationText.seconds(expires) ?? 3600)
             let r = try ControlClient.call(dir.node, .invite(name: name, seconds: seconds, grants: (try? grants()) ?? []), as: InviteReply.self)
             printOut(r.code)
-            _ = FD.writeAll(2, Array("on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n".utf8))
+            var note = "on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n"
+            if let others = r.alsoPending, !others.isEmpty {
+                note += "the \(others.count == 1 ? "earlier code" : "\(others.count) earlier codes") for \(name) (until \(others.joined(separator: ", "))) still \(others.count == 1 ? "works" : "work"): whichever is used first admits \(name), and the others stop working\n"
+            }
+            _ = FD.writeAll(2, Array(note.utf8))
         }
     }
 }

@@ -53,7 +53,34 @@ public final class TaskJournal: Sendable {
     /// Something in the journal changed (a record, a task's output, a task ending here).
     public func noteChange() { changes.bump() }
 
+    /// Of a task's arguments, the journal keeps the first this many bytes (a request's arguments
+    /// are as large as a frame allows, and records stay 30 days).
+    public static let argsKept = 4096
+
+    /// `args` as the journal keeps them: whole up to `argsKept` bytes in all; beyond, the argument
+    /// that crosses the limit is cut (on a character) and one more element says how much was not kept.
+    public static func keptArgs(_ args: [String]) -> [String] {
+        var out: [String] = [], used = 0, dropped = 0
+        for a in args {
+            let n = a.utf8.count
+            if dropped == 0, used + n <= argsKept { out.append(a); used += n; continue }
+            if dropped == 0 {
+                var cut = ""
+                for ch in a where used + cut.utf8.count + String(ch).utf8.count <= argsKept { cut.append(ch) }
+                out.append(cut)
+                dropped += n - cut.utf8.count
+                used = argsKept
+            } else {
+                dropped += n
+            }
+        }
+        if dropped > 0 { out.append("(rolemesh kept the first \(argsKept) bytes of the arguments; \(dropped) more bytes were not kept)") }
+        return out
+    }
+
     private func store(_ r: TaskRecord) {
+        var r = r
+        r.args = Self.keptArgs(r.args)
         let f = folder(r.id)
         try? FileManager.default.createDirectory(at: f, withIntermediateDirectories: true)
         let bytes = [UInt8](ControlJSON.encode(r, userInfo: [TaskRecord.withArgs: true]) + Data([10]))
@@ -95,21 +122,28 @@ public final class TaskJournal: Sendable {
         "rolemesh: this task's output was removed: all tasks' output here is kept under \(cap >> 20) MB (max_log x \(NodeConfig.totalLogFactor)), oldest removed first\n"
     }
 
-    /// Keeps all tasks' stored output under `cap` bytes: the oldest tasks' output goes first,
-    /// each replaced by one line saying so (what `logs` then prints). Runs in `keeping` are spared.
+    /// Keeps all tasks' stored output and kept arguments under `cap` bytes: the oldest tasks' go
+    /// first, the output replaced by one line saying so (what `logs` then prints), the arguments
+    /// dropped from the record. Runs in `keeping` are spared.
     public func trimOutputs(toAtMost cap: Int, keeping: Set<String> = []) {
         let tasks = all()
         func size(_ id: String) -> Int {
             ((try? FileManager.default.attributesOfItem(atPath: outputFile(id).path))?[.size] as? Int) ?? 0
         }
         var sizes = tasks.map { size($0.id) }
-        var total = sizes.reduce(0, +)
+        let argSizes = tasks.map { $0.args.reduce(0) { $0 + $1.utf8.count } }
+        var total = sizes.reduce(0, +) + argSizes.reduce(0, +)
         let note = Array(Self.removedNote(cap: cap).utf8)
         let replacement = Frame.plainHeader(.stderr, count: note.count) + note
-        for (i, r) in tasks.enumerated() where total > cap && !keeping.contains(r.id) && sizes[i] > replacement.count {
-            guard (try? AtomicFile.replace(outputFile(r.id), with: replacement, durable: false)) != nil else { continue }
-            total -= sizes[i] - replacement.count
-            sizes[i] = replacement.count
+        for (i, r) in tasks.enumerated() where total > cap && !keeping.contains(r.id) {
+            if sizes[i] > replacement.count, (try? AtomicFile.replace(outputFile(r.id), with: replacement, durable: false)) != nil {
+                total -= sizes[i] - replacement.count
+                sizes[i] = replacement.count
+            }
+            if argSizes[i] > 0, total > cap {
+                update(r.id) { $0.args = [] }
+                total -= argSizes[i]
+            }
         }
         noteChange()
     }

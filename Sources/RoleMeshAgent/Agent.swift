@@ -103,6 +103,8 @@ public actor Agent {
     /// so that revoking either end cuts them here too.
     var carried: [Int: (from: String, to: String, ends: [AsyncFD])] = [:]
     var nextCarryID = 0
+    /// `state/agent.lock`, held while the agent runs (`AgentLock`).
+    nonisolated let lockFD: Int32
     /// Every authenticated task connection, by peer: the per-peer cap, closed on revocation.
     nonisolated let channels: ChannelRegistry
     /// Task connections refused before authentication, for the log (rate-limited).
@@ -125,6 +127,8 @@ public actor Agent {
         let files = OpenFiles.raiseSoftLimit()
         channels = ChannelRegistry(perPeer: min(256, max(16, files / 8)))
         let config = try dir.loadConfig()
+        // Before anything that shows or changes: a second agent on this directory stops here.
+        lockFD = try AgentLock.acquire(dir)
         self.config = config
         name = config.name
         guard let profile = TimingProfile.named(config.profile) else {

@@ -162,4 +162,39 @@ final class NewUserIntegrationTests: XCTestCase {
         XCTAssertFalse(lines.isEmpty)
         for l in lines { XCTAssertFalse(l.contains("--role"), String(l)) }
     }
+
+    // MARK: 7. a task file without the exec bit
+
+    /// 126 and "not executable (chmod +x ...)", as a shell says it; not 77 "has no task".
+    func testATaskFileThatIsNotExecutableSaysSoWith126() throws {
+        let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
+        let d = cluster.dir("node2") + "/roles/job"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/plain", contents: Data("#!/bin/sh\necho hi\n".utf8),
+                                                    attributes: [.posixPermissions: 0o644]))
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
+        let r = cli("node1", ["submit", "job/plain"])
+        XCTAssertEqual(r.status, 126, r.stderr)
+        XCTAssertTrue(r.stderr.contains("roles/job/plain is not executable (chmod +x \(d)/plain there)"), r.stderr)
+        let missing = cli("node1", ["submit", "job/nothere"])
+        XCTAssertEqual(missing.status, 77, missing.stderr)
+    }
+
+    // MARK: 12. a second agent on the same directory
+
+    /// It refuses before it logs "agent started" or raises the incarnation.
+    func testASecondAgentOnTheSameDirectoryRefusesBeforeItStarts() throws {
+        try cluster.create(1)
+        try cluster.start()
+        let incarnation = cluster.dir("node1") + "/state/incarnation"
+        let before = try String(contentsOfFile: incarnation, encoding: .utf8)
+        let r = try cluster.cli(["agent", "--dir", cluster.dir("node1")], timeout: 10)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("an agent is already running for this directory"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("pid \(cluster.pid("node1")!)"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("agent started"), r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: incarnation, encoding: .utf8), before, "the incarnation was raised")
+        XCTAssertNotNil(cluster.statusJSON("node1"), "the first agent still serves")
+    }
 }

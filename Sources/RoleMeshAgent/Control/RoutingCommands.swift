@@ -38,8 +38,10 @@ extension Agent {
     }
 
     func routeReply(_ r: RouteDecision) -> RouteReply {
-        RouteReply(role: r.role, heavy: r.heavy, node: r.node, skipped: r.skipped.map { .init(node: $0.node, reason: $0.reason) },
-                   error: r.node == nil ? r.failureSentence : nil, code: r.node == nil ? Int(MeshError.unavailable) : nil)
+        var reply = RouteReply(role: r.role, heavy: r.heavy, node: r.node, skipped: r.skipped.map { .init(node: $0.node, reason: $0.reason) },
+                               error: r.node == nil ? r.failureSentence : nil, code: r.node == nil ? Int(MeshError.unavailable) : nil)
+        reply.via = r.node.flatMap { via($0) }
+        return reply
     }
 
     func roleRoutes() -> [String: RoleRoutes] {

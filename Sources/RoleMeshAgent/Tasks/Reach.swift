@@ -23,6 +23,38 @@ extension Agent {
         return gossipVia.map { "via \($0)" } ?? "direct"
     }
 
+    /// The member a channel to `node` goes through from here now (`reachText`'s), or nil: direct.
+    func via(_ node: String) -> String? {
+        if let r = reach[node] { return r.via }
+        return node == name ? nil : core.snapshot(now: Clock.now()).first { $0.name == node }?.via
+    }
+
+    /// The direct path to a member reached through a relay is tried again in the background once
+    /// `retryDirect` has passed since it failed (a chore, every few seconds), so `via` ends within
+    /// about that long after the direct path returns, whether or not a task needs the member.
+    func retryDirectPaths() {
+        let due = reach.filter { Date().timeIntervalSince($0.value.failed) >= Self.retryDirect }
+        guard !due.isEmpty, !leaving else { return }
+        let (keyPair, trusted) = credentials()
+        let me = name, from = listenAddress
+        for (node, r) in due {
+            reach[node] = (r.via, Date())      // one try per period, however long it takes
+            guard let direct = provenAddress(of: node) else { continue }
+            Task {
+                do throws(MeshError) {
+                    let ch = try await SecureChannel.connect(to: direct, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
+                    ch.close()
+                    if let was = reach[node] {
+                        reach[node] = nil
+                        Log.info("\(node) is reachable directly again (was via \(was.via))")
+                    }
+                } catch {
+                    Log.debug("\(node) is still not reachable directly: \(error.message)")
+                }
+            }
+        }
+    }
+
     /// Where this node may connect to `node` directly: the view's address when `node` proved its key
     /// there (gossip's proof of key, protocol.md 2.3), else another address it proved its key at;
     /// nil when it was never heard from directly. Never an address a member only announced, which

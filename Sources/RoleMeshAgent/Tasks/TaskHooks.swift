@@ -90,6 +90,7 @@ extension Agent {
         every(ms: Int(RefusalLog.interval)) { agent in
             if let line = agent.refusals.flush(now: Clock.now()) { Log.info(line) }
         }
+        every(ms: 5_000) { $0.retryDirectPaths() }
         let submitter = self.submitter
         Task { await submitter.resume() }
     }

@@ -275,7 +275,10 @@ public actor Agent {
     func publish(_ e: MeshEvent) {
         let event = WatchEvent(event: e.kind.rawValue, node: e.node, time: Clock.rfc3339(),
                                role: e.role, from: e.from, to: e.to)
-        if e.kind == .memberAlive { exchangeSlots(with: e.node) }   // a restart or a healed partition
+        if e.kind == .memberAlive {
+            exchangeSlots(with: e.node)     // a restart or a healed partition
+            if background.exchanging.contains(e.node) { background.greeted.insert(e.node) }
+        }
         if e.kind == .roleMoved {
             Log.info("role moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")", context: ["role": e.role ?? "?"])
         } else {

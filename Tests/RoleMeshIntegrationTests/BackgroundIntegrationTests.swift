@@ -153,6 +153,11 @@ final class BackgroundIntegrationTests: XCTestCase {
         let row = try XCTUnwrap(scheduleRow("node1", "meta/crunch"))
         XCTAssertEqual(row["state"]?.string, "paused")
         XCTAssertEqual(row["reason"]?.string, "node1 busy (not idle)")
+        // Elsewhere it shows as running, and says whose view that is (issue 24).
+        let elsewhere = try XCTUnwrap(scheduleRow("node2", "meta/crunch"))
+        XCTAssertEqual(elsewhere["state"]?.string, "running")
+        XCTAssertTrue(elsewhere["reason"]?.string?.contains("whether it is paused now, `rolemesh schedules` on node1 says") == true,
+                      "\(elsewhere)")
 
         try pin("node1", "idle=true")
         XCTAssertTrue(waitUntil(timeout: 2, interval: 0.05) { ["S", "R"].contains(self.stat(pid).first) }, "not continued within 2 s: \(stat(pid))")

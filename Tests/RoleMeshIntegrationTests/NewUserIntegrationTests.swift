@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Synchronization
 import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)
@@ -196,5 +197,104 @@ final class NewUserIntegrationTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("agent started"), r.stderr)
         XCTAssertEqual(try String(contentsOfFile: incarnation, encoding: .utf8), before, "the incarnation was raised")
         XCTAssertNotNil(cluster.statusJSON("node1"), "the first agent still serves")
+    }
+
+    // MARK: 5 and 6. schedules start soon and read their own idle time exactly
+
+    func writeFile(_ path: String, _ text: String, mode: Int = 0o644) {
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]))
+    }
+
+    func scheduleReason(_ node: String) -> String? {
+        guard let r = try? cluster.cli(["schedules", "--json", "--dir", cluster.dir(node)]), r.status == 0 else { return nil }
+        return JSON.parse(r.stdout)?["schedules"]?.array?.first?["reason"]?.string
+    }
+
+    /// On `lan`, schedules waited 40 s after every start ("waiting: starting"): now a node that has
+    /// heard every member up starts its slot at once, and one that waits says for what and until when.
+    func testASlotOnLanStartsOnceTheMeshIsHeardAndSaysWhatItWaitsFor() throws {
+        cluster.shutdown()
+        cluster = Cluster(profile: "lan")
+        try cluster.create(2, extra: { $0 == "node1" ? ["--role", "meta"] : [] })
+        let marker = cluster.root.appendingPathComponent("ran").path
+        writeFile(cluster.dir("node1") + "/roles/meta/index", "#!/bin/sh\ntouch \(marker)\n", mode: 0o755)
+        writeFile(cluster.dir("node1") + "/roles/meta/schedule.toml", "[index]\nevery = \"1d\"\n")
+        // Alone, node1 hears nobody: it waits its limit, and says so.
+        try cluster.startOne("node1")
+        XCTAssertTrue(waitUntil(timeout: 10) { self.scheduleReason("node1")?.contains("once it has heard which slots the mesh ran") == true },
+                      String(describing: scheduleReason("node1")))
+        XCTAssertTrue(scheduleReason("node1")?.contains("at the latest") == true, String(describing: scheduleReason("node1")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker))
+        // node2 comes: once node1 heard it and exchanged records, the slot starts (not 40 s after start).
+        let t0 = Date()
+        try cluster.startOne("node2")
+        XCTAssertTrue(waitUntil(timeout: 12) { FileManager.default.fileExists(atPath: marker) },
+                      "the slot did not start within 12 s of the mesh being there: \(String(describing: scheduleReason("node1")))")
+        print("slot started \(Int(Date().timeIntervalSince(t0) * 1000)) ms after node2 started")
+    }
+
+    /// `idle = "3s"` means 3 s on the node that runs it (it used to mean at least a minute: idle_s
+    /// is announced in whole minutes). A fake /proc/stat whose CPU stays quiet makes node1 idle.
+    func testAShortIdleRequirementWorksAsWritten() throws {
+        try cluster.create(1, extra: { _ in ["--role", "meta"] })
+        let marker = cluster.root.appendingPathComponent("ran").path
+        writeFile(cluster.dir("node1") + "/roles/meta/quiet", "#!/bin/sh\ntouch \(marker)\n", mode: 0o755)
+        writeFile(cluster.dir("node1") + "/roles/meta/schedule.toml", "[quiet]\nevery = \"1d\"\nidle = \"3s\"\n")
+        let fake = cluster.root.appendingPathComponent("proc-root").path
+        let stat = fake + "/proc/stat"
+        let stop = Atomic(false)
+        let writer = Thread {
+            var idle: UInt64 = 1000
+            for _ in 0..<600 where !stop.load(ordering: .relaxed) {
+                idle += 100
+                try? "cpu  100 0 100 \(idle) 0 0 0 0 0 0\n".write(toFile: stat, atomically: true, encoding: .utf8)
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        writeFile(stat, "cpu  100 0 100 1000 0 0 0 0 0 0\n")
+        writer.start()
+        defer { stop.store(true, ordering: .relaxed) }
+        let t0 = Date()
+        try cluster.startOne("node1", environment: ["ROLEMESH_PROBE_ROOT": fake])
+        XCTAssertTrue(waitUntil(timeout: 20) { FileManager.default.fileExists(atPath: marker) },
+                      "a 3 s idle condition did not start within 20 s: \(String(describing: scheduleReason("node1")))")
+        print("the idle = 3s slot started \(Int(Date().timeIntervalSince(t0) * 1000)) ms after start")
+    }
+
+    // MARK: 4. a second invite, and a mistyped code
+
+    /// A second `invite NAME` says the first code still works (both do, until one is used), and a
+    /// mistyped code says "mistyped" before anything is sent, not that the inviter cannot prove itself.
+    func testASecondInviteKeepsTheFirstAndAMistypedCodeSaysSo() throws {
+        try cluster.create(1)
+        try cluster.start()
+        let first = cli("node1", ["invite", "laptop"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertFalse(first.stderr.contains("earlier code"), first.stderr)
+        let second = cli("node1", ["invite", "laptop"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stderr.contains("the earlier code for laptop") && second.stderr.contains("still works"), second.stderr)
+        let code1 = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let code2 = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotEqual(code1, code2)
+
+        // A typo in the middle of the first code (inside the inviter's key).
+        var letters = Array(code1)
+        let i = letters.count / 3
+        letters[i] = letters[i] == "a" ? "b" : "a"
+        cluster.hosts["laptop"] = "127.0.0.3"
+        let typo = try cluster.cli(["join", String(letters), "--dir", cluster.dir("laptop"), "--listen", cluster.address("laptop")])
+        XCTAssertEqual(typo.status, 77, typo.stderr)
+        XCTAssertTrue(typo.stderr.contains("mistyped"), typo.stderr)
+        XCTAssertFalse(typo.stderr.contains("could not prove"), typo.stderr)
+
+        // The first code works though a second was made; then the second no longer does.
+        let joined = try cluster.cli(["join", code1, "--dir", cluster.dir("laptop"), "--listen", cluster.address("laptop"), "--profile", "fast"])
+        XCTAssertEqual(joined.status, 0, joined.stderr)
+        cluster.hosts["tablet"] = "127.0.0.4"
+        let late = try cluster.cli(["join", code2, "--dir", cluster.dir("tablet"), "--listen", cluster.address("tablet")])
+        XCTAssertEqual(late.status, 77, late.stderr)
+        XCTAssertTrue(late.stderr.contains("did not accept this code"), late.stderr)
     }
 }

@@ -36,6 +36,9 @@ struct BackgroundState {
     /// to exchange with again when it ends (news came meanwhile).
     var exchanging: Set<String> = []
     var again: Set<String> = []
+    /// Members an exchange of records was started with when they came alive (since this start):
+    /// schedules fire once each of these has ended (`Agent.settled`).
+    var greeted: Set<String> = []
     /// Slot records peers sent that were neither about their own runs nor signed by the runner
     /// (`dropped.forged_slot_record`).
     var forgedRecords = 0

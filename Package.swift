@@ -13,8 +13,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // The ecosystem's logging API: the agent's lines go through one LogHandler (Support/Log.swift).
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        // The ecosystem's logging API: the agent's lines go through one LogHandler (Support/Log.swift),
+        // which implements `log(event:)` (1.16.2; the older entry point is deprecated).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // libsodium (Ed25519, X25519, XChaCha20-Poly1305) from the system: Debian libsodium-dev.

@@ -35,7 +35,11 @@ admit() {
     echo "\$ rolemesh invite $n      # on $by"
     echo "$code"
     echo "\$ rolemesh join rm1-... --listen ${HOST[$n]}:$PORT ${EXTRA[$n]}"
-    rm_ join "$code" --dir "$DEMO/$n" --listen "${HOST[$n]}:$PORT" --profile fast ${EXTRA[$n]} | head -1
+    # Captured whole, then its first line shown: `| head -1` under pipefail fails whenever head
+    # closes the pipe before join has written everything.
+    local out
+    out=$(rm_ join "$code" --dir "$DEMO/$n" --listen "${HOST[$n]}:$PORT" --profile fast ${EXTRA[$n]})
+    echo "${out%%$'\n'*}"
     start "$n"
 }
 say "rolemesh init: the first device, desk (a directory, node.toml, a key pair and the mesh's recovery code); its agent starts"
@@ -49,7 +53,10 @@ say "desk is the only introducer: it names a second one, so losing one device is
 echo "\$ rolemesh introducers add homeserver      # on desk"
 rm_ introducers add homeserver --dir "$DEMO/desk"
 has_introducer() { grep -q '"homeserver"' "$DEMO/$1/node.toml"; }
-is_introducer() { rm_ trust --json --dir "$DEMO/$1" 2>/dev/null | grep -qE "\"introducer\": ?true, ?\"name\": ?\"$1\""; }
+# Output is captured before it is searched: `cmd | grep -q` under pipefail fails when grep stops
+# reading at its first match while cmd still writes.
+has() { local out; out=$("${@:2}" 2>/dev/null) && grep -qE "$1" <<<"$out"; }
+is_introducer() { has "\"introducer\": ?true, ?\"name\": ?\"$1\"" rm_ trust --json --dir "$DEMO/$1"; }
 deadline 15 is_introducer homeserver
 admit pi homeserver
 admit laptop desk
@@ -96,7 +103,7 @@ rm_ submit transcode/encode --dir "$DEMO/laptop" -- talk.wav </dev/null
 
 say "the home server comes back: the role moves back"
 start homeserver
-routes_to() { rm_ route transcode --json --dir "$DEMO/laptop" 2>/dev/null | grep -qE "\"heavy\": ?false, ?\"node\": ?\"$1\""; }
+routes_to() { has "\"heavy\": ?false, ?\"node\": ?\"$1\"" rm_ route transcode --json --dir "$DEMO/laptop"; }
 deadline 10 routes_to homeserver
 rm_ route transcode --dir "$DEMO/laptop"
 rm_ submit transcode/encode --dir "$DEMO/laptop" -- talk2.wav </dev/null
@@ -124,7 +131,7 @@ rm_ grant homeserver metabolism --dir "$DEMO/desk"
 granted() { grep -q "metabolism" "$DEMO/homeserver/keys/homeserver.pub"; }
 deadline 10 granted
 rm_ roles add metabolism --dir "$DEMO/homeserver"
-sched_state() { rm_ schedules --json --dir "$DEMO/homeserver" 2>/dev/null | grep -qE "\"state\": ?\"$1\""; }
+sched_state() { has "\"state\": ?\"$1\"" rm_ schedules --json --dir "$DEMO/homeserver"; }
 deadline 10 sched_state waiting
 rm_ schedules --dir "$DEMO/homeserver"
 say "the user leaves: the home server is idle (pinned here), the job starts at the lowest priority"

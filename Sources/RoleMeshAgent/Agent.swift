@@ -90,8 +90,8 @@ public actor Agent {
     var trust: TrustLedger
     /// Keys in `keys/revoked/`, read with `keys/`: an introduction never re-admits one.
     var revokedOnDisk: Set<[UInt8]> = []
-    /// Invites not used yet (`state/invites.json`), by the name they admit.
-    var invites: [String: PendingInvite]
+    /// Invites not used yet (`state/invites.json`); several may admit one name, each until one is used.
+    var invites: [PendingInvite]
     /// What a used invite granted, until the `welcome` introduces the device (Trust/Invites.swift).
     var claimedGrants: [String: [String]] = [:]
     /// `keys/*.pub` as last read: grants and who introduced each (Trust/TrustRelay.swift).
@@ -103,6 +103,12 @@ public actor Agent {
     /// so that revoking either end cuts them here too.
     var carried: [Int: (from: String, to: String, ends: [AsyncFD])] = [:]
     var nextCarryID = 0
+    /// `state/agent.lock`, held while the agent runs (`AgentLock`).
+    nonisolated let lockFD: Int32
+    /// Every authenticated task connection, by peer: the per-peer cap, closed on revocation.
+    nonisolated let channels: ChannelRegistry
+    /// Task connections refused before authentication, for the log (rate-limited).
+    var refusals = RefusalLog()
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -116,7 +122,13 @@ public actor Agent {
         idleProbe = IdleProbe(root: environment["ROLEMESH_PROBE_ROOT"] ?? "/")
         probed = probe.read()   // once here, before the queue runs; then off it
         NodeDirectory.restrictNewFiles()
+        // Descriptors are what idle connections exhaust (systemd's default soft limit is 1,024):
+        // the soft limit goes up to the hard one, and one peer may hold an eighth of it (16–256).
+        let files = OpenFiles.raiseSoftLimit()
+        channels = ChannelRegistry(perPeer: min(256, max(16, files / 8)))
         let config = try dir.loadConfig()
+        // Before anything that shows or changes: a second agent on this directory stops here.
+        lockFD = try AgentLock.acquire(dir)
         self.config = config
         name = config.name
         guard let profile = TimingProfile.named(config.profile) else {
@@ -147,7 +159,7 @@ public actor Agent {
         hooks = HookRunner(dir: dir.hooksDir, me: config.name)
         trust = TrustLedger(TrustStore.load(dir))
         revokedOnDisk = (try? KeyStore.loadRevoked(in: dir)) ?? []
-        invites = Dictionary(InviteStore.load(dir).map { ($0.name, $0) }) { _, last in last }
+        invites = InviteStore.load(dir)
 
         var seeds: [WireAddress] = []
         for seed in config.seeds {
@@ -199,6 +211,11 @@ public actor Agent {
             self.preconditionIsolated()
             self.receive(bytes, from: from)
         }
+        // The digest of what this node holds is in its heartbeat from the first datagram: a member
+        // without one runs the release before (SecureChannel: the handshake it speaks).
+        background.digestDirty = false
+        let digest = slotsDigest()
+        _ = node.updateSelf(now: Clock.now()) { $0.digest = digest }
         perform(node.start(now: Clock.now()))
         startCoreTicks()
         startWatchingKeys()
@@ -263,7 +280,10 @@ public actor Agent {
     func publish(_ e: MeshEvent) {
         let event = WatchEvent(event: e.kind.rawValue, node: e.node, time: Clock.rfc3339(),
                                role: e.role, from: e.from, to: e.to)
-        if e.kind == .memberAlive { exchangeSlots(with: e.node) }   // a restart or a healed partition
+        if e.kind == .memberAlive {
+            exchangeSlots(with: e.node)     // a restart or a healed partition
+            if background.exchanging.contains(e.node) { background.greeted.insert(e.node) }
+        }
         if e.kind == .roleMoved {
             Log.info("role moved: \(e.from ?? "nobody") -> \(e.to ?? "nobody")", context: ["role": e.role ?? "?"])
         } else {
@@ -358,8 +378,15 @@ public actor Agent {
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {
             for (_, c) in carried where revoked.contains(c.from) || revoked.contains(c.to) { for io in c.ends { io.abort() } }
-            let names = revoked, executor = self.executor, submitter = self.submitter
-            Task { for name in names { await executor.revoke(name); await submitter.nodeRevoked(name) } }
+            let names = revoked, executor = self.executor, submitter = self.submitter, channels = self.channels
+            Task {
+                for name in names {
+                    await executor.revoke(name)
+                    await submitter.nodeRevoked(name)
+                    // Whatever else of its is open (idle, a slot exchange, a relay's own channel) ends too.
+                    channels.close(name)
+                }
+            }
         }
     }
 

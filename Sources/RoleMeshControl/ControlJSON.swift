@@ -7,7 +7,7 @@ import Foundation
 /// The one JSON configuration of the control socket and of what the CLI prints: Foundation's
 /// coders, keys sorted so output is stable, `/` left alone.
 public enum ControlJSON {
-    public static func encode<T: Encodable>(_ value: T, userInfo: [CodingUserInfoKey: Any] = [:]) -> Data {
+    public static func encode<T: Encodable>(_ value: T, userInfo: [CodingUserInfoKey: any Sendable] = [:]) -> Data {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         e.userInfo = userInfo

@@ -59,7 +59,13 @@ public struct InviteReply: Codable, Equatable, Sendable {
     public var code: String
     /// RFC 3339.
     public var expires: String
-    public init(name: String, code: String, expires: String) { self.name = name; self.code = code; self.expires = expires }
+    /// When the other codes still pending for this name expire (RFC 3339): each works until one
+    /// of them is used. Absent when there is none.
+    public var alsoPending: [String]?
+    public init(name: String, code: String, expires: String, alsoPending: [String]? = nil) {
+        self.name = name; self.code = code; self.expires = expires; self.alsoPending = alsoPending
+    }
+    enum CodingKeys: String, CodingKey { case name, code, expires, alsoPending = "also_pending" }
 }
 
 /// `revoke`: what changed, said plainly (the command prints it).

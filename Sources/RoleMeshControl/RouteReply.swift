@@ -7,6 +7,8 @@ public struct RouteReply: Codable, Equatable, Sendable {
     public var skipped: [Skip]
     public var error: String?
     public var code: Int?
+    /// The member a task channel to `node` goes through from here, when it is not direct.
+    public var via: String?
 
     public struct Skip: Codable, Equatable, Sendable {
         public var node: String
@@ -18,10 +20,14 @@ public struct RouteReply: Codable, Equatable, Sendable {
         self.role = role; self.heavy = heavy; self.node = node; self.skipped = skipped; self.error = error; self.code = code
     }
 
-    /// What `route --json` prints: the contract's four keys.
-    public var printed: RouteReply { RouteReply(role: role, heavy: heavy, node: node, skipped: skipped) }
+    /// What `route --json` prints: the contract's four keys, and `via` when the route is reached through a relay.
+    public var printed: RouteReply {
+        var r = RouteReply(role: role, heavy: heavy, node: node, skipped: skipped)
+        r.via = via
+        return r
+    }
 
-    enum CodingKeys: String, CodingKey { case role, heavy, node, skipped, error, code }
+    enum CodingKeys: String, CodingKey { case role, heavy, node, skipped, error, code, via }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -29,5 +35,6 @@ public struct RouteReply: Codable, Equatable, Sendable {
         try c.encode(node, forKey: .node)          // null, not missing, when no node can take it
         try c.encode(skipped, forKey: .skipped)
         try c.encodeIfPresent(error, forKey: .error); try c.encodeIfPresent(code, forKey: .code)
+        try c.encodeIfPresent(via, forKey: .via)
     }
 }

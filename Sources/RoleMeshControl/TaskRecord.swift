@@ -26,6 +26,8 @@ public struct TaskRecord: Codable, Equatable, Sendable {
     public var schedule: String?
     public var slot: String?
     public var runID: String?
+    /// The member that carried the task's channel from the submitter, when it was not direct.
+    public var via: String?
 
     public var isFinal: Bool { [.done, .failed, .lost, .cancelled].contains(state) }
 
@@ -39,7 +41,7 @@ public struct TaskRecord: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, role, task, node, from, state, exitCode = "exit_code", submitted, started, finished, args
-        case reason, schedule, slot, runID = "run_id"
+        case reason, schedule, slot, runID = "run_id", via
     }
 
     public init(from decoder: Decoder) throws {
@@ -56,6 +58,7 @@ public struct TaskRecord: Codable, Equatable, Sendable {
         schedule = try c.decodeIfPresent(String.self, forKey: .schedule)
         slot = try c.decodeIfPresent(String.self, forKey: .slot)
         runID = try c.decodeIfPresent(String.self, forKey: .runID)
+        via = try c.decodeIfPresent(String.self, forKey: .via)
     }
 
     /// Every contract key, `null` where unknown (`node` while queued, times not reached yet).
@@ -71,5 +74,6 @@ public struct TaskRecord: Codable, Equatable, Sendable {
         if let schedule {
             try c.encode(schedule, forKey: .schedule); try c.encode(slot, forKey: .slot); try c.encode(runID, forKey: .runID)
         }
+        try c.encodeIfPresent(via, forKey: .via)
     }
 }

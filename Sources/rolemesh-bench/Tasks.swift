@@ -94,9 +94,9 @@ enum TasksBench {
         defer { mesh.shutdown() }
         let roleDir = mesh.dir("node2") + "/roles/bench"
         try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: roleDir + "/true", contents: Data("#!/bin/sh\nexit 0\n".utf8), attributes: [.posixPermissions: 0o755])
-        _ = FileManager.default.createFile(atPath: roleDir + "/stream", contents: Data("#!/bin/sh\nexec head -c \"$1\" /dev/zero\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        precondition(FileManager.default.createFile(atPath: roleDir + "/true", contents: Data("#!/bin/sh\nexit 0\n".utf8), attributes: [.posixPermissions: 0o755]), "cannot write a task file")
+        precondition(FileManager.default.createFile(atPath: roleDir + "/stream", contents: Data("#!/bin/sh\nexec head -c \"$1\" /dev/zero\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]), "cannot write a task file")
         let t0 = monoNow()
         fillJournals(mesh, count: journal)
         if journal > 0 { note("wrote \(journal) tasks into each journal in \(fmt(monoNow() - t0, 1)) s") }

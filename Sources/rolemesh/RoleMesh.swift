@@ -20,13 +20,19 @@ struct RoleMesh: ParsableCommand {
         discussion: """
             Every command takes --dir DIR, before or after its command words (default: $ROLEMESH_DIR, else ~/.rolemesh). Exit status: a task's \
             own passes through; 64 bad usage, 69 no node can take it, 73 init over an existing node, 75 the \
-            node was lost mid-run, 77 refused by the executing node, 78 bad configuration, 1 anything else. \
+            node was lost mid-run, 77 refused by the executing node, 78 bad configuration, 126 the task's file \
+            is not executable there, 1 anything else. \
             The full contract is docs/contract.md in the source repository.
             """,
         version: RoleMeshVersion.string,
         subcommands: [Init.self, Keygen.self, AgentCommand.self, Status.self, Watch.self, Leave.self]
             + extraCommands + deviceCommands + serviceCommands
     )
+
+    /// Never set here (`Arguments.hoistingDir` moves a leading `--dir` after the command words), but
+    /// declared so that shell completion knows `--dir` takes a value before the command too:
+    /// `rolemesh --dir X st<TAB>` completes the command, not `X`.
+    @OptionGroup var dir: DirOption
 
     /// Owner-only files from the first one on (node.toml, keys, state): umask 077.
     static func main() {

@@ -26,9 +26,9 @@ final class TaskHardeningUnitTests: XCTestCase {
         return (fds[0], fds[1])
     }
 
-    /// Reads the client's hello ("RMT1", name, 32-byte key) on the fake server's end.
+    /// Reads the client's hello (`ChannelHandshake.helloSize` bytes) on the fake server's end.
     static func readHello(_ fd: Int32) {
-        var buf = [UInt8](repeating: 0, count: 4 + 1 + 5 + 32)
+        var buf = [UInt8](repeating: 0, count: ChannelHandshake.helloSize)
         var got = 0
         while got < buf.count {
             let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
@@ -65,10 +65,10 @@ final class TaskHardeningUnitTests: XCTestCase {
         let io = AsyncFD(client)
         defer { io.abort(); close(server) }
         let stopped = Atomic(false)
-        // A server that answers one byte of a valid-looking hello every 200 ms, for at most 10 s.
+        // A server that answers one byte of a valid-looking answer every 200 ms, for at most 10 s.
         let fake = Thread {
             Self.readHello(server)
-            let hello = Array("RMT1".utf8) + [5] + Array("srv01".utf8) + [UInt8](repeating: 7, count: 96)
+            let hello = [UInt8](repeating: 7, count: ChannelHandshake.answerSize)
             for b in hello {
                 if stopped.load(ordering: .relaxed) { return }
                 _ = [b].withUnsafeBytes { write(server, $0.baseAddress, 1) }
@@ -94,7 +94,7 @@ final class TaskHardeningUnitTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: root) }
         let dir = NodeDirectory(root: root)
         // keys/ is a file: it cannot be listed (ENOTDIR), which is not "no keys".
-        FileManager.default.createFile(atPath: dir.keysDir.path, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir.keysDir.path, contents: Data("x".utf8)))
         XCTAssertThrowsError(try KeyStore.loadTrusted(in: dir))
         try FileManager.default.removeItem(at: dir.keysDir)
         try FileManager.default.createDirectory(at: dir.keysDir, withIntermediateDirectories: true)

@@ -156,3 +156,37 @@ final class TaskJournalIndexTests: XCTestCase {
         return s
     }
 }
+
+/// A request's arguments in the journal are capped as its output is (issue 24: 900 kB records kept
+/// 30 days, with no cap).
+final class JournalArgsCapTests: XCTestCase {
+    func testOnlyTheFirstBytesOfTheArgumentsAreKept() {
+        XCTAssertEqual(TaskJournal.keptArgs(["a", "b c"]), ["a", "b c"])
+        let big = [String(repeating: "x", count: 3000), String(repeating: "é", count: 2000), "tail"]
+        let kept = TaskJournal.keptArgs(big)
+        XCTAssertEqual(kept.count, 3)
+        XCTAssertEqual(kept[0].utf8.count, 3000)
+        XCTAssertLessThanOrEqual(kept[0].utf8.count + kept[1].utf8.count, TaskJournal.argsKept)
+        XCTAssertTrue(kept[1].allSatisfy { $0 == "é" }, "cut on a character")
+        XCTAssertTrue(kept[2].contains("were not kept"), kept[2])
+    }
+
+    func testASavedRecordKeepsAtMostTheCapAndTrimmingDropsTheOldestArguments() throws {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("journal-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let journal = TaskJournal(dir: NodeDirectory(root: root))
+        for i in 0..<3 {
+            var r = TaskRecord(id: "bbbbbbbb0\(i)", role: "r", task: "t", node: "n", from: "n", state: .done,
+                               submitted: "2026-01-0\(i + 1)T00:00:00Z")
+            r.args = [String(repeating: "a", count: 900_000)]
+            journal.save(r)
+        }
+        journal.flush()     // records are written off the caller's path
+        let file = root.appendingPathComponent("state/tasks/bbbbbbbb00/task.json")
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int)
+        XCTAssertLessThan(size, TaskJournal.argsKept + 1024, "a 900 kB argument was kept whole")
+        journal.trimOutputs(toAtMost: 2 * TaskJournal.argsKept + 100)
+        XCTAssertEqual(journal.record("bbbbbbbb00")?.args, [], "the oldest task's arguments go first")
+        XCTAssertFalse(journal.record("bbbbbbbb02")?.args.isEmpty ?? true)
+    }
+}

@@ -27,22 +27,48 @@ final class TrustTests: XCTestCase {
         }
         XCTAssertEqual(problem(""), .notACode)
         XCTAssertEqual(problem("hello"), .notACode)
-        XCTAssertEqual(problem("rm1-"), .truncated)
-        XCTAssertEqual(problem("rm1-0189"), .truncated)          // outside the alphabet
-        XCTAssertEqual(problem(text + "aa"), .truncated)
+        XCTAssertEqual(problem("rm1-"), .mistyped)
+        XCTAssertEqual(problem("rm1-0189"), .mistyped)          // outside the alphabet
+        XCTAssertEqual(problem(text + "aa"), .mistyped)
         // Every prefix of a code is refused with a reason, none crashes.
         for n in 4..<text.count { XCTAssertNotNil(problem(String(text.prefix(n))), "prefix \(n)") }
         var bad = sampleCode(); bad.name = "no spaces"
         XCTAssertEqual(problem(bad.text), .badName)
         bad = sampleCode(); bad.addresses = []
         XCTAssertEqual(problem(bad.text), .noAddress)
-        XCTAssertEqual(problem("rm1-" + Base32.encode([2, 0, 0])), .badVersion)
+        let v3 = [UInt8]([3, 0, 0])
+        XCTAssertEqual(problem("rm1-" + Base32.encode(v3 + InviteCode.checksum(v3))), .badVersion)
+        XCTAssertEqual(problem("rm1-" + Base32.encode([1] + Array(repeating: 7, count: 60))), .olderVersion)
         // Random bytes after the prefix: a reason, never a crash.
         var rng = SplitMix64(seed: 11)
         for _ in 0..<2000 {
             let bytes = (0..<Int(rng.next() % 120)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             _ = problem("rm1-" + Base32.encode([1] + bytes))
         }
+    }
+
+    /// A mistyped letter anywhere (the key or the secret included) says "mistyped" before anything
+    /// is sent, not that the inviter could not prove itself (issue 24).
+    func testEveryOneLetterTypoIsCaughtAsMistyped() {
+        let text = sampleCode().text
+        let letters = Array(text), alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        for i in InviteCode.prefix.count..<letters.count {
+            var typo = letters
+            typo[i] = alphabet[(alphabet.firstIndex(of: letters[i])! + 1) % alphabet.count]
+            do { _ = try InviteCode.parse(String(typo)); XCTFail("a typo at \(i) parsed") } catch {
+                XCTAssertTrue(error == .mistyped || error == .olderVersion, "typo at \(i): \(error)")
+            }
+        }
+    }
+
+    /// Several invites for one name: each code names its own (the id comes from the secret).
+    func testInviteIDsDifferPerSecret() {
+        var a = sampleCode(), b = sampleCode()
+        b.secret = Array(repeating: 1, count: 16)
+        XCTAssertNotEqual(a.id, b.id)
+        XCTAssertEqual(a.id.count, 8)
+        a.expires += 1
+        XCTAssertEqual(a.id, sampleCode().id, "the id depends on the secret only")
     }
 
     func testBase32KnownVectors() {

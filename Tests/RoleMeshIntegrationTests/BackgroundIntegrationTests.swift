@@ -23,6 +23,7 @@ final class BackgroundIntegrationTests: XCTestCase {
 
     var runsLog: String { cluster.root.appendingPathComponent("runs.log").path }
 
+    @discardableResult
     func makeMesh(tasks: [String: String], schedule: String) throws -> [String] {
         let extra: [String: [String]] = ["node2": ["--backup", "meta=1"], "node1": ["--role", "meta"]]
         let nodes = try cluster.create(3, extra: { extra[$0] ?? [] })
@@ -38,7 +39,7 @@ final class BackgroundIntegrationTests: XCTestCase {
     func write(_ node: String, _ path: String, _ text: String, mode: Int = 0o644) {
         let url = URL(fileURLWithPath: cluster.dir(node)).appendingPathComponent(path)
         try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        XCTAssertTrue(FileManager.default.createFile(atPath: url.path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]))
     }
 
     /// A task that logs `NODE RUN_ID SLOT TASK_ID WORD` and records its pid.
@@ -125,7 +126,7 @@ final class BackgroundIntegrationTests: XCTestCase {
         try makeMesh(tasks: ["crunch": script("start", then: "exec sleep 3\(cluster.port)2\n")],
                      schedule: "[crunch]\nevery = \"1d\"\nidle = \"15m\"\n")
         let events = cluster.root.appendingPathComponent("watch.jsonl")
-        FileManager.default.createFile(atPath: events.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: events.path, contents: nil))
         let watch = Process()
         watch.executableURL = URL(fileURLWithPath: Cluster.binary)
         watch.arguments = ["watch", "--json", "--dir", cluster.dir("node1")]
@@ -152,6 +153,11 @@ final class BackgroundIntegrationTests: XCTestCase {
         let row = try XCTUnwrap(scheduleRow("node1", "meta/crunch"))
         XCTAssertEqual(row["state"]?.string, "paused")
         XCTAssertEqual(row["reason"]?.string, "node1 busy (not idle)")
+        // Elsewhere it shows as running, and says whose view that is (issue 24).
+        let elsewhere = try XCTUnwrap(scheduleRow("node2", "meta/crunch"))
+        XCTAssertEqual(elsewhere["state"]?.string, "running")
+        XCTAssertTrue(elsewhere["reason"]?.string?.contains("whether it is paused now, `rolemesh schedules` on node1 says") == true,
+                      "\(elsewhere)")
 
         try pin("node1", "idle=true")
         XCTAssertTrue(waitUntil(timeout: 2, interval: 0.05) { ["S", "R"].contains(self.stat(pid).first) }, "not continued within 2 s: \(stat(pid))")

@@ -20,8 +20,8 @@ final class ChannelTamperTests: XCTestCase {
         let nodes = try cluster.create(2, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         let roleDir = cluster.dir("node2") + "/roles/job"
         try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: roleDir + "/mark", contents: Data("#!/bin/sh\ntouch \"\(cluster.root.path)/ran\"\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: roleDir + "/mark", contents: Data("#!/bin/sh\ntouch \"\(cluster.root.path)/ran\"\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
         let seed = try base64File(cluster.dir("node1") + "/keys/node1.secret")
@@ -41,9 +41,9 @@ final class ChannelTamperTests: XCTestCase {
 
     func testAFlippedBitEndsTheConnectionAndNothingRuns() throws {
         let (key, trusted, server) = try setUpMesh()
-        // Client → server: the handshake (hello of "node1" = 4+1+5+32 bytes, then a 64-byte signature) passes;
+        // Client → server: the handshake (a 164-byte hello, then the 16-byte proof) passes;
         // the first bit after it is flipped.
-        let proxy = try TamperProxy(target: server, listenHost: "127.0.0.77", port: cluster.port, clean: 4 + 1 + 5 + 32 + 64)
+        let proxy = try TamperProxy(target: server, listenHost: "127.0.0.77", port: cluster.port, clean: ChannelHandshake.helloSize + ChannelHandshake.proofSize)
         defer { proxy.stop() }
         let ch = try blocking { try await SecureChannel.connect(to: proxy.address, expected: "node2", me: "node1", keyPair: key, trusted: trusted, from: nil) }
         try ch.sendBlocking(request())

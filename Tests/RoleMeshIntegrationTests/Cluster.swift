@@ -97,7 +97,7 @@ final class Cluster {
         p.executableURL = URL(fileURLWithPath: command[0])
         p.arguments = Array(command.dropFirst())
         let log = root.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log.path, contents: nil))
         let h = try FileHandle(forWritingTo: log)
         h.seekToEndOfFile()
         p.standardError = h
@@ -135,8 +135,20 @@ final class Cluster {
     func shutdown() {
         for (_, p) in processes where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
         processes = [:]
-        if ProcessInfo.processInfo.environment["KEEP_TEST_DIRS"] == nil { try? FileManager.default.removeItem(at: root) }
+        guard ProcessInfo.processInfo.environment["KEEP_TEST_DIRS"] == nil else { return }
+        // A task an agent started may outlive it for a moment and still write into the folder
+        // (a slot's run appending to a log there), which fails the removal half-way and leaves an
+        // empty folder behind: try again, bounded.
+        for _ in 0..<10 {
+            try? FileManager.default.removeItem(at: root)
+            if !FileManager.default.fileExists(atPath: root.path) { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
     }
+
+    /// A cluster replaced without `shutdown()` (a test that swaps setUp's for another profile)
+    /// must not leave its folder behind in the temporary directory.
+    deinit { shutdown() }
 
     func log(_ name: String) -> String {
         logs[name].flatMap { try? String(contentsOf: $0, encoding: .utf8) }.map { String($0.suffix(3000)) } ?? ""

@@ -139,8 +139,8 @@ final class DeviceIntegrationTests: XCTestCase {
         let pidFile = cluster.root.path + "/long.pid"
         let d = cluster.dir("node1") + "/roles/job"
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/long", contents: Data("#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 60\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/long", contents: Data("#!/bin/sh\necho $$ > \(pidFile)\nexec sleep 60\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
         // node4 runs a task on node1, then node2 revokes node4.
@@ -241,7 +241,7 @@ final class DeviceIntegrationTests: XCTestCase {
     /// same, which it does (node3 applies it).
     func testARevokeWhoseKeyCannotMoveFailsWithASentence() throws {
         let nodes = try cluster.create(3, introducers: ["node1"])
-        FileManager.default.createFile(atPath: cluster.dir("node1") + "/keys/revoked", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: cluster.dir("node1") + "/keys/revoked", contents: Data()))
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(nodes) })
         let r = try cluster.cli(["revoke", "node2", "--dir", cluster.dir("node1")])

@@ -18,7 +18,7 @@ final class HardeningIntegrationTests: XCTestCase {
     func addTask(_ node: String, _ name: String, _ script: String, role: String = "job") {
         let d = cluster.dir(node) + "/roles/\(role)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755]))
     }
 
     func taskState(_ id: String, on node: String) -> String? {
@@ -120,7 +120,7 @@ final class HardeningIntegrationTests: XCTestCase {
         try cluster.create(1)
         let d = cluster.dir("node1")
         try FileManager.default.createDirectory(atPath: d + "/state/tasks/0123456789abcdef", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/state/tasks/0123456789abcdef/output", contents: Data("old".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/state/tasks/0123456789abcdef/output", contents: Data("old".utf8)))
         for p in [d, d + "/keys", d + "/state", d + "/state/tasks", d + "/state/tasks/0123456789abcdef"] { chmod(p, 0o755) }
         chmod(d + "/state/tasks/0123456789abcdef/output", 0o644)
         try cluster.start()
@@ -155,7 +155,8 @@ final class HardeningIntegrationTests: XCTestCase {
     }
 
     /// Finding 10: a name an unauthenticated client sends is never written raw to the log
-    /// (no forged log lines, no escape sequences for whoever reads the log in a terminal).
+    /// (no forged log lines, no escape sequences for whoever reads the log in a terminal). Since
+    /// issue 24 nothing it sends reaches the log at all: only its address and a fixed reason.
     func testUnauthenticatedNamesCannotForgeLogLines() throws {
         try cluster.create(1)
         try cluster.start()
@@ -173,10 +174,11 @@ final class HardeningIntegrationTests: XCTestCase {
         let evil = Array("x\u{1b}[31m\n2026-01-01T00:00:00.000Z info FORGED".utf8)
         let hello = Array("RMT1".utf8) + [UInt8(evil.count)] + evil + [UInt8](repeating: 1, count: 32)
         XCTAssertEqual(hello.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }, hello.count)
-        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.log("node1").contains("FORGED") }, cluster.log("node1"))
+        XCTAssertTrue(waitUntil(timeout: 10) { self.cluster.log("node1").contains("refused a task connection from 127.0.0.1") },
+                      cluster.log("node1"))
         let log = cluster.log("node1")
         XCTAssertFalse(log.contains("\u{1b}"), "a raw escape byte reached the log")
-        XCTAssertFalse(log.split(separator: "\n").contains { $0.hasPrefix("2026-01-01T00:00:00.000Z info FORGED") }, log)
+        XCTAssertFalse(log.contains("FORGED"), "what an unauthenticated client sent reached the log: \(log)")
     }
 
     /// Finding 7: a flood of datagrams that each carry a valid, fresh heartbeat of a trusted (stolen)

@@ -16,4 +16,15 @@ final class HarnessTests: XCTestCase {
         // pause gives them the time.
         Thread.sleep(forTimeInterval: 0.5)
     }
+
+    /// A cluster a test replaced without `shutdown()` leaves no empty `rm-it-*` folder behind
+    /// (issue 24: a whole run left one in the temporary directory).
+    func testAClusterDroppedWithoutShutdownRemovesItsFolder() {
+        var cluster: Cluster? = Cluster()
+        let root = cluster!.root.path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root))
+        cluster = nil
+        XCTAssertNil(cluster)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root), "\(root) was left behind")
+    }
 }

@@ -32,7 +32,7 @@ final class HookIntegrationTests: XCTestCase {
     func hook(_ node: String, _ name: String, _ script: String) {
         let d = cluster.dir(node) + "/hooks"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755]))
     }
 
     func logged() -> [String] {

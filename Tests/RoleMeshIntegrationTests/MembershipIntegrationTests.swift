@@ -141,8 +141,8 @@ final class IPv6IntegrationTests: XCTestCase {
         cluster.trust("six1", by: "six2"); cluster.trust("six2", by: "six1")
         let roleDir = cluster.dir("six1") + "/roles/v6"
         try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: roleDir + "/hello", contents: Data("#!/bin/sh\necho hello from $ROLEMESH_NODE\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: roleDir + "/hello", contents: Data("#!/bin/sh\necho hello from $ROLEMESH_NODE\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 10) { cluster.allAlive(["six1", "six2"]) })
         XCTAssertEqual(cluster.member("six1", seenBy: "six2")?["address"]?.string, "[::1]:\(port)")
@@ -170,8 +170,8 @@ final class WildcardListenIntegrationTests: XCTestCase {
         for a in names { for b in names { cluster.trust(a, by: b) } }
         let roleDir = cluster.dir("any2") + "/roles/wild"
         try FileManager.default.createDirectory(atPath: roleDir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: roleDir + "/hi", contents: Data("#!/bin/sh\necho hi from $ROLEMESH_NODE\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: roleDir + "/hi", contents: Data("#!/bin/sh\necho hi from $ROLEMESH_NODE\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         try cluster.start()
         XCTAssertTrue(waitUntil(timeout: 10) { cluster.allAlive(names) })
         XCTAssertEqual(cluster.member("any2", seenBy: "any3")?["address"]?.string, "127.0.0.1:\(Int(base) + 1000)")

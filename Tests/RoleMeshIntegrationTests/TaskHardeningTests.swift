@@ -18,7 +18,7 @@ final class TaskHardeningTests: XCTestCase {
     func addTask(_ node: String, _ name: String, _ script: String, role: String = "job", mode: Int = 0o755) {
         let d = cluster.dir(node) + "/roles/\(role)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: mode])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: mode]))
     }
 
     func submit(_ args: [String], from node: String, timeout: Double = 60) throws -> Cluster.Result {
@@ -77,7 +77,7 @@ final class TaskHardeningTests: XCTestCase {
         let pid = try XCTUnwrap(cluster.pid("node2"))
 
         // 130 connections that each send a hello one byte per second (never finishing within 5 s).
-        let hello = Array("RMT1".utf8) + [5] + Array("node1".utf8) + [UInt8](repeating: 0, count: 32)
+        let hello = ChannelHandshake.magic + [UInt8](repeating: 0, count: ChannelHandshake.helloSize - 4)
         var conns: [Int32] = []
         defer { for fd in conns where fd >= 0 { close(fd) } }
         for _ in 0..<130 {
@@ -95,8 +95,8 @@ final class TaskHardeningTests: XCTestCase {
         for second in 0..<14 {
             let now = Date().timeIntervalSince(t0)
             for (i, fd) in conns.enumerated() where closedAt[i] == nil {
-                var b: UInt8 = 0
-                let n = recv(fd, &b, 1, Int32(MSG_DONTWAIT))
+                var b = [UInt8](repeating: 0, count: 64)
+                let n = recv(fd, &b, b.count, Int32(MSG_DONTWAIT))
                 if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { closedAt[i] = now; continue }
                 var byte = hello[min(second, hello.count - 1)]
                 _ = send(fd, &byte, 1, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
@@ -241,6 +241,7 @@ final class TaskHardeningTests: XCTestCase {
 
     // MARK: - Finding 10: peer-chosen ids, who may read logs
 
+    @discardableResult
     func setUpThree() throws -> [String] {
         let nodes = try cluster.create(3, extra: { $0 == "node2" ? ["--role", "job"] : [] })
         addTask("node2", "mark", "#!/bin/sh\necho marked by $ROLEMESH_FROM\n")

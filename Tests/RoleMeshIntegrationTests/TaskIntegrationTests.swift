@@ -15,6 +15,7 @@ final class TaskIntegrationTests: XCTestCase {
     override func tearDown() { cluster.shutdown() }
 
     /// laptop submits; server holds role "job"; backup stands by for it.
+    @discardableResult
     func makeMesh(backup: Bool = true) throws -> [String] {
         let extra: [String: [String]] = ["node1": [], "node2": ["--role", "job"], "node3": backup ? ["--backup", "job=1"] : []]
         let nodes = try cluster.create(3, extra: { extra[$0] ?? [] })
@@ -36,7 +37,7 @@ final class TaskIntegrationTests: XCTestCase {
     func addTask(_ node: String, _ name: String, _ script: String, role: String = "job") {
         let d = cluster.dir(node) + "/roles/\(role)"
         try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/" + name, contents: Data(script.utf8), attributes: [.posixPermissions: 0o755]))
     }
 
     func submit(_ args: [String], from node: String = "node1", stdin: Data? = nil, timeout: Double = 60) throws -> Cluster.Result {
@@ -261,6 +262,7 @@ final class TaskIntegrationTests: XCTestCase {
     /// view for about 2 s; a submit right after the crash reaches it, is refused by the kernel and
     /// runs on the backup at once.
     func testASubmitToACrashedHolderFallsOverBeforeTheMeshDeclaresItDead() throws {
+        cluster.shutdown()      // the fast cluster of setUp: its folder goes too
         cluster = Cluster(profile: "lan")
         _ = try makeMesh()
         cluster.crash("node2")

@@ -122,7 +122,7 @@ final class ScenarioInterpreter {
             mark = try running().events.count
         case "route":
             guard w.count == 4, w[2] == "from" else { throw Problem("route ROLE from NODE") }
-            output.append("route \(w[1]) from \(w[3]): \(try route(w[1], from: try node(w[3])))")
+            output.append("route \(w[1]) from \(w[3]): \(route(w[1], from: try node(w[3])))")
         case "expect":
             try expect(Array(w.dropFirst()))
         default:

@@ -24,10 +24,16 @@ public final class ControlClient {
     /// disk: they get longer, still bounded.
     public static let writeAnswerTimeout: Double = 30
 
-    /// Connects to the agent of `dir`; a clear error when none is running there.
-    public init(dir: NodeDirectory) throws(MeshError) {
-        guard let fd = Self.connect(path: dir.socketPath) else {
-            throw MeshError(MeshError.other, "no agent is running for \(dir.root.path) (start one with `rolemesh agent`)")
+    /// Connects to the agent of `dir`; a clear error, exit 69 as for a stuck agent (the contract),
+    /// when none is running there. `noAgent` says the rest of the sentence (`leave` must not
+    /// suggest starting one).
+    public init(dir: NodeDirectory, noAgent: String = "start one with `rolemesh agent`") throws(MeshError) {
+        var err: Int32 = 0
+        guard let fd = Self.connect(path: dir.socketPath, error: &err) else {
+            if err == EACCES || err == EPERM {
+                throw MeshError(MeshError.unavailable, "cannot reach the agent for \(dir.root.path): \(String(cString: strerror(err))) (it runs as another user?)")
+            }
+            throw MeshError(MeshError.unavailable, "no agent is running for \(dir.root.path) (\(noAgent))")
         }
         self.fd = fd
         self.dir = dir
@@ -36,9 +42,14 @@ public final class ControlClient {
     deinit { sysClose(fd) }
 
     static func connect(path: String) -> Int32? {
+        var err: Int32 = 0
+        return connect(path: path, error: &err)
+    }
+
+    static func connect(path: String, error: inout Int32) -> Int32? {
         let fd = socket(AF_UNIX, sockStream, 0)
-        guard fd >= 0 else { return nil }
-        guard SocketAddress.withUnix(path: path, { sysConnect(fd, $0, $1) }) == 0 else { sysClose(fd); return nil }
+        guard fd >= 0 else { error = errno; return nil }
+        guard SocketAddress.withUnix(path: path, { sysConnect(fd, $0, $1) }) == 0 else { error = errno; sysClose(fd); return nil }
         return fd
     }
 

@@ -38,8 +38,10 @@ extension Agent {
     }
 
     func routeReply(_ r: RouteDecision) -> RouteReply {
-        RouteReply(role: r.role, heavy: r.heavy, node: r.node, skipped: r.skipped.map { .init(node: $0.node, reason: $0.reason) },
-                   error: r.node == nil ? r.failureSentence : nil, code: r.node == nil ? Int(MeshError.unavailable) : nil)
+        var reply = RouteReply(role: r.role, heavy: r.heavy, node: r.node, skipped: r.skipped.map { .init(node: $0.node, reason: $0.reason) },
+                               error: r.node == nil ? r.failureSentence : nil, code: r.node == nil ? Int(MeshError.unavailable) : nil)
+        reply.via = r.node.flatMap { via($0) }
+        return reply
     }
 
     func roleRoutes() -> [String: RoleRoutes] {
@@ -121,10 +123,16 @@ extension Agent {
 
     /// The last probed signals with the pins on top, to the core.
     func applySignals(announce: Bool = false) {
+        let s = ownSignals()
+        perform(node.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
+    }
+
+    /// This node's signals as read here now, pins applied: its idle time to the second (what it
+    /// announces to the others is whole minutes).
+    func ownSignals() -> Signals {
         var read = probed
         read.idle = background.idle; read.idleSeconds = background.idleSeconds
-        let s = overrides.apply(to: read)
-        perform(node.updateSelf(now: Clock.now(), announce: announce) { $0.signals = s })
+        return overrides.apply(to: read)
     }
 
     /// Writes the overrides as they are now (`signal`, `drain`); returns once they are on

@@ -42,9 +42,20 @@ public enum Doctor {
         let me = MeshChecks.Identity(name: config.name, keyPair: keyPair, trusted: trusted, local: local,
                                      publicKeyPath: node.publicKey(config.name).path, revoked: revoked)
         // Seeds, and every trusted node the view has up: one round of probes for all of them.
-        var targets = config.seeds.compactMap(MeshChecks.seedAddress).filter { $0 != local }
-        let upMembers = (agent.status?.members ?? []).filter { others.contains($0.name) && ($0.state == "alive" || $0.state == "suspect") }
-        targets += upMembers.compactMap(MeshChecks.memberAddress)
+        // The handshake is encrypted to the key of the node meant, so each address is tried with
+        // the names that may answer there: a member's own; for a seed, the members the view has
+        // at that address first, then every other trusted node.
+        let members = (agent.status?.members ?? []).filter { others.contains($0.name) }
+        var targets: [WireAddress: [String]] = [:]
+        for m in members where m.state == "alive" || m.state == "suspect" {
+            if let a = MeshChecks.memberAddress(m) { targets[a, default: []].append(m.name) }
+        }
+        for a in config.seeds.compactMap(MeshChecks.seedAddress) where a != local {
+            let there = members.filter { MeshChecks.memberAddress($0) == a }.map(\.name)
+            var names = targets[a] ?? []
+            for n in there + others where !names.contains(n) { names.append(n) }
+            targets[a] = names
+        }
         let probes = await MeshChecks.probeAll(targets, me)
 
         checks += config.seeds.map { MeshChecks.seed($0, config, me, probes) }

@@ -38,7 +38,7 @@ enum MeshChecks {
         let env = ProcessInfo.processInfo.environment
         for system in [false, true] {
             let unit = ServiceUnit(manager: ServiceUnit.platformManager, system: system, node: config.name, binary: "",
-                                   dir: node.root.path, home: env["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path)
+                                   dir: node.root.path, home: NodeDirectory.home.path)
             guard unit.manager == .systemd, FileManager.default.fileExists(atPath: unit.folder(environment: env) + "/" + unit.fileName) else { continue }
             return (system ? "sudo systemctl start " : "systemctl --user start ") + unit.name
         }
@@ -61,12 +61,14 @@ enum MeshChecks {
         "if that was a mistake, an introducer admits this device again with a new key: `rolemesh invite \(name)` there, then `rolemesh join CODE` here in a new directory; this key stays revoked: its statements count nowhere"
     }
 
-    /// Probes every address at once; each probe ends within the handshake deadline.
-    static func probeAll(_ addresses: [WireAddress], _ me: Identity) async -> [WireAddress: TrustProbe.Result] {
+    /// Probes every address at once, each with the names that may answer there in order (a
+    /// member's own; for a seed, the members the view has there, then every trusted node); each
+    /// attempt ends within the handshake deadline.
+    static func probeAll(_ targets: [WireAddress: [String]], _ me: Identity) async -> [WireAddress: TrustProbe.Result] {
         guard let keyPair = me.keyPair else { return [:] }
         return await withTaskGroup(of: (WireAddress, TrustProbe.Result).self) { group in
-            for a in Set(addresses).prefix(64) {
-                group.addTask { (a, await TrustProbe.probe(a, me: me.name, keyPair: keyPair, trusted: me.trusted, from: me.local)) }
+            for (a, names) in targets.prefix(64) {
+                group.addTask { (a, await TrustProbe.probe(a, candidates: names, me: me.name, keyPair: keyPair, trusted: me.trusted, from: me.local)) }
             }
             var out: [WireAddress: TrustProbe.Result] = [:]
             for await (a, r) in group { out[a] = r }
@@ -132,7 +134,7 @@ enum MeshChecks {
         let copyOurs = "copy \(me.publicKeyPath) into the keys/ folder of \(expected ?? "the seed's node") (e.g. `scp \(me.publicKeyPath) \(address.host):.rolemesh/keys/`)"
         if let r = me.revoked {
             switch result {
-            case .refused, .keyMismatch:
+            case .refused, .notAccepted:
                 return .fail(name, "\(label) refuses this node: \(me.name) was revoked by \(r.by) at \(r.at)", fix: readmit(me.name))
             default: break
             }
@@ -143,13 +145,17 @@ enum MeshChecks {
             return .fail(name, "\(address) answers as \(peer), not \(expected!)", fix: "\(expected!) has moved: restart its agent so it announces its new address")
         case .refused:
             return .fail(name, "\(label) refuses this node: \(me.name)'s key is not in its keys/", fix: copyOurs)
-        case .keyMismatch(let peer):
-            return .fail(name, "\(label) answers as \(peer) but refused this node's proof: its keys/\(me.name).pub is another key", fix: copyOurs)
-        case .untrusted(let peer):
-            return .fail(name, "\(label) answers as \(peer), whose key is not in keys/ here", fix: "copy \(peer)'s keys/\(peer).pub into the keys/ folder here")
-        case .unproven(let peer):
-            return .fail(name, "\(label) answers as \(peer) but cannot prove it holds the key in keys/\(peer).pub here",
-                         fix: "copy \(peer)'s current keys/\(peer).pub into the keys/ folder here (the one here is another key)")
+        case .notAccepted:
+            // The handshake names no one to a client it does not accept, so which side lacks the
+            // other's key cannot be told apart from here.
+            if let expected {
+                return .fail(name, "\(label) does not accept this node: its keys/\(me.name).pub is missing or another key, or keys/\(expected).pub here is not the key it holds",
+                             fix: "\(copyOurs); and copy \(expected)'s current keys/\(expected).pub into the keys/ folder here")
+            }
+            return .fail(name, "no node trusted here answers at \(address) and accepts this node",
+                         fix: "\(copyOurs); and copy that node's keys/NAME.pub into the keys/ folder here")
+        case .otherVersion:
+            return .fail(name, "\(label) speaks another version of the task channel", fix: "run the same RoleMesh release on both devices")
         case .unreachable(let why):
             return .fail(name, "nothing answers on TCP \(address): \(why)",
                          fix: expected == nil ? "start the agent there (`rolemesh agent`), or correct seeds in node.toml"

@@ -40,6 +40,9 @@ struct BackgroundState {
     /// (`refreshDigest`); the digests an exchange with each peer last started from (ours, theirs).
     var digestDirty = true
     var exchangedAt: [String: (ours: [UInt8], theirs: [UInt8])] = [:]
+    /// Members an exchange of records was started with when they came alive (since this start):
+    /// schedules fire once each of these has ended (`Agent.settled`).
+    var greeted: Set<String> = []
     /// Slot records peers sent that were neither about their own runs nor signed by the runner
     /// (`dropped.forged_slot_record`).
     var forgedRecords = 0

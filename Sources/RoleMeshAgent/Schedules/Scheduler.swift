@@ -40,8 +40,29 @@ extension Agent {
         return Int((t % 86_400 + 86_400) % 86_400 / 60)
     }
 
-    /// Nothing fires until this node has had time to hear the mesh's slot records (two syncs).
-    var settled: Bool { Clock.now() - startedAt >= 2 * core.profile.syncInterval }
+    /// Nothing fires until this node has heard the mesh's slot records, so a slot another node ran
+    /// is not run again: as soon as every member up in its view was heard from directly and one
+    /// exchange of records with each has ended (usually well under a second), at the latest two
+    /// sync intervals after start (40 s on `lan`; a node that hears nobody waits that long).
+    var settled: Bool {
+        let up = Clock.now() - startedAt
+        if up >= settleLimit { return true }
+        guard up >= Self.settleAtLeast else { return false }
+        let view = core.snapshot(now: Clock.now())
+        let peers = view.filter { !$0.isSelf && ($0.state == .alive || $0.state == .suspect) }
+        guard !peers.isEmpty, peers.allSatisfy({ !$0.secondHand && background.greeted.contains($0.name) }) else { return false }
+        return background.exchanging.isDisjoint(with: background.greeted) && background.again.isEmpty
+    }
+
+    /// Two sync intervals: when schedules fire at the latest after a start.
+    var settleLimit: Millis { 2 * core.profile.syncInterval }
+    static let settleAtLeast: Millis = 1_000
+
+    /// What a due slot waits for before this node has settled, and until when at the latest.
+    var settlingReason: String {
+        let left = max(0, settleLimit - (Clock.now() - startedAt))
+        return "starting on \(name) once it has heard which slots the mesh ran (from every member up, by \(Clock.rfc3339(Date().addingTimeInterval(Double(left) / 1000))) at the latest)"
+    }
 
     func reloadSchedules() {
         guard !background.readingFiles else { return }
@@ -86,8 +107,20 @@ extension Agent {
     }
 
     func plan(_ s: Schedule, force: Bool = false) -> SlotPlan {
-        SchedulePlanner.plan(s, now: wallNow, localMinute: localMinute, me: name, view: core.snapshot(now: Clock.now()),
+        SchedulePlanner.plan(s, now: wallNow, localMinute: localMinute, me: name, view: viewWithOwnIdle(),
                              ledger: background.ledger, active: background.active, force: force, grants: grants)
+    }
+
+    /// The view, with this node's own idle reading to the second: a schedule's `idle = "20s"` is
+    /// judged by the node that runs it on what it reads itself, not on the whole minutes it announces.
+    func viewWithOwnIdle() -> [MemberSnapshot] {
+        var view = core.snapshot(now: Clock.now())
+        if let i = view.firstIndex(where: \.isSelf) {
+            let own = ownSignals()
+            view[i].signals.idle = own.idle
+            view[i].signals.idleSeconds = own.idleSeconds
+        }
+        return view
     }
 
     /// Slots this node starts by itself are spaced this far apart, so a laptop waking with several
@@ -146,7 +179,7 @@ extension Agent {
     /// `submit --when idle` (no schedule) being idle; judged on this node's own signals.
     func backgroundBlocker(schedule: String?) -> String? {
         background.conditionsAskedAt = Clock.now()     // a run here reads idle: probe it often
-        let signals = core.me.signals
+        let signals = ownSignals()
         if let id = schedule, let s = background.schedules.first(where: { $0.id == id }) {
             return SchedulePlanner.blocker(s, signals: signals, localMinute: localMinute, node: name)
         }
@@ -159,12 +192,14 @@ extension Agent {
             var state = "waiting", reason: String?
             switch p.status {
             case .waiting(let why): reason = why
-            case .due: reason = "starting on \(name)"
+            case .due: reason = settled ? "starting on \(name)" : settlingReason
             case .done: state = "done"
             case .running(let node):
                 state = "running"
                 let mine = background.ledger.runs(of: s.id, slot: p.slot).last { $0.node == node && $0.state == .running }
                 if node == name, let id = mine?.id, let why = background.paused[id] { state = "paused"; reason = why }
+                // Only the node running it knows whether the run is paused now: say whose view this is.
+                if node != name { reason = "on \(node), as its slot record says; whether it is paused now, `rolemesh schedules` on \(node) says" }
             }
             let last = background.ledger.last(of: s.id).map {
                 ScheduleStatus.LastRun(id: $0.id, node: $0.node, exitCode: $0.exitCode, finished: $0.finished.map(Slots.rfc3339))

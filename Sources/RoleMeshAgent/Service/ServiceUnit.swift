@@ -79,6 +79,19 @@ public struct ServiceUnit: Equatable, Sendable {
     /// What makes the manager forget the removed file.
     public var forgetCommands: [[String]] { manager == .systemd ? [systemctl + ["daemon-reload"]] : [] }
 
+    /// Asks whether the service manager runs and answers here (systemd only): a machine or a shell
+    /// without it (a container, `su`) cannot enable anything, so nothing is written for it.
+    public var probeCommand: [String]? { manager == .systemd ? systemctl + ["is-system-running"] : nil }
+
+    /// `is-system-running`'s words for a manager that takes commands ("offline" and errors: none).
+    public static let answeringStates: Set<String> = ["running", "degraded", "starting", "initializing", "maintenance", "stopping"]
+
+    /// A path or name written into the file that holds a control character (a newline would add
+    /// lines such as `ExecStartPre=` to a unit; the plist cannot hold one): nil when there is none.
+    public var unsafeWord: String? {
+        ([binary, dir, home] + (user.map { [$0] } ?? [])).first { w in w.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f } }
+    }
+
     private var systemctl: [String] { system ? ["systemctl"] : ["systemctl", "--user"] }
     private var launchdDomain: String { system ? "system" : "gui/\(getuid())" }
 

@@ -22,7 +22,13 @@ public struct NodeDirectory: Sendable {
         if let env = ProcessInfo.processInfo.environment["ROLEMESH_DIR"], !env.isEmpty {
             return NodeDirectory(root: URL(fileURLWithPath: env))
         }
-        return NodeDirectory(root: FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".rolemesh"))
+        return NodeDirectory(root: home.appendingPathComponent(".rolemesh"))
+    }
+
+    /// `~`: `$HOME` when set, as ssh, git and the shell take it; the password database only without it.
+    public static var home: URL {
+        if let h = ProcessInfo.processInfo.environment["HOME"], h.hasPrefix("/") { return URL(fileURLWithPath: h) }
+        return FileManager.default.homeDirectoryForCurrentUser
     }
 
     public var configFile: URL { root.appendingPathComponent("node.toml") }

@@ -210,6 +210,9 @@ public final class AsyncFD: Sendable {
 
     // MARK: Deadlines and the end
 
+    /// Closed or closing: no longer a live connection.
+    public var isClosed: Bool { state.withLock { $0.closing || $0.tornDown } }
+
     /// From now on, everything fails `seconds` from now (the handshake's total limit); nil lifts it.
     public func setDeadline(_ seconds: Double?) {
         state.withLock { s in

@@ -75,10 +75,10 @@ struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         // Never trapping: a closed stderr loses the line, it does not bring the agent down.
-        let line = Self.format(level: level, message: "\(message)", metadata: self.metadata.merging(extra ?? [:]) { $1 },
+        let line = Self.format(level: event.level, message: "\(event.message)",
+                               metadata: self.metadata.merging(event.metadata ?? [:]) { $1 },
                                time: Self.stampTime ? Clock.rfc3339() : nil)
         _ = FD.writeAll(2, Array(line.utf8))
     }

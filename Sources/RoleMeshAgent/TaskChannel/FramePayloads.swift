@@ -35,6 +35,8 @@ public struct TaskRequest: Codable, Equatable, Sendable {
     public var trust: [TrustStatement]?
     /// `relay`: the node to carry a channel to.
     public var to: String?
+    /// `carry`: the node whose channel the sender (a relay) carries on this connection.
+    public var from: String?
 
     public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
                 submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
@@ -50,7 +52,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
-        case schedules, trust, to
+        case schedules, trust, to, from
     }
 
     public init(from decoder: Decoder) throws {
@@ -72,6 +74,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         schedules = try? c.decodeIfPresent([ScheduleDefinition].self, forKey: .schedules)
         trust = (try? c.decodeIfPresent([Lenient<TrustStatement>].self, forKey: .trust))?.compactMap(\.value)
         to = try? c.decodeIfPresent(String.self, forKey: .to)
+        from = try? c.decodeIfPresent(String.self, forKey: .from)
     }
 
     /// `{"op": "relay", "to": NODE}`: carry a task channel to NODE (RelayedChannel.swift).
@@ -79,6 +82,15 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         var r = TaskRequest(op: "relay", id: "")
         r.id = nil
         r.to = node
+        return r
+    }
+
+    /// `{"op": "carry", "from": NODE}`: a relay, on its own channel to this node, carries NODE's
+    /// channel on the same connection from the next byte on (RelayedChannel.swift).
+    public static func carry(from node: String) -> TaskRequest {
+        var r = TaskRequest(op: "carry", id: "")
+        r.id = nil
+        r.from = node
         return r
     }
 

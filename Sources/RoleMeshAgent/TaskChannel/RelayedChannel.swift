@@ -12,10 +12,10 @@ import RoleMeshControl
 import RoleMeshCore
 
 /// A task channel carried through another member (`protocol.md`, "Relayed channels"): this node
-/// opens its ordinary channel to RELAY and asks `{"op": "relay", "to": TARGET}`; RELAY opens a TCP
-/// connection to TARGET, answers `info`, and from then on copies bytes both ways. On those bytes
-/// this node runs the ordinary handshake with TARGET, end to end: RELAY sees only sizes and timing
-/// (and the names in the clear hello, as any network does).
+/// opens its ordinary channel to RELAY and asks `{"op": "relay", "to": TARGET}`; RELAY opens its own
+/// authenticated channel to TARGET at an address TARGET proved its key at, asks it to take a
+/// carried channel, answers `info`, and from then on copies bytes both ways. On those bytes this
+/// node runs the ordinary handshake with TARGET, end to end: RELAY sees only sizes and timing.
 extension SecureChannel {
     public static func connect(via relay: String, at relayAddress: WireAddress, to target: String, me: String,
                                keyPair: Ed25519.KeyPair, trusted: [String: [UInt8]], from local: WireAddress?) async throws(MeshError) -> SecureChannel {

@@ -14,12 +14,14 @@ import RoleMeshCore
 /// The task channel between two agents: TCP, mutually authenticated with both nodes'
 /// Ed25519 keys, encrypted with XChaCha20-Poly1305. `protocol.md` ("Task channel") has the bytes.
 ///
-/// Handshake (SIGMA-style, both identities bound to both ephemeral keys):
-///   C → S  "RMT1" | name_c | eph_c                   (server refuses an untrusted name here, before any task data)
-///   S → C  "RMT1" | name_s | eph_s | sig_s(transcript) or "RMTX" | code | message
-///   C → S  sig_c(transcript)
-///   S → C  the first encrypted frame, `info` "ready": the client's proof was accepted
-/// Session keys come from `crypto_kx` over the ephemeral X25519 keys. Each frame is
+/// Handshake, version 2 (`ChannelHandshake`, in the manner of Noise IK): the client encrypts its
+/// name to the server's key, so no name travels in clear and a stranger learns nothing, not even
+/// which node it reached; every failure is refused alike, naming no one.
+///   C → S  "RMT2" | e_c | c1 (the client's identity, 112 bytes sealed)
+///   S → C  e_s | c2 (opens only for the client the server accepts)      or "RMTX" | 76 | 0 0 (another version)
+///   C → S  c3 (the client's proof of its key)
+///   S → C  the first encrypted frame, `info` "ready"                    or "RMTX" | 77 | 0 0
+/// Each frame is
 ///   length u32 | AEAD(type | payload), nonce = a per-direction counter, length as associated data,
 /// so a tampered, replayed, reordered or dropped frame fails to open and ends the connection.
 public final class SecureChannel: FrameTransport {
@@ -33,10 +35,6 @@ public final class SecureChannel: FrameTransport {
     /// The whole handshake, on either side, must be over within this many seconds.
     public static let handshakeSeconds: Double = 5
 
-    static let hello = Array("RMT1".utf8)
-    static let refusal = Array("RMTX".utf8)
-    static let serverTag = Array("rolemesh/1 task-server\0".utf8)
-    static let clientTag = Array("rolemesh/1 task-client\0".utf8)
     static let aeadOverhead = AEAD.overhead
     static let nonceSize = AEAD.nonceSize
 
@@ -53,27 +51,35 @@ public final class SecureChannel: FrameTransport {
     /// a run into a channel the server is just closing.
     public static let serverIdleSeconds: Double = 60
 
-    init(io: AsyncFD, peer: String, tx: [UInt8], rx: [UInt8], joinKey: [UInt8]? = nil) {
+    init(io: AsyncFD, peer: String, keys: ChannelHandshake.SessionKeys, joinKey: [UInt8]? = nil) {
         self.io = io; self.peer = peer; self.joinKey = joinKey
-        self.tx = Locked((tx, 0)); self.rx = Locked((rx, 0))
+        self.tx = Locked((keys.send, 0)); self.rx = Locked((keys.receive, 0))
     }
 
     // MARK: - Handshake
 
     /// Connects from `local` (our listen address: all traffic leaves from it) to `address`,
-    /// and proves we are `me` while checking that the other end is `expected`.
+    /// and proves we are `me` while checking that the other end is `expected`. `previousRelease`:
+    /// `expected` runs the release before this one, which speaks the first handshake ("RMT1").
     public static func connect(to address: WireAddress, expected: String, me: String, keyPair: Ed25519.KeyPair,
-                               trusted: [String: [UInt8]], from local: WireAddress?) async throws(MeshError) -> SecureChannel {
+                               trusted: [String: [UInt8]], from local: WireAddress?, previousRelease: Bool = false) async throws(MeshError) -> SecureChannel {
         let io = try await openTCP(to: address, peer: expected, from: local)
-        return try await establish(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
+        return try await establish(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted, previousRelease: previousRelease)
     }
 
     /// The client's side on a connected `io` (direct, or spliced through a relay), through to the
     /// server's "ready"; `io` is aborted if it fails.
     static func establish(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
-                          trusted: [String: [UInt8]]) async throws(MeshError) -> SecureChannel {
+                          trusted: [String: [UInt8]], previousRelease: Bool = false) async throws(MeshError) -> SecureChannel {
         do throws(MeshError) {
-            let channel = try await clientHandshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
+            let channel: SecureChannel
+            if previousRelease {
+                do throws(HandshakeFailure) {
+                    channel = try await LegacyHandshake.connect(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted, within: handshakeSeconds)
+                } catch { throw error.meshError(expected, me: me) }
+            } else {
+                channel = try await clientHandshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted)
+            }
             try await channel.awaitReady()
             io.setDeadline(nil)
             return channel
@@ -87,7 +93,9 @@ public final class SecureChannel: FrameTransport {
     /// deadline stays armed for the handshake that follows).
     static func openTCP(to address: WireAddress, peer: String, from local: WireAddress?) async throws(MeshError) -> AsyncFD {
         let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, sockStream, 0)
-        guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create a TCP socket") }
+        guard fd >= 0 else {
+            throw MeshError(MeshError.tempFail, "cannot create a TCP socket: \(String(cString: strerror(errno)))")
+        }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if let local, !local.isUnspecified, local.isIPv6 == address.isIPv6 {
@@ -131,113 +139,133 @@ public final class SecureChannel: FrameTransport {
         do {
             return try await handshake(io: io, expected: expected, me: me, keyPair: keyPair, trusted: trusted, within: seconds)
         } catch {
-            throw error.meshError(expected)
+            throw error.meshError(expected, me: me)
         }
     }
 
     /// Why a client handshake failed, for callers that act on the reason (`rolemesh doctor`).
     enum HandshakeFailure: Error, Sendable, Equatable {
         case lost                       // the connection ended or the deadline passed
-        case refused                    // "RMTX": the server does not trust this node
-        case untrusted(String)          // the server's name has no key here
-        case unproven(String)           // the server could not prove it holds that name's key
+        case refused                    // "RMTX" after our proof
+        case otherVersion               // "RMTX" 76: the server does not speak this handshake
+        case untrusted(String)          // no key here for the node we meant to reach
+        case notAccepted(String)        // the answer did not open: another device, or it does not accept our key
 
-        func meshError(_ expected: String) -> MeshError {
+        func meshError(_ expected: String, me: String) -> MeshError {
             switch self {
             case .lost: SecureChannel.lost(expected)
             case .refused: MeshError(MeshError.noPermission, "\(expected) refused the connection: this node is not trusted there")
-            case .untrusted(let name) where name == expected: MeshError(MeshError.noPermission, "\(expected) is not trusted here")
-            case .untrusted, .unproven:
-                MeshError(MeshError.noPermission, "the node answering for \(expected) could not prove it is \(expected)")
+            case .otherVersion:
+                MeshError(MeshError.unavailable, "\(expected) speaks another version of the task channel: run the same RoleMesh release on both")
+            case .untrusted(let name): MeshError(MeshError.noPermission, "\(name) is not trusted here")
+            case .notAccepted(let name):
+                MeshError(MeshError.noPermission,
+                          "\(name) did not accept this node: its keys/\(me).pub is missing or another key, or the key here for \(name) is not the one it holds (or another device answers at its address)")
             }
         }
     }
 
-    /// The handshake itself. `expected` nil accepts whichever trusted node answers (the
-    /// channel's `peer` says which): a seed is known by its address only.
-    static func handshake(io: AsyncFD, expected: String?, me: String, keyPair: Ed25519.KeyPair,
-                          trusted: [String: [UInt8]], within seconds: Double) async throws(HandshakeFailure) -> SecureChannel {
+    /// The handshake itself, as `identity` (a node's name, or a join) to the node `expected`
+    /// whose key is `serverKey`; `psk`: a join's invite secret.
+    static func handshake(io: AsyncFD, expected: String, serverKey: [UInt8], as identity: ChannelHandshake.Identity,
+                          keyPair: Ed25519.KeyPair, psk: [UInt8]? = nil, within seconds: Double) async throws(HandshakeFailure) -> SecureChannel {
         io.setDeadline(seconds)
-        if let expected, trusted[expected] == nil { throw .untrusted(expected) }
-        let (ephPK, ephSK) = kxKeyPair()
-        var w = ByteWriter()
-        w.raw(hello); w.shortString(me); w.raw(ephPK)
-        guard await io.write(w.bytes) else { throw .lost }
-        guard let tag = await io.readExactly(4) else { throw .lost }
-        if tag == refusal { throw .refused }
-        guard tag == hello, let n = await io.readExactly(1),
-              let nameBytes = await io.readExactly(Int(n[0])),
-              let serverEph = await io.readExactly(32),
-              let sig = await io.readExactly(64) else { throw .lost }
-        let serverName = String(decoding: nameBytes, as: UTF8.self)
-        if let expected, serverName != expected { throw .unproven(expected) }
-        guard let serverKey = trusted[serverName] else { throw .untrusted(serverName) }
-        let transcript = transcriptBytes(client: me, clientEph: ephPK, server: serverName, serverEph: serverEph)
-        guard Ed25519.verify(signature: sig, message: serverTag + transcript, publicKey: serverKey) else {
-            throw .unproven(serverName)
+        guard var client = ChannelHandshake.Client(server: serverKey, as: identity, psk: psk) else { throw .notAccepted(expected) }
+        guard await io.write(client.hello) else { throw .lost }
+        guard let head = await io.readExactly(4) else { throw .lost }
+        if head == ChannelHandshake.refusal {
+            let code = await io.readExactly(3)
+            throw code?.first == ChannelHandshake.otherVersion ? .otherVersion : .refused
         }
-        guard await io.write(keyPair.sign(clientTag + transcript)) else { throw .lost }
-        var rx = [UInt8](repeating: 0, count: 32), tx = [UInt8](repeating: 0, count: 32)
-        guard crypto_kx_client_session_keys(&rx, &tx, ephPK, ephSK, serverEph) == 0 else { throw .unproven(serverName) }
-        return SecureChannel(io: io, peer: serverName, tx: tx, rx: rx)
+        guard let rest = await io.readExactly(ChannelHandshake.answerSize - 4) else { throw .lost }
+        guard let (proof, keys) = client.finish(answer: head + rest, keyPair: keyPair) else { throw .notAccepted(expected) }
+        guard await io.write(proof) else { throw .lost }
+        return SecureChannel(io: io, peer: expected, keys: keys)
     }
 
-    /// The server side, on an accepted socket. An untrusted client is refused (77) before
-    /// anything else is read from it. All of it must be over within `handshakeSeconds`, however
-    /// slowly bytes trickle. `trusted` is asked at the moment the client names itself.
-    /// `invites`: how a join hello ("RMJ1") is answered; without it, it is refused as malformed.
+    static func handshake(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
+                          trusted: [String: [UInt8]], within seconds: Double) async throws(HandshakeFailure) -> SecureChannel {
+        guard let serverKey = trusted[expected] else { throw .untrusted(expected) }
+        return try await handshake(io: io, expected: expected, serverKey: serverKey, as: .task(me), keyPair: keyPair, within: seconds)
+    }
+
+    /// Why a server-side handshake did not end in a channel: for the refusal log, which counts
+    /// them (`HandshakeRefusals`) and never names the client (its name is not proven).
+    public enum Refusal: Error, Sendable {
+        case ended              // the connection ended, or the deadline passed, before the client's proof
+        case otherVersion       // not "RMT2"
+        case notAccepted        // the proof did not hold: a stranger, an untrusted name, a wrong key or invite
+        case inviteUsed         // a correct join whose invite a racing one used first
+
+        /// Why, for the log: fixed text, nothing the client said.
+        public var phrase: String {
+            switch self {
+            case .ended: "it ended or ran out of time before proving a key"
+            case .otherVersion: "it speaks another handshake than RMT2"
+            case .notAccepted: "it did not prove a key trusted here (or an invite held here)"
+            case .inviteUsed: "another join used its invite just before"
+            }
+        }
+    }
+
+    /// The server side, on an accepted socket. The client's hello is answered whatever it says,
+    /// at the same cost; only a client this node trusts (or one holding a pending invite) can
+    /// complete it, and every failure gets the same refusal. All of it must be over within
+    /// `handshakeSeconds`, however slowly bytes trickle. `trusted` is asked once the hello opened.
+    /// `invites`: how a join is answered; without it, a join is refused like any failure.
+    /// `previousRelease`: for the first handshake ("RMT1"), the key of a member of the release before
+    /// this one at this connection's source (`LegacyHandshake`); without it, "RMT1" is refused.
     public static func accept(io: AsyncFD, me: String, keyPair: Ed25519.KeyPair,
                               trusted: @Sendable (String) async -> [UInt8]?,
-                              invites: InviteDoor? = nil) async throws(MeshError) -> SecureChannel {
+                              invites: InviteDoor? = nil,
+                              previousRelease: (@Sendable (String) async -> [UInt8]?)? = nil) async throws(Refusal) -> SecureChannel {
         io.setDeadline(handshakeSeconds)
-        guard let tag = await io.readExactly(4) else { throw MeshError(MeshError.other, "a malformed task-channel hello") }
-        if tag == joinHello, let invites { return try await acceptJoin(io: io, me: me, keyPair: keyPair, invites: invites) }
-        guard tag == hello, let n = await io.readExactly(1),
-              let nameBytes = await io.readExactly(Int(n[0])),
-              let clientEph = await io.readExactly(32) else {
-            throw MeshError(MeshError.other, "a malformed task-channel hello")
+        guard let magic = await io.readExactly(4) else { throw .ended }
+        if magic == LegacyHandshake.magic, let previousRelease {
+            let channel = try await LegacyHandshake.accept(io: io, me: me, keyPair: keyPair, legacyKey: previousRelease)
+            io.setDeadline(nil)
+            try? await channel.send(Frame(.info, encoding: ReadyInfo(message: "ready", keep: false)))
+            return channel
         }
-        let client = String(decoding: nameBytes, as: UTF8.self)
-        guard NodeName.isValid(client), let clientKey = await trusted(client) else {
-            await refuse(io, code: MeshError.noPermission, "\(me) does not trust \(client.isEmpty ? "this node" : client)")
-            throw MeshError(MeshError.noPermission, "refused a task connection from untrusted \(client)")
+        guard magic == ChannelHandshake.magic else {
+            await refuse(io, ChannelHandshake.otherVersion)
+            throw .otherVersion
         }
-        let (ephPK, ephSK) = kxKeyPair()
-        let transcript = transcriptBytes(client: client, clientEph: clientEph, server: me, serverEph: ephPK)
-        var w = ByteWriter()
-        w.raw(hello); w.shortString(me); w.raw(ephPK); w.raw(keyPair.sign(serverTag + transcript))
-        guard await io.write(w.bytes), let sig = await io.readExactly(64),
-              Ed25519.verify(signature: sig, message: clientTag + transcript, publicKey: clientKey) else {
-            throw MeshError(MeshError.noPermission, "\(client) failed to prove its identity")
+        guard let body = await io.readExactly(ChannelHandshake.helloSize - 4) else { throw .ended }
+        var server = ChannelHandshake.Server(hello: magic + body, keyPair: keyPair)
+        var clientKey: [UInt8]?, psk: [UInt8]?
+        switch server.identity {
+        case .task(let name)?: clientKey = await trusted(name)
+        case .join(let name, let key, let id)?:
+            if let secret = await invites?.secret(name, id) { clientKey = key; psk = secret }
+        case nil: _ = await trusted("")     // the same round trip to the agent as a hello that opened
         }
-        var rx = [UInt8](repeating: 0, count: 32), tx = [UInt8](repeating: 0, count: 32)
-        guard crypto_kx_server_session_keys(&rx, &tx, ephPK, ephSK, clientEph) == 0 else {
-            throw MeshError(MeshError.noPermission, "key exchange with \(client) failed")
+        guard await io.write(server.answer(clientKey: clientKey, psk: psk)),
+              let proof = await io.readExactly(ChannelHandshake.proofSize) else { throw .ended }
+        guard let keys = server.check(proof: proof, keyPair: keyPair), let identity = server.identity else {
+            await refuse(io, ChannelHandshake.refused)
+            throw .notAccepted
+        }
+        var joinKey: [UInt8]?
+        if case .join(let name, let key, let id) = identity {
+            // Single use: the first proof that arrives takes the invite, a racing second one is refused.
+            guard await invites?.claim(name, id, key) == true else {
+                await refuse(io, ChannelHandshake.refused)
+                throw .inviteUsed
+            }
+            joinKey = key
         }
         io.setDeadline(nil)
-        let channel = SecureChannel(io: io, peer: client, tx: tx, rx: rx)
+        let channel = SecureChannel(io: io, peer: identity.name, keys: keys, joinKey: joinKey)
         // A failed send shows at the next read.
         try? await channel.send(Frame(.info, encoding: ReadyInfo(message: "ready", keep: true)))
         return channel
     }
 
-    static func refuse(_ io: AsyncFD, code: Int32, _ message: String) async {
-        let msg = Array(message.utf8.prefix(1000))
-        _ = await io.write(refusal + [UInt8(code), UInt8(msg.count >> 8), UInt8(msg.count & 0xff)] + msg)
+    /// "RMTX", a code, a zero length: the same bytes for every refusal of one kind, naming no one.
+    static func refuse(_ io: AsyncFD, _ code: UInt8) async {
+        _ = await io.write(ChannelHandshake.refusal(code))
         _ = await io.drained()
-    }
-
-    static func kxKeyPair() -> ([UInt8], [UInt8]) {
-        _ = Ed25519.ready
-        var pk = [UInt8](repeating: 0, count: 32), sk = [UInt8](repeating: 0, count: 32)
-        crypto_kx_keypair(&pk, &sk)
-        return (pk, sk)
-    }
-
-    static func transcriptBytes(client: String, clientEph: [UInt8], server: String, serverEph: [UInt8]) -> [UInt8] {
-        var w = ByteWriter()
-        w.shortString(client); w.raw(clientEph); w.shortString(server); w.raw(serverEph)
-        return w.bytes
     }
 
     static func lost(_ peer: String) -> MeshError { MeshError(MeshError.tempFail, "the connection to \(peer) was lost") }

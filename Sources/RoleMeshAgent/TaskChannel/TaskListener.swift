@@ -12,12 +12,13 @@ import Foundation
 import Synchronization
 import RoleMeshCore
 
-/// The TCP side of the agent's address: accepts task connections with a DispatchSource on
-/// the agent's queue and hands each one to `onConnection`, which runs the handshake as a task.
+/// The TCP side of the agent's address: accepts task connections (`AcceptSource`, on the agent's
+/// queue) and hands each one to the pre-auth gate, which starts its handshake as soon as it has a
+/// place (`PreAuthPlaces`: per source IP, with a short queue).
 /// Confinement: created, started and stopped on the agent's queue (its handlers run there).
 final class TaskListener {
     let fd: Int32
-    private var source: DispatchSourceRead?
+    private var acceptor: AcceptSource?
 
     init(bind address: WireAddress) throws(MeshError) {
         let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, sockStream, 0)
@@ -39,104 +40,105 @@ final class TaskListener {
         self.fd = fd
     }
 
-    /// Connections still in their handshake (not yet authenticated) at most; more are closed at once.
-    static let preAuthLimit = 32
-    let gate = PreAuthGate(limit: TaskListener.preAuthLimit)
-    private var lastCapLog: UInt64 = 0, lastFullLog: UInt64 = 0
-    private var backingOff = false
-    private var queue: DispatchQueue?
-
-    /// `onConnection(fd, release)`: the connection's handshake starts; `release()` (idempotent)
-    /// frees its pre-auth place once the handshake is over, either way.
-    func start(queue: DispatchQueue, onConnection: @escaping (Int32, PreAuthGate.Place) -> Void) {
-        self.queue = queue
-        let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        s.setEventHandler { [weak self, fd] in
-            guard let self else { return }
-            for _ in 0..<32 {
-                let c = accept(fd, nil, nil)
-                if c < 0 {
-                    let err = errno
-                    if err == EINTR || err == ECONNABORTED { continue }
-                    if err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM { self.backOff(err) }
-                    return
-                }
-                guard let place = self.gate.enter() else {
-                    sysClose(c)
-                    if Self.due(&self.lastCapLog) {
-                        Log.warn("\(Self.preAuthLimit) task connections are already in their handshake; closing new ones until they finish")
-                    }
-                    continue
-                }
-                var one: Int32 = 1
-                setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                onConnection(c, place)
-            }
+    /// Every accepted connection goes to `gate`, which starts its handshake when it has a place.
+    func start(queue: DispatchQueue, gate: PreAuthGate) {
+        let a = AcceptSource(fd: fd, queue: queue, what: "task connections")
+        a.start { c, peer in
+            var one: Int32 = 1
+            setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            gate.arrive(c, from: SocketAddress.from(peer) ?? WireAddress(ip: [0, 0, 0, 0], port: 0))
         }
-        s.setCancelHandler { [fd] in sysClose(fd) }
-        source = s
-        s.resume()
-    }
-
-    /// Out of descriptors: the listening socket stays readable, so accepting again at once would
-    /// spin. The source pauses for a second instead (on the agent queue, like its handler).
-    private func backOff(_ err: Int32) {
-        guard !backingOff, let s = source, let queue else { return }
-        backingOff = true
-        if Self.due(&lastFullLog) {
-            Log.warn("cannot accept task connections: \(String(cString: strerror(err))); pausing for a second")
-        }
-        s.suspend()
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + 1)
-        t.setEventHandler { [weak self] in
-            t.cancel()
-            guard let self, self.backingOff else { return }
-            self.backingOff = false
-            if let s = self.source { s.resume() }
-        }
-        t.resume()
-    }
-
-    /// True at most once per 10 s for the given clock (on the agent queue).
-    private static func due(_ last: inout UInt64) -> Bool {
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard last == 0 || now - last >= 10_000_000_000 else { return false }
-        last = now
-        return true
+        acceptor = a
     }
 
     func stop() {
-        guard let s = source else { return }
-        source = nil
-        // A suspended source must be resumed for its cancellation to run.
-        if backingOff { backingOff = false; s.cancel(); s.resume() } else { s.cancel() }
+        acceptor?.stop(); acceptor = nil
     }
 }
 
-/// Counts connections still in their handshake; thread-safe, as handshakes run as tasks.
+/// The listener's pre-auth places (`PreAuthPlaces`, the rules) around real connections: thread
+/// safe, as handshakes run as tasks and free their places from anywhere. A connection that waits
+/// for a place is held unread; one the rules refuse is closed unread and reported.
 final class PreAuthGate: Sendable {
-    let limit: Int
-    private let count = Locked(0)
-    init(limit: Int) { self.limit = limit }
+    typealias Start = @Sendable (Int32, WireAddress, Place) -> Void
+    private struct State {
+        var places: PreAuthPlaces
+        var waiting: [Int: (fd: Int32, source: WireAddress)] = [:]
+        var nextID = 0
+        var timer: DispatchSourceTimer?
+    }
+    private let state: Locked<State>
+    private let limits: (total: Int, perSource: Int, wait: Millis)
+    private let start: Start
+    private let refused: @Sendable (WireAddress, String) -> Void
+    private static let timers = DispatchQueue(label: "rolemesh.preauth")
 
-    /// A place, or nil when all are taken.
-    func enter() -> Place? {
-        count.withLock { n -> Bool in
-            guard n < limit else { return false }
-            n += 1
-            return true
-        } ? Place(gate: self) : nil
+    /// `start(fd, source, place)`: a connection's handshake begins (it frees `place` when over);
+    /// `refused(source, why)`: a connection was closed unread.
+    init(_ places: PreAuthPlaces = PreAuthPlaces(), start: @escaping Start,
+         refused: @escaping @Sendable (WireAddress, String) -> Void) {
+        state = Locked(State(places: places))
+        limits = (places.total, places.perSource, places.wait)
+        self.start = start; self.refused = refused
+    }
+
+    func arrive(_ fd: Int32, from source: WireAddress) {
+        let now = Clock.now()
+        let decision = state.withLock { s -> (PreAuthPlaces.Arrival, Int) in
+            let id = s.nextID
+            s.nextID += 1
+            let d = s.places.arrive(id: id, source: source.ip, now: now)
+            if d == .wait { s.waiting[id] = (fd, source); arm(&s) }
+            return (d, id)
+        }
+        switch decision.0 {
+        case .start: start(fd, source, Place(gate: self, source: source))
+        case .wait: break
+        case .refuse:
+            sysClose(fd)
+            refused(source, "no place for its handshake (\(limits.total) in all, \(limits.perSource) per address, and the queue is full)")
+        }
+    }
+
+    fileprivate func leave(_ source: WireAddress) {
+        let go = state.withLock { s -> [(Int32, WireAddress)] in
+            s.places.leave(source: source.ip).compactMap { s.waiting.removeValue(forKey: $0) }
+        }
+        for (fd, from) in go { start(fd, from, Place(gate: self, source: from)) }
+    }
+
+    /// A timer at the earliest end of a wait, while any connection waits.
+    private func arm(_ s: inout State) {
+        guard s.timer == nil, let at = s.places.nextExpiry else { return }
+        let t = DispatchSource.makeTimerSource(queue: Self.timers)
+        t.schedule(deadline: .now() + .milliseconds(Int(max(0, at - Clock.now())) + 1))
+        t.setEventHandler { [weak self] in self?.expire() }
+        s.timer = t
+        t.resume()
+    }
+
+    private func expire() {
+        let gone = state.withLock { s -> [(Int32, WireAddress)] in
+            s.timer?.cancel(); s.timer = nil
+            let out = s.places.expire(now: Clock.now()).compactMap { s.waiting.removeValue(forKey: $0) }
+            arm(&s)
+            return out
+        }
+        for (fd, source) in gone {
+            sysClose(fd)
+            refused(source, "waited \(limits.wait / 1000) s for a place for its handshake")
+        }
     }
 
     /// One connection's place; `release()` frees it the first time only.
     final class Place: Sendable {
         private let gate: PreAuthGate
+        private let source: WireAddress
         private let released = Atomic(false)
-        init(gate: PreAuthGate) { self.gate = gate }
+        init(gate: PreAuthGate, source: WireAddress) { self.gate = gate; self.source = source }
         func release() {
             guard released.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
-            gate.count.withLock { $0 -= 1 }
+            gate.leave(source)
         }
     }
 }

@@ -85,13 +85,19 @@ actor Executor {
 
     func trusts(_ peer: String) async -> Bool { await link.agent?.trustedKey(peer) != nil }
 
+    /// A connection whose handshake is done must send its request within this many seconds (an
+    /// idle one holds a descriptor for nothing).
+    static let firstRequestSeconds: Double = 5
+
     /// Serves one authenticated connection until its request is done; a `run` whose submitter
     /// then sends `next` keeps the channel for its next `run` (up to `serverIdleSeconds` idle).
     func serve(_ channel: SecureChannel) async {
         defer { channel.close() }
         var first = true
         while true {
-            if !first {
+            if first {
+                channel.io.setDeadline(Self.firstRequestSeconds)
+            } else {
                 // Idle between runs: closed when it stays idle, or when its peer is revoked.
                 channel.io.setDeadline(SecureChannel.serverIdleSeconds)
                 idle[ObjectIdentifier(channel)] = channel
@@ -111,6 +117,9 @@ actor Executor {
             case "slots" where first: return await exchangeSlots(req, on: channel)
             case "relay" where first:
                 await link.agent?.carry(to: req.to, for: channel)
+                return
+            case "carry" where first:
+                await link.agent?.carried(from: req.from, on: channel)
                 return
             default: return await fail(channel, MeshError(MeshError.usage, "unknown request"))
             }
@@ -175,23 +184,29 @@ actor Executor {
         journal.noteChange()    // wakes the revoked streams now
     }
 
+    /// The exit status of a task file that cannot be executed, as a shell gives it.
+    static let notExecutable: Int32 = 126
+
     /// ROLE and TASK as the contract allows them: `[A-Za-z0-9][A-Za-z0-9._-]*`, role ≤ 63 bytes, task ≤ 255.
     static func isValidName(role: String, task: String) -> Bool {
         NodeName.isValid(role) && Submission.isValidTaskName(task)
     }
 
-    /// The task file, if ROLE/TASK names an executable file inside the role's folder.
-    func taskPath(role: String, task: String) -> String? {
-        guard Self.isValidName(role: role, task: task) else { return nil }
+    /// What ROLE/TASK names here: an executable file inside the role's folder, a file there that
+    /// cannot be executed (a shell says 126 for it, and so does the executor), or nothing.
+    enum TaskFile: Equatable { case ready(String), notExecutable, missing }
+
+    func taskFile(role: String, task: String) -> TaskFile {
+        guard Self.isValidName(role: role, task: task) else { return .missing }
         let roleDir = dir.rolesDir.appendingPathComponent(role).path
         let path = roleDir + "/" + task
         // Resolve links: the file must really live inside the role's folder.
-        guard let realRole = realpath(roleDir, nil), let realTask = realpath(path, nil) else { return nil }
+        guard let realRole = realpath(roleDir, nil), let realTask = realpath(path, nil) else { return .missing }
         defer { free(realRole); free(realTask) }
         let r = String(cString: realRole), t = String(cString: realTask)
         var st = stat()
-        guard t.hasPrefix(r + "/"), stat(t, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(t, X_OK) == 0 else { return nil }
-        return t
+        guard t.hasPrefix(r + "/"), stat(t, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .missing }
+        return access(t, X_OK) == 0 ? .ready(t) : .notExecutable
     }
 
     private func run(_ req: TaskRequest, on ch: SecureChannel, input: Input, refusal: String?) async {
@@ -210,7 +225,12 @@ actor Executor {
             return await fail(ch, MeshError(MeshError.usage, "task id already used"))
         }
         if let why = refusal { return await fail(ch, MeshError(MeshError.unavailable, "\(me) \(why)")) }
-        guard let path = taskPath(role: role, task: task) else {
+        let path: String
+        switch taskFile(role: role, task: task) {
+        case .ready(let p): path = p
+        case .notExecutable:
+            return await fail(ch, MeshError(Self.notExecutable, "\(me): roles/\(role)/\(task) is not executable (chmod +x \(dir.rolesDir.path)/\(role)/\(task) there)"))
+        case .missing:
             return await fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
         }
         let args = req.args ?? []

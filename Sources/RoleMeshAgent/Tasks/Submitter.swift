@@ -283,6 +283,10 @@ actor Submitter {
                 continue
             }
             active[sub.id] = (target.name, channel)
+            // Through a relay: said to the person waiting, and kept in the journal (`tasks`).
+            let via = await agent.via(target.name)
+            journal.update(sub.id) { $0.via = via }
+            if let via { await relay.forward(.info("\(sub.role)/\(sub.task) goes to \(target.name) via \(via): no direct path from here")) }
 
             var request = TaskRequest.run(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
                                           submitted: sub.submitted, detached: sink == nil)
@@ -391,6 +395,7 @@ actor Submitter {
         do {
             let ch = try await agent.channel(to: node, address: address)
             defer { ch.close() }
+            if let via = await agent.via(node) { try? await sink.send(.info("fetching the output from \(node) via \(via): no direct path from here")) }
             try await ch.send(Frame(.request, encoding: req))
             while let f = try await ch.receive() {
                 try await sink.send(f)

@@ -24,6 +24,14 @@ extension Agent {
     /// would this node take no new task (nil: it takes them).
     func admission(_ peer: String) -> (trusted: Bool, refusal: String?) { (trustedKey(peer) != nil, refusesTasks()) }
 
+    /// For the first handshake ("RMT1", release 0.1.0): `name`'s key if the gossip says it is a
+    /// member of that release (no digest in its heartbeat) reached at `source`'s IP; else nil.
+    func previousReleaseKey(_ name: String, at source: WireAddress) -> [UInt8]? {
+        guard let m = core.snapshot(now: Clock.now()).first(where: { $0.name == name }), m.runsPreviousRelease,
+              m.address.ip == source.ip else { return nil }
+        return trustedKey(name)
+    }
+
     /// Why this node takes no new tasks now, or nil.
     func refusesTasks() -> String? {
         if leaving { return "is leaving the mesh" }
@@ -69,31 +77,53 @@ extension Agent {
     }
 
     func startTasks() {
-        let me = name, keyPair = keyRing.keyPair, executor = self.executor, submitter = self.submitter
-        let door = InviteDoor(secret: { await self.inviteSecret($0) }, claim: { await self.claimInvite($0, key: $1) })
-        taskListener.start(queue: queue) { fd, place in
+        let me = name, keyPair = keyRing.keyPair
+        let door = InviteDoor(secret: { await self.inviteSecret($0, id: $1) }, claim: { await self.claimInvite($0, id: $1, key: $2) })
+        let gate = PreAuthGate(start: { fd, source, place in
             // The handshake is a task of its own, off the agent queue; the agent is asked for a key
-            // when the client names itself.
+            // once the client's hello opened.
             Task.detached {
                 let io = AsyncFD(fd)
                 let channel: SecureChannel
-                do throws(MeshError) {
+                do throws(SecureChannel.Refusal) {
                     channel = try await SecureChannel.accept(io: io, me: me, keyPair: keyPair, trusted: { await self.trustedKey($0) },
-                                                             invites: door)
+                                                             invites: door, previousRelease: { await self.previousReleaseKey($0, at: source) })
                 } catch {
                     place.release()
-                    Log.info(error.message)
                     io.abort()
+                    await self.noteRefusal(error.phrase, from: source.host)
                     return
                 }
                 place.release()
-                if channel.joinKey != nil { await self.welcome(channel) } else {
-                    Log.debug("task channel opened", context: ["peer": channel.peer])
-                    await executor.serve(channel)
-                }
+                await self.serveAccepted(channel)
             }
+        }, refused: { source, why in Task { await self.noteRefusal(why, from: source.host) } })
+        taskListener.start(queue: queue, gate: gate)
+        every(ms: Int(RefusalLog.interval)) { agent in
+            if let line = agent.refusals.flush(now: Clock.now()) { Log.info(line) }
         }
+        every(ms: 5_000) { $0.retryDirectPaths() }
+        let submitter = self.submitter
         Task { await submitter.resume() }
+    }
+
+    /// A refused task connection, for the log (`RefusalLog`: one line at once, then a summary at
+    /// most every 10 s; only the source address and a fixed reason, never what the client said).
+    func noteRefusal(_ why: String, from source: String) {
+        if let line = refusals.note(why, source: source, now: Clock.now()) { Log.info(line) }
+    }
+
+    /// An authenticated channel: a join's `welcome`, or served by the executor while its peer holds
+    /// fewer than `channels.perPeer` here.
+    nonisolated func serveAccepted(_ channel: SecureChannel) async {
+        if channel.joinKey != nil { return await welcome(channel) }
+        guard channels.enter(channel.peer, channel.io, capped: true) else {
+            await noteRefusal("it holds \(channels.perPeer) task connections here already", from: channel.peer)
+            try? await channel.send(.error(MeshError(MeshError.unavailable, "\(name) serves at most \(channels.perPeer) task connections of \(channel.peer) at once")))
+            channel.close()
+            return
+        }
+        await executor.serve(channel)
     }
 
     /// On leave: take no new tasks, let running ones finish (bounded), then stop listening.

@@ -41,6 +41,8 @@ public final class TaskJournal: Sendable {
         var isFinal: Bool
         /// Bytes of its stored `output` (0 where it did not run).
         var output: Int
+        /// Bytes of the arguments its record keeps (at most `argsKept`): counted with the output.
+        var args: Int = 0
     }
 
     struct Index {
@@ -48,7 +50,7 @@ public final class TaskJournal: Sendable {
         var entries: [String: Entry] = [:]
         /// Records of tasks not over yet: rewritten several times each, never read back from disk.
         var live: [String: TaskRecord] = [:]
-        /// The sum of `output` over all entries.
+        /// The sum of `output` and `args` over all entries: what the cap counts.
         var totalOutput = 0
         /// Tasks whose output is worth removing under the cap (larger than the note that replaces
         /// it), oldest first: the cap takes from the front.
@@ -106,7 +108,34 @@ public final class TaskJournal: Sendable {
     /// Something in the journal changed (a record, a task's output, a task ending here).
     public func noteChange() { changes.bump() }
 
+    /// Of a task's arguments, the journal keeps the first this many bytes (a request's arguments
+    /// are as large as a frame allows, and records stay 30 days).
+    public static let argsKept = 4096
+
+    /// `args` as the journal keeps them: whole up to `argsKept` bytes in all; beyond, the argument
+    /// that crosses the limit is cut (on a character) and one more element says how much was not kept.
+    public static func keptArgs(_ args: [String]) -> [String] {
+        var out: [String] = [], used = 0, dropped = 0
+        for a in args {
+            let n = a.utf8.count
+            if dropped == 0, used + n <= argsKept { out.append(a); used += n; continue }
+            if dropped == 0 {
+                var cut = ""
+                for ch in a where used + cut.utf8.count + String(ch).utf8.count <= argsKept { cut.append(ch) }
+                out.append(cut)
+                dropped += n - cut.utf8.count
+                used = argsKept
+            } else {
+                dropped += n
+            }
+        }
+        if dropped > 0 { out.append("(rolemesh kept the first \(argsKept) bytes of the arguments; \(dropped) more bytes were not kept)") }
+        return out
+    }
+
     private func store(_ r: TaskRecord, _ s: inout Index) {
+        var r = r
+        r.args = Self.keptArgs(r.args)
         // The folder at once: the task's output goes there as soon as it runs.
         if s.entries[r.id] == nil { mkdir(rootPath + "/" + r.id, 0o700) }
         let bytes = [UInt8](ControlJSON.encode(r, userInfo: [TaskRecord.withArgs: true]) + Data([10]))
@@ -119,7 +148,9 @@ public final class TaskJournal: Sendable {
             s.trimmable.remove(at: i)
             Self.insert((r.submitted, r.id), into: &s.trimmable)
         }
-        s.entries[r.id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: old?.output ?? 0)
+        let args = r.args.reduce(0) { $0 + $1.utf8.count }
+        s.entries[r.id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: old?.output ?? 0, args: args)
+        s.totalOutput += args - (old?.args ?? 0)
         s.live[r.id] = r
         noteChange()
     }
@@ -229,8 +260,9 @@ public final class TaskJournal: Sendable {
     /// Output at most this large is never worth replacing by the note (which is about this long).
     static let trimFloor = 200
 
-    /// Keeps all tasks' stored output under `cap` bytes: the oldest tasks' output goes first,
-    /// each replaced by one line saying so (what `logs` then prints). Runs in `keeping` are spared.
+    /// Keeps all tasks' stored output and kept arguments under `cap` bytes: the oldest tasks' output
+    /// goes first, each replaced by one line saying so (what `logs` then prints), then, if that is
+    /// not enough, the oldest tasks' arguments leave their records. Runs in `keeping` are spared.
     /// Works from the index's running total: nothing is read unless something must go.
     public func trimOutputs(toAtMost cap: Int, keeping: Set<String> = []) {
         let replacement = Self.replacement(cap: cap)
@@ -245,6 +277,15 @@ public final class TaskJournal: Sendable {
                 s.totalOutput -= e.output - replacement.count
                 s.entries[id]?.output = replacement.count
                 s.trimmable.remove(at: i)
+                trimmed = true
+            }
+            guard s.totalOutput > cap else { return }
+            let withArgs = s.entries.filter { $0.value.args > 0 && !keeping.contains($0.key) }
+                .map { ($0.value.submitted, $0.key) }.sorted { $0 < $1 }
+            for (_, id) in withArgs where s.totalOutput > cap {
+                guard var r = s.live[id] ?? load(id, &s) else { continue }
+                r.args = []
+                store(r, &s)
                 trimmed = true
             }
         }
@@ -284,9 +325,10 @@ public final class TaskJournal: Sendable {
         guard TaskJournal.isValidID(id), let r = load(id, &s), r.id == id else { return }
         var st = stat()
         let size = stat(rootPath + "/" + id + "/output", &st) == 0 ? Int(st.st_size) : 0
-        s.entries[id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: size)
+        let args = r.args.reduce(0) { $0 + $1.utf8.count }
+        s.entries[id] = Entry(submitted: r.submitted, isFinal: r.isFinal, output: size, args: args)
         if !r.isFinal { s.live[id] = r }   // unfinished ones only: the rest are read when asked for
-        s.totalOutput += size
+        s.totalOutput += size + args
         guard size > Self.trimFloor else { return }
         if sorted { Self.insert((r.submitted, id), into: &s.trimmable) } else { s.trimmable.append((r.submitted, id)) }
     }
@@ -295,7 +337,7 @@ public final class TaskJournal: Sendable {
         guard let e = s.entries.removeValue(forKey: id) else { return }
         s.live[id] = nil
         s.pending[id] = nil
-        s.totalOutput -= e.output
+        s.totalOutput -= e.output + e.args
         if e.output > Self.trimFloor, let i = s.trimmable.firstIndex(where: { $0.id == id }) { s.trimmable.remove(at: i) }
     }
 

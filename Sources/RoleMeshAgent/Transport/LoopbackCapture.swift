@@ -4,12 +4,14 @@ import Glibc
 import Dispatch
 import RoleMeshCore
 
-/// A passive capture of UDP to or from one port on given IPv4 hosts, as a tcpdump on the machine
-/// would see it (an AF_PACKET socket; needs CAP_NET_RAW). The agent never uses it: the privacy test
-/// and `rolemesh-bench capture` do, to show that gossip on the wire holds nothing readable.
+/// A passive capture of UDP and TCP to or from one port on given IPv4 hosts, as a tcpdump on the
+/// machine would see it (an AF_PACKET socket; needs CAP_NET_RAW). The agent never uses it: the
+/// privacy test and `rolemesh-bench capture` do, to show that gossip and the task channel on the
+/// wire hold nothing readable.
 public final class LoopbackCapture: Sendable {
     private let source: Locked<DispatchSourceRead?>
     private let packets = Locked<[[UInt8]]>([])
+    private let segments = Locked<[[UInt8]]>([])
     static let maxPackets = 500_000
 
     /// Nil when the process may not open a packet socket.
@@ -19,14 +21,17 @@ public final class LoopbackCapture: Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let ips = Set(hosts.map { $0.split(separator: ".").compactMap { UInt8($0) } })
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: DispatchQueue(label: "rolemesh.capture"))
-        let packets = self.packets
+        let packets = self.packets, segments = self.segments
         s.setEventHandler {
             var buf = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if n < 0 { break }        // EAGAIN: drained
-                guard let payload = LoopbackCapture.udpPayload(buf, n, port: port, ips: ips) else { continue }
-                packets.withLock { if $0.count < Self.maxPackets { $0.append(payload) } }
+                if let payload = LoopbackCapture.udpPayload(buf, n, port: port, ips: ips) {
+                    packets.withLock { if $0.count < Self.maxPackets { $0.append(payload) } }
+                } else if let payload = LoopbackCapture.tcpPayload(buf, n, port: port, ips: ips), !payload.isEmpty {
+                    segments.withLock { if $0.count < Self.maxPackets { $0.append(payload) } }
+                }
             }
         }
         s.setCancelHandler { _ = close(fd) }
@@ -44,11 +49,26 @@ public final class LoopbackCapture: Sendable {
         return Array(b[(ihl + 8)..<n])
     }
 
-    /// Stops capturing; what was captured so far.
+    /// An IPv4/TCP segment's payload (possibly empty) if it is to or from `port` on one of `ips`.
+    static func tcpPayload(_ b: [UInt8], _ n: Int, port: UInt16, ips: Set<[UInt8]>) -> [UInt8]? {
+        guard n >= 40, b[0] >> 4 == 4, b[9] == 6 else { return nil }
+        let ihl = Int(b[0] & 0x0f) * 4
+        let total = min(n, Int(UInt16(b[2]) << 8 | UInt16(b[3])))
+        guard total >= ihl + 20 else { return nil }
+        let sport = UInt16(b[ihl]) << 8 | UInt16(b[ihl + 1]), dport = UInt16(b[ihl + 2]) << 8 | UInt16(b[ihl + 3])
+        guard sport == port || dport == port, ips.contains(Array(b[12..<16])) || ips.contains(Array(b[16..<20])) else { return nil }
+        let start = ihl + Int(b[ihl + 12] >> 4) * 4
+        return start <= total ? Array(b[start..<total]) : nil
+    }
+
+    /// Stops capturing; the UDP datagrams captured so far (the TCP payloads: `tcpSegments`).
     public func stop() -> [[UInt8]] {
         source.withLock { $0?.cancel(); $0 = nil }
         return packets.withLock { $0 }
     }
+
+    /// The payloads of the TCP segments captured (each non-empty one; the task channel).
+    public var tcpSegments: [[UInt8]] { segments.withLock { $0 } }
 
     /// What must never be seen in clear: each name and role as UTF-8, and the signals as a gossip
     /// plaintext carries them (wire v2, protocol.md section 4): the run of all their fields, and each
@@ -75,12 +95,20 @@ public final class LoopbackCapture: Sendable {
     }
 
     /// Which secrets appear in which captured datagrams ("what in an N-byte datagram"), deduplicated.
-    public static func leaks(of secrets: [(what: String, bytes: [UInt8])], in packets: [[UInt8]]) -> [String] {
+    public static func leaks(of secrets: [(what: String, bytes: [UInt8])], in packets: [[UInt8]], unit: String = "datagram") -> [String] {
         var hits: Set<String> = []
         for p in packets {
-            for (what, needle) in secrets where contains(p, needle) { hits.insert("\(what) in a \(p.count)-byte datagram") }
+            for (what, needle) in secrets where contains(p, needle) { hits.insert("\(what) in a \(p.count)-byte \(unit)") }
         }
         return hits.sorted()
+    }
+
+    /// The same over a TCP stream's bytes: segments joined in capture order, so a name split
+    /// across two segments is still found (each connection's segments interleave with others', so
+    /// this over-reports at worst).
+    public static func streamLeaks(of secrets: [(what: String, bytes: [UInt8])], in segments: [[UInt8]]) -> [String] {
+        let joined = segments.flatMap { $0 }
+        return secrets.filter { contains(joined, $0.bytes) }.map { "\($0.what) in the task channel's TCP bytes" }
     }
 
     static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {

@@ -38,15 +38,34 @@ extension Agent {
         let expires = Self.wallSeconds() + Int64(seconds)
         let code = InviteCode(inviter: name, inviterKey: keyRing.keyPair.publicKey, secret: secret, expires: expires,
                               name: invited, addresses: addresses)
-        invites[invited] = PendingInvite(name: invited, secret: Data(secret).base64EncodedString(), expires: expires,
-                                         grants: grants.isEmpty ? nil : Array(Set(grants)).sorted())
+        // An earlier code for the same name keeps working (until it expires, or one of them is
+        // used): a second invite does not silently void the first, and the answer says it is there.
+        let now = Self.wallSeconds()
+        invites.removeAll { $0.expires <= now }
+        var others = invites.filter { $0.name == invited }
+        if others.count >= Self.maxInvitesPerName, let oldest = others.min(by: { $0.expires < $1.expires }) {
+            invites.removeAll { $0 == oldest }
+            others.removeAll { $0 == oldest }
+        }
+        guard invites.count < Self.maxInvites else {
+            return conn.fail(MeshError(MeshError.unavailable, "\(Self.maxInvites) invites are pending here already: let some be used or expire"))
+        }
+        invites.append(PendingInvite(name: invited, secret: Data(secret).base64EncodedString(), expires: expires,
+                                     grants: grants.isEmpty ? nil : Array(Set(grants)).sorted()))
         let text = code.text
-        Log.info("invite for \(invited) made, valid until \(Clock.rfc3339(Date(timeIntervalSince1970: Double(expires))))")
+        Log.info("invite for \(invited) made, valid until \(Self.wallText(expires))" + (others.isEmpty ? "" : " (\(others.count) earlier one(s) for it still pending)"))
+        let also = others.sorted { $0.expires < $1.expires }.map { Self.wallText($0.expires) }
         Task {
             if let failure = await saveInvites() { conn.fail(failure); return }
-            conn.reply(InviteReply(name: invited, code: text, expires: Clock.rfc3339(Date(timeIntervalSince1970: Double(expires)))))
+            conn.reply(InviteReply(name: invited, code: text, expires: Self.wallText(expires), alsoPending: also.isEmpty ? nil : also))
         }
     }
+
+    /// Invites pending for one name, and in all, at most.
+    static let maxInvitesPerName = 8
+    static let maxInvites = 64
+
+    static func wallText(_ seconds: Int64) -> String { Clock.rfc3339(Date(timeIntervalSince1970: Double(seconds))) }
 
     /// Where a new device can reach this node's task channel: the address the mesh knows it by,
     /// and the listen address when it is a specific one; listening on 0.0.0.0 with neither (a
@@ -77,17 +96,26 @@ extension Agent {
         return out.isEmpty ? loops : out
     }
 
-    /// The secret of NAME's invite, if it is pending and not expired.
-    func inviteSecret(_ invited: String) -> [UInt8]? {
-        guard let p = invites[invited], p.expires > Self.wallSeconds(), let s = Data(base64Encoded: p.secret) else { return nil }
-        return [UInt8](s)
+    /// NAME's pending, unexpired invite whose id (`ChannelHandshake.inviteID`) is `id`.
+    func pendingInvite(_ invited: String, id: [UInt8]) -> PendingInvite? {
+        let now = Self.wallSeconds()
+        return invites.first { p in
+            guard p.name == invited, p.expires > now, let s = Data(base64Encoded: p.secret) else { return false }
+            return ChannelHandshake.inviteID(secret: [UInt8](s)) == id
+        }
     }
 
-    /// Uses NAME's invite up (once): true for the first proof only. What it granted waits for the `welcome`.
-    func claimInvite(_ invited: String, key: [UInt8]) -> Bool {
-        guard inviteSecret(invited) != nil else { return false }
-        claimedGrants[invited] = invites[invited]?.grants ?? []
-        invites[invited] = nil
+    /// The secret of that invite, for the join handshake.
+    func inviteSecret(_ invited: String, id: [UInt8]) -> [UInt8]? {
+        pendingInvite(invited, id: id).flatMap { Data(base64Encoded: $0.secret) }.map { [UInt8]($0) }
+    }
+
+    /// Uses NAME's invites up (every code for NAME, once one is proved): true for the first proof
+    /// only. What the proved one granted waits for the `welcome`.
+    func claimInvite(_ invited: String, id: [UInt8], key: [UInt8]) -> Bool {
+        guard let p = pendingInvite(invited, id: id) else { return false }
+        claimedGrants[invited] = p.grants ?? []
+        invites.removeAll { $0.name == invited }
         Task { _ = await saveInvites() }
         Log.info("\(invited) proved its invite; admitting it")
         return true
@@ -96,8 +124,8 @@ extension Agent {
     /// Expired invites go whenever the file is written.
     func saveInvites() async -> MeshError? {
         let now = Self.wallSeconds()
-        invites = invites.filter { $0.value.expires > now }
-        let list = invites.values.sorted { $0.name < $1.name }, dir = self.dir
+        invites = invites.filter { $0.expires > now }
+        let list = invites.sorted { ($0.name, $0.expires) < ($1.name, $1.expires) }, dir = self.dir
         return await disk.written { () throws(MeshError) in try InviteStore.save(list, dir) }
     }
 

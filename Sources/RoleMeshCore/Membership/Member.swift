@@ -141,12 +141,19 @@ public struct MemberSnapshot: Equatable, Sendable {
     /// Alive, but this node hears it only through this other member (connectivity that is not
     /// transitive): `status` shows `"reach": "via NODE"`.
     public var via: String?
+    /// Its heartbeat's digest (field 24); nil from a node of the release before it (0.1.0).
+    public var digest: [UInt8]?
 
     public init(name: String, address: WireAddress, state: MemberState, incarnation: UInt64, roles: [String],
                 backup: [String: Int], draining: Bool, signals: Signals, lastHeardMs: Int64, isSelf: Bool,
-                secondHand: Bool = false, via: String? = nil) {
+                secondHand: Bool = false, via: String? = nil, digest: [UInt8]? = nil) {
         self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
         self.roles = roles; self.backup = backup; self.draining = draining; self.signals = signals
         self.lastHeardMs = lastHeardMs; self.isSelf = isSelf; self.secondHand = secondHand; self.via = via
+        self.digest = digest
     }
+
+    /// A member of the release before this one (its heartbeat has no digest): the task channel
+    /// speaks that release's handshake with it (protocol.md, "Task channel", version rule).
+    public var runsPreviousRelease: Bool { !isSelf && digest == nil && !secondHand && (state == .alive || state == .suspect) }
 }

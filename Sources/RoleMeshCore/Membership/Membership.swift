@@ -661,7 +661,8 @@ public final class Membership {
         let threshold = suspectAfter
         // Only members with a timer running or just expired need work; the rest are read, not copied back.
         var due: [String] = []
-        for key in subjects.union(suspecting) {
+        // In name order: a direct question goes out from inside this loop, and one seed must give one run.
+        for key in subjects.union(suspecting).sorted() {
             guard let m = members[key], m.isReachable else { suspecting.remove(key); continue }
             // Others hear it and we do not: not ours to watch (checked again now and then).
             if m.indirectVia != nil || m.check?.helperAnswer != nil, m.suspectSince == nil { continue }

@@ -64,6 +64,12 @@ public final class SecureGossip {
     /// The device proven at an address, if any.
     public func provenPeer(at address: WireAddress) -> String? { proven[address] }
 
+    /// The addresses `peer` proved its key at (answered a challenge sent there), in address order:
+    /// where it was heard from directly, which its own announcements cannot fake.
+    public func provenAddresses(of peer: String) -> [WireAddress] {
+        proven.filter { $0.value == peer }.map(\.key).sorted { $0.description < $1.description }
+    }
+
     /// Forget every proof (for a network change: issue 11's address watching calls this).
     public func forgetProofs() { proven = [:]; challenges = [:] }
 

@@ -43,13 +43,18 @@ public enum Ed25519 {
         /// the shared secret gossip's pair keys come from (`Privacy/PairKeys.swift`). Nil for a public
         /// key that has no X25519 form or gives a degenerate (all-zero) result.
         public func sharedSecret(with peerPublic: [UInt8]) -> [UInt8]? {
-            guard peerPublic.count == Ed25519.publicKeySize else { return nil }
-            var peerCurve = [UInt8](repeating: 0, count: Int(crypto_scalarmult_curve25519_BYTES))
-            guard crypto_sign_ed25519_pk_to_curve25519(&peerCurve, peerPublic) == 0 else { return nil }
+            guard let peerCurve = X25519.fromEd25519(peerPublic) else { return nil }
+            return dh(curvePublic: peerCurve)
+        }
+
+        /// X25519(our key converted from Ed25519, an X25519 public key): the task channel's
+        /// static–ephemeral and static–static exchanges (`ChannelHandshake`). Nil for a degenerate result.
+        public func dh(curvePublic: [UInt8]) -> [UInt8]? {
+            guard curvePublic.count == X25519.keySize else { return nil }
             let mine = UnsafeSecret(count: Int(crypto_scalarmult_curve25519_SCALARBYTES))
             _ = crypto_sign_ed25519_sk_to_curve25519(mine.pointer, secret.pointer)
             var shared = [UInt8](repeating: 0, count: Int(crypto_scalarmult_BYTES))
-            guard crypto_scalarmult(&shared, mine.pointer, peerCurve) == 0 else { return nil }
+            guard crypto_scalarmult(&shared, mine.pointer, curvePublic) == 0 else { return nil }
             return shared
         }
 

@@ -51,7 +51,11 @@ struct Invite: ParsableCommand {
             let seconds = Int(DurationText.seconds(expires) ?? 3600)
             let r = try ControlClient.call(dir.node, .invite(name: name, seconds: seconds, grants: (try? grants()) ?? []), as: InviteReply.self)
             printOut(r.code)
-            _ = FD.writeAll(2, Array("on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n".utf8))
+            var note = "on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n"
+            if let others = r.alsoPending, !others.isEmpty {
+                note += "the \(others.count == 1 ? "earlier code" : "\(others.count) earlier codes") for \(name) (until \(others.joined(separator: ", "))) still \(others.count == 1 ? "works" : "work"): whichever is used first admits \(name), and the others stop working\n"
+            }
+            _ = FD.writeAll(2, Array(note.utf8))
         }
     }
 }
@@ -89,8 +93,10 @@ struct Join: ParsableCommand {
                 throw e
             }
             let written = try Self.store(welcome, invite: invite, in: home)
-            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)")
-            printOut("start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
+            // One write: a reader that takes the first line and closes the pipe (`| head -1`) must
+            // not make join fail with SIGPIPE between two writes.
+            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)\n"
+                     + "start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
         }
     }
 
@@ -147,7 +153,7 @@ struct Join: ParsableCommand {
 struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "revoke",
-        abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (on an introducer).")
+        abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (on an introducer; with the agent stopped it spreads once the agent runs).")
     @Argument(help: "The device to shut out.") var name: String
     @Flag(help: "Revoke the keys NAME introduced too, and what they introduced in turn.") var cascade = false
     @Flag(help: "Sign with the mesh's recovery code, read from stdin (when no introducer is left).") var recovery = false

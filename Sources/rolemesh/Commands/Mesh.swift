@@ -51,7 +51,7 @@ struct Leave: ParsableCommand {
 
     func run() throws {
         try RoleMeshCLI.run {
-            let c = try ControlClient(dir: dir.node)
+            let c = try ControlClient(dir: dir.node, noAgent: "so this node is not in the mesh now: nothing to leave")
             try c.send(.leave)
             try ControlClient.check(try c.firstLine())
             // The agent closes this connection as it stops: wait for that (bounded: running tasks
@@ -70,7 +70,10 @@ enum StatusText {
         for m in s.members {
             var roles = m.roles
             for (r, p) in m.backup.sorted(by: { $0.key < $1.key }) { roles.append("\(r)(b\(p))") }
-            let state = m.state + (m.draining ? ",drain" : "") + (m.reach?.hasPrefix("via ") == true ? " (\(m.reach!))" : "")
+            // The word is always a contract state; draining and a relay are said beside it, and
+            // draining only while the member is up (one that left drained on its way out).
+            let up = m.state == "alive" || m.state == "suspect"
+            let state = m.state + (m.draining && up ? " (draining)" : "") + (m.reach?.hasPrefix("via ") == true ? " (\(m.reach!))" : "")
             let heard = m.name == s.me ? "self" : ms(m.lastHeardMs)
             rows.append([m.name, m.address, state, String(m.incarnation), Routing.twoDecimals(m.score),
                          heard, battery(m.signals), m.signals.throttled.map { $0 ? "yes" : "no" } ?? "-",
@@ -86,7 +89,7 @@ enum StatusText {
         }
         let d = s.dropped
         out += "\ndropped: bad_signature=\(d.badSignature) unknown_key=\(d.unknownKey) replay=\(d.replay)"
-            + " malformed=\(d.malformed) rate_limited=\(d.rateLimited) not_introducer=\(d.notIntroducer)"
+            + " malformed=\(d.malformed) rate_limited=\(d.rateLimited) bad_mac=\(d.badMac) not_introducer=\(d.notIntroducer)"
             + " forged_slot_record=\(d.forgedSlotRecord)"
         if let r = s.revoked { out = "revoked by \(r.by) at \(r.at): the other devices no longer trust this one\n\n" + out }
         return out

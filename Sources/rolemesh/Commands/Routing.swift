@@ -32,7 +32,7 @@ struct Route: ParsableCommand {
             if json {
                 printOut(ControlJSON.string(r.printed))
             } else {
-                printOut("\(role)\(heavy ? " (heavy)" : "") -> \(r.node ?? "(no node)")")
+                printOut("\(role)\(heavy ? " (heavy)" : "") -> \(r.node ?? "(no node)")" + (r.via.map { " (via \($0): no direct path from here)" } ?? ""))
                 for s in r.skipped { printOut("  skipped \(s.node): \(s.reason)") }
             }
             if let failure = r.error { throw MeshError(MeshError.unavailable, failure) }

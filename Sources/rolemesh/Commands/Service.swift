@@ -29,8 +29,18 @@ struct ServiceInstall: ParsableCommand {
     func run() throws {
         try RoleMeshCLI.run {
             let unit = try ServiceFiles.unit(for: dir.node, system: system)
-            if printOnly { return printOut(unit.render()) }
             let path = ServiceFiles.path(of: unit)
+            if printOnly {
+                // The unit alone on stdout (it may be redirected into a file); where it would go
+                // and what would run, on stderr.
+                printOut(unit.render())
+                printNote("would write \(path), then run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))`")
+                return
+            }
+            if let why = ServiceFiles.managerProblem(unit) {
+                throw MeshError(MeshError.unavailable, "no service was installed: \(why); run `rolemesh agent --dir \(dir.node.root.path)` "
+                                + "from whatever starts programs here instead (`rolemesh service install --print` shows the unit)")
+            }
             try ServiceFiles.write(unit, to: path)
             printOut("wrote \(path)")
             // An agent started by hand holds the node's port: the service's own would fail to bind.
@@ -38,7 +48,7 @@ struct ServiceInstall: ParsableCommand {
                 printOut("note: an agent already runs for \(dir.node.root.path); if it is not this service's, stop it "
                          + "(`rolemesh leave --dir \(dir.node.root.path)`) and run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))` again")
             }
-            try ServiceFiles.runAll(unit.enableCommands(path: path), after: "wrote \(path)")
+            try ServiceFiles.runAll(unit.enableCommands(path: path), after: "\(path) was written")
             printOut("enabled and started \(unit.name)")
         }
     }
@@ -60,13 +70,21 @@ struct ServiceUninstall: ParsableCommand {
             }
             for unit in installed {
                 let path = ServiceFiles.path(of: unit)
+                // Without a service manager here nothing runs the unit: the file just goes.
+                let problem = ServiceFiles.managerProblem(unit)
                 // Stopped first: removing the file of a running unit would leave an agent nobody manages.
-                try ServiceFiles.runAll(unit.disableCommands, after: "\(path) is still installed")
+                if problem == nil {
+                    try ServiceFiles.runAll(unit.disableCommands, after: "\(path) is still installed", orDelete: path)
+                }
                 guard unlink(path) == 0 else {
                     throw MeshError(MeshError.other, "cannot remove \(path): \(String(cString: strerror(errno)))"
                                     + (unit.system && geteuid() != 0 ? " (run it with sudo)" : ""))
                 }
-                try ServiceFiles.runAll(unit.forgetCommands, after: "removed \(path)")
+                if let problem {
+                    printOut("removed \(path) (\(problem), so nothing was stopped or disabled)")
+                    continue
+                }
+                try ServiceFiles.runAll(unit.forgetCommands, after: "\(path) was removed")
                 printOut("stopped, disabled and removed \(path)")
             }
         }
@@ -81,8 +99,26 @@ enum ServiceFiles {
         if system, user == nil {
             throw MeshError(MeshError.config, "cannot find the owner of \(node.root.path), which a system unit runs as")
         }
-        return ServiceUnit(manager: ServiceUnit.platformManager, system: system, node: config.name,
-                           binary: SystemCommand.currentExecutable, dir: node.root.path, user: user, home: SystemCommand.home)
+        let unit = ServiceUnit(manager: ServiceUnit.platformManager, system: system, node: config.name,
+                               binary: SystemCommand.currentExecutable, dir: node.root.path, user: user, home: SystemCommand.home)
+        if let bad = unit.unsafeWord {
+            throw MeshError(MeshError.usage, "\(bad.escapingControlCharacters) holds a control character (a newline, a tab), which would change what the unit says; "
+                            + "use a directory whose path has none")
+        }
+        return unit
+    }
+
+    /// Why the service manager cannot take the unit here (nil: it can): systemctl missing, no
+    /// systemd on this machine, or no user manager for this user (a `su` or `sudo` shell).
+    static func managerProblem(_ unit: ServiceUnit) -> String? {
+        guard let probe = unit.probeCommand else { return nil }
+        guard let tool = SystemCommand.find(probe[0]) else { return "\(probe[0]) was not found: this machine has no systemd" }
+        let state = Spawn.capture([tool] + probe.dropFirst(), keep: 1, quiet: true, within: 10)
+        if ServiceUnit.answeringStates.contains(state.output.trimmed) { return nil }
+        let err = Spawn.capture([tool] + probe.dropFirst(), keep: 2, quiet: true, within: 10).output
+        let said = err.split(separator: "\n").last.map { ": \($0)" } ?? ""
+        if unit.system { return "systemd does not run this machine (`\(ServiceUnit.shellLine([probe]))`\(said))" }
+        return "no systemd user manager answers for this user (`\(ServiceUnit.shellLine([probe]))`\(said)); log in as that user (not su or sudo), or use --system"
     }
 
     static func path(of unit: ServiceUnit) -> String {
@@ -104,17 +140,18 @@ enum ServiceFiles {
     private static func sudoHint(_ unit: ServiceUnit) -> String { unit.system && geteuid() != 0 ? " (run it with sudo)" : "" }
 
     /// Runs each command in order; on the first that is missing or fails, one sentence saying
-    /// what happened and what to run by hand, exit 1.
-    static func runAll(_ commands: [[String]], after done: String) throws(MeshError) {
+    /// what happened and what to do, exit 1: run them by hand, or (`orDelete`) delete that file.
+    static func runAll(_ commands: [[String]], after done: String, orDelete file: String? = nil) throws(MeshError) {
         let byHand = ServiceUnit.shellLine(commands)
+        let fix = file.map { "fix that and run the command again, or delete \($0) by hand" } ?? "run `\(byHand)` by hand"
         for argv in commands {
             guard let tool = SystemCommand.find(argv[0]) else {
-                throw MeshError(MeshError.other, "\(done), but \(argv[0]) was not found: run `\(byHand)` by hand where it is")
+                throw MeshError(MeshError.other, "\(argv[0]) was not found; \(done); \(fix)")
             }
             let r = SystemCommand.run([tool] + argv.dropFirst())
             if r.status != 0 {
                 let why = r.stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
-                throw MeshError(MeshError.other, "\(done), but `\(ServiceUnit.shellLine([argv]))` failed (exit \(r.status)\(why)); run `\(byHand)` by hand")
+                throw MeshError(MeshError.other, "`\(ServiceUnit.shellLine([argv]))` failed (exit \(r.status)\(why)); \(done); \(fix)")
             }
         }
     }

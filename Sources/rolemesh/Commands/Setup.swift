@@ -39,10 +39,6 @@ struct Init: ParsableCommand {
             printOut("recovery code (write it down now: it is shown this once and stored nowhere):")
             printOut("  \(code.text)")
             printOut("with it, on any device of this mesh, `rolemesh revoke NAME --recovery` and `rolemesh introducers add NAME --recovery` work even when every introducer is lost or stolen")
-            if seeds.isEmpty {
-                // Not an error (the first node has no one to contact), but not silent either.
-                printNote("no --seed given: \(name) will run alone until it has a seed (add one to seeds in \(dir.node.configFile.path)) or another node lists it as a seed")
-            }
         }
     }
 }

@@ -144,7 +144,7 @@ struct Tasks: ParsableCommand {
             for t in answer.tasks {
                 // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
                 let submitted = String(t.submitted.dropFirst(5).prefix(14)).replacingScalar("T", with: " ")
-                rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", t.node ?? "-", t.from, t.state.rawValue,
+                rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", (t.node ?? "-") + (t.via.map { " via \($0)" } ?? ""), t.from, t.state.rawValue,
                              t.exitCode.map(String.init) ?? "-", submitted])
                 if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }
                 if t.state == .queued, let why = t.reason { notes.append("\(t.id.prefix(8)) waiting: \(why)") }
@@ -186,6 +186,9 @@ struct Logs: ParsableCommand {
                 switch f.type {
                 case .stdout: _ = FD.writeAll(1, f.payload)
                 case .stderr: _ = FD.writeAll(2, f.payload)
+                case .info:
+                    let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
+                    _ = FD.writeAll(2, Array("rolemesh: \(message)\n".utf8))
                 case .exit: return
                 case .error:
                     throw f.meshError

@@ -46,10 +46,7 @@ enum SystemCommand {
     }
 
     /// The user's home: $HOME as a shell has it, else the password database's.
-    static var home: String {
-        if let h = ProcessInfo.processInfo.environment["HOME"], h.hasPrefix("/") { return h }
-        return FileManager.default.homeDirectoryForCurrentUser.path
-    }
+    static var home: String { NodeDirectory.home.path }
 
     /// The account that owns `path` (a system unit runs the agent as the owner of its node).
     static func owner(of path: String) -> String? {

@@ -5,7 +5,7 @@ import RoleMeshCore
 /// fail one way, pairs that cannot reach each other while both reach the rest, loss from 0 to 40 %,
 /// crashes and restarts, pauses (SIGSTOP, a laptop lid), address changes, leaves and role changes —
 /// and the invariants below are checked all along. The same seed replays the same run
-/// (`rolemesh-bench chaos --seed N --trace` prints it).
+/// (`rolemesh-bench chaos --seed N` prints it).
 ///
 /// Invariants (protocol.md 7.1 states the rules they hold the core to):
 /// - **Safety**: a member that every other running member has heard cleanly (no split, no blocked
@@ -45,7 +45,7 @@ public struct ChaosRun {
     }
 
     public static func replayCommand(seed: UInt64) -> String {
-        "swift build -c release && .build/release/rolemesh-bench chaos --seed \(seed) --trace"
+        "swift build -c release && .build/release/rolemesh-bench chaos --seed \(seed)"
     }
 
     /// Bounds for a profile (protocol.md 7.1 states them): a split is seen on both sides within the

@@ -85,6 +85,11 @@ struct Options {
         return v
     }
 
+    /// The option's text as given, or nil.
+    func value(_ key: String) -> String? { values[key] }
+
+    func string(_ key: String, _ def: String) -> String { values[key] ?? def }
+
     func double(_ key: String, _ def: Double, min lo: Double = 0, max hi: Double = 1e6) -> Double {
         guard let s = values[key] else { return def }
         guard let v = Double(s), v >= lo, v <= hi else { usage("--\(key) must be a number in \(lo)...\(hi)") }
@@ -107,6 +112,7 @@ usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
        rolemesh-bench tasks    [--runs 30] [--megabytes 50] [--journal 10000]
        rolemesh-bench scale    [--nodes 100,300,1000] [--seconds 60] [--loss-percent 10]
        rolemesh-bench capture  [--nodes 5] [--seconds 60]
+       rolemesh-bench chaos    [--seeds 2000] [--first 1] [--profile fast] | --seed N
 """
 
 func say(_ s: String) {

@@ -16,7 +16,7 @@ guard let command = argv.first else { usage("missing subcommand") }
 let rest = Array(argv.dropFirst())
 
 if command != "help", command != "--help", command != "-h",
-   !FileManager.default.isExecutableFile(atPath: rolemeshBinary), command != "verify", command != "scale" {
+   !FileManager.default.isExecutableFile(atPath: rolemeshBinary), command != "verify", command != "scale", command != "chaos" {
     FileHandle.standardError.write(Data("rolemesh-bench: no rolemesh binary at \(rolemeshBinary) (build both: swift build -c release)\n".utf8))
     exit(1)
 }
@@ -39,6 +39,8 @@ case "scale":
     ScaleBench.main(rest)
 case "capture":
     CaptureBench.main(rest)
+case "chaos":
+    ChaosBench.main(rest)
 case "help", "--help", "-h":
     say(usageText)
     exit(0)

@@ -206,6 +206,11 @@ public final class SimulatedMesh {
         nodes[observer]?.core.state(of: node)
     }
 
+    /// The member `observer` reaches `node` through, or nil (direct).
+    public func via(of node: String, seenBy observer: String) -> String? {
+        nodes[observer]?.core.via(node)
+    }
+
     public var liveNodes: [String] { nodes.values.filter { $0.up }.map(\.name).sorted() }
 
     /// Up and not suspended now.

@@ -210,6 +210,24 @@ final class ScenarioInterpreter {
                 return wrong.isEmpty ? nil : Self.list(wrong)
             })
         }
+        // OBSERVERS see(s) SUBJECTS via|direct: reached through another member (a check's helper
+        // answered, the member did not), or heard directly
+        if let verb = w.firstIndex(where: { $0 == "sees" || $0 == "see" }), verb > 0, w.count >= verb + 3,
+           w.last == "via" || w.last == "direct" {
+            let observers = w[..<verb] == ["all"] ? nil : try nodes(w[..<verb])
+            let subjects = w[(verb + 1)..<(w.count - 1)] == ["all"] ? nil : try nodes(w[(verb + 1)..<(w.count - 1)])
+            let wantVia = w.last == "via"
+            return (wanted, {
+                var wrong: [String] = []
+                for o in observers ?? mesh.liveNodes {
+                    for s in subjects ?? mesh.liveNodes where s != o {
+                        let via = mesh.via(of: s, seenBy: o)
+                        if (via != nil) != wantVia { wrong.append("\(o) reaches \(s) " + (via.map { "via \($0)" } ?? "directly")) }
+                    }
+                }
+                return wrong.isEmpty ? nil : Self.list(wrong)
+            })
+        }
         // OBSERVERS see(s) SUBJECTS STATE, where either list may be `all` (the nodes still up)
         guard let verb = w.firstIndex(where: { $0 == "sees" || $0 == "see" }), verb > 0, w.count >= verb + 3,
               let state = MemberState(rawValue: w.last!) else {

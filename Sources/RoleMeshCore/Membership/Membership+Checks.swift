@@ -157,10 +157,12 @@ extension Membership {
     /// no longer counts). Whether we reach it only through others is decided when the check ends:
     /// one lost answer must not make a member we hear "indirect".
     func helperAnswered(_ key: String, via: String, now: Millis) {
-        guard var m = members[key], var c = m.check else { return }
-        if c.helperAnswer == nil { c.helperAnswer = via }
+        guard var m = members[key], var c = m.check, c.helperAnswer == nil else { return }
+        c.helperAnswer = via
         if c.purpose == .verification { m.deadWord = nil; deadWordHeld.remove(key) }
-        // Nothing left to decide but the path: the rest of the window, at least two more rounds.
+        // Nothing left to decide but the path: the rest of the window, at least two more rounds from
+        // the first answer (not from each: helpers answer every round, and a window pushed out by
+        // each answer never ends, so a member only others reach would never become 'via').
         c.purpose = .reachability
         c.until = max(c.until, now + 2 * checkRoundEvery)
         m.check = c

@@ -34,6 +34,13 @@ extension Membership {
         node == name ? (hasLeft ? .left : .alive) : members[node]?.state
     }
 
+    /// The member this node reaches `node` through (a check's helper answered and it did not), or
+    /// nil: heard directly, or not alive.
+    public func via(_ node: String) -> String? {
+        guard let m = members[node], m.isReachable else { return nil }
+        return m.indirectVia
+    }
+
     public var memberCount: Int { members.count + 1 }
 
     /// The digests (`Heartbeat.digest`) of the members this node watches and hears directly: their

@@ -100,8 +100,15 @@ extension Agent {
             do throws(MeshError) {
                 let ch = try await SecureChannel.connect(via: relay, at: relayAddress, to: node, me: me, keyPair: keyPair,
                                                          trusted: trusted, from: from)
-                if reach[node]?.via != relay { Log.info("reaching \(node) through \(relay): no direct path") }
-                reach[node] = (relay, failure == nil ? reach[node]?.failed ?? Date() : Date())
+                if failure != nil || gossipVia != nil || reach[node] != nil {
+                    if reach[node]?.via != relay { Log.info("reaching \(node) through \(relay): no direct path") }
+                    reach[node] = (relay, failure == nil ? reach[node]?.failed ?? Date() : Date())
+                } else {
+                    // Only not heard from directly yet (just learnt through a sync, moments after
+                    // start): no path failed, so nothing is marked. Its first datagram here proves its
+                    // address and the next channel goes direct, with no retry to wait for.
+                    Log.debug("reaching \(node) through \(relay): not heard from directly yet")
+                }
                 channels.enter(node, ch.io, capped: false)
                 channels.enter(relay, ch.io, capped: false)
                 return ch

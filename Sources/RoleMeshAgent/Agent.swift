@@ -99,6 +99,8 @@ public actor Agent {
     /// Members this node reaches through another (Tasks/Reach.swift): the relay, and when the
     /// direct path last failed. Absent: direct.
     var reach: [String: (via: String, failed: Date)] = [:]
+    /// Where each member was reached at the last view change (`noticeMoves`).
+    var memberAddresses: [String: WireAddress] = [:]
     /// Channels this node carries for others now (bounded), by id: their two ends and connections,
     /// so that revoking either end cuts them here too.
     var carried: [Int: (from: String, to: String, ends: [AsyncFD])] = [:]
@@ -257,7 +259,10 @@ public actor Agent {
             disk.write { () throws(MeshError) in try state.saveIncarnation(inc) }
         }
         for e in out.events { publish(e) }
-        if out.viewChanged { viewChanges.bump() }
+        if out.viewChanged {
+            viewChanges.bump()
+            noticeMoves()
+        }
         if let source {
             let now = Clock.now()
             switch out.stranger {

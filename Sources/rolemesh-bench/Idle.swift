@@ -23,11 +23,13 @@ enum IdleBench {
     struct Figures { var n: Int; var outPkts: Double; var allPkts: Double?; var tcpSegs: Double; var bytes: Double?; var cpu: Double?; var rss: Double? }
 
     static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "seconds"])
+        let opts = Options(args, allowed: ["nodes", "seconds", "signals"])
         let ns = opts.ints("nodes", [10], min: 2, max: 200)
         let seconds = opts.double("seconds", 30, min: 2, max: 3_600)
+        let signals = opts.string("signals", "machine")
+        guard ["machine", "steady"].contains(signals) else { usage("--signals must be machine or steady") }
         var all: [Figures] = []
-        for n in ns { if let f = run(n: n, seconds: seconds) { all.append(f) } }
+        for n in ns { if let f = run(n: n, seconds: seconds, steadySignals: signals == "steady") { all.append(f) } }
         guard all.count > 1 else { return }
         // Gossip v2's targets (issue 9): per agent, flat in N.
         let base = all[0]
@@ -53,8 +55,9 @@ enum IdleBench {
         ])
     }
 
-    static func run(n: Int, seconds: Double) -> Figures? {
-        say("idle: \(n) lan agents, \(fmt(seconds, 0)) s window after convergence + \(Int(settleSeconds)) s settling; \(machineDescription())")
+    static func run(n: Int, seconds: Double, steadySignals: Bool) -> Figures? {
+        say("idle: \(n) lan agents, \(fmt(seconds, 0)) s window after convergence + \(Int(settleSeconds)) s settling; signals: "
+            + (steadySignals ? "steady, each agent its own (--signals steady)" : "this machine's, shared by every agent") + "; \(machineDescription())")
 
         var ns: String?
         var scope = "host network namespace: /proc/net/snmp is global (every process on the machine), divided by N"
@@ -71,6 +74,7 @@ enum IdleBench {
         do {
             let mesh = try Mesh(label: "idle", count: n, profile: "lan", octet: 103, netns: ns)
             defer { mesh.shutdown() }
+            mesh.steadySignals = steadySignals
             try mesh.start()
             let converge = try mesh.waitConverged(timeout: 60)
             note("converged in \(fmt(converge)) s; settling \(Int(settleSeconds)) s")

@@ -59,6 +59,23 @@ final class Mesh {
     }
 
     func dir(_ name: String) -> String { root + "/" + name }
+
+    /// Each agent reads its signals from a folder of its own with steady readings (`idle
+    /// --signals steady`): N agents on one machine share one load average, which moves with their
+    /// own start and with anything else running, and makes all N announce a new load at once — no
+    /// mesh of N devices does that. Load 0.25 on this machine's CPUs, memory as it is now, no battery.
+    var steadySignals = false
+
+    func steadyProbeRoot(_ name: String) throws -> String {
+        let probe = dir(name) + "/probe"
+        try FileManager.default.createDirectory(atPath: probe + "/proc", withIntermediateDirectories: true)
+        for file in ["cpuinfo", "meminfo", "stat"] {
+            let text = (try? String(contentsOfFile: "/proc/" + file, encoding: .utf8)) ?? ""
+            try text.write(toFile: probe + "/proc/" + file, atomically: true, encoding: .utf8)
+        }
+        try "0.25 0.25 0.25 1/100 100\n".write(toFile: probe + "/proc/loadavg", atomically: true, encoding: .utf8)
+        return probe
+    }
     func address(_ i: Int) -> String { "127.0.\(octet).\(i + 1):\(port)" }
     func log(_ name: String) -> String { root + "/\(name).log" }
 
@@ -70,6 +87,10 @@ final class Mesh {
         for name in some {
             var path = rolemeshBinary
             var args = ["agent", "--dir", dir(name)]
+            if steadySignals {
+                args = ["ROLEMESH_PROBE_ROOT=" + (try steadyProbeRoot(name)), path] + args
+                path = "/usr/bin/env"
+            }
             if let netns, let ip = Netns.ipTool {
                 args = ["netns", "exec", netns, path] + args
                 path = ip

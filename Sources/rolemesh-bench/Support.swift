@@ -106,7 +106,7 @@ func usage(_ message: String) -> Never {
 let usageText = """
 usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
        rolemesh-bench verify   [--seconds 3]
-       rolemesh-bench idle     [--nodes 10] [--seconds 30]
+       rolemesh-bench idle     [--nodes 10] [--seconds 30] [--signals machine|steady]
        rolemesh-bench failover [--nodes 10] [--runs 3] [--loss-minutes 2] [--loss-percent 10]
        rolemesh-bench leave    [--nodes 8] [--runs 5]
        rolemesh-bench tasks    [--runs 30] [--megabytes 50] [--journal 10000]

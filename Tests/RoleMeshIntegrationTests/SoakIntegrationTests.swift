@@ -176,7 +176,8 @@ final class SoakIntegrationTests: XCTestCase {
         }
         let counts = Dictionary(grouping: states.values, by: { $0 }).mapValues(\.count)
         note("\(submitted.count) tasks accepted (\(refused) submissions refused at once): \(counts.sorted { $0.key < $1.key })")
-        XCTAssertTrue(ended, "tasks not ended: \(states.filter { !final.contains($0.value) }.prefix(10))")
+        let open = submitted.filter { !final.contains(states[$0.id] ?? "missing") }.prefix(10)
+        XCTAssertTrue(ended, "tasks not ended (submitted on, id, state): \(open.map { "\($0.node) \($0.id) \(states[$0.id] ?? "missing")" })")
         XCTAssertGreaterThan(counts["done"] ?? 0, submitted.count / 2, "most tasks ran")
 
         // No slot ran twice within one connected group.

@@ -90,6 +90,13 @@ final class TravelIntegrationTests: XCTestCase {
         try startMesh(home: home, laptop: laptop, laptopHost: "10.77.0.5")
         XCTAssertEqual(cluster.member("laptop", seenBy: "home1")?["address"]?.string, "10.77.0.5:\(cluster.port)")
         let before = incarnation(of: "laptop", seenBy: "home1")
+        // A task from the laptop on home1 leaves a kept channel between them, from the old address.
+        let script = cluster.dir("home1") + "/roles/job/hi"
+        try FileManager.default.createDirectory(atPath: cluster.dir("home1") + "/roles/job", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: script, contents: Data("#!/bin/sh\necho hi from $ROLEMESH_NODE\n".utf8),
+                                           attributes: [.posixPermissions: 0o755])
+        let first = try cluster.cli(["submit", "job/hi", "--dir", cluster.dir("laptop")], timeout: 20)
+        XCTAssertEqual(first.stdout, "hi from home1\n", first.stderr)
         let marks = Dictionary(uniqueKeysWithValues: cluster.names.map { ($0, fullLog($0).count) })
 
         // Another network: the old address goes, then a new one comes (as DHCP does; in that order,
@@ -103,6 +110,12 @@ final class TravelIntegrationTests: XCTestCase {
                 && self.cluster.member("laptop", seenBy: "laptop")?["address"]?.string == moved
         }, "not followed within 10 s: home1 \(String(describing: cluster.member("laptop", seenBy: "home1"))), laptop log \(cluster.log("laptop"))")
         XCTAssertTrue(fullLog("laptop").contains("this device's address changed"), cluster.log("laptop"))
+        // The kept channel left from the old address is dead (the kernel keeps it and says nothing):
+        // the next task goes on a new one, at once, not into it (where it waited a quarter of an hour).
+        let started = Date()
+        let again = try cluster.cli(["submit", "job/hi", "--dir", cluster.dir("laptop")], timeout: 20)
+        XCTAssertEqual(again.stdout, "hi from home1\n", "after the move: \(again.status) \(again.stderr)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the task after the move took \(Date().timeIntervalSince(started)) s")
 
         // Calm afterwards: everyone alive, no suspicion anywhere, and no refutation (the laptop's
         // incarnation did not rise: an address is not an identity).

@@ -326,6 +326,9 @@ public final class SecureChannel: FrameTransport {
     }
 
     /// Sends what is queued (bounded), then ends the connection.
+    /// The TCP connection's two ends now (a relayed channel's remote end is the relay).
+    var ends: (local: WireAddress, remote: WireAddress)? { SocketAddress.ends(of: io.fd) }
+
     public func close() { io.close() }
 
     /// Ends the connection now, for both sides (a revoked or dead peer).

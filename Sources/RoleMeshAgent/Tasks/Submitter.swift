@@ -136,6 +136,24 @@ actor Submitter {
         dropKept(node)
     }
 
+    /// This device's address changed (it moved to another network): a connection whose local
+    /// address is gone is dead, though the kernel keeps it and says nothing, so a run waiting on it
+    /// would wait until TCP gives up (a quarter of an hour). Such runs re-route as if their node
+    /// was lost; such kept channels close.
+    func ownAddressChanged(to here: WireAddress) {
+        let stale = { (ch: SecureChannel) in ch.ends.map { $0.local.ip != here.ip } ?? true }
+        for v in active.values where stale(v.channel) { v.channel.abort() }
+        for (node, chs) in kept { for ch in chs where stale(ch) { ch.abort() }; kept[node] = chs.filter { !stale($0) } }
+    }
+
+    /// `node` is reached at another address now (it moved): a direct connection to the old one is
+    /// dead for the same reason. Relayed channels (their remote end is the relay) stay.
+    func memberMoved(_ node: String, from old: WireAddress, to new: WireAddress) {
+        guard old.ip != new.ip else { return }
+        for v in active.values where v.node == node && v.channel.ends.map({ $0.remote.ip == old.ip }) ?? true { v.channel.abort() }
+        dropKept(node)
+    }
+
     // MARK: Kept channels
 
     /// Channels whose last run ended cleanly, by node, newest last: the next run to that node

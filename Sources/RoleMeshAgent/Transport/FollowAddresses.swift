@@ -48,6 +48,8 @@ extension Agent {
                              context: ["node": name])
                     node.forgetProofs()
                     perform(node.updateSelf(now: Clock.now(), announce: true) { $0.address = here })
+                    let submitter = self.submitter
+                    Task { await submitter.ownAddressChanged(to: here) }
                 }
             } else {
                 reachable = targets.isEmpty      // alone: there is nobody to be cut off from
@@ -68,5 +70,18 @@ extension Agent {
             Log.info(listenAddress.isUnspecified ? "a route to the mesh is back" : "the listen address \(listenAddress) is back",
                      context: ["node": name])
         }
+    }
+
+    /// After a view change: members now reached at another address (they moved). Their task
+    /// connections to the old address are dead (`Submitter.memberMoved`).
+    func noticeMoves() {
+        var now: [String: WireAddress] = [:]
+        for m in core.snapshot(now: Clock.now()) where !m.isSelf && (m.state == .alive || m.state == .suspect) { now[m.name] = m.address }
+        for (name, address) in now {
+            guard let old = memberAddresses[name], old != address else { continue }
+            let submitter = self.submitter
+            Task { await submitter.memberMoved(name, from: old, to: address) }
+        }
+        memberAddresses = now
     }
 }

@@ -75,6 +75,18 @@ public enum SocketAddress {
         return from(storage)
     }
 
+    /// The two ends of a connected socket (getsockname, getpeername); nil when it has none now.
+    static func ends(of fd: Int32) -> (local: WireAddress, remote: WireAddress)? {
+        func one(_ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> WireAddress? {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &len) } }
+            return rc == 0 ? from(storage) : nil
+        }
+        guard let local = one({ getsockname($0, $1, $2) }), let remote = one({ getpeername($0, $1, $2) }) else { return nil }
+        return (local, remote)
+    }
+
     /// The local IP the kernel would use to reach `peer` (a connected UDP socket sends nothing).
     static func localIP(toward peer: WireAddress) -> WireAddress? {
         let fd = socket(peer.isIPv6 ? AF_INET6 : AF_INET, sockDgram, 0)

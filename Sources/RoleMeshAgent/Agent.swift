@@ -109,6 +109,8 @@ public actor Agent {
     nonisolated let channels: ChannelRegistry
     /// Task connections refused before authentication, for the log (rate-limited).
     var refusals = RefusalLog()
+    /// Role services: declared, offered, their health and the listeners (RoleServices/).
+    var services = ServicePlane()
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir

@@ -152,6 +152,7 @@ extension Agent {
         startTasks()
         startSchedules()
         startFollowingAddresses()
+        startServices()
     }
 
     func stopExtensions() async { await stopTasks() }

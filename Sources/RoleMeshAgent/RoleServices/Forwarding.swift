@@ -1,0 +1,87 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import RoleMeshControl
+import RoleMeshCore
+
+/// Forwarded connections: the client side picks the node by the routing rules (`routeService`)
+/// and tries the next candidate at once when one cannot be reached or refuses; the serving side
+/// connects only to `127.0.0.1:port` of a service its own `service.toml` declares and offers now.
+extension Agent {
+    /// How long the serving side may take to answer a `connect` request (its service's connect included).
+    static let serviceConnectSeconds: Double = 5
+
+    /// One local connection to `service`, forwarded until either side ends it. `opened(node)`
+    /// comes first, once the service answered (nil: none could be reached; the error says why).
+    func forward(_ local: AsyncFD, to service: String, opened: @escaping @Sendable (String?, MeshError?) async -> Void = { _, _ in }) async {
+        let target: (node: String, stream: Opened)
+        do throws(MeshError) { target = try await openService(service) } catch {
+            await opened(nil, error)
+            local.close()
+            return
+        }
+        await opened(target.node, nil)
+        switch target.stream {
+        case .remote(let ch): await ServiceStream.client(local, ch)
+        case .local(let io): await SecureChannel.splice(local, io)
+        }
+    }
+
+    enum Opened { case remote(SecureChannel), local(AsyncFD) }
+
+    /// A connection to `service` on its route, else on the next candidate (each failure excludes
+    /// its node with the reason), at most once per node.
+    func openService(_ service: String) async throws(MeshError) -> (node: String, stream: Opened) {
+        var excluded: [String: String] = [:]
+        while true {
+            let d = Routing.routeService(service, members: core.snapshot(now: Clock.now()), excluding: excluded, grants: grants)
+            guard let node = d.node else { throw MeshError(MeshError.unavailable, d.failureSentence) }
+            do throws(MeshError) {
+                if node == name { return (node, .local(try await connectOwnService(service, for: name))) }
+                guard let address = address(of: node) else { throw MeshError(MeshError.tempFail, "its address is not known") }
+                let ch = try await channel(to: node, address: address)
+                ch.io.setDeadline(Self.serviceConnectSeconds)
+                var req = TaskRequest(op: "connect", id: "")
+                req.id = nil
+                req.service = service
+                try await ch.send(Frame(.request, encoding: req))
+                let answer = try await ch.receive()
+                ch.io.setDeadline(nil)
+                guard let answer, answer.type == .info else {
+                    ch.close()
+                    throw answer?.type == .error ? answer!.meshError : MeshError(MeshError.tempFail, "the connection to \(node) ended")
+                }
+                return (node, .remote(ch))
+            } catch {
+                Log.info("cannot connect to \(service) on \(node): \(error.message); trying the next node", context: ["service": service])
+                excluded[node] = "could not connect: \(error.message)"
+            }
+        }
+    }
+
+    /// The serving side's one rule: only `127.0.0.1:port` of a service this node's own
+    /// `service.toml` declares and offers now, whatever the peer asked for.
+    func connectOwnService(_ service: String?, for peer: String) async throws(MeshError) -> AsyncFD {
+        guard let service, let d = services.defs.first(where: { $0.id == service }), services.health[service] != nil else {
+            throw MeshError(MeshError.noPermission, "\(name) does not offer \(service ?? "that service")")
+        }
+        let io = try await SecureChannel.openTCP(to: WireAddress(ip: [127, 0, 0, 1], port: UInt16(d.port)), peer: "\(service) on \(name)", from: nil)
+        io.setDeadline(nil)
+        return io
+    }
+
+    /// `{"op": "connect", "service": "ROLE/NAME"}` from a trusted peer: the service's answer,
+    /// then its bytes both ways until either side ends.
+    func serveConnect(_ req: TaskRequest, on ch: SecureChannel) async {
+        let io: AsyncFD
+        do throws(MeshError) { io = try await connectOwnService(req.service, for: ch.peer) } catch {
+            Log.info("refused a service connection: \(error.message)", context: ["peer": ch.peer])
+            try? await ch.send(.error(error))
+            return
+        }
+        try? await ch.send(.info("connected"))
+        await ServiceStream.server(ch, io, fd: io.fd)
+    }
+}

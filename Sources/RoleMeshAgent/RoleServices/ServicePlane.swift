@@ -1,0 +1,35 @@
+import RoleMeshCore
+
+/// What the agent keeps about role services (Agent.services): its `service.toml` files, the
+/// health of what it offers, where each service's connections went last, and its listeners.
+struct ServicePlane {
+    /// This node's declared services and bad files (file → sentence), as last read.
+    var defs: [ServiceDefinition] = []
+    var errors: [String: String] = [:]
+    var reading = false
+    var readAt: Millis = .min / 2
+    /// Offered now: health per `ROLE/NAME`, from this node's checks.
+    var health: [String: HealthTracker] = [:]
+    var checkedAt: [String: Millis] = [:]
+    var checking: Set<String> = []
+    /// Where new connections to each service known in the mesh went at the last look (service-moved).
+    var routes: [String: String?] = [:]
+    /// Listeners (`forward`, `connect`) by id.
+    var listeners: [Int: ServiceListener] = [:]
+    var nextListener = 0
+    /// node.toml's `forward` entries: their listener ids, and when a closed one was last tried.
+    var forwardIDs: [String: Int] = [:]
+    var forwardTriedAt: [String: Millis] = [:]
+    /// A `forward` listener that could not open is tried again this often.
+    static let forwardRetryMs: Millis = 10_000
+
+    /// Files are read this often (off the agent queue); checks run every `HealthTracker.intervalSeconds`.
+    static let readEveryMs: Millis = 5_000
+
+    /// This node's offer as it goes into its heartbeat (field 25), sorted by name.
+    func offers() -> [OfferedService] {
+        defs.compactMap { d in
+            health[d.id].map { OfferedService(service: d.id, health: $0.health, detail: $0.detail, port: d.port, placement: d.placement) }
+        }.sorted { $0.service < $1.service }
+    }
+}

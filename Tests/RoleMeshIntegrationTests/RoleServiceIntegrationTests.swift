@@ -1,0 +1,204 @@
+import Foundation
+import XCTest
+import RoleMeshAgent
+import RoleMeshControl
+import RoleMeshCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Issue 26 on real agents (127.0.0.x): node1 and node2 hold `llm` and each serves `llm/api` (an
+/// echo service that greets with its node's name) at its own port; node3, the thin client, holds
+/// no role and reaches the service through `connect`.
+final class RoleServiceIntegrationTests: XCTestCase {
+    var cluster: Cluster!
+    var echo: [String: EchoServer] = [:]
+    var ports: [String: UInt16] = [:]
+    override func setUp() { cluster = Cluster(profile: "fast") }
+    override func tearDown() {
+        for e in echo.values { e.stop() }
+        cluster.shutdown()
+    }
+
+    /// Ports of this test's own, away from the agents' (each cluster has its own port).
+    func port(_ offset: UInt16) -> UInt16 { cluster.port + 2_000 + offset * 100 }
+
+    func setUpMesh(serve: Bool = true, check: String? = nil) throws {
+        try cluster.create(3, extra: { $0 == "node3" ? [] : ["--role", "llm"] })
+        for (i, n) in ["node1", "node2"].enumerated() {
+            let p = port(UInt16(i))
+            ports[n] = p
+            let folder = cluster.dir(n) + "/roles/llm"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            var text = "[api]\nport = \(p)\n"
+            if let check {
+                text += "check = \"healthcheck\"\n"
+                XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/healthcheck", contents: Data(check.utf8),
+                                                             attributes: [.posixPermissions: 0o755]))
+            }
+            try text.write(toFile: folder + "/service.toml", atomically: true, encoding: .utf8)
+            if serve { echo[n] = try EchoServer(port: p, greeting: n) }
+        }
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.cluster.allAlive(self.cluster.names) })
+    }
+
+    func services(_ node: String) -> [JSON] {
+        guard let r = try? cluster.cli(["services", "--json", "--dir", cluster.dir(node)]), r.status == 0 else { return [] }
+        return JSON.parse(r.stdout)?["services"]?.array ?? []
+    }
+
+    /// node → health of `llm/api`, as `node3` sees it.
+    func health(seenBy node: String = "node3") -> [String: String] {
+        var out: [String: String] = [:]
+        for s in services(node) where s["service"]?.string == "llm/api" {
+            for n in s["nodes"]?.array ?? [] { out[n["node"]?.string ?? "?"] = n["health"]?.string }
+        }
+        return out
+    }
+
+    /// `rolemesh connect` running in the background, and its first line.
+    func startConnect(_ args: [String]) throws -> (Process, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Cluster.binary)
+        p.arguments = ["connect"] + args + ["--dir", cluster.dir("node3")]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        var line = [UInt8]()
+        let fd = out.fileHandleForReading.fileDescriptor
+        var b: UInt8 = 0
+        while read(fd, &b, 1) == 1, b != 10 { line.append(b) }
+        return (p, String(decoding: line, as: UTF8.self))
+    }
+
+    func testAThinClientReachesTheHealthyHolderAndTheNextOneAtOnce() throws {
+        try setUpMesh()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health() == ["node1": "healthy", "node2": "healthy"] }, "\(self.services("node3"))")
+        let s = try XCTUnwrap(services("node3").first)
+        XCTAssertEqual(s["service"]?.string, "llm/api")
+        XCTAssertEqual(s["where"]?.string, "holders")
+        XCTAssertNotNil(s["reason"]?.string)
+        let chosen = try XCTUnwrap(s["node"]?.string)
+        let other = chosen == "node1" ? "node2" : "node1"
+        // status --json: each member's services.
+        let m = cluster.member(chosen, seenBy: "node3")
+        XCTAssertEqual(m?["services"]?["llm/api"]?.string, "healthy")
+
+        let local = port(5)
+        let (connect, line) = try startConnect(["llm/api", "--local", "127.0.0.1:\(local)"])
+        defer { kill(connect.processIdentifier, SIGINT); connect.waitUntilExit() }
+        XCTAssertEqual(line, "forwarding 127.0.0.1:\(local) -> llm/api (now \(chosen))")
+        let first = try XCTUnwrap(TCPClient.exchange("127.0.0.1", local))
+        XCTAssertEqual(first.greeting, chosen)
+        XCTAssertEqual(first.echo, "ping\n")
+        let forwards = cluster.statusJSON("node3")?["forwards"]?.array ?? []
+        XCTAssertEqual(forwards.first?["service"]?.string, "llm/api")
+        XCTAssertEqual(forwards.first?["listen"]?.string, "127.0.0.1:\(local)")
+
+        // The chosen node's service goes away: the very next connection reaches the other one,
+        // tried at once (its check has not failed yet), and the client sees one working connection.
+        echo[chosen]?.stop()
+        for _ in 0..<5 {
+            let next = try XCTUnwrap(TCPClient.exchange("127.0.0.1", local))
+            XCTAssertEqual(next.greeting, other)
+            XCTAssertEqual(next.echo, "ping\n")
+        }
+        // `--stdio`: one connection over stdin and stdout.
+        let r = try cluster.cli(["connect", "llm/api", "--stdio", "--dir", cluster.dir("node3")], stdin: Data("hello\n".utf8), timeout: 20)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "\(other)\nhello\n")
+    }
+
+    /// The serving agent connects only to 127.0.0.1 at the port its own service.toml declares for a
+    /// service it offers, whatever a trusted peer asks for.
+    func testTheServingAgentIsNotAnOpenProxy() throws {
+        try setUpMesh()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health()["node1"] == "healthy" })
+        let seed = [UInt8](Data(base64Encoded: try String(contentsOfFile: cluster.dir("node3") + "/keys/node3.secret", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines))!)
+        let pub = [UInt8](Data(base64Encoded: try String(contentsOfFile: cluster.dir("node1") + "/keys/node1.pub", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines))!)
+        let server = WireAddress(host: cluster.hosts["node1"]!, port: cluster.port)!
+        func ask(_ fields: [String: String]) throws -> (Frame?, Frame?) {
+            let ch = try blocking { try await SecureChannel.connect(to: server, expected: "node1", me: "node3", keyPair: Ed25519.KeyPair(seed: seed),
+                                                                  trusted: ["node1": pub], from: nil) }
+            defer { ch.close() }
+            let json = "{\"op\":\"connect\"" + fields.sorted { $0.key < $1.key }.map { ",\"\($0.key)\":\"\($0.value)\"" }.joined() + "}"
+            try ch.sendBlocking(Frame(.request, Array(json.utf8)))
+            let answer = try ch.receiveBlocking()
+            return (answer, answer?.type == .info ? try ch.receiveBlocking() : nil)
+        }
+        // A service node1 does not declare, a port, an address, another role's: refused, nothing connected.
+        let canary = try EchoServer(port: port(7), greeting: "canary")
+        defer { canary.stop() }
+        for fields in [["service": "llm/ssh"], ["service": "llm/\(port(7))"], ["service": "127.0.0.1:\(port(7))"],
+                       ["service": "other/api"], [:], ["port": "\(port(7))"], ["host": "127.0.0.1", "port": "\(port(7))"]] {
+            let (answer, _) = try ask(fields)
+            XCTAssertEqual(answer?.type, .error, "\(fields)")
+            XCTAssertEqual(answer?.meshError.code, 77, "\(fields)")
+            XCTAssertTrue(answer?.meshError.message.hasPrefix("node1 does not offer") == true, answer?.meshError.message ?? "")
+        }
+        // The declared service, with an address and port the peer names beside it: still only the declared port.
+        let (answer, greeting) = try ask(["service": "llm/api", "to": "127.0.0.1:\(port(7))", "host": "127.0.0.1", "port": "\(port(7))"])
+        XCTAssertEqual(answer?.type, .info)
+        XCTAssertEqual(greeting?.type, .stdout)
+        XCTAssertEqual(greeting.map { String(decoding: $0.payload, as: UTF8.self) }, "node1\n")
+    }
+
+    func testBadNamesUnknownServicesAndTakenPortsAreOneSentence() throws {
+        try setUpMesh()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health().count == 2 })
+        let bad = try cluster.cli(["connect", "llm", "--dir", cluster.dir("node3")])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        let unknown = try cluster.cli(["connect", "llm/nope", "--dir", cluster.dir("node3")])
+        XCTAssertEqual(unknown.status, 69, unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("no node offers llm/nope"), unknown.stderr)
+        let taken = try EchoServer(port: port(6), greeting: "squatter")
+        defer { taken.stop() }
+        let busy = try cluster.cli(["connect", "llm/api", "--local", "\(port(6))", "--dir", cluster.dir("node3")])
+        XCTAssertEqual(busy.status, 1, busy.stderr)
+        XCTAssertEqual(busy.stderr.split(separator: "\n").count, 1, busy.stderr)
+        XCTAssertTrue(busy.stderr.contains("127.0.0.1:\(port(6)) is taken"), busy.stderr)
+        // A bad service.toml names its file, line and key, and stops nothing else.
+        try "[api]\nport = \"x\"\n".write(toFile: cluster.dir("node1") + "/roles/llm/service.toml", atomically: true, encoding: .utf8)
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            (try? self.cluster.cli(["services", "--dir", self.cluster.dir("node1")]))?.stderr
+                .contains("roles/llm/service.toml line 2: key \"port\": expected an integer, found a string") == true
+        })
+        XCTAssertTrue(waitUntil(timeout: 10) { self.health() == ["node2": "healthy"] }, "\(self.health())")
+    }
+
+    /// A check executable that fails: unhealthy after 3 failures in a row (5 s apart), its exit
+    /// status as the detail, and routing skips the node with `service unhealthy`.
+    func testAFailingCheckMakesTheNodeUnhealthyAndRoutingSkipsIt() throws {
+        try setUpMesh(check: "#!/bin/sh\n[ \"$ROLEMESH_NODE\" = node1 ] && exit 3\n[ \"$ROLEMESH_SERVICE\" = llm/api ] && [ -n \"$ROLEMESH_PORT\" ]\n")
+        XCTAssertTrue(waitUntil(timeout: 30) { self.health() == ["node1": "unhealthy", "node2": "healthy"] }, "\(self.health())")
+        let s = try XCTUnwrap(services("node3").first)
+        XCTAssertEqual(s["node"]?.string, "node2")
+        let node1 = s["nodes"]?.array?.first { $0["node"]?.string == "node1" }
+        XCTAssertEqual(node1?["detail"]?.string, "check exit 3")
+        XCTAssertTrue(s["reason"]?.string?.contains("node1: service unhealthy: check exit 3") == true, s["reason"]?.string ?? "")
+    }
+
+    /// Revoking the client's key on the serving node ends its forwarded connections there.
+    func testRevocationEndsForwardedConnections() throws {
+        try setUpMesh()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health().count == 2 })
+        let local = port(5)
+        let (connect, line) = try startConnect(["llm/api", "--local", "\(local)"])
+        defer { kill(connect.processIdentifier, SIGINT); connect.waitUntilExit() }
+        let chosen = try XCTUnwrap(line.split(separator: " ").last.map { String($0.dropLast()) })
+        let fd = try XCTUnwrap(TCPClient.connect("127.0.0.1", local, timeout: 20))
+        defer { close(fd) }
+        XCTAssertEqual(TCPClient.read(fd), "\(chosen)\n")
+        TCPClient.write(fd, "before\n")
+        XCTAssertEqual(TCPClient.read(fd), "before\n")
+        cluster.distrust("node3", by: chosen)
+        // The connection ends (read sees the end), within the 10 s a revocation takes.
+        XCTAssertEqual(TCPClient.read(fd), "", "a revoked node's forwarded connection stayed open")
+    }
+}

@@ -152,13 +152,16 @@ final class ServiceTests: XCTestCase {
 
 extension ServiceTests {
     func testWhoOffersWhat() {
-        let api = ServiceDefinition(role: "llm", name: "api", port: 1)
+        let api = ServiceDefinition(role: "llm", name: "api", port: 1, run: "serve")
+        let external = ServiceDefinition(role: "llm", name: "ext", port: 3)
         let one = ServiceDefinition(role: "llm", name: "one", port: 2, placement: .route)
         var me = m("pi", backup: ["llm": 1])
         me.isSelf = true
         let healthyDesk = m("desk", roles: ["llm"], services: ["llm/api": .healthy])
         // A backup stands by while a holder serves it healthy, and offers it when none does.
         XCTAssertEqual(ServiceOffering.offered([api, one], me: "pi", members: [healthyDesk, me]), [])
+        // One the agent does not run (systemd, docker do) is checked and offered by a backup all along.
+        XCTAssertEqual(ServiceOffering.offered([api, one, external], me: "pi", members: [healthyDesk, me]), [external])
         let sickDesk = m("desk", roles: ["llm"], services: ["llm/api": .unhealthy], detail: "connection refused")
         XCTAssertEqual(ServiceOffering.offered([api, one], me: "pi", members: [sickDesk, me]), [api])
         // The role's route: the backup once the holder is dead, for both placements.

@@ -8,8 +8,8 @@
 /// 3. A heavy task skips nodes on battery or throttled — a holder unfit for heavy work counts as
 ///    absent, so heavy work falls to the backups; if nothing fit is left, no node is chosen.
 /// 4. Among candidates the highest `Score` wins; ties break by name.
-/// 5. A connection to a service `ROLE/NAME` (`routeService`): the same rules over the nodes that
-///    offer it and report it healthy; the others count as absent, skipped with `service unhealthy`
+/// 5. (README rule 6.) A connection to a service `ROLE/NAME` (`routeService`): the same rules
+///    over the nodes that offer it and report it healthy; the others count as absent, skipped with `service unhealthy`
 ///    and the check's detail, or `does not offer ROLE/NAME`.
 ///
 /// `grants`: the roles each member's key was granted (`keys/NAME.pub`'s `# granted:` line); a

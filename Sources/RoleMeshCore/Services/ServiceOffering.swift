@@ -4,7 +4,10 @@
 /// - Only for a role the node holds or backs up, and was granted ("Who may change trust"): a
 ///   stolen laptop announcing a role attracts no connection.
 /// - `where = "holders"`: every holder; a backup while it is the role's route, or while no holder
-///   serves the service healthy (so connections fail over to it, and come back when one does).
+///   serves the service healthy (so connections fail over to it, and come back when one does), and
+///   always when the agent does not run it (no `run`: it is there anyway, and checking it costs
+///   nothing), so a client that cannot reach the holder goes to it at once (routing still puts
+///   every healthy holder first).
 /// - `where = "route"`: only the node that is the role's route (one instance in the mesh).
 public enum ServiceOffering {
     public static func offered(_ defs: [ServiceDefinition], me: String, members: [MemberSnapshot],
@@ -24,7 +27,7 @@ public enum ServiceOffering {
             case .route:
                 return route(d.role) == me
             case .holders:
-                if holder || route(d.role) == me { return true }
+                if holder || d.run == nil || route(d.role) == me { return true }
                 let holders = members.filter { $0.name != me && $0.roles.contains(d.role) }
                 return Routing.routeService(d.id, members: holders, grants: grants).node == nil
             }

@@ -155,5 +155,9 @@ extension Agent {
         startServices()
     }
 
-    func stopExtensions() async { await stopTasks() }
+    func stopExtensions() async {
+        async let services: Void = stopServices()
+        await stopTasks()
+        await services
+    }
 }

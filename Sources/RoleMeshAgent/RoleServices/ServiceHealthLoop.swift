@@ -35,6 +35,7 @@ extension Agent {
             && now - (services.checkedAt[d.id] ?? .min / 2) >= Millis(HealthTracker.intervalSeconds * 1000) {
             check(d)
         }
+        superviseRuns(offered)
         announceServices()
         noteServiceMoves(view)
         openForwards(view)
@@ -64,7 +65,8 @@ extension Agent {
             services.checking.remove(d.id)
             guard var t = services.health[d.id] else { return }
             let before = t.health
-            let changed = t.record(ok: ok, detail: why)
+            // While its `run` process keeps dying, that is the reason, not the refused connect it causes.
+            let changed = t.record(ok: ok, detail: ok ? nil : services.dying[d.id] ?? why)
             services.health[d.id] = t
             guard changed else { return }
             if t.health != before {

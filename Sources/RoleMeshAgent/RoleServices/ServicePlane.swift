@@ -12,6 +12,10 @@ struct ServicePlane {
     var health: [String: HealthTracker] = [:]
     var checkedAt: [String: Millis] = [:]
     var checking: Set<String> = []
+    /// The `run` processes of offered services, by `ROLE/NAME`.
+    var runs: [String: ServiceProcess] = [:]
+    /// Services whose `run` process keeps dying: its last exit, the detail while it does.
+    var dying: [String: String] = [:]
     /// Where new connections to each service known in the mesh went at the last look (service-moved).
     var routes: [String: String?] = [:]
     /// Listeners (`forward`, `connect`) by id.

@@ -201,4 +201,40 @@ final class RoleServiceIntegrationTests: XCTestCase {
         // The connection ends (read sees the end), within the 10 s a revocation takes.
         XCTAssertEqual(TCPClient.read(fd), "", "a revoked node's forwarded connection stayed open")
     }
+
+    /// `forward` in node.toml: listeners the laptop's agent keeps open; one whose port is taken is
+    /// shown by `status` and `doctor`, and opened once the port is free (retried every 10 s).
+    func testForwardListenersOfNodeTomlAndATakenPort() throws {
+        let free = port(5), taken = port(6)
+        let squatter = try EchoServer(port: taken, greeting: "squatter")
+        try cluster.create(3, extra: { $0 == "node3" ? [] : ["--role", "llm"] })
+        let toml = cluster.dir("node3") + "/node.toml"
+        try (String(contentsOfFile: toml, encoding: .utf8) + "forward = [\"llm/api=\(free)\", \"llm/web=127.0.0.1:\(taken)\"]\n")
+            .write(toFile: toml, atomically: true, encoding: .utf8)
+        for (i, n) in ["node1", "node2"].enumerated() {
+            let p = port(UInt16(i))
+            try FileManager.default.createDirectory(atPath: cluster.dir(n) + "/roles/llm", withIntermediateDirectories: true)
+            try "[api]\nport = \(p)\n\n[web]\nport = \(p)\n".write(toFile: cluster.dir(n) + "/roles/llm/service.toml", atomically: true, encoding: .utf8)
+            echo[n] = try EchoServer(port: p, greeting: n)
+        }
+        try cluster.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health() == ["node1": "healthy", "node2": "healthy"] })
+        XCTAssertTrue(waitUntil(timeout: 15) { TCPClient.exchange("127.0.0.1", free)?.echo == "ping\n" }, cluster.log("node3"))
+        let forwards = cluster.statusJSON("node3")?["forwards"]?.array ?? []
+        let web = forwards.first { $0["service"]?.string == "llm/web" }
+        XCTAssertTrue(web?["error"]?.string?.contains("is taken") == true, "\(forwards)")
+        let doctor = try cluster.cli(["doctor", "--dir", cluster.dir("node3")], timeout: 60)
+        XCTAssertTrue(doctor.stdout.contains("forward llm/web"), doctor.stdout)
+        XCTAssertTrue(cluster.log("node3").contains("forward llm/web: 127.0.0.1:\(taken) is taken"), cluster.log("node3"))
+        // The port is freed: the listener opens at the next try (10 s at most).
+        squatter.stop()
+        XCTAssertTrue(waitUntil(timeout: 15) { ["node1", "node2"].contains(TCPClient.exchange("127.0.0.1", taken)?.greeting ?? "") })
+        // A bad entry: the agent does not start, exit 78 naming it.
+        cluster.crash("node3")
+        try String(contentsOfFile: toml, encoding: .utf8).replacingOccurrences(of: "\"llm/api=\(free)\"", with: "\"llm\"")
+            .write(toFile: toml, atomically: true, encoding: .utf8)
+        let bad = try Cluster.run(Cluster.binary, ["agent", "--dir", cluster.dir("node3")], timeout: 10)
+        XCTAssertEqual(bad.status, 78, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("invalid forward entry \"llm\""), bad.stderr)
+    }
 }

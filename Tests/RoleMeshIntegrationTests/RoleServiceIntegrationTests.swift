@@ -237,4 +237,39 @@ final class RoleServiceIntegrationTests: XCTestCase {
         XCTAssertEqual(bad.status, 78, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("invalid forward entry \"llm\""), bad.stderr)
     }
+
+    /// `watch --json` on the laptop: `service-moved` when new connections go elsewhere (the chosen
+    /// holder drains), with the service, from and to.
+    func testWatchSaysWhereNewConnectionsMoved() throws {
+        try setUpMesh()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health().count == 2 })
+        let chosen = try XCTUnwrap(services("node3").first?["node"]?.string)
+        let other = chosen == "node1" ? "node2" : "node1"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Cluster.binary)
+        p.arguments = ["watch", "--json", "--dir", cluster.dir("node3")]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; p.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 0.5)
+        try cluster.cli(["drain", "--dir", cluster.dir(chosen)])
+        let lines = Locked<[String]>([])
+        let fd = out.fileHandleForReading.fileDescriptor
+        Thread.detachNewThread {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(fd, &buf, buf.count)
+                if n <= 0 { return }
+                lines.withLock { $0.append(String(decoding: buf[0..<n], as: UTF8.self)) }
+            }
+        }
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            lines.withLock { $0.joined() }.split(separator: "\n").contains { line in
+                guard let e = JSON.parse(String(line)) else { return false }
+                return e["event"]?.string == "service-moved" && e["service"]?.string == "llm/api"
+                    && e["from"]?.string == chosen && e["to"]?.string == other
+            }
+        }, lines.withLock { $0.joined() })
+    }
 }

@@ -155,7 +155,11 @@ enum ServicesBench {
         let direct = Summary(values: (0..<runs).compactMap { _ in firstByte(echoDirect) })
         let forwarded = Summary(values: (0..<runs).compactMap { _ in firstByte(echoLocal) })
         let directRate = Summary(values: try (0..<3).map { _ in try throughput(sourceDirect, bytes: bytes) })
+        // The two agents' CPU per GB forwarded: what the machine's other load does not change much.
+        let agents = ["node1", "node2"].compactMap { mesh.pids[$0] }
+        let cpu0 = agents.map { ProcFS.cpuSeconds($0) ?? 0 }.reduce(0, +)
         let forwardedRate = Summary(values: try (0..<3).map { _ in try throughput(sourceLocal, bytes: bytes) })
+        let cpuPerGB = (agents.map { ProcFS.cpuSeconds($0) ?? 0 }.reduce(0, +) - cpu0) / (3 * Double(bytes) / 1_073_741_824)
         let added = forwarded.median.flatMap { f in direct.median.map { f - $0 } }
 
         // Failover: node2's agent is killed while a client connects every 100 ms (bounded: 30 s).
@@ -182,11 +186,12 @@ enum ServicesBench {
              "≤ direct + 2 ms: \(metText(added.map { $0 <= 2 }))"],
             ["one connection, \(bytes / 1_048_576) MB, median MB/s", fmt(directRate.median, 0), fmt(forwardedRate.median, 0),
              "≥ 500: \(metText(forwardedRate.median.map { $0 >= 500 }))"],
+            ["  both agents' CPU seconds per GB forwarded", "", fmt(cpuPerGB, 2), ""],
             ["failover (holder's agent killed), s to backup", "", fmt(switchSeconds, 2), "failed connects: \(failed) of \(tries)"],
         ]))
         printResult("services", [("runs", .int(runs)), ("bytes", .int(bytes)),
                                  ("direct_ms", direct.json), ("forwarded_ms", forwarded.json), ("added_ms", .optional(added)),
-                                 ("direct_mb_s", directRate.json), ("forwarded_mb_s", forwardedRate.json),
+                                 ("direct_mb_s", directRate.json), ("forwarded_mb_s", forwardedRate.json), ("agents_cpu_s_per_gb", .double(cpuPerGB)),
                                  ("failover_s", .optional(switchSeconds)), ("failover_failed", .int(failed)), ("failover_tries", .int(tries)),
                                  ("note", .string(sshNote))])
     }

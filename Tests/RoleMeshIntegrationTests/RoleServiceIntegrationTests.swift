@@ -176,7 +176,12 @@ final class RoleServiceIntegrationTests: XCTestCase {
     /// status as the detail, and routing skips the node with `service unhealthy`.
     func testAFailingCheckMakesTheNodeUnhealthyAndRoutingSkipsIt() throws {
         try setUpMesh(check: "#!/bin/sh\n[ \"$ROLEMESH_NODE\" = node1 ] && exit 3\n[ \"$ROLEMESH_SERVICE\" = llm/api ] && [ -n \"$ROLEMESH_PORT\" ]\n")
+        let (p, lines) = try watch("node3")
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; p.waitUntilExit() }
         XCTAssertTrue(waitUntil(timeout: 30) { self.health() == ["node1": "unhealthy", "node2": "healthy"] }, "\(self.health())")
+        XCTAssertTrue(waitUntil(timeout: 3) {
+            self.events(lines).contains { $0["event"]?.string == "service-unhealthy" && $0["node"]?.string == "node1" && $0["service"]?.string == "llm/api" }
+        }, lines.withLock { $0.joined() })
         let s = try XCTUnwrap(services("node3").first)
         XCTAssertEqual(s["node"]?.string, "node2")
         let node1 = s["nodes"]?.array?.first { $0["node"]?.string == "node1" }
@@ -245,15 +250,27 @@ final class RoleServiceIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 20) { self.health().count == 2 })
         let chosen = try XCTUnwrap(services("node3").first?["node"]?.string)
         let other = chosen == "node1" ? "node2" : "node1"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Cluster.binary)
-        p.arguments = ["watch", "--json", "--dir", cluster.dir("node3")]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
+        let (p, lines) = try watch("node3")
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) }; p.waitUntilExit() }
         Thread.sleep(forTimeInterval: 0.5)
         try cluster.cli(["drain", "--dir", cluster.dir(chosen)])
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            lines.withLock { $0.joined() }.split(separator: "\n").contains { line in
+                guard let e = JSON.parse(String(line)) else { return false }
+                return e["event"]?.string == "service-moved" && e["service"]?.string == "llm/api"
+                    && e["from"]?.string == chosen && e["to"]?.string == other
+            }
+        }, lines.withLock { $0.joined() })
+    }
+
+    /// `watch --json` on `node` in the background: the process, and what it printed so far.
+    func watch(_ node: String) throws -> (Process, Locked<[String]>) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Cluster.binary)
+        p.arguments = ["watch", "--json", "--dir", cluster.dir(node)]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
         let lines = Locked<[String]>([])
         let fd = out.fileHandleForReading.fileDescriptor
         Thread.detachNewThread {
@@ -264,12 +281,10 @@ final class RoleServiceIntegrationTests: XCTestCase {
                 lines.withLock { $0.append(String(decoding: buf[0..<n], as: UTF8.self)) }
             }
         }
-        XCTAssertTrue(waitUntil(timeout: 10) {
-            lines.withLock { $0.joined() }.split(separator: "\n").contains { line in
-                guard let e = JSON.parse(String(line)) else { return false }
-                return e["event"]?.string == "service-moved" && e["service"]?.string == "llm/api"
-                    && e["from"]?.string == chosen && e["to"]?.string == other
-            }
-        }, lines.withLock { $0.joined() })
+        return (p, lines)
+    }
+
+    func events(_ lines: Locked<[String]>) -> [JSON] {
+        lines.withLock { $0.joined() }.split(separator: "\n").compactMap { JSON.parse(String($0)) }
     }
 }

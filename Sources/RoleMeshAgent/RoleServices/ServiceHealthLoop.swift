@@ -70,12 +70,7 @@ extension Agent {
             services.health[d.id] = t
             guard changed else { return }
             if t.health != before {
-                Log.info("service \(t.health.word)" + (t.health == .unhealthy ? ": \(why ?? "its check fails")" : ""), context: ["service": d.id])
-                if t.health != .starting {
-                    var e = WatchEvent(event: "service-\(t.health.word)", node: name, time: Clock.rfc3339())
-                    e.service = d.id
-                    publish(e)
-                }
+                Log.info("service \(t.health.word)" + (t.health == .unhealthy ? ": \(t.detail ?? "its check fails")" : ""), context: ["service": d.id])
             }
             announceServices()
         }
@@ -96,8 +91,23 @@ extension Agent {
         perform(node.updateSelf(now: Clock.now()) { $0.services = offers })
     }
 
-    /// `service-moved` for every service whose new connections go elsewhere than at the last look.
+    /// `service-healthy` and `service-unhealthy` for every node whose report of a service changed
+    /// (this node's own included), and `service-moved` for every service whose new connections go
+    /// elsewhere than at the last look.
     func noteServiceMoves(_ view: [MemberSnapshot]) {
+        var health: [String: ServiceHealth] = [:]
+        for m in view where m.state == .alive || m.state == .suspect {
+            for s in m.services { health[m.name + " " + s.service] = s.health }
+        }
+        for (key, h) in health.sorted(by: { $0.key < $1.key }) where h != .starting && services.seenHealth[key] != h {
+            // A node first seen healthy is no news; one first seen unhealthy is.
+            guard services.seenHealth[key] != nil || h == .unhealthy else { continue }
+            let parts = key.split(separator: " ", maxSplits: 1).map(String.init)
+            var e = WatchEvent(event: "service-\(h.word)", node: parts[0], time: Clock.rfc3339())
+            e.service = parts[1]
+            publish(e)
+        }
+        services.seenHealth = health.filter { $0.value != .starting }.merging(services.seenHealth.filter { health[$0.key] == .starting }) { a, _ in a }
         let known = Set(view.flatMap { $0.services.map(\.service) })
         for id in known.union(services.routes.keys).sorted() {
             let now = known.contains(id) ? Routing.routeService(id, members: view, grants: grants).node : nil

@@ -18,6 +18,8 @@ struct ServicePlane {
     var dying: [String: String] = [:]
     /// Where new connections to each service known in the mesh went at the last look (service-moved).
     var routes: [String: String?] = [:]
+    /// "NODE ROLE/NAME" → its reported health at the last look (service-healthy, service-unhealthy).
+    var seenHealth: [String: ServiceHealth] = [:]
     /// Listeners (`forward`, `connect`) by id.
     var listeners: [Int: ServiceListener] = [:]
     var nextListener = 0

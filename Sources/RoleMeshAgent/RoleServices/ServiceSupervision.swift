@@ -36,14 +36,8 @@ extension Agent {
         Log.info("the service's process ended: \(why); restarting it", context: ["service": id])
         services.dying[id] = keepsDying ? why : nil
         guard keepsDying, var t = services.health[id] else { return }
-        let before = t.health
         guard t.fail(why) else { return }
         services.health[id] = t
-        if before != .unhealthy {
-            var e = WatchEvent(event: "service-unhealthy", node: name, time: Clock.rfc3339())
-            e.service = id
-            publish(e)
-        }
         announceServices()
     }
 

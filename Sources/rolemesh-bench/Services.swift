@@ -123,7 +123,8 @@ enum ServicesBench {
                             extra: { $0 == 2 ? ["--role", "bench"] : $0 == 3 ? ["--backup", "bench"] : [] })
         defer { mesh.shutdown() }
         // Ports: each node's echo and source servers, and node1's two local listeners.
-        let base = freshPort() + 700
+        // Below the ephemeral range (32768–60999), where an agent's outgoing connection may hold a port.
+        let base = UInt16(30_000 + Int(getpid() % 270) * 10)
         var servers: [String: (echo: Server, source: Server)] = [:]
         defer { for s in servers.values { s.echo.stop(); s.source.stop() } }
         for (i, n) in ["node2", "node3"].enumerated() {

@@ -111,6 +111,10 @@ final class RoleServiceIntegrationTests: XCTestCase {
         let r = try cluster.cli(["connect", "llm/api", "--stdio", "--dir", cluster.dir("node3")], stdin: Data("hello\n".utf8), timeout: 20)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "\(other)\nhello\n")
+        // Ctrl-C on `connect`: the agent closes its listener with the command's control connection.
+        kill(connect.processIdentifier, SIGINT)
+        XCTAssertTrue(waitUntil(timeout: 5) { TCPClient.connect("127.0.0.1", local, timeout: 1).map { close($0); return false } ?? true },
+                      "the listener outlived its connect command")
     }
 
     /// The serving agent connects only to 127.0.0.1 at the port its own service.toml declares for a

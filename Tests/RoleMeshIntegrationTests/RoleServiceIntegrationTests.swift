@@ -25,8 +25,9 @@ final class RoleServiceIntegrationTests: XCTestCase {
     /// Ports of this test's own, away from the agents' (each cluster has its own port).
     func port(_ offset: UInt16) -> UInt16 { cluster.port + 2_000 + offset * 100 }
 
-    func setUpMesh(serve: Bool = true, check: String? = nil) throws {
+    func setUpMesh(serve: Bool = true, check: String? = nil, beforeStart: () throws -> Void = {}) throws {
         try cluster.create(3, extra: { $0 == "node3" ? [] : ["--role", "llm"] })
+        try beforeStart()
         for (i, n) in ["node1", "node2"].enumerated() {
             let p = port(UInt16(i))
             ports[n] = p
@@ -265,6 +266,27 @@ final class RoleServiceIntegrationTests: XCTestCase {
                     && e["from"]?.string == chosen && e["to"]?.string == other
             }
         }, lines.withLock { $0.joined() })
+    }
+
+    /// Grants apply: node2's key file says it was granted no role (on every node, its own too), so
+    /// it offers nothing, and no connection goes to it even were it to announce the service.
+    func testANodeNotGrantedTheRoleAttractsNoConnection() throws {
+        try setUpMesh(beforeStart: {
+            for n in self.cluster.names {
+                let k = self.cluster.dir(n) + "/keys/node2.pub"
+                try ("# granted:\n" + String(contentsOfFile: k, encoding: .utf8)).write(toFile: k, atomically: true, encoding: .utf8)
+            }
+        })
+        XCTAssertTrue(waitUntil(timeout: 20) { self.health() == ["node1": "healthy"] }, "\(self.health())")
+        Thread.sleep(forTimeInterval: 2)
+        XCTAssertEqual(health(), ["node1": "healthy"], "a node not granted the role offers its service")
+        let s = try XCTUnwrap(services("node3").first)
+        XCTAssertEqual(s["node"]?.string, "node1")
+        XCTAssertTrue(s["reason"]?.string?.contains("node2: not granted") == true, s["reason"]?.string ?? "")
+        for _ in 0..<3 {
+            let r = try cluster.cli(["connect", "llm/api", "--stdio", "--dir", cluster.dir("node3")], stdin: Data("x\n".utf8), timeout: 20)
+            XCTAssertEqual(r.stdout, "node1\nx\n")
+        }
     }
 
     /// `watch --json` on `node` in the background: the process, and what it printed so far.

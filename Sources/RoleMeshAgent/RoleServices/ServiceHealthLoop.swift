@@ -86,8 +86,14 @@ extension Agent {
     /// Puts this node's offer into its heartbeat when it changed: a change of identity, sent to
     /// every member at once (routing reads it).
     func announceServices() {
-        let offers = services.offers()
+        let all = services.offers()
+        var offers = all
+        // Entry 0 must fit in one datagram: with many long role names, the last services give way.
+        var next = core.me
+        next.services = offers
+        while !offers.isEmpty, !Wire.fits(next) { offers.removeLast(); next.services = offers }
         guard offers != core.me.services else { return }
+        if offers.count < all.count { Log.warn("the heartbeat has no room for every service: \(offers.count) of \(all.count) announced") }
         perform(node.updateSelf(now: Clock.now()) { $0.services = offers })
     }
 

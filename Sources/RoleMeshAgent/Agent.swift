@@ -294,6 +294,7 @@ public actor Agent {
         if e.kind == .memberDead || e.kind == .memberLeft {
             let submitter = self.submitter, node = e.node
             Task { await submitter.nodeLost(node) }
+            endServiceConnections(to: node)
         }
         publish(event)
     }

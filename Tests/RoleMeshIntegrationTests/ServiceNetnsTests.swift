@@ -97,6 +97,18 @@ final class ServiceNetnsTests: XCTestCase {
         try setUpMesh()
         let first = try XCTUnwrap(served())
         let other = first == "node1" ? "node2" : "node1"
+        // A connection open across the cut (its stdin kept open): it ends, it is not moved.
+        let open = Process()
+        open.executableURL = URL(fileURLWithPath: Cluster.binary)
+        open.arguments = ["connect", "llm/api", "--stdio", "--dir", cluster.dir("node3")]
+        let input = Pipe(), output = Pipe()
+        open.standardInput = input
+        open.standardOutput = output
+        try open.run()
+        defer { if open.isRunning { kill(open.processIdentifier, SIGKILL) }; open.waitUntilExit() }
+        var greeting = [UInt8](repeating: 0, count: 64)
+        let n = read(output.fileHandleForReading.fileDescriptor, &greeting, greeting.count)
+        XCTAssertEqual(String(decoding: greeting.prefix(max(0, n)), as: UTF8.self), "\(first)\n")
         try sh([ip, "netns", "exec", hub, ip, "link", "set", hubEnd(first), "down"])
         let cut = Date()
         var failed = 0, switched: Double?
@@ -112,6 +124,7 @@ final class ServiceNetnsTests: XCTestCase {
         // Within the `fast` profile's detection time (a suspicion after 400 ms gives an attempt up)
         // and a margin for this loop's own pace: not the connect's 5 s deadline.
         XCTAssertLessThanOrEqual(try XCTUnwrap(switched), 2)
+        XCTAssertTrue(waitUntil(timeout: 5) { !open.isRunning }, "a connection to the node that dropped off stayed open")
         // Back on the network: new connections go back to it.
         try sh([ip, "netns", "exec", hub, ip, "link", "set", hubEnd(first), "up"])
         XCTAssertTrue(waitUntil(timeout: 30, interval: 0.3) { self.served() == first }, "connections did not go back to \(first)")

@@ -24,12 +24,22 @@ extension Agent {
         }
         await opened(target.node, nil)
         switch target.stream {
-        case .remote(let ch): await ServiceStream.client(local, ch)
+        case .remote(let ch):
+            let id = services.nextOpen
+            services.nextOpen += 1
+            services.open[id] = (target.node, ch)
+            await ServiceStream.client(local, ch)
+            services.open[id] = nil
         case .local(let io): await SecureChannel.splice(local, io)
         }
     }
 
     enum Opened { case remote(SecureChannel), local(AsyncFD) }
+
+    /// `node` died or left: the connections forwarded to it end (new ones go to the next route).
+    func endServiceConnections(to node: String) {
+        for (_, o) in services.open where o.node == node { o.channel.abort() }
+    }
 
     /// A connection to `service` on its route, else on the next candidate (each failure excludes
     /// its node with the reason), at most once per node. An attempt at a node the view meanwhile

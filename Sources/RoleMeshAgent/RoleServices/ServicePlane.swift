@@ -22,6 +22,11 @@ struct ServicePlane {
     var seenHealth: [String: ServiceHealth] = [:]
     /// Listeners (`forward`, `connect`) by id.
     var listeners: [Int: ServiceListener] = [:]
+    /// Forwarded connections this node opened, by id: the node serving each and its channel, so
+    /// that those to a node the mesh finds dead or gone end at once (a device that dropped off
+    /// sends no reset; TCP alone would hold them for many minutes).
+    var open: [Int: (node: String, channel: SecureChannel)] = [:]
+    var nextOpen = 0
     var nextListener = 0
     /// node.toml's `forward` entries: their listener ids, and when a closed one was last tried.
     var forwardIDs: [String: Int] = [:]

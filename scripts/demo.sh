@@ -3,7 +3,8 @@
 # device, names homeserver one): membership, a crash noticed by everyone, a role
 # failing over to its backup and back, a task submitted from the laptop that runs on the home
 # server, then on its backup, and a nightly job that waits for idle time, runs, is paused when the
-# "user returns" and resumed. Stops by itself; every agent it started is ended by PID.
+# "user returns" and resumed; a service the laptop reaches at localhost, which moves to the pi when
+# the home server is cut off, and back. Stops by itself; every process it started is ended by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -114,6 +115,36 @@ say "the laptop's task journal"
 rm_ tasks --dir "$DEMO/laptop"
 
 kill "$WATCH" 2>/dev/null; wait "$WATCH" 2>/dev/null || true; WATCH=""
+
+say "a service: the home server and the pi serve transcode/web (roles/transcode/service.toml); a web server runs on each (systemd would run it)"
+declare -A WEB=([homeserver]=$((PORT + 100)) [pi]=$((PORT + 101)))
+LOCAL=$((PORT + 200))
+for n in homeserver pi; do
+    mkdir -p "$DEMO/$n/www"
+    echo "transcode/web, served by $n" > "$DEMO/$n/www/index.html"
+    python3 -m http.server "${WEB[$n]}" --bind 127.0.0.1 --directory "$DEMO/$n/www" >/dev/null 2>&1 & PIDS[web-$n]=$!
+    disown "${PIDS[web-$n]}"      # ended by PID at the end, without bash's "Killed" line
+    printf '[web]\nport = %s\n' "${WEB[$n]}" > "$DEMO/$n/roles/transcode/service.toml"
+done
+cat "$DEMO/homeserver/roles/transcode/service.toml"
+both_healthy() { [ "$(rm_ services --json --dir "$DEMO/laptop" 2>/dev/null | grep -oE '"health": ?"healthy"' | wc -l)" -eq 2 ]; }
+deadline 20 both_healthy
+rm_ services --dir "$DEMO/laptop"
+"$BIN" connect transcode/web --local "$LOCAL" --dir "$DEMO/laptop" > "$DEMO/connect.txt" & PIDS[connect]=$!
+get() { curl -s --max-time 5 "http://127.0.0.1:$LOCAL/"; }
+served_by() { has "served by $1" get; }
+deadline 10 served_by homeserver
+cat "$DEMO/connect.txt"
+echo "\$ curl http://127.0.0.1:$LOCAL/      # on the laptop"
+get
+say "the home server is cut off (its agent killed): the laptop's next connection goes to the pi at once"
+kill -9 "${PIDS[homeserver]}"; wait "${PIDS[homeserver]}" 2>/dev/null || true; unset 'PIDS[homeserver]'
+get
+say "it comes back: new connections go back to it"
+start homeserver
+deadline 20 served_by homeserver
+get
+kill "${PIDS[connect]}" 2>/dev/null; wait "${PIDS[connect]}" 2>/dev/null || true; unset 'PIDS[connect]'
 
 say "background work: a nightly reindex for the home server's idle hours (roles/metabolism/schedule.toml)"
 "$BIN" watch --dir "$DEMO/homeserver" > "$DEMO/runs.txt" & WATCH=$!

@@ -111,6 +111,8 @@ public actor Agent {
     nonisolated let channels: ChannelRegistry
     /// Task connections refused before authentication, for the log (rate-limited).
     var refusals = RefusalLog()
+    /// Role services: declared, offered, their health and the listeners (RoleServices/).
+    var services = ServicePlane()
 
     public init(dir: NodeDirectory) throws(MeshError) {
         self.dir = dir
@@ -297,6 +299,7 @@ public actor Agent {
         if e.kind == .memberDead || e.kind == .memberLeft {
             let submitter = self.submitter, node = e.node
             Task { await submitter.nodeLost(node) }
+            endServiceConnections(to: node)
         }
         publish(event)
     }

@@ -35,6 +35,12 @@ public enum ControlRequest: Equatable, Sendable {
     /// `revoke|introducers ... --recovery`: a statement the command line signed with the mesh's
     /// recovery key (its JSON, as in `state/trust.json`), for the agent to apply and spread.
     case recovered(statement: String)
+    /// `services`: every service the mesh knows, its route and each node offering it.
+    case services
+    /// `connect ROLE/NAME [--local [HOST:]PORT] [--stdio]`: the agent listens at `listen` (default
+    /// the service's own port on 127.0.0.1) while this control connection stays open, or with
+    /// `stdio` forwards this very connection (raw bytes after the reply line).
+    case connect(service: String, listen: String?, stdio: Bool)
 
     public enum RoleAction: String, Codable, Sendable, CaseIterable { case add, remove }
 
@@ -56,7 +62,7 @@ public enum ControlRequest: Equatable, Sendable {
     /// others. `ControlRequestTests` checks each against the encoder's line.
     public var plainLine: [UInt8]? {
         switch self {
-        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules: Array("{\"cmd\":\"\(command)\"}\n".utf8)
+        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules, .services: Array("{\"cmd\":\"\(command)\"}\n".utf8)
         case .submit(let r):
             // The encoder's keys, sorted; `to` only when set, as the synthesized encoding does.
             Array(("{\"args\":[" + r.args.map(Self.jsonString).joined(separator: ",") + "],\"cmd\":\"submit\",\"detach\":\(r.detach)"
@@ -113,6 +119,8 @@ public enum ControlRequest: Equatable, Sendable {
         case .grant: "grant"
         case .trust: "trust"
         case .recovered: "recovered"
+        case .services: "services"
+        case .connect: "connect"
         }
     }
 }
@@ -153,7 +161,7 @@ public struct SubmitRequest: Codable, Equatable, Sendable {
 }
 
 extension ControlRequest: Codable {
-    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task, name, seconds, grants, cascade, roles, statement }
+    enum Key: String, CodingKey { case cmd, role, heavy, action, priority, set, clear, id, follow, task, name, seconds, grants, cascade, roles, statement, service, listen, stdio }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
@@ -191,6 +199,10 @@ extension ControlRequest: Codable {
                           roles: try c.decode([String].self, forKey: .roles))
         case "trust": self = .trust
         case "recovered": self = .recovered(statement: try c.decode(String.self, forKey: .statement))
+        case "services": self = .services
+        case "connect":
+            self = .connect(service: try c.decode(String.self, forKey: .service),
+                            listen: try c.decodeIfPresent(String.self, forKey: .listen), stdio: try flag(.stdio))
         default:
             throw DecodingError.dataCorruptedError(forKey: .cmd, in: c, debugDescription: "unknown command \(cmd)")
         }
@@ -200,7 +212,9 @@ extension ControlRequest: Codable {
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(command, forKey: .cmd)
         switch self {
-        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules, .trust: break
+        case .status, .watch, .leave, .drain, .undrain, .tasks, .schedules, .trust, .services: break
+        case .connect(let service, let listen, let stdio):
+            try c.encode(service, forKey: .service); try c.encodeIfPresent(listen, forKey: .listen); try c.encode(stdio, forKey: .stdio)
         case .scheduleRun(let role, let task):
             try c.encode(role, forKey: .role); try c.encode(task, forKey: .task)
         case .route(let role, let heavy):

@@ -6,6 +6,8 @@ public struct StatusReply: Codable, Equatable, Sendable {
     public var dropped: DroppedCounts
     /// Set when an introducer revoked this node's own key: the others shut it out.
     public var revoked: Revoked?
+    /// The service listeners this node keeps open (`forward`, `connect`).
+    public var forwards: [ForwardStatus] = []
 
     public struct Revoked: Codable, Equatable, Sendable {
         public var by: String
@@ -14,10 +16,20 @@ public struct StatusReply: Codable, Equatable, Sendable {
         public init(by: String, at: String) { self.by = by; self.at = at }
     }
 
-    enum CodingKeys: String, CodingKey { case me = "self", members, roles, dropped, revoked }
+    enum CodingKeys: String, CodingKey { case me = "self", members, roles, dropped, revoked, forwards }
 
-    public init(me: String, members: [MemberStatus], roles: [String: RoleRoutes], dropped: DroppedCounts, revoked: Revoked? = nil) {
+    public init(me: String, members: [MemberStatus], roles: [String: RoleRoutes], dropped: DroppedCounts, revoked: Revoked? = nil,
+                forwards: [ForwardStatus] = []) {
         self.me = me; self.members = members; self.roles = roles; self.dropped = dropped; self.revoked = revoked
+        self.forwards = forwards
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        me = try c.decode(String.self, forKey: .me); members = try c.decode([MemberStatus].self, forKey: .members)
+        roles = try c.decode([String: RoleRoutes].self, forKey: .roles); dropped = try c.decode(DroppedCounts.self, forKey: .dropped)
+        revoked = try c.decodeIfPresent(Revoked.self, forKey: .revoked)
+        forwards = try c.decodeIfPresent([ForwardStatus].self, forKey: .forwards) ?? []
     }
 }
 
@@ -34,9 +46,11 @@ public struct MemberStatus: Codable, Equatable, Sendable {
     public var signals: SignalsStatus
     /// `"direct"`, or `"via NODE"` when this node reaches the member only through NODE.
     public var reach: String?
+    /// `ROLE/NAME` → `starting`, `healthy` or `unhealthy`: what the member reports it offers.
+    public var services: [String: String] = [:]
 
     enum CodingKeys: String, CodingKey {
-        case name, address, state, incarnation, roles, backup, draining, score, lastHeardMs = "last_heard_ms", signals, reach
+        case name, address, state, incarnation, roles, backup, draining, score, lastHeardMs = "last_heard_ms", signals, reach, services
     }
 
     public init(name: String, address: String, state: String, incarnation: Int, roles: [String], backup: [String: Int],
@@ -45,6 +59,18 @@ public struct MemberStatus: Codable, Equatable, Sendable {
         self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
         self.roles = roles; self.backup = backup; self.draining = draining; self.score = score
         self.lastHeardMs = lastHeardMs; self.signals = signals
+    }
+
+    /// An agent of the release before services has no `services`: read as none.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name); address = try c.decode(String.self, forKey: .address)
+        state = try c.decode(String.self, forKey: .state); incarnation = try c.decode(Int.self, forKey: .incarnation)
+        roles = try c.decode([String].self, forKey: .roles); backup = try c.decode([String: Int].self, forKey: .backup)
+        draining = try c.decode(Bool.self, forKey: .draining); score = try c.decode(Double.self, forKey: .score)
+        lastHeardMs = try c.decode(Int.self, forKey: .lastHeardMs); signals = try c.decode(SignalsStatus.self, forKey: .signals)
+        reach = try c.decodeIfPresent(String.self, forKey: .reach)
+        services = try c.decodeIfPresent([String: String].self, forKey: .services) ?? [:]
     }
 }
 

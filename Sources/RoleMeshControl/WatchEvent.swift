@@ -16,11 +16,14 @@ public struct WatchEvent: Codable, Equatable, Sendable {
     public var exitCode: Int?
     /// `member-revoked`: who signed the revocation of `node`.
     public var by: String?
+    /// `service-healthy`, `service-unhealthy`, `service-moved`: the service (`ROLE/NAME`).
+    public var service: String?
 
     public static let roleMoved = "role-moved"
     public static let memberRevoked = "member-revoked"
     public static let runEvents: Set<String> = ["run-started", "run-paused", "run-resumed", "run-finished"]
     public static let watching = "watching"
+    public static let serviceEvents: Set<String> = ["service-healthy", "service-unhealthy", "service-moved"]
 
     public init(event: String, node: String, time: String, role: String? = nil, from: String? = nil,
                 to: String? = nil) {
@@ -28,7 +31,7 @@ public struct WatchEvent: Codable, Equatable, Sendable {
         self.role = role; self.from = from; self.to = to
     }
 
-    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to, task, slot, id, reason, exitCode = "exit_code", by }
+    enum CodingKeys: String, CodingKey { case event, node, time, role, from, to, task, slot, id, reason, exitCode = "exit_code", by, service }
 
     public static func run(_ event: String, node: String, time: String, role: String, task: String, slot: String?,
                            id: String, reason: String? = nil, exitCode: Int? = nil) -> WatchEvent {
@@ -44,6 +47,10 @@ public struct WatchEvent: Codable, Equatable, Sendable {
             try c.encode(role, forKey: .role); try c.encode(from, forKey: .from); try c.encode(to, forKey: .to)
         }
         if event == Self.memberRevoked { try c.encode(by, forKey: .by) }
+        if Self.serviceEvents.contains(event) {
+            try c.encode(service, forKey: .service)
+            if event == "service-moved" { try c.encode(from, forKey: .from); try c.encode(to, forKey: .to) }
+        }
         if Self.runEvents.contains(event) {
             try c.encode(role, forKey: .role); try c.encode(task, forKey: .task); try c.encode(slot, forKey: .slot)
             try c.encode(id, forKey: .id)

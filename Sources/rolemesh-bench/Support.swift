@@ -110,6 +110,7 @@ usage: rolemesh-bench detect   [--nodes 10] [--runs 3]
        rolemesh-bench failover [--nodes 10] [--runs 3] [--loss-minutes 2] [--loss-percent 10]
        rolemesh-bench leave    [--nodes 8] [--runs 5]
        rolemesh-bench tasks    [--runs 30] [--megabytes 50] [--journal 10000]
+       rolemesh-bench services [--runs 200] [--megabytes 1000]
        rolemesh-bench scale    [--nodes 100,300,1000] [--seconds 60] [--loss-percent 10]
        rolemesh-bench capture  [--nodes 5] [--seconds 60]
        rolemesh-bench chaos    [--seeds 2000] [--first 1] [--profile fast] | --seed N

@@ -132,56 +132,24 @@ enum TasksBench {
         // ssh with key authentication against a private sshd on a loopback port.
         var sshLatency: [Double] = [], sshRate: [Double] = []
         var sshNote = ""
-        if let ssh = findTool("ssh"), let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
-           let keygen = findTool("ssh-keygen") {
-            let dir = try makeTempRoot("sshd")
-            chmod(dir, 0o700)
-            for k in ["host", "user"] {
-                let r = run(keygen, ["-q", "-t", "ed25519", "-N", "", "-f", "\(dir)/\(k)"], timeout: 20)
-                guard r.status == 0 else { throw BenchError("ssh-keygen failed: \(r.stderr)") }
+        let (sshd, why) = try PrivateSSHD.start(port: freshPort() + 500)
+        sshNote = why
+        if let sshd {
+            defer { sshd.stop() }
+            let ssh = sshd.ssh, base = sshd.base
+            for _ in 0..<3 { _ = run(ssh, base + ["true"], timeout: 10) }
+            for _ in 0..<runs {
+                var r: RunResult?
+                let dt = time { r = run(ssh, base + ["true"], timeout: 30, label: "ssh") }
+                guard r?.status == 0 else { throw BenchError("ssh true failed: \(r?.stderr ?? "")") }
+                sshLatency.append(dt * 1000)
             }
-            try FileManager.default.copyItem(atPath: "\(dir)/user.pub", toPath: "\(dir)/authorized_keys")
-            let port = freshPort() + 500
-            let config = """
-            Port \(port)
-            ListenAddress 127.0.0.1
-            HostKey \(dir)/host
-            AuthorizedKeysFile \(dir)/authorized_keys
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            PubkeyAuthentication yes
-            PermitRootLogin prohibit-password
-            StrictModes no
-            UsePAM no
-            PidFile \(dir)/sshd.pid
-            """
-            try AtomicFile.replace(URL(fileURLWithPath: "\(dir)/sshd_config"), with: config)
-            try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
-            let pid = try spawn(sshd, ["-D", "-e", "-f", "\(dir)/sshd_config"], stderr: .file("\(dir)/sshd.log"), label: "sshd", dieWithBench: true)
-            defer { killAndReap(pid) }
-            let user = String(cString: getpwuid(getuid())!.pointee.pw_name)
-            let base = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                        "-o", "LogLevel=ERROR", "-i", "\(dir)/user", "-p", String(port), "\(user)@127.0.0.1"]
-            let up = waitUntil(timeout: 10, interval: 0.2) { run(ssh, base + ["true"], timeout: 10).status == 0 }
-            if up {
-                for _ in 0..<3 { _ = run(ssh, base + ["true"], timeout: 10) }
-                for _ in 0..<runs {
-                    var r: RunResult?
-                    let dt = time { r = run(ssh, base + ["true"], timeout: 30, label: "ssh") }
-                    guard r?.status == 0 else { throw BenchError("ssh true failed: \(r?.stderr ?? "")") }
-                    sshLatency.append(dt * 1000)
-                }
-                for _ in 0..<3 {
-                    var r: RunResult?
-                    let dt = time { r = run(ssh, base + ["head -c \(bytes) /dev/zero"], timeout: 120, label: "ssh") }
-                    guard r?.status == 0, r?.stdout.utf8.count == bytes else { throw BenchError("ssh stream returned \(r?.stdout.utf8.count ?? 0) bytes") }
-                    sshRate.append(Double(bytes) / 1_048_576 / dt)
-                }
-            } else {
-                sshNote = "sshd did not come up: \(tail("\(dir)/sshd.log", 400))"
+            for _ in 0..<3 {
+                var r: RunResult?
+                let dt = time { r = run(ssh, base + ["head -c \(bytes) /dev/zero"], timeout: 120, label: "ssh") }
+                guard r?.status == 0, r?.stdout.utf8.count == bytes else { throw BenchError("ssh stream returned \(r?.stdout.utf8.count ?? 0) bytes") }
+                sshRate.append(Double(bytes) / 1_048_576 / dt)
             }
-        } else {
-            sshNote = "ssh, ssh-keygen or sshd is not installed (Debian: openssh-client, openssh-server): ssh side skipped"
         }
         if !sshNote.isEmpty { note(sshNote) }
 

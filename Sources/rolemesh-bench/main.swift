@@ -35,6 +35,8 @@ case "leave":
     LeaveBench.main(rest)
 case "tasks":
     TasksBench.main(rest)
+case "services":
+    ServicesBench.main(rest)
 case "scale":
     ScaleBench.main(rest)
 case "capture":

@@ -51,11 +51,11 @@ import RoleMeshControl
         let s = StatusReply(me: "desk", members: [me], roles: ["build": RoleRoutes(route: "desk", heavyRoute: nil)],
                             dropped: DroppedCounts(badSignature: 1, unknownKey: 2, replay: 3, malformed: 4, rateLimited: 5))
         let o = try object(s)
-        #expect(Set(o.keys) == ["self", "members", "roles", "dropped"])
+        #expect(Set(o.keys) == ["self", "members", "roles", "dropped", "forwards"])
         #expect(o["self"] as? String == "desk")
         let m = try #require((o["members"] as? [[String: Any]])?.first)
         #expect(Set(m.keys) == ["name", "address", "state", "incarnation", "roles", "backup", "draining", "score",
-                                "last_heard_ms", "signals", "reach"])
+                                "last_heard_ms", "signals", "reach", "services"])
         #expect(m["reach"] as? String == "direct")
         #expect(m["incarnation"] as? Int == 4 && m["last_heard_ms"] as? Int == 140 && m["score"] as? Double == 0.82)
         #expect(m["backup"] as? [String: Int] == ["transcode": 1])

@@ -282,9 +282,11 @@ final class ConfigTests: XCTestCase {
             XCTAssertTrue(text.hasPrefix("#"))
             XCTAssertTrue(text.hasSuffix("\n"))
             XCTAssertEqual(try NodeConfig.parse(text), config, text)
-            // `introducers` and `recovery` are written only when set: absent means none but this node, and no recovery key.
+            // `introducers` and `recovery` are written only when set: absent means none but this node, and no recovery key;
+            // `forward` only when it lists something.
             XCTAssertEqual(try TOMLSubset.parse(text).map(\.key), NodeConfig.keys.filter {
                 ($0 != "introducers" || config.introducers != nil) && ($0 != "recovery" || config.recovery != nil)
+                    && ($0 != "forward" || !config.forward.isEmpty)
             })
         }
         XCTAssertTrue(configs[1].render().contains(#"backup = { transcode = 1, "a.x" = 3, b = 3 }"#))

@@ -46,12 +46,13 @@ final class Cluster {
     /// `introducers`: written into every node's node.toml (each `init` makes a mesh of its own, so
     /// nodes set up by hand accept none but themselves until told whose statements count).
     @discardableResult
+    /// `host(i)`: node i's address (0-based) instead of 127.0.x.y (nodes in namespaces of their own).
     func create(_ count: Int, prefix: String = "node", firstHost: Int = 2, extra: (String) -> [String] = { _ in [] },
-                trustAll: Bool = true, introducers: [String]? = nil) throws -> [String] {
+                trustAll: Bool = true, introducers: [String]? = nil, host: ((Int) -> String)? = nil) throws -> [String] {
         var created: [String] = []
         for i in 0..<count {
             let name = "\(prefix)\(i + 1)"
-            hosts[name] = "127.0.\((firstHost + i) / 250).\((firstHost + i) % 250 + 1)"
+            hosts[name] = host?(i) ?? "127.0.\((firstHost + i) / 250).\((firstHost + i) % 250 + 1)"
             let seed = names.first.map(address) ?? address(name)
             let r = try cli(["init", name, "--dir", dir(name), "--listen", address(name), "--seed", seed, "--profile", profile] + extra(name))
             XCTAssertEqual(r.status, 0, r.stderr)

@@ -55,15 +55,21 @@ extension Agent {
             trustReply(conn)
         case .recovered(let text):
             applyRecovered(text, conn)
+        case .services:
+            conn.reply(servicesReply())
+        case .connect(let service, let listen, let stdio):
+            connect(service, listen: listen, stdio: stdio, conn)
         }
     }
 
     func statusReply() -> StatusReply {
         let members = core.snapshot(now: Clock.now()).map { m in
-            MemberStatus(name: m.name, address: m.address.description, state: m.state.rawValue,
-                         incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
-                         score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals),
-                         reach: m.isSelf ? "direct" : reachText(m.name, gossipVia: m.via))
+            var s = MemberStatus(name: m.name, address: m.address.description, state: m.state.rawValue,
+                                 incarnation: Int(m.incarnation), roles: m.roles, backup: m.backup, draining: m.draining,
+                                 score: Score.of(m.signals), lastHeardMs: Int(m.lastHeardMs), signals: signalsStatus(m.signals),
+                                 reach: m.isSelf ? "direct" : reachText(m.name, gossipVia: m.via))
+            s.services = Dictionary(m.services.map { ($0.service, $0.health.word) }, uniquingKeysWith: { a, _ in a })
+            return s
         }
         let d = core.dropped, g = gossip.counters
         return StatusReply(me: config.name, members: members, roles: roleRoutes(),
@@ -71,7 +77,8 @@ extension Agent {
                                                   replay: d.replay, malformed: d.malformed + g.malformed,
                                                   rateLimited: d.rateLimited, badMac: g.badMac,
                                                   notIntroducer: trust.notIntroducer, forgedSlotRecord: background.forgedRecords),
-                           revoked: revokedSelf.map { StatusReply.Revoked(by: $0.recovery ? "\($0.by) (recovery code)" : $0.by, at: Self.rfc3339(ms: $0.time)) })
+                           revoked: revokedSelf.map { StatusReply.Revoked(by: $0.recovery ? "\($0.by) (recovery code)" : $0.by, at: Self.rfc3339(ms: $0.time)) },
+                           forwards: forwardsStatus())
     }
 
     func signalsStatus(_ s: Signals) -> SignalsStatus {

@@ -79,6 +79,12 @@ public final class ControlClient {
         }
     }
 
+    /// Bytes already read past the last line handed out (a stream that follows its first line).
+    public func takeBuffered() -> [UInt8] {
+        defer { buffer = [] }
+        return buffer
+    }
+
     /// The next line, or nil at end of stream.
     public func readLine() -> String? {
         while true {

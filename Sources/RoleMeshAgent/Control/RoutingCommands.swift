@@ -152,7 +152,12 @@ extension Agent {
         startTasks()
         startSchedules()
         startFollowingAddresses()
+        startServices()
     }
 
-    func stopExtensions() async { await stopTasks() }
+    func stopExtensions() async {
+        async let services: Void = stopServices()
+        await stopTasks()
+        await services
+    }
 }

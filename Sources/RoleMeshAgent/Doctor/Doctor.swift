@@ -61,6 +61,10 @@ public enum Doctor {
         checks += config.seeds.map { MeshChecks.seed($0, config, me, probes) }
         if let status = agent.status {
             checks += others.map { MeshChecks.trustedNode($0, status, me, probes) }
+            // node.toml's `forward` listeners that are not open (a taken port): retried by the agent.
+            checks += status.forwards.filter { $0.error != nil }.map {
+                .fail("forward \($0.service)", $0.error!, fix: "free \($0.listen) (see `ss -ltnp`), or give the entry another port in \(node.configFile.path): \"\($0.service)=PORT\"")
+            }
         }
         checks.append(LocalChecks.clock(node))
         return DoctorReport(checks: checks)

@@ -24,7 +24,9 @@ public final class AsyncFD: Sendable {
     static let lingerSeconds = 10
 
     private struct State {
-        var input: [UInt8] = []
+        /// Read and not yet taken: a slice, so taking its head is O(1) (a frame's header, then its
+        /// body, are taken from the front of one read; moving the rest down cost a copy per frame).
+        var input: ArraySlice<UInt8> = []
         var inputEnded = false
         var reader: (want: Int, exact: Bool, c: CheckedContinuation<[UInt8]?, Never>)?
         var output: [UInt8] = []
@@ -47,7 +49,7 @@ public final class AsyncFD: Sendable {
         self.fd = fd
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         var s = State()
-        s.input = input
+        s.input = input[...]
         state = Locked(s)
         let registration = Poller.shared.register(fd) { [weak self] readable, writable in
             self?.ready(readable: readable, writable: writable)
@@ -108,10 +110,16 @@ public final class AsyncFD: Sendable {
     private func fill(_ s: inout State) {
         guard let r = s.reader else { return }
         if !s.inputEnded, !s.closing, s.input.count < r.want {
-            var buf = [UInt8](repeating: 0, count: max(Self.chunk, r.want - s.input.count))
-            let n = buf.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress, $0.count) }
+            // Uninitialized: the read fills what counts, and zeroing 64 KiB per read was a cost per frame.
+            var n = 0
+            let fd = self.fd
+            let buf = [UInt8](unsafeUninitializedCapacity: max(Self.chunk, r.want - s.input.count)) { p, count in
+                n = sysRead(fd, p.baseAddress, p.count)
+                count = max(0, n)
+            }
             if n > 0 {
-                s.input += buf[0..<n]
+                // The read's own buffer becomes the input when there is none: no copy.
+                if s.input.isEmpty { s.input = buf[...] } else { s.input += buf }
             } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 s.inputEnded = true
             }
@@ -121,8 +129,8 @@ public final class AsyncFD: Sendable {
             r.c.resume(returning: nil)
         } else if r.exact ? s.input.count >= r.want : !s.input.isEmpty {
             let n = min(r.want, s.input.count)
-            let out = Array(s.input[0..<n])
-            s.input.removeFirst(n)
+            let out = Array(s.input.prefix(n))
+            s.input = n == s.input.count ? [] : s.input.dropFirst(n)
             s.reader = nil
             r.c.resume(returning: out)
         }
@@ -143,7 +151,8 @@ public final class AsyncFD: Sendable {
     public func enqueue(_ bytes: [UInt8]) -> Bool {
         state.withLock { s in
             guard !s.closing, !s.writeFailed else { return false }
-            s.output += bytes
+            // Nothing queued: the caller's array itself is the queue (shared, not copied).
+            if s.output.isEmpty { s.output = bytes } else { s.output += bytes }
             flush(&s)
             return !s.writeFailed
         }

@@ -37,6 +37,8 @@ public struct TaskRequest: Codable, Equatable, Sendable {
     public var to: String?
     /// `carry`: the node whose channel the sender (a relay) carries on this connection.
     public var from: String?
+    /// `connect`: the service (`ROLE/NAME`) whose port on the serving node to connect to.
+    public var service: String?
 
     public init(op: String, id: String, role: String? = nil, task: String? = nil, args: [String]? = nil,
                 submitted: String? = nil, detached: Bool? = nil, follow: Bool? = nil) {
@@ -52,7 +54,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
-        case schedules, trust, to, from
+        case schedules, trust, to, from, service
     }
 
     public init(from decoder: Decoder) throws {
@@ -75,6 +77,7 @@ public struct TaskRequest: Codable, Equatable, Sendable {
         trust = (try? c.decodeIfPresent([Lenient<TrustStatement>].self, forKey: .trust))?.compactMap(\.value)
         to = try? c.decodeIfPresent(String.self, forKey: .to)
         from = try? c.decodeIfPresent(String.self, forKey: .from)
+        service = try? c.decodeIfPresent(String.self, forKey: .service)
     }
 
     /// `{"op": "relay", "to": NODE}`: carry a task channel to NODE (RelayedChannel.swift).

@@ -121,6 +121,9 @@ actor Executor {
             case "carry" where first:
                 await link.agent?.carried(from: req.from, on: channel)
                 return
+            case "connect" where first:
+                await link.agent?.serveConnect(req, on: channel)
+                return
             default: return await fail(channel, MeshError(MeshError.usage, "unknown request"))
             }
             first = false

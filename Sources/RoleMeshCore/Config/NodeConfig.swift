@@ -25,13 +25,16 @@ public struct NodeConfig: Equatable, Sendable {
     /// Key `recovery`: the mesh's recovery public key (base64, 32 bytes), whose code `init`
     /// printed once; statements signed with it change introducers and revoke on every node.
     public var recovery: String?
+    /// Key `forward`: service listeners the agent keeps open, `ROLE/NAME[=[HOST:]PORT]`.
+    public var forward: [String] = []
+    public var forwards: [ForwardSpec] { forward.compactMap(ForwardSpec.parse) }
 
     /// The introducers this node accepts (the key absent: none but itself).
     public var acceptedIntroducers: [String] { introducers ?? [] }
 
     public static let profiles = ["lan", "travel", "fast"]
     public static let keys = ["name", "listen", "seeds", "roles", "backup", "profile", "max_tasks", "env_passthrough", "max_log",
-                              "introducers", "recovery"]
+                              "introducers", "recovery", "forward"]
 
     public init(name: String, listen: String = "0.0.0.0:7946", seeds: [String] = [], roles: [String] = [],
                 backup: [String: Int] = [:], profile: String = "lan", maxTasks: Int = 2) {
@@ -93,6 +96,13 @@ public struct NodeConfig: Equatable, Sendable {
                     throw entry.error("expected the base64 of a 32-byte public key (44 characters ending in \"=\"), found \(quote(key))")
                 }
                 config.recovery = key
+            case "forward":
+                config.forward = try entry.strings()
+                for f in config.forward where ForwardSpec.parse(f) == nil {
+                    throw entry.error("invalid forward entry \(quote(f)); \(ForwardSpec.rule) (a service name, then a local port)")
+                }
+                let services = config.forwards.map(\.service)
+                if let twice = services.firstDuplicate { throw entry.error("service \(quote(twice)) is forwarded twice") }
             default:
                 throw entry.error("unknown key \(quote(entry.key)) (known keys: \(keys.joined(separator: ", ")))")
             }
@@ -122,6 +132,9 @@ public struct NodeConfig: Equatable, Sendable {
         }
         if let recovery {
             lines.append(("recovery", .string(recovery), "the mesh's recovery key (its code was printed once by init)"))
+        }
+        if !forward.isEmpty {
+            lines.append(("forward", .array(forward.map(TOMLValue.string)), "services this node keeps a local port open for"))
         }
         let assignments = lines.map { "\($0.0) = \(TOMLSubset.render($0.1))" }
         let width = assignments.map(\.count).max() ?? 0

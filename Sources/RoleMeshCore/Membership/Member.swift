@@ -143,14 +143,17 @@ public struct MemberSnapshot: Equatable, Sendable {
     public var via: String?
     /// Its heartbeat's digest (field 24); nil from a node of the release before it (0.1.0).
     public var digest: [UInt8]?
+    /// The services it offers and their health (heartbeat field 25).
+    public var services: [OfferedService] = []
 
     public init(name: String, address: WireAddress, state: MemberState, incarnation: UInt64, roles: [String],
                 backup: [String: Int], draining: Bool, signals: Signals, lastHeardMs: Int64, isSelf: Bool,
-                secondHand: Bool = false, via: String? = nil, digest: [UInt8]? = nil) {
+                secondHand: Bool = false, via: String? = nil, digest: [UInt8]? = nil, services: [OfferedService] = []) {
         self.name = name; self.address = address; self.state = state; self.incarnation = incarnation
         self.roles = roles; self.backup = backup; self.draining = draining; self.signals = signals
         self.lastHeardMs = lastHeardMs; self.isSelf = isSelf; self.secondHand = secondHand; self.via = via
         self.digest = digest
+        self.services = services
     }
 
     /// A member of the release before this one (its heartbeat has no digest): the task channel

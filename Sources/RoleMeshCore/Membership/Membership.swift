@@ -363,6 +363,7 @@ public final class Membership {
         }
         me.roles = next.roles; me.backup = next.backup; me.draining = next.draining; me.address = next.address
         me.digest = next.digest
+        me.services = next.services
         if signalsDue { me.signals = next.signals; signalsAnnouncedAt = now }
         if identity || signalsDue { markViewChanged() }
         me.seq += 1
@@ -1090,7 +1091,7 @@ extension Heartbeat {
     /// Everything a peer should hear about at once: all but the sequence number and signals.
     func sameIdentity(as o: Heartbeat, ignoringIncarnation: Bool = false) -> Bool {
         status == o.status && draining == o.draining && address == o.address && roles == o.roles
-            && backup == o.backup && (ignoringIncarnation || incarnation == o.incarnation)
+            && backup == o.backup && services == o.services && (ignoringIncarnation || incarnation == o.incarnation)
     }
 }
 

@@ -3,7 +3,8 @@ extension Membership {
     public func snapshot(now: Millis) -> [MemberSnapshot] {
         let mine = MemberSnapshot(name: name, address: me.address, state: hasLeft ? .left : .alive,
                                   incarnation: me.incarnation, roles: me.roles, backup: me.backup,
-                                  draining: me.draining, signals: me.signals, lastHeardMs: 0, isSelf: true, digest: me.digest)
+                                  draining: me.draining, signals: me.signals, lastHeardMs: 0, isSelf: true, digest: me.digest,
+                                  services: me.services)
         // In name order, built in that order from the sorted names (taken after every view change:
         // sorting the snapshots each time was most of a large simulation's work).
         var out: [MemberSnapshot] = []
@@ -17,7 +18,8 @@ extension Membership {
                                       backup: m.heartbeat.backup, draining: m.heartbeat.draining,
                                       signals: m.heartbeat.signals, lastHeardMs: max(0, now - m.lastHeard),
                                       isSelf: false, secondHand: m.secondHand,
-                                      via: m.isReachable ? m.indirectVia : nil, digest: m.heartbeat.digest))
+                                      via: m.isReachable ? m.indirectVia : nil, digest: m.heartbeat.digest,
+                                      services: m.heartbeat.services))
         }
         if !placed { out.append(mine) }
         return out

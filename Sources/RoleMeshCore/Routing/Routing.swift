@@ -8,6 +8,9 @@
 /// 3. A heavy task skips nodes on battery or throttled — a holder unfit for heavy work counts as
 ///    absent, so heavy work falls to the backups; if nothing fit is left, no node is chosen.
 /// 4. Among candidates the highest `Score` wins; ties break by name.
+/// 5. (README rule 6.) A connection to a service `ROLE/NAME` (`routeService`): the same rules
+///    over the nodes that offer it and report it healthy; the others count as absent, skipped with `service unhealthy`
+///    and the check's detail, or `does not offer ROLE/NAME`.
 ///
 /// `grants`: the roles each member's key was granted (`keys/NAME.pub`'s `# granted:` line); a
 /// member not in it was granted every role.
@@ -24,9 +27,15 @@ public struct RouteDecision: Equatable, Sendable {
     public var heavy: Bool
     public var node: String?
     public var skipped: [Skip]
+    /// `ROLE/NAME` when this is a connection's route to a service (rule 5).
+    public var service: String?
 
     /// One sentence for a person when no node can take the role.
     public var failureSentence: String {
+        if let service {
+            if skipped.isEmpty { return "no node offers \(service)" }
+            return "no node can serve \(service) now (" + skipped.map { "\($0.node): \($0.reason)" }.joined(separator: "; ") + ")"
+        }
         if skipped.isEmpty { return "no node holds or backs up role \(role)" }
         let why = skipped.map { "\($0.node): \($0.reason)" }.joined(separator: "; ")
         return "no node can take \(heavy ? "heavy " : "")\(role) now (\(why))"
@@ -38,6 +47,44 @@ public enum Routing {
     /// e.g. "was lost mid-run"); such a node is skipped with that reason before any other.
     public static func route(_ role: String, heavy: Bool, members: [MemberSnapshot],
                              excluding: [String: String] = [:], grants: GrantTable = [:]) -> RouteDecision {
+        route(role, heavy: heavy, members: members, excluding: excluding, unfit: [:], grants: grants)
+    }
+
+    /// Rule 5: where a new connection to `service` (`ROLE/NAME`) goes. Skips say why, as for tasks;
+    /// a node up and granted but not serving it healthy reads `service unhealthy: DETAIL`.
+    public static func routeService(_ service: String, members: [MemberSnapshot],
+                                    excluding: [String: String] = [:], grants: GrantTable = [:]) -> RouteDecision {
+        guard let (role, _) = ServiceName.split(service) else {
+            return RouteDecision(role: service, heavy: false, node: nil, skipped: [], service: service)
+        }
+        var unfit: [String: String] = [:]
+        for m in members where m.roles.contains(role) || m.backup[role] != nil {
+            guard let offer = m.services.first(where: { $0.service == service }) else {
+                unfit[m.name] = "does not offer \(service)"
+                continue
+            }
+            switch offer.health {
+            case .healthy: break
+            case .starting: unfit[m.name] = "\(serviceUnhealthy): starting"
+            case .unhealthy: unfit[m.name] = "\(serviceUnhealthy): \(offer.detail ?? "its check fails")"
+            }
+        }
+        // Nobody offers it at all: no candidates, so the sentence says so rather than listing holders.
+        if !members.contains(where: { m in m.services.contains { $0.service == service } }) {
+            return RouteDecision(role: role, heavy: false, node: nil, skipped: [], service: service)
+        }
+        var d = route(role, heavy: false, members: members, excluding: excluding, unfit: unfit, grants: grants)
+        d.service = service
+        return d
+    }
+
+    /// The reason of a node whose service fails its check (rule 5).
+    public static let serviceUnhealthy = "service unhealthy"
+
+    /// `unfit`: node → why it cannot take this now, checked after its state (a dead node reads
+    /// `dead`, not `service unhealthy`).
+    static func route(_ role: String, heavy: Bool, members: [MemberSnapshot],
+                      excluding: [String: String], unfit: [String: String], grants: GrantTable) -> RouteDecision {
         var skipped: [RouteDecision.Skip] = []
         let holders = members.filter { $0.roles.contains(role) }.sorted { $0.name < $1.name }
         let backups = members.filter { $0.backup[role] != nil && !$0.roles.contains(role) }
@@ -50,21 +97,21 @@ public enum Routing {
         for m in holders where excluding[m.name] == nil && !grants.allows(m.name, role, backup: false) { excluding[m.name] = notGranted }
         for m in backups where excluding[m.name] == nil && !grants.allows(m.name, role, backup: true) { excluding[m.name] = notGranted }
         for m in holders {
-            if let why = unavailable(m, heavy: heavy, excluding: excluding) { skipped.append(.init(node: m.name, reason: why)) } else { fitHolders.append(m) }
+            if let why = unavailable(m, heavy: heavy, excluding: excluding, unfit: unfit) { skipped.append(.init(node: m.name, reason: why)) } else { fitHolders.append(m) }
         }
         var chosen: MemberSnapshot?
         var losers: [MemberSnapshot] = []
         if !fitHolders.isEmpty {
             (chosen, losers) = best(fitHolders)
             for b in backups {
-                skipped.append(.init(node: b.name, reason: unavailable(b, heavy: heavy, excluding: excluding)
+                skipped.append(.init(node: b.name, reason: unavailable(b, heavy: heavy, excluding: excluding, unfit: unfit)
                     ?? "lower priority: backup \(b.backup[role]!), an active holder is available"))
             }
         } else {
             // Rule 2: backups by priority; health breaks ties within a priority.
             var fitBackups: [MemberSnapshot] = []
             for b in backups {
-                if let why = unavailable(b, heavy: heavy, excluding: excluding) { skipped.append(.init(node: b.name, reason: why)) } else { fitBackups.append(b) }
+                if let why = unavailable(b, heavy: heavy, excluding: excluding, unfit: unfit) { skipped.append(.init(node: b.name, reason: why)) } else { fitBackups.append(b) }
             }
             if let top = fitBackups.map({ $0.backup[role]! }).min() {
                 (chosen, losers) = best(fitBackups.filter { $0.backup[role]! == top })
@@ -92,7 +139,7 @@ public enum Routing {
 
     /// Why a member cannot take work now, or nil if it can. Each reason starts with a contract phrase,
     /// except the caller's own exclusions, which come first and read as the caller wrote them.
-    static func unavailable(_ m: MemberSnapshot, heavy: Bool, excluding: [String: String]) -> String? {
+    static func unavailable(_ m: MemberSnapshot, heavy: Bool, excluding: [String: String], unfit: [String: String] = [:]) -> String? {
         if let why = excluding[m.name] { return why }
         switch m.state {
         case .dead: return "dead"
@@ -108,7 +155,7 @@ public enum Routing {
             return "on battery" + (m.signals.battery.map { " (\(Int(($0 * 100).rounded()))%)" } ?? "")
         }
         if heavy, m.signals.throttled == true { return "throttled" }
-        return nil
+        return unfit[m.name]
     }
 
     /// Highest score first, then name: the same order on every node.

@@ -21,6 +21,7 @@ enum BodyFields {
     static let idle: UInt8 = 22
     static let idleMinutes: UInt8 = 23
     static let digest: UInt8 = 24
+    static let services: UInt8 = 25
     // Accusation fields.
     static let accuser: UInt8 = 1
     static let kind: UInt8 = 2

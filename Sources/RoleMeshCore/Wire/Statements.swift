@@ -64,14 +64,18 @@ public struct Heartbeat: Equatable, Sendable {
     /// schedules), 8 bytes: a watcher whose own differs asks for an exchange (protocol.md, "Slot
     /// records"), so an idle mesh opens no task channel. Not a state change either.
     public var digest: [UInt8]?
+    /// The services the node offers, with their health (field 25), sorted by name. A change is a
+    /// change of identity: routing reads it, so everyone hears it at once.
+    public var services: [OfferedService]
 
     public init(name: String, incarnation: UInt64, seq: UInt64, status: HeartbeatStatus = .alive,
                 draining: Bool = false, address: WireAddress, roles: [String] = [],
                 backup: [String: Int] = [:], signals: Signals = Signals(), syncRequest: Bool = false,
-                digest: [UInt8]? = nil) {
+                digest: [UInt8]? = nil, services: [OfferedService] = []) {
         self.name = name; self.incarnation = incarnation; self.seq = seq; self.status = status
         self.draining = draining; self.address = address; self.roles = roles
         self.backup = backup; self.signals = signals; self.syncRequest = syncRequest; self.digest = digest
+        self.services = services
     }
 
     public static let digestSize = 8

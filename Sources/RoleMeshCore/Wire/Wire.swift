@@ -69,6 +69,7 @@ public enum Wire {
             }
             encodeSignals(h.signals, into: &w)
             if let d = h.digest, d.count == Heartbeat.digestSize { w.field(F.digest, d) }
+            if !h.services.isEmpty { w.field(F.services, ServicesField.encode(h.services)) }
         case .accusation(let a):
             w.field(F.accuser, name: a.accuser)
             w.field(F.kind, u8: a.kind.rawValue)
@@ -121,6 +122,7 @@ public enum Wire {
         var roles: [String] = [], backup: [String: Int] = [:]
         var s = Signals()
         var digest: [UInt8]?
+        var services: [OfferedService] = []
         try BodyFields.walk(body) { (tag, v) throws(WireError) in
             switch tag {
             case F.name: name = try v.fieldName()
@@ -158,13 +160,15 @@ public enum Wire {
             case F.digest:
                 guard v.remaining == Heartbeat.digestSize else { throw .invalid("digest of \(v.remaining) bytes") }
                 digest = try v.raw(Heartbeat.digestSize)
+            case F.services: services = try ServicesField.decode(&v)
             default: break      // a later version's field: skipped, kept in the signed body
             }
         }
         guard let name, let inc, let seq else { throw .invalid("heartbeat lacks a name, incarnation or seq") }
         return Heartbeat(name: name, incarnation: inc, seq: seq, status: status,
                          draining: flags & drainingFlag != 0, address: address,
-                         roles: roles, backup: backup, signals: s, syncRequest: flags & syncRequestFlag != 0, digest: digest)
+                         roles: roles, backup: backup, signals: s, syncRequest: flags & syncRequestFlag != 0, digest: digest,
+                         services: services)
     }
 
     static func decodeAccusation(_ body: [UInt8]) throws(WireError) -> Accusation {

@@ -106,6 +106,10 @@ enum StatusText {
             if let code = e.exitCode { line += ", exit \(code)" }
             return line
         }
+        if e.event == "service-moved" {
+            return "\(e.time)  \(e.event)  \(e.service ?? "?"): \(e.from ?? "nobody") -> \(e.to ?? "nobody")"
+        }
+        if WatchEvent.serviceEvents.contains(e.event) { return "\(e.time)  \(e.event)  \(e.service ?? "?") on \(e.node)" }
         if e.event == WatchEvent.memberRevoked { return "\(e.time)  \(e.event)  \(e.node) (by \(e.by ?? "?"))" }
         return "\(e.time)  \(e.event)  \(e.node)"
     }

@@ -149,16 +149,17 @@ final class TravelIntegrationTests: XCTestCase {
         let before = incarnation(of: "laptop", seenBy: "home1")
         let marks = Dictionary(uniqueKeysWithValues: cluster.names.map { ($0, fullLog($0).count) })
 
-        // A minute of use: every `route` from the laptop finds home1, and nobody suspects anybody.
+        // 35 s of use (past the 30 s a NAT keeps an idle UDP mapping): every `route` from the laptop
+        // finds home1, and nobody suspects anybody.
         var tries = 0, failures: [String] = []
-        let end = Date().addingTimeInterval(60)
+        let end = Date().addingTimeInterval(35)
         while Date() < end {
             let r = try cluster.cli(["route", "job", "--dir", cluster.dir("laptop")])
             tries += 1
             if r.status != 0 || !r.stdout.contains("home1") { failures.append("\(r.status) \(r.stdout) \(r.stderr)") }
             _ = waitUntil(timeout: 1.5) { false }
         }
-        XCTAssertGreaterThan(tries, 20)
+        XCTAssertGreaterThan(tries, 12)
         XCTAssertEqual(failures, [], "\(failures.count) of \(tries) routes failed")
         XCTAssertTrue(cluster.allAlive(cluster.names))
         for name in cluster.names {

@@ -73,7 +73,7 @@ final class ServiceNetnsTests: XCTestCase {
         }
         for n in cluster.names { try cluster.startOne(n, wrapper: [ip, "netns", "exec", namespaces[n]!]) }
         XCTAssertTrue(waitUntil(timeout: 20, interval: 0.2) { self.cluster.allAlive(self.cluster.names) }, "the mesh did not form")
-        XCTAssertTrue(waitUntil(timeout: 20, interval: 0.2) { self.healthy() == ["node1", "node2"] }, "\(servicesJSON())")
+        XCTAssertTrue(waitUntil(timeout: 20, interval: 0.2) { self.healthy() == ["node1", "node2"] }, "\(String(describing: servicesJSON()))")
     }
 
     func servicesJSON() -> JSON? {

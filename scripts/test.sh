@@ -22,14 +22,14 @@ status=0 simstatus=0 soakstatus=0
 if [ "$#" -eq 0 ]; then
     # The simulations (2,000 randomized seeds and the scenarios) are CPU-bound, and the chaos soak
     # and the other integration tests mostly wait on real agents' timers: side by side, the whole
-    # run takes about the longest of the three instead of their sum. The simulations run at a lower
+    # run takes about the longest of the three instead of their sum. The simulations run at the lowest
     # priority, so the agents' timers win. They run from the test bundle itself: a second
     # `swift test` would wait for the first one's lock on .build.
     bundle="$(swift build "${build[@]}" --show-bin-path)/RoleMeshPackageTests.xctest"
     # The bundle takes test names, not a module: every test of RoleMeshSimulationTests, by name.
     simtests=$("$bundle" --list-tests | grep "^RoleMeshSimulationTests\." | paste -sd, -)
     [ -n "$simtests" ] || { echo "no simulation tests found in $bundle" >&2; exit 1; }
-    nice -n 10 "$bundle" "$simtests" > "$simlog" 2>&1 &
+    nice -n 19 "$bundle" "$simtests" > "$simlog" 2>&1 &
     simpid=$!
     "$bundle" RoleMeshIntegrationTests.SoakIntegrationTests > "$soaklog" 2>&1 &
     soakpid=$!

@@ -67,6 +67,26 @@ public struct TOMLEntry: Equatable, Sendable {
 /// lines) and one-line inline tables. No dotted keys, dates or multi-line strings; `[table]`
 /// headers only when asked for (`schedule.toml`: one table per task).
 public enum TOMLSubset {
+    /// A per-role file of tables (`schedule.toml`, `service.toml`): its entries grouped by `[table]`,
+    /// tables in file order. Every key belongs in a table (`example` shows one) whose name passes
+    /// `isValid`.
+    static func tables(_ entries: [TOMLEntry], what: String, example: String, isValid: (String) -> Bool,
+                       rule: String) throws(ConfigError) -> [(name: String, entries: [TOMLEntry])] {
+        var order: [String] = []
+        var byName: [String: [TOMLEntry]] = [:]
+        for e in entries {
+            guard let name = e.table else {
+                throw e.error("keys belong in a table named after the \(what), e.g. [\(example)] above \"\(e.key) = ...\"")
+            }
+            if byName[name] == nil {
+                guard isValid(name) else { throw e.error("invalid \(what) name \"\(name)\" in its [table]; \(rule)") }
+                order.append(name)
+            }
+            byName[name, default: []].append(e)
+        }
+        return order.map { ($0, byName[$0]!) }
+    }
+
     public static func parse(_ text: String, tables: Bool = false) throws(ConfigError) -> [TOMLEntry] {
         var parser = Parser(text)
         parser.allowTables = tables

@@ -15,21 +15,8 @@ public enum ScheduleFile {
     }
 
     static func parseEntries(_ entries: [TOMLEntry], role: String) throws(ConfigError) -> [Schedule] {
-        var order: [String] = []
-        var byTask: [String: [TOMLEntry]] = [:]
-        for e in entries {
-            guard let task = e.table else {
-                throw e.error("keys belong in a table named after the task, e.g. [reindex] above \"\(e.key) = ...\"")
-            }
-            if byTask[task] == nil {
-                guard NodeName.isValid(task, maxLength: 255) else {
-                    throw e.error("invalid task name \"\(task)\" in its [table]; \(NodeName.rule)")
-                }
-                order.append(task)
-            }
-            byTask[task, default: []].append(e)
-        }
-        return try order.map { task throws(ConfigError) in try schedule(role: role, task: task, byTask[task]!) }
+        try TOMLSubset.tables(entries, what: "task", example: "reindex", isValid: { NodeName.isValid($0, maxLength: 255) }, rule: NodeName.rule)
+            .map { t throws(ConfigError) in try schedule(role: role, task: t.name, t.entries) }
     }
 
     static func schedule(role: String, task: String, _ entries: [TOMLEntry]) throws(ConfigError) -> Schedule {

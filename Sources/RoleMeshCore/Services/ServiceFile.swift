@@ -45,21 +45,8 @@ public enum ServiceFile {
     }
 
     static func parseEntries(_ entries: [TOMLEntry], role: String) throws(ConfigError) -> [ServiceDefinition] {
-        var order: [String] = []
-        var byName: [String: [TOMLEntry]] = [:]
-        for e in entries {
-            guard let name = e.table else {
-                throw e.error("keys belong in a table named after the service, e.g. [api] above \"\(e.key) = ...\"")
-            }
-            if byName[name] == nil {
-                guard ServiceName.isValid(name) else {
-                    throw e.error("invalid service name \"\(name)\" in its [table]; \(ServiceName.rule)")
-                }
-                order.append(name)
-            }
-            byName[name, default: []].append(e)
-        }
-        return try order.map { name throws(ConfigError) in try definition(role: role, name: name, byName[name]!) }
+        try TOMLSubset.tables(entries, what: "service", example: "api", isValid: { ServiceName.isValid($0) }, rule: ServiceName.rule)
+            .map { t throws(ConfigError) in try definition(role: role, name: t.name, t.entries) }
     }
 
     static func definition(role: String, name: String, _ entries: [TOMLEntry]) throws(ConfigError) -> ServiceDefinition {

@@ -35,24 +35,28 @@ let package = Package(
         // and the agent both speak, as JSON through FoundationEssentials' coders (never full Foundation:
         // ICU and ~6 MiB of RSS, docs/benchmarks.md).
         .target(name: "RoleMeshControl"),
+        // The platform under the shell: the C library, Dispatch and FoundationEssentials (never full
+        // Foundation: ICU and ~6 MiB of RSS), exported from one file (Exports.swift); the epoll
+        // Poller, AsyncFD, Locked, Spawn, threads, descriptors. Knows nothing of RoleMesh.
+        .target(name: "RoleMeshPlatform", dependencies: ["CLinux"]),
         // The shell: Dispatch sockets, files, the control socket, probes, child processes.
-        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshCore", "RoleMeshControl", "CSodium", "CLinux",
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "RoleMeshControl", "CLinux",
                                                       .product(name: "Logging", package: "swift-log")]),
         // The release's version comes from the file VERSION (Plugins/VersionFile).
         .plugin(name: "VersionFile", capability: .buildTool()),
         .executableTarget(
             name: "rolemesh",
             dependencies: [
-                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore",
+                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["VersionFile"]
         ),
-        .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "CSodium"]),
+        .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "RoleMeshPlatform"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
-        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore"]),
+        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform"]),
         .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"],
                     resources: [.copy("scenarios")]),
-        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "rolemesh"]),
+        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "RoleMeshPlatform", "rolemesh"]),
     ]
 )

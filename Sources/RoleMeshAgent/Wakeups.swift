@@ -1,4 +1,4 @@
-import Dispatch
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Every timer of the agent, in one place. An idle agent's CPU goes on waking up, not on work

@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The one JSON configuration of the control socket and of what the CLI prints: Foundation's
 /// coders, keys sorted so output is stable, `/` left alone.

@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Any JSON value, read and written through Foundation's coders: for code that reads the CLI's
 /// `--json` output (or another program's) by key, as a script would, without a type for each

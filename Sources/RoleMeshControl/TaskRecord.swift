@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// One task as `tasks --json` shows it, and as the journal keeps it (`state/tasks/ID/task.json`,
 /// which also keeps `args`: the journal's encoder asks for them with `withArgs`).

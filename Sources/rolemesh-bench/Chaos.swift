@@ -1,4 +1,4 @@
-import Dispatch
+import RoleMeshPlatform
 import Foundation
 import RoleMeshAgent
 import RoleMeshCore

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshPlatform
 import Foundation
 
 /// A network namespace of the bench's own (`rmbench-PID[-tag]`) with only `lo` up, deleted on every exit path.

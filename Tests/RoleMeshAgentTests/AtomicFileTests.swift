@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import RoleMeshPlatform
 import RoleMeshAgent
 #if canImport(Glibc)
 import Glibc

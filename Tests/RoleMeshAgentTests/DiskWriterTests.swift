@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import RoleMeshPlatform
 import RoleMeshAgent
 
 /// The agent's disk queue: writes happen in the order asked for; asking never waits for the disk.

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import RoleMeshPlatform
 import RoleMeshAgent
 
 /// Trust follows `keys/` through `FolderWatcher` (inotify): a key file added or moved is reported,

@@ -1,4 +1,5 @@
 import Foundation
+import RoleMeshPlatform
 import RoleMeshAgent
 import XCTest
 

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Dispatch
 import Synchronization
+import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Dispatch
+import RoleMeshPlatform
 import RoleMeshAgent
 
 /// Runs async code (the task channel) from a synchronous test that drives real agents.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
 #if canImport(Glibc)

@@ -1,14 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshControl
 
 /// One client of the control socket. Never blocks the agent queue, which also ticks the
@@ -42,10 +32,6 @@ final class ControlConnection {
 
     init(fd: Int32, queue: DispatchQueue) {
         self.fd = fd; self.queue = queue
-        #if !os(Linux)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-        #endif
     }
 
     func start() {

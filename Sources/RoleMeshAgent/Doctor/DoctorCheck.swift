@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 
 /// One line of `rolemesh doctor`: what was checked, what was found, and for a failure the
 /// command (or the one step) that fixes it.

@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 
 /// `DIR/hooks/`: every executable there runs once per `watch` event, with the event's JSON line
 /// on stdin, `ROLEMESH_EVENT`, `ROLEMESH_NODE` (the member the event is about) and

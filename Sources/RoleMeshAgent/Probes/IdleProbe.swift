@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// `signals.idle` / `idle_s` (README, "Background work"): the device is idle when nobody uses it
@@ -41,13 +37,7 @@ public final class IdleProbe: Sendable {
     static let quietShare = 0.3
 
     public func read(now: Millis = Clock.now(), wallSeconds: Double = Date().timeIntervalSince1970) -> (idle: Bool?, seconds: Int?) {
-        #if os(macOS)
-        let hid = Self.run("/usr/sbin/ioreg", ["-r", "-d", "1", "-c", "IOHIDSystem"]).flatMap(Self.hidIdleSeconds)
-        let prevented = Self.run("/usr/bin/pmset", ["-g", "assertions"]).flatMap(Self.displaySleepPrevented)
-        return Self.macIdle(inputIdleSeconds: hid, displaySleepPrevented: prevented)
-        #else
         return linuxRead(now: now, wallSeconds: wallSeconds)
-        #endif
     }
 
     private func linuxRead(now: Millis, wallSeconds: Double) -> (idle: Bool?, seconds: Int?) {

@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Reads this device's resource signals for the heartbeat.
@@ -33,9 +24,6 @@ public struct SignalProbe: Sendable {
     }
 
     public func read() -> Signals {
-        #if os(macOS)
-        if root == "/" { return Self.darwinSignals() }
-        #endif
         var s = Signals()
         s.cpus = cpuCount()
         if let cpus = s.cpus, let avg = text("proc/loadavg")?.split(separator: " ").first.flatMap({ Double($0) }) {
@@ -50,13 +38,11 @@ public struct SignalProbe: Sendable {
     // MARK: - procfs
 
     private func cpuCount() -> Int? {
-        #if os(Linux)
         if root == "/" {
             // sysconf reads /sys/devices/system/cpu/online each time.
             let n = onlineCPUs.value(for: "online") { sysconf(Int32(_SC_NPROCESSORS_ONLN)) }
             return n > 0 ? n : nil
         }
-        #endif
         // Fake trees (tests) describe their CPUs in cpuinfo, one `processor : N` line each.
         guard let info = text("proc/cpuinfo") else { return nil }
         let n = info.split(separator: "\n").filter {
@@ -196,37 +182,6 @@ public struct SignalProbe: Sendable {
 
     private func exists(_ rel: String) -> Bool { listing(rel) != nil }
 
-    #if os(macOS)
-    private static func darwinSignals() -> Signals {
-        var s = Signals()
-        var ncpu: Int32 = 0
-        var size = MemoryLayout<Int32>.size
-        if sysctlbyname("hw.logicalcpu", &ncpu, &size, nil, 0) == 0, ncpu > 0 { s.cpus = Int(ncpu) }
-        var avg = [Double](repeating: 0, count: 1)
-        if let cpus = s.cpus, getloadavg(&avg, 1) == 1 { s.load = avg[0] / Double(cpus) }
-
-        // Free + inactive + speculative pages are what can be handed out without swapping.
-        var total: UInt64 = 0
-        size = MemoryLayout<UInt64>.size
-        var vm = vm_statistics64()
-        var count = mach_msg_type_number_t(MemoryLayout<vm_statistics64>.size / MemoryLayout<integer_t>.size)
-        let kr = withUnsafeMutablePointer(to: &vm) {
-            $0.withMemoryRebound(to: integer_t.self, capacity: Int(count)) {
-                host_statistics64(mach_host_self(), HOST_VM_INFO64, $0, &count)
-            }
-        }
-        var page: vm_size_t = 0
-        if kr == KERN_SUCCESS, host_page_size(mach_host_self(), &page) == KERN_SUCCESS,
-           sysctlbyname("hw.memsize", &total, &size, nil, 0) == 0, total > 0 {
-            let pages = UInt64(vm.free_count) + UInt64(vm.inactive_count) + UInt64(vm.speculative_count)
-            s.memFree = clamp(Double(pages) * Double(page) / Double(total))
-        }
-        // The OS's own verdict; .serious and above means it is slowing the CPU down.
-        let state = ProcessInfo.processInfo.thermalState
-        s.throttled = state == .serious || state == .critical
-        return s
-    }
-    #endif
 }
 
 private func clamp(_ v: Double) -> Double { min(max(v, 0), 1) }

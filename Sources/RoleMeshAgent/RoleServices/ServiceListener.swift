@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Dispatch
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// A local TCP listener for one service (`forward` in node.toml, or a running `connect`): each

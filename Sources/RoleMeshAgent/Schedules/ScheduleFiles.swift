@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Reads every `roles/ROLE/schedule.toml` of the node. A file that does not parse is reported

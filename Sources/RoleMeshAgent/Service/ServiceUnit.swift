@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 
 /// The file that runs `rolemesh agent --dir DIR` at login or boot: a systemd unit on Linux, a
 /// launchd property list on macOS. Pure text, so `service install --print` and the tests see
@@ -34,11 +25,7 @@ public struct ServiceUnit: Equatable, Sendable {
 
     /// The platform's service manager.
     public static var platformManager: Manager {
-        #if os(macOS)
-        .launchd
-        #else
         .systemd
-        #endif
     }
 
     /// What the service manager calls it: `rolemesh-NAME` (systemd), `rolemesh.NAME` (launchd).

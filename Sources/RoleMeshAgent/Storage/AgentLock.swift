@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 
 /// One agent per node directory: `state/agent.lock`, held (flock) for the agent's whole life and
 /// taken before it does anything else, so a second agent on the same directory refuses before it

@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Trust is the presence of a file: `keys/NAME.pub` lets NAME in; our own secret is

@@ -1,8 +1,4 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshControl
 
 /// One JSON file in `state/` that the agent keeps between runs (slot records, trust statements,

@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Dispatch
+import RoleMeshPlatform
 
 /// Accepting connections on a listening socket with a Dispatch read source, and the one answer to
 /// running out of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM): the listening socket stays

@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import Synchronization
 import RoleMeshCore
 
@@ -17,11 +8,7 @@ public enum Clock {
     /// CLOCK_BOOTTIME), so a closed laptop lid shows up as a gap between ticks.
     public static func now() -> Millis {
         var ts = timespec()
-        #if os(Linux)
         clock_gettime(CLOCK_BOOTTIME, &ts)
-        #else
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        #endif
         return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
     }
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshPlatform
 
 /// Every authenticated task connection open now, by the peer it belongs to: the one place that
 /// caps how many one peer holds, and that closes them all when the peer's key is revoked (idle

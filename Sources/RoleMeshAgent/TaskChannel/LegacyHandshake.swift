@@ -1,4 +1,4 @@
-import CSodium
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// The task channel's first handshake ("RMT1", release 0.1.0), kept for one release so that a
@@ -34,9 +34,8 @@ enum LegacyHandshake {
         let transcript = transcriptBytes(client: me, clientEph: ephPK, server: expected, serverEph: serverEph)
         guard Ed25519.verify(signature: sig, message: serverTag + transcript, publicKey: serverKey) else { throw .notAccepted(expected) }
         guard await io.write(keyPair.sign(clientTag + transcript)) else { throw .lost }
-        var rx = [UInt8](repeating: 0, count: 32), tx = [UInt8](repeating: 0, count: 32)
-        guard crypto_kx_client_session_keys(&rx, &tx, ephPK, ephSK, serverEph) == 0 else { throw .notAccepted(expected) }
-        return SecureChannel(io: io, peer: expected, keys: ChannelHandshake.SessionKeys(send: tx, receive: rx))
+        guard let k = X25519.clientSessionKeys(pk: ephPK, sk: ephSK, server: serverEph) else { throw .notAccepted(expected) }
+        return SecureChannel(io: io, peer: expected, keys: ChannelHandshake.SessionKeys(send: k.send, receive: k.receive))
     }
 
     /// The server's side, after the 4-byte magic was read. `legacyKey(name)`: the key of `name` if
@@ -57,17 +56,11 @@ enum LegacyHandshake {
         w.raw(magic); w.shortString(me); w.raw(ephPK); w.raw(keyPair.sign(serverTag + transcript))
         guard await io.write(w.bytes), let sig = await io.readExactly(64) else { throw .ended }
         guard Ed25519.verify(signature: sig, message: clientTag + transcript, publicKey: clientKey) else { throw .notAccepted }
-        var rx = [UInt8](repeating: 0, count: 32), tx = [UInt8](repeating: 0, count: 32)
-        guard crypto_kx_server_session_keys(&rx, &tx, ephPK, ephSK, clientEph) == 0 else { throw .notAccepted }
-        return SecureChannel(io: io, peer: client, keys: ChannelHandshake.SessionKeys(send: tx, receive: rx))
+        guard let k = X25519.serverSessionKeys(pk: ephPK, sk: ephSK, client: clientEph) else { throw .notAccepted }
+        return SecureChannel(io: io, peer: client, keys: ChannelHandshake.SessionKeys(send: k.send, receive: k.receive))
     }
 
-    static func kxKeyPair() -> ([UInt8], [UInt8]) {
-        _ = Ed25519.ready
-        var pk = [UInt8](repeating: 0, count: 32), sk = [UInt8](repeating: 0, count: 32)
-        crypto_kx_keypair(&pk, &sk)
-        return (pk, sk)
-    }
+    static func kxKeyPair() -> ([UInt8], [UInt8]) { X25519.keyPair() }
 
     static func transcriptBytes(client: String, clientEph: [UInt8], server: String, serverEph: [UInt8]) -> [UInt8] {
         var w = ByteWriter()

@@ -1,14 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import Synchronization
 import RoleMeshCore
 
@@ -61,7 +51,8 @@ final class TaskListener {
 /// for a place is held unread; one the rules refuse is closed unread and reported.
 final class PreAuthGate: Sendable {
     typealias Start = @Sendable (Int32, WireAddress, Place) -> Void
-    private struct State {
+    /// Unchecked: Sendable but for the Dispatch timer, which Dispatch makes safe from any thread.
+    private struct State: @unchecked Sendable {
         var places: PreAuthPlaces
         var waiting: [Int: (fd: Int32, source: WireAddress)] = [:]
         var nextID = 0

@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 
 /// Background runs start at the lowest CPU and I/O priority, all three set before the task's
 /// first instruction, so nothing it forks ever runs higher: SCHED_IDLE, nice 19 and the idle I/O

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
+import RoleMeshPlatform
 import CLinux
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Tells the agent when this device's addresses change (another Wi-Fi, a cable, a VPN coming up
 /// or going down): on Linux a netlink socket subscribed to address and link events, waited on by
@@ -11,7 +7,6 @@ import Darwin
 /// it announces, whether its fixed listen address is still here). Elsewhere nothing is watched
 /// yet (macOS would use `NWPathMonitor`): the agent notices at its next periodic look.
 final class AddressWatcher: Sendable {
-    #if os(Linux)
     private let fd: Int32
     private let registration: Locked<Poller.Registration?>
 
@@ -52,8 +47,4 @@ final class AddressWatcher: Sendable {
         Poller.shared.remove(r)
         close(fd)
     }
-    #else
-    init?(onChange: @escaping @Sendable () -> Void) { return nil }
-    func stop() {}
-    #endif
 }

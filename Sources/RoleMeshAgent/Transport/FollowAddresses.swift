@@ -1,4 +1,4 @@
-import Dispatch
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Moving between networks (README, "Travelling"): the agent follows its own addresses.

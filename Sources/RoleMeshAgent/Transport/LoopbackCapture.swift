@@ -1,7 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Dispatch
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// A passive capture of UDP and TCP to or from one port on given IPv4 hosts, as a tcpdump on the
@@ -9,7 +6,9 @@ import RoleMeshCore
 /// privacy test and `rolemesh-bench capture` do, to show that gossip and the task channel on the
 /// wire hold nothing readable.
 public final class LoopbackCapture: Sendable {
-    private let source: Locked<DispatchSourceRead?>
+    /// Unchecked: a Dispatch source, which Dispatch makes safe to cancel from any thread.
+    private struct Source: @unchecked Sendable { var read: DispatchSourceRead? }
+    private let source: Locked<Source>
     private let packets = Locked<[[UInt8]]>([])
     private let segments = Locked<[[UInt8]]>([])
     static let maxPackets = 500_000
@@ -35,7 +34,7 @@ public final class LoopbackCapture: Sendable {
             }
         }
         s.setCancelHandler { _ = close(fd) }
-        source = Locked(s)
+        source = Locked(Source(read: s))
         s.resume()
     }
 
@@ -63,7 +62,7 @@ public final class LoopbackCapture: Sendable {
 
     /// Stops capturing; the UDP datagrams captured so far (the TCP payloads: `tcpSegments`).
     public func stop() -> [[UInt8]] {
-        source.withLock { $0?.cancel(); $0 = nil }
+        source.withLock { $0.read?.cancel(); $0.read = nil }
         return packets.withLock { $0 }
     }
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// What this device's own addresses say, for an agent whose network can change under it.

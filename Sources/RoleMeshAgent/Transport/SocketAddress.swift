@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Conversions between `WireAddress` (or a Unix-domain socket's path) and the kernel's sockaddr

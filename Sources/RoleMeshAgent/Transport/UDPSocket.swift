@@ -1,9 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import Dispatch
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// A non-blocking UDP socket driven by a DispatchSource.

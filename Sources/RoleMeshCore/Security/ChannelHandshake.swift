@@ -27,6 +27,23 @@ public enum X25519 {
         guard crypto_sign_ed25519_pk_to_curve25519(&out, pk) == 0 else { return nil }
         return out
     }
+
+    /// libsodium's `crypto_kx` session keys (the 0.1.0 handshake, LegacyHandshake): the client's
+    /// (receive, send) from its pair and the server's public key; nil for a bad key.
+    public static func clientSessionKeys(pk: [UInt8], sk: [UInt8], server: [UInt8]) -> (receive: [UInt8], send: [UInt8])? {
+        guard Ed25519.ready, server.count == keySize else { return nil }
+        var rx = [UInt8](repeating: 0, count: keySize), tx = [UInt8](repeating: 0, count: keySize)
+        guard crypto_kx_client_session_keys(&rx, &tx, pk, sk, server) == 0 else { return nil }
+        return (rx, tx)
+    }
+
+    /// The server's side of `clientSessionKeys`.
+    public static func serverSessionKeys(pk: [UInt8], sk: [UInt8], client: [UInt8]) -> (receive: [UInt8], send: [UInt8])? {
+        guard Ed25519.ready, client.count == keySize else { return nil }
+        var rx = [UInt8](repeating: 0, count: keySize), tx = [UInt8](repeating: 0, count: keySize)
+        guard crypto_kx_server_session_keys(&rx, &tx, pk, sk, client) == 0 else { return nil }
+        return (rx, tx)
+    }
 }
 
 /// The task channel's handshake, version 2 (`protocol.md`, "Task channel"): the pure part, bytes in

@@ -1,9 +1,5 @@
 import CSodium
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Ed25519 through libsodium. Keys are stored as base64 text: the public key (32 bytes)
 /// in `keys/NAME.pub`, the 32-byte seed in `keys/NAME.secret`.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A numeric IP address and port as carried on the wire: family 0 (unspecified), 4 or 6.
 /// An unspecified address means "use the address you received my datagram from".

@@ -1,18 +1,8 @@
 import ArgumentParser
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
-import Dispatch
 
 /// `rolemesh services [--json]`
 struct Services: ParsableCommand {

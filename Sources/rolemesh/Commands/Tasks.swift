@@ -1,19 +1,9 @@
 import ArgumentParser
-import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import Synchronization
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
 struct Submit: ParsableCommand {

@@ -1,4 +1,4 @@
-import Dispatch
+import RoleMeshPlatform
 import RoleMeshAgent
 
 /// Waits for async work from a synchronous command (the CLI's commands are synchronous; the

@@ -1,13 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import RoleMeshPlatform
 import RoleMeshAgent
 
 /// Runs the platform's own tools (systemctl, launchctl) the way a person would from a shell.
@@ -33,11 +24,9 @@ enum SystemCommand {
 
     /// The absolute path of this program, for a unit's ExecStart (a service has another PATH).
     static var currentExecutable: String {
-        #if os(Linux)
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         if n > 0 { return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        #endif
         let arg0 = CommandLine.arguments[0]
         if arg0.contains("/") {
             return URL(fileURLWithPath: arg0).standardizedFileURL.resolvingSymlinksInPath().path

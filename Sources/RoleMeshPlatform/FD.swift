@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
 
 /// Blocking I/O on a file descriptor: the file writers and the command line.
@@ -28,12 +24,12 @@ public enum FD {
     }
 
     /// A monotonic deadline `seconds` from now (nanoseconds of `DispatchTime`).
-    static func deadline(in seconds: Double) -> UInt64 {
+    public static func deadline(in seconds: Double) -> UInt64 {
         DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1_000_000_000)
     }
 
     /// Waits (poll) until `fd` is readable or `deadline` passes; false on timeout or error.
-    static func waitReadable(_ fd: Int32, until deadline: UInt64) -> Bool {
+    public static func waitReadable(_ fd: Int32, until deadline: UInt64) -> Bool {
         while true {
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else { return false }
@@ -48,7 +44,7 @@ public enum FD {
 
     /// Exactly `count` bytes, or nil at end of stream / error / when `deadline` (see
     /// `deadline(in:)`) passes: a total limit, however slowly the bytes trickle in.
-    static func readExactly(_ fd: Int32, _ count: Int, deadline: UInt64? = nil) -> [UInt8]? {
+    public static func readExactly(_ fd: Int32, _ count: Int, deadline: UInt64? = nil) -> [UInt8]? {
         var out = [UInt8](repeating: 0, count: count)
         var off = 0
         while off < count {
@@ -64,7 +60,7 @@ public enum FD {
     /// A small file's text (procfs, sysfs: a few kB at most), up to `limit` bytes, with plain
     /// read(2) calls: the probes read dozens of these a second across a mesh of agents, and
     /// Foundation's `String(contentsOfFile:)` cost several times more. Nil if it cannot be read.
-    static func readText(_ path: String, limit: Int = 65_536) -> String? {
+    public static func readText(_ path: String, limit: Int = 65_536) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { _ = sysClose(fd) }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Tells the agent when files in some folders appear, go, are written or renamed (`keys/` and
 /// `keys/revoked/`): on Linux one inotify descriptor waited on by the `Poller`, so trust follows
@@ -13,7 +9,6 @@ import Darwin
 /// `rearm()` finds it again; `watching` says whether the first folder is watched now, so the
 /// caller polls while it is not. Elsewhere nothing is watched (nil): the caller polls.
 public final class FolderWatcher: Sendable {
-    #if os(Linux)
     private let fd: Int32
     private let paths: [String]
     /// Each path's watch descriptor, or nil while it is not watched.
@@ -47,7 +42,7 @@ public final class FolderWatcher: Sendable {
         Poller.shared.arm(reg, read: true, write: false)
     }
 
-    static let mask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB
+    public static let mask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB
                              | IN_DELETE_SELF | IN_MOVE_SELF)
 
     /// Watches each path that exists now (again, if it was replaced: a path watched already keeps
@@ -70,10 +65,4 @@ public final class FolderWatcher: Sendable {
         Poller.shared.remove(r)
         close(fd)
     }
-    #else
-    public init?(_ paths: [String], onChange: @escaping @Sendable () -> Void) { return nil }
-    public func rearm() {}
-    public var watching: Bool { false }
-    public func stop() {}
-    #endif
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
 
 /// A non-blocking descriptor (a TCP or Unix socket, a pipe) for async code: reads and writes
@@ -18,12 +14,13 @@ public final class AsyncFD: Sendable {
     /// Deadline and linger timers.
     private static let timers = DispatchQueue(label: "rolemesh.fd-timers")
 
-    static let highWater = 256 * 1024
+    public static let highWater = 256 * 1024
     public static let chunk = 65_536
     /// A closed connection whose peer stops reading is given up after this long.
-    static let lingerSeconds = 10
+    public static let lingerSeconds = 10
 
-    private struct State {
+    /// Unchecked: all of it is Sendable but the Dispatch timer, which Dispatch makes safe to use from any thread.
+    private struct State: @unchecked Sendable {
         /// Read and not yet taken: a slice, so taking its head is O(1) (a frame's header, then its
         /// body, are taken from the front of one read; moving the rest down cost a copy per frame).
         var input: ArraySlice<UInt8> = []

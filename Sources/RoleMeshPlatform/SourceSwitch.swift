@@ -4,12 +4,14 @@ import Dispatch
 /// there is something to wait for, made on first use. Dispatch counts suspensions, so this keeps
 /// ours balanced; and a suspended source runs its cancellation only once resumed, which `cancel`
 /// does. Not thread-safe: its owner calls it under its own lock or on its own queue.
-struct SourceSwitch {
+public struct SourceSwitch {
     private var source: (any DispatchSourceProtocol)?
     private var on = false
 
+    public init() {}
+
     /// Switches the source on or off; `make` creates it (not yet resumed) the first time it is needed.
-    mutating func set(_ wanted: Bool, make: () -> any DispatchSourceProtocol) {
+    public mutating func set(_ wanted: Bool, make: () -> any DispatchSourceProtocol) {
         guard let source else {
             guard wanted else { return }
             let s = make()
@@ -25,7 +27,7 @@ struct SourceSwitch {
 
     /// Cancels the source; `group` is left once its cancellation has run (the descriptor may
     /// be closed or handed on after that, never before).
-    mutating func cancel(leaving group: DispatchGroup) {
+    public mutating func cancel(leaving group: DispatchGroup) {
         guard let s = source else { return }
         group.enter()
         s.setCancelHandler { group.leave() }

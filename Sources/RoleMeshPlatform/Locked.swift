@@ -1,15 +1,11 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A value that only ever changes under its lock: the one shared-state primitive of the shell.
 ///
 /// Why not `Synchronization.Mutex`: on Linux its lock is a futex inside the Swift runtime, which
 /// ThreadSanitizer cannot see, so `scripts/test.sh --tsan` reported every access it guards as a
 /// race. A pthread mutex is what TSan understands.
-public final class Locked<Value>: @unchecked Sendable {  // safe: `value` is only touched inside `withLock`, under `mutex`
+public final class Locked<Value: Sendable>: @unchecked Sendable {  // safe: `value` is only touched inside `withLock`, under `mutex`
     private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 

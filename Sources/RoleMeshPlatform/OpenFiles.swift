@@ -1,21 +1,13 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The open-files limit. A service gets a soft limit of 1,024 from systemd by default (the hard
 /// one is far higher), and every connection, pipe and task holds descriptors: the agent raises the
 /// soft limit to the hard one when it starts, as systemd advises long-running services to do.
-enum OpenFiles {
+public enum OpenFiles {
     /// Raises the soft RLIMIT_NOFILE to the hard one (at most 2^20); returns the soft limit now.
     @discardableResult
-    static func raiseSoftLimit() -> Int {
-        #if canImport(Glibc)
+    public static func raiseSoftLimit() -> Int {
         let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
         var rl = rlimit()
         guard getrlimit(resource, &rl) == 0 else { return 1024 }
         let target = min(rl.rlim_max, rlim_t(1 << 20))

@@ -1,13 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 // The few text helpers full Foundation gave through NSString. The agent links only
 // FoundationEssentials: full Foundation brings ICU and ~6 MiB of RSS (docs/benchmarks.md).

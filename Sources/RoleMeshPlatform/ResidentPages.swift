@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Gives back the pages of code and constants the agent touched only while starting.
 ///
@@ -70,7 +66,6 @@ public enum ResidentPages {
     /// were resident in the mappings dropped.
     @discardableResult
     public static func release() -> Int {
-        #if os(Linux)
         guard let smaps = FD.readText("/proc/self/smaps", limit: 4 << 20) else { return 0 }
         var released = 0
         for m in droppable(smaps: smaps) {
@@ -78,8 +73,5 @@ public enum ResidentPages {
             if madvise(p, Int(m.end - m.start), MADV_DONTNEED) == 0 { released += m.rssKB }
         }
         return released
-        #else
-        return 0
-        #endif
     }
 }

@@ -1,13 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 extension FileManager {
     /// Whether `path` is a directory, links followed: `fileExists(atPath:isDirectory:)` without

@@ -1,14 +1,6 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Starting a task process with `posix_spawn`: the file itself (never through `env` or a shell,
 /// so no byte of its name or arguments is interpreted), default signal handling and an empty
@@ -16,7 +8,7 @@ import Foundation
 /// group, its working directory, its three pipes, and nothing else of the agent's descriptors.
 public enum Spawn {
     /// The child's pid, or the errno `posix_spawn` reported (ENOEXEC, EACCES, ENOENT…).
-    static func start(path: String, args: [String], environment: [String], directory: String,
+    public static func start(path: String, args: [String], environment: [String], directory: String,
                       stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, Errno> {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
@@ -47,7 +39,7 @@ public enum Spawn {
         return rc == 0 ? .success(pid) : .failure(Errno(code: rc))
     }
 
-    struct Errno: Error { let code: Int32 }
+    public struct Errno: Error { public let code: Int32 }
 
     /// A system tool run to its end, one of its outputs kept (what Foundation's `Process` and
     /// `Pipe` did): `argv[0]` an absolute path, this process's environment, stdin from /dev/null.
@@ -90,7 +82,7 @@ public enum Spawn {
     }
 
     /// A pipe: (read end, write end), both close-on-exec (the child gets its copies by dup2).
-    static func pipe() -> (Int32, Int32)? {
+    public static func pipe() -> (Int32, Int32)? {
         var fds: [Int32] = [-1, -1]
         guard sysPipe(&fds) == 0 else { return nil }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -98,16 +90,16 @@ public enum Spawn {
     }
 
     // glibc's GNU extensions (2.29+, 2.34+) are not imported without _GNU_SOURCE: looked up once.
-    typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
-    static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
-    static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }
-    static let pidfdOpen: PidfdOpen? = dlsym(nil, "pidfd_open").map { unsafeBitCast($0, to: PidfdOpen.self) }
+    public typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    public typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    public typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
+    public static let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
+    public static let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: AddCloseFrom.self) }
+    public static let pidfdOpen: PidfdOpen? = dlsym(nil, "pidfd_open").map { unsafeBitCast($0, to: PidfdOpen.self) }
 
     /// Waits for `pid` to end and returns its exit code, or 128 + the signal that ended it.
     /// No thread waits: a pidfd (Linux 5.3+, glibc 2.36+) turns readable when the child exits.
-    static func exit(of pid: pid_t) async -> Int32 {
+    public static func exit(of pid: pid_t) async -> Int32 {
         if let open = pidfdOpen, case let pidfd = open(pid, 0), pidfd >= 0 {
             await Poller.shared.readable(pidfd)
             _ = sysClose(pidfd)
@@ -129,17 +121,17 @@ public enum Spawn {
     }
 
     /// The wait status by hand (the W* macros do not import): exit code, or 128 + signal.
-    static func decode(_ status: Int32) -> Int32 {
+    public static func decode(_ status: Int32) -> Int32 {
         let sig = status & 0x7f
         if sig == 0 { return (status >> 8) & 0xff }
         return 128 + sig
     }
 
     /// The interpreter a `#!` line names, if the file starts with one.
-    static func interpreter(of path: String) -> String? { shebangWords(of: path)?.first }
+    public static func interpreter(of path: String) -> String? { shebangWords(of: path)?.first }
 
     /// The words of the file's `#!` line, if it starts with one.
-    static func shebangWords(of path: String) -> [String]? {
+    public static func shebangWords(of path: String) -> [String]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { sysClose(fd) }
@@ -160,14 +152,14 @@ public enum Spawn {
     }
 
     /// Whether `program` is an executable file in one of `searchPath`'s directories (or at its path).
-    static func isFound(_ program: String, searchPath: String) -> Bool {
+    public static func isFound(_ program: String, searchPath: String) -> Bool {
         if program.contains("/") { return access(program, X_OK) == 0 }
         return searchPath.split(separator: ":").contains { access("\($0)/\(program)", X_OK) == 0 }
     }
 
     /// A task run through `#!/usr/bin/env NAME` whose NAME is not on the task's PATH: env would
     /// only say "No such file or directory", naming neither the task nor what to install.
-    static func missingEnvProgram(of path: String, searchPath: String) -> String? {
+    public static func missingEnvProgram(of path: String, searchPath: String) -> String? {
         guard let words = shebangWords(of: path), let program = envProgram(shebang: words),
               !isFound(program, searchPath: searchPath) else { return nil }
         return program

@@ -1,15 +1,7 @@
-#if canImport(Glibc)
 import Glibc
 import CLinux
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
-#if canImport(FoundationEssentials)
 import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Readiness of short-lived descriptors (task pipes, task and control connections, pidfds): one
 /// thread in `epoll_wait`, each registration named by a number that is never reused.
@@ -43,7 +35,6 @@ public final class Poller: Sendable {
     }
     private let table = Locked(Table())
 
-    #if os(Linux)
     private let epfd: Int32
 
     private init() {
@@ -97,56 +88,6 @@ public final class Poller: Sendable {
         _ = epoll_ctl(epfd, EPOLL_CTL_DEL, r.fd, nil)
         _ = table.withLock { $0.handlers.removeValue(forKey: r.token) }
     }
-    #else
-    // Elsewhere (kqueue), Dispatch sources have no such flaw: one read and one write source per
-    // registration, resumed for one event at a time.
-    private struct Sources {
-        var read: (any DispatchSourceRead)?
-        var write: (any DispatchSourceWrite)?
-        var readOn = false, writeOn = false
-    }
-    private let sources = Locked([UInt64: Sources]())
-    private let queue = DispatchQueue(label: "rolemesh.poller")
-
-    private init() {}
-
-    public func register(_ fd: Int32, handler: @escaping Handler) -> Registration? {
-        let token = newToken(handler)
-        var s = Sources()
-        let r = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        let w = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-        r.setEventHandler { [weak self] in self?.fire(token, read: true) }
-        w.setEventHandler { [weak self] in self?.fire(token, read: false) }
-        s.read = r; s.write = w
-        sources.withLock { $0[token] = s }
-        return Registration(token: token, fd: fd)
-    }
-
-    private func fire(_ token: UInt64, read: Bool) {
-        sources.withLock { all in
-            if read, all[token]?.readOn == true { all[token]?.read?.suspend(); all[token]?.readOn = false }
-            if !read, all[token]?.writeOn == true { all[token]?.write?.suspend(); all[token]?.writeOn = false }
-        }
-        guard let handler = table.withLock({ $0.handlers[token] }) else { return }
-        handler(read, !read)
-    }
-
-    public func arm(_ r: Registration, read: Bool, write: Bool) {
-        sources.withLock { all in
-            guard var s = all[r.token] else { return }
-            if read != s.readOn { s.readOn = read; read ? s.read?.resume() : s.read?.suspend() }
-            if write != s.writeOn { s.writeOn = write; write ? s.write?.resume() : s.write?.suspend() }
-            all[r.token] = s
-        }
-    }
-
-    public func remove(_ r: Registration) {
-        _ = table.withLock { $0.handlers.removeValue(forKey: r.token) }
-        guard let s = sources.withLock({ $0.removeValue(forKey: r.token) }) else { return }
-        s.read?.cancel(); if !s.readOn { s.read?.resume() }
-        s.write?.cancel(); if !s.writeOn { s.write?.resume() }
-    }
-    #endif
 
     /// A registration number never used before, with its handler.
     private func newToken(_ handler: @escaping Handler) -> UInt64 {

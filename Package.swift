@@ -13,7 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // The ecosystem's logging API: the agent's lines go through one LogHandler (Support/Log.swift),
+        // The ecosystem's logging API: the agent's lines go through one LogHandler (RoleMeshPlatform/Log.swift),
         // which implements `log(event:)` (1.16.2; the older entry point is deprecated).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
@@ -37,26 +37,35 @@ let package = Package(
         .target(name: "RoleMeshControl"),
         // The platform under the shell: the C library, Dispatch and FoundationEssentials (never full
         // Foundation: ICU and ~6 MiB of RSS), exported from one file (Exports.swift); the epoll
-        // Poller, AsyncFD, Locked, Spawn, threads, descriptors. Knows nothing of RoleMesh.
-        .target(name: "RoleMeshPlatform", dependencies: ["CLinux"]),
-        // The shell: Dispatch sockets, files, the control socket, probes, child processes.
-        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "RoleMeshControl", "CLinux",
-                                                      .product(name: "Logging", package: "swift-log")]),
+        // Poller, AsyncFD, Locked, Spawn, ChildTasks, the clocks and the log. Knows nothing of RoleMesh.
+        .target(name: "RoleMeshPlatform", dependencies: ["CLinux", .product(name: "Logging", package: "swift-log")]),
+        // A node's directory on disk: node.toml, keys/, state/; the one atomic write and the one writer.
+        .target(name: "RoleMeshStorage", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "RoleMeshControl"]),
+        // Sockets and addresses: the UDP socket, address resolution, this device's own addresses.
+        .target(name: "RoleMeshTransport", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "CLinux"]),
+        // This device's resource signals and idleness, read from /proc and /sys.
+        .target(name: "RoleMeshProbes", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
+        // The agent: composes the core and the targets above; tasks, trust, schedules, services.
+        .target(name: "RoleMeshAgent", dependencies: ["RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes",
+                                                      "RoleMeshCore", "RoleMeshControl", "CLinux"]),
+        // What tests and benchmarks use and the agent never does (capturing loopback traffic).
+        .target(name: "RoleMeshTestSupport", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
         // The release's version comes from the file VERSION (Plugins/VersionFile).
         .plugin(name: "VersionFile", capability: .buildTool()),
         .executableTarget(
             name: "rolemesh",
             dependencies: [
-                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform",
+                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["VersionFile"]
         ),
-        .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "RoleMeshPlatform"]),
+        .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "RoleMeshPlatform",
+                                                         "RoleMeshStorage", "RoleMeshTransport", "RoleMeshTestSupport"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
-        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform"]),
+        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes", "RoleMeshTestSupport"]),
         .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"],
                     resources: [.copy("scenarios")]),
-        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "RoleMeshPlatform", "rolemesh"]),
+        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes", "RoleMeshTestSupport", "rolemesh"]),
     ]
 )

@@ -1,6 +1,9 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
+import RoleMeshTransport
+import RoleMeshProbes
 
 /// The shell around the membership core: sockets, timers, files and the control socket.
 ///
@@ -63,6 +66,9 @@ public actor Agent {
     nonisolated let executor: Executor
     nonisolated let submitter: Submitter
     var leaving = false
+    /// Every piece of background work the agent starts runs as a child of `run()` (`spawn`), so
+    /// that when it has left, what still runs is cancelled and awaited.
+    nonisolated let children: ChildTasks
     /// The core's timer (Wakeups.swift): when it is armed for, when it last ticked, and when
     /// signals were last probed.
     var coreTimer: DispatchSourceTimer?
@@ -110,6 +116,8 @@ public actor Agent {
         self.queue = queue
         executorOfQueue = QueueExecutor(queue)
         disk = DiskWriter()
+        let children = ChildTasks()
+        self.children = children
         let environment = ProcessInfo.processInfo.environment
         let probe = SignalProbe(root: environment["ROLEMESH_PROBE_ROOT"] ?? "/")
         self.probe = probe
@@ -150,7 +158,7 @@ public actor Agent {
         listenAddress = listen
         control = ControlServer(path: dir.socketPath, queue: queue)
         journal = TaskJournal(dir: dir)
-        hooks = HookRunner(dir: dir.hooksDir, me: config.name)
+        hooks = HookRunner(dir: dir.hooksDir, me: config.name, children: children)
         trust = TrustLedger(TrustStore.load(dir))
         revokedOnDisk = (try? KeyStore.loadRevoked(in: dir)) ?? []
         invites = InviteStore.load(dir)
@@ -185,11 +193,26 @@ public actor Agent {
                  context: ["node": config.name])
     }
 
-    /// Starts everything on the agent queue; returns once the control socket is listening.
-    public nonisolated func start() throws(MeshError) {
-        let failure: MeshError? = queue.sync { assumeIsolated { $0.startOnQueue() } }
-        if let failure { throw failure }
+    /// Runs the agent until it has left the mesh (SIGINT, SIGTERM or `rolemesh leave`): starts
+    /// everything, then runs the background work as children of one task group (`children`) until
+    /// leaving ends it. Throws only when it cannot start (the control socket).
+    public func run() async throws(MeshError) {
+        if let failure = startOnQueue() { throw failure }
+        await children.run()
     }
+
+    /// Starts `job` as a child of `run()`: what `Task {}` was, but owned. A job formed in an agent
+    /// method runs on the agent, as `Task {}` would.
+    nonisolated func spawn(@_inheritActorContext @_implicitSelfCapture _ job: @escaping ChildTasks.Job) {
+        children.spawn(job)
+    }
+
+    /// Resumes once the agent has begun to leave: the entry point's bound on how long leaving may
+    /// take (`rolemesh agent`).
+    public nonisolated func leaving() async {
+        await leftSignal.wait(after: 0)
+    }
+    nonisolated let leftSignal = ChangeSignal()
 
     private func startOnQueue() -> MeshError? {
         do throws(MeshError) { try control.start() } catch {
@@ -218,7 +241,7 @@ public actor Agent {
         // status request or a task faulted in (ResidentPages.swift). Off the queue: writing smaps
         // walks every mapping, a few milliseconds.
         every(ms: 300_000, first: 5_000) { agent in
-            Task {
+            agent.spawn {
                 let kb = await agent.offQueue { ResidentPages.release() }
                 Log.debug("released \(kb) kB of clean code pages")
             }
@@ -229,7 +252,7 @@ public actor Agent {
             s.setEventHandler { [unowned self] in
                 Log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): leaving the mesh")
                 self.preconditionIsolated()
-                self.leaveAndExit()
+                self.leave()
             }
             s.resume()
             signalSources.append(s)
@@ -288,7 +311,7 @@ public actor Agent {
         }
         if e.kind == .memberDead || e.kind == .memberLeft {
             let submitter = self.submitter, node = e.node
-            Task { await submitter.nodeLost(node) }
+            spawn { await submitter.nodeLost(node) }
             endServiceConnections(to: node)
         }
         publish(event)
@@ -301,7 +324,7 @@ public actor Agent {
         if event.event == "run-resumed" || event.event == "run-finished" { background.paused[event.id ?? ""] = nil }
         let line = Array(ControlJSON.line(event))
         let hooks = self.hooks
-        Task { await hooks.fire(event: event.event, node: event.node, line: line) }
+        spawn { await hooks.fire(event: event.event, node: event.node, line: line) }
         watchers.removeAll { !$0.sendRaw(line) }
     }
 
@@ -323,9 +346,10 @@ public actor Agent {
     /// folder cannot be watched (no inotify, or `keys/` replaced and not found again yet). Reading
     /// every key file every 2 s was most of an idle agent's file reads.
     func startWatchingKeys() {
-        let dir = self.dir
+        let dir = self.dir, children = self.children
         keysWatcher = FolderWatcher([dir.keysDir.path, KeyStore.revokedDir(dir).path]) { [weak self] in
-            Task { await self?.reloadKeys() }
+            guard let self else { return }
+            children.spawn { await self.reloadKeys() }
         }
         every(ms: 2_000) { agent in
             guard agent.keysWatcher?.watching != true || Clock.now() - agent.keysReadAt >= Self.keysUnwatchedMs else { return }
@@ -341,7 +365,7 @@ public actor Agent {
         readingKeys = true
         keysReadAt = Clock.now()
         let dir = self.dir
-        Task {
+        spawn {
             let result = await offQueue { () -> Result<[String: KeyFile], MeshError> in
                 do throws(MeshError) { return .success(try KeyStore.loadTrustedFiles(in: dir)) } catch { return .failure(error) }
             }
@@ -377,7 +401,7 @@ public actor Agent {
         if !revoked.isEmpty {
             for (_, c) in carried where revoked.contains(c.from) || revoked.contains(c.to) { for io in c.ends { io.abort() } }
             let names = revoked, executor = self.executor, submitter = self.submitter, channels = self.channels
-            Task {
+            spawn {
                 for name in names {
                     await executor.revoke(name)
                     await submitter.nodeRevoked(name)
@@ -398,22 +422,33 @@ public actor Agent {
 
     // MARK: - Leaving
 
-    func leaveAndExit() {
+    /// How long leaving waits for pending writes (incarnation, peers, overrides) when the disk hangs.
+    static let leaveWriteWait: Duration = .seconds(5)
+
+    /// Leaves the mesh, then ends `run()`. Running tasks finish first (bounded), and the mesh hears
+    /// this node left once they are done; then every connection still open ends, pending writes
+    /// land (unless the disk hangs), and the background work still running is cancelled.
+    func leave() {
         guard !leaving else { return }
         leaving = true
-        // Running tasks finish first (bounded); the mesh hears we left once they are done.
-        Task {
+        leftSignal.bump()
+        spawn {
             await stopExtensions()
             perform(node.leave(now: Clock.now()))
             savePeersIfChanged()
             for t in timers { t.cancel() }
+            coreTimer?.cancel()
+            for s in signalSources { s.cancel() }
             control.stop()
             udp.stop()
             Log.info("left the mesh")
-            // Pending writes (incarnation, peers, overrides) land first, unless the disk hangs.
-            disk.whenDone { exit(0) }
-            try? await Task.sleep(for: .seconds(5))
-            exit(0)
+            let written = ChangeSignal()
+            disk.whenDone { written.bump() }
+            await written.wait(after: 0, timeout: Self.leaveWriteWait)
+            // The rest is cancelled (a queued submission stays queued on disk for the next start);
+            // then the connections it may wait on end.
+            let channels = self.channels
+            children.finish { channels.closeAll() }
         }
     }
 }

@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import Foundation
 import RoleMeshAgent
 import RoleMeshCore
+import RoleMeshTestSupport
 
 /// `capture`: issue 9's privacy target, with the task channel since issue 24. A `lan` mesh on
 /// loopback, with roles and pinned signals, captured passively (as tcpdump would) for the whole

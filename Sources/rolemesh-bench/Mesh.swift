@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import Foundation
 import Synchronization
 import RoleMeshAgent
+import RoleMeshStorage
 
 /// A temporary directory under /tmp, removed on every exit path.
 func makeTempRoot(_ label: String) throws -> String {

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import Foundation
 import RoleMeshAgent
+import RoleMeshStorage
 
 /// A private sshd on a loopback port, with throwaway ed25519 host and user keys made in its own
 /// temp dir, for the anchors of `tasks` (ssh) and `services` (ssh -L). Needs `ssh`, `ssh-keygen`

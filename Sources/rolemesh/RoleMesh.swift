@@ -2,6 +2,7 @@ import ArgumentParser
 import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
+import RoleMeshStorage
 
 @main
 struct RoleMesh: ParsableCommand {

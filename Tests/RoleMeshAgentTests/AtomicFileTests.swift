@@ -2,11 +2,8 @@ import XCTest
 import Foundation
 import RoleMeshPlatform
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshStorage
 
 final class AtomicFileTests: XCTestCase {
     var root: URL!

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import RoleMeshPlatform
 import RoleMeshAgent
+import RoleMeshStorage
 
 /// The agent's disk queue: writes happen in the order asked for; asking never waits for the disk.
 final class DiskWriterTests: XCTestCase {

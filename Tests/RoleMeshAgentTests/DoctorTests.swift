@@ -2,11 +2,8 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshStorage
 
 /// The checks that need no agent, through `Doctor.run` on a scratch node (no traffic: no seeds).
 final class DoctorTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import RoleMeshAgent
 import XCTest
+import RoleMeshProbes
 
 /// The idle definition: CPU busy (niced time left out) below 0.3 of the machine, and where there
 /// is a seat, no input on its active sessions.

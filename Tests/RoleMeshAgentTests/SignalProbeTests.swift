@@ -3,6 +3,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
 import XCTest
+import RoleMeshProbes
 
 final class SignalProbeTests: XCTestCase {
     private var root: URL!

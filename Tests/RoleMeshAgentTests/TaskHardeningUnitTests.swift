@@ -5,11 +5,8 @@ import Synchronization
 import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshStorage
 
 /// The task channel's client against a fake server, the escaping helper, and reading keys/.
 final class TaskHardeningUnitTests: XCTestCase {

@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
 import RoleMeshAgent
+import RoleMeshStorage
+import RoleMeshPlatform
 
 final class TaskJournalTests: XCTestCase {
     func testPruneForgetsOnlyOldFinishedTasks() throws {

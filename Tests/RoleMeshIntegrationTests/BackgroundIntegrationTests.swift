@@ -3,11 +3,7 @@ import XCTest
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Schedules, idle and pausing with real agents on `fast`: node1 holds role `meta`, node2 stands
 /// by for it, node3 holds nothing. Task scripts log what they saw to `runs.log` and their pid to

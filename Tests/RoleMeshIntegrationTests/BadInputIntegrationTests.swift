@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
+import RoleMeshTestSupport
 
 /// Hostile and broken datagrams against real agents: dropped, counted, and the agent keeps serving.
 final class BadInputIntegrationTests: XCTestCase {

@@ -3,11 +3,7 @@ import XCTest
 import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A man in the middle on the task channel: flipped bits and a replayed session must end the
 /// connection before any task runs.

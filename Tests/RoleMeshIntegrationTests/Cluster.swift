@@ -1,11 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Real `rolemesh agent` processes on 127.0.0.x addresses, each in its own node directory.
 /// Every process it starts is ended by PID in `shutdown()`.

@@ -2,9 +2,8 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#endif
+import RoleMeshTransport
 
 /// New devices and revocation with real agents (docs/contract.md, "New devices, revocation, and
 /// travelling"): invite + join with no file copied by hand, codes that no longer work, and

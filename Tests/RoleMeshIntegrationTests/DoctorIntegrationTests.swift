@@ -1,11 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `rolemesh doctor` on real agents: a healthy mesh passes; a node set up wrong, as a first-time
 /// user would, gets each problem named with its fix.

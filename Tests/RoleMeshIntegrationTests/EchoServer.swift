@@ -1,9 +1,5 @@
 import Foundation
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A TCP service for the service tests: on `host:port`, each connection gets `greeting` and a
 /// newline, then its own bytes back until it ends its side. `stop()` closes the listener and

@@ -1,11 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// What a first-time user tripped over (issue 12, item 7), each against real agents.
 final class FirstUseIntegrationTests: XCTestCase {

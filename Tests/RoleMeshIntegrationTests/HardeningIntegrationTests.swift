@@ -2,11 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Regression tests for the hardening issue: what a local user, a restart or a stolen key could
 /// do to a node before. Each names the finding it guards.

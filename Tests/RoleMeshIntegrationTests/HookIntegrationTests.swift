@@ -1,11 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshControl
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `DIR/hooks/`: every executable runs per `watch` event, the event's line on stdin; a slow or
 /// failing hook delays and stops nothing.

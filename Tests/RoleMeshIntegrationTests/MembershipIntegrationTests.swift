@@ -1,9 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Real agents on 127.0.0.x, observed through `rolemesh status --json` as a user would.
 final class MembershipIntegrationTests: XCTestCase {

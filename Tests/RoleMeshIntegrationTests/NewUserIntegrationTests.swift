@@ -3,11 +3,7 @@ import XCTest
 import Synchronization
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// What a new user ran into in the second round (issue 24, "From the new user"), against the real
 /// binary and real agents.

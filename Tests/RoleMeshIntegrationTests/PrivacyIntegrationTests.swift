@@ -2,9 +2,8 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#endif
+import RoleMeshTestSupport
 
 /// Gossip is private (protocol.md 2): a passive capture of real agents' traffic on loopback holds
 /// no node name, role name or signal value, however it is encoded; and since issue 24 neither does

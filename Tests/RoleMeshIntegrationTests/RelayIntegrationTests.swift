@@ -2,9 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Reaching a member through another (docs/contract.md, "Away from home"): three agents inside a
 /// network namespace the test creates, where iptables drops everything between the laptop and the

@@ -3,11 +3,7 @@ import XCTest
 import Synchronization
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The second security review (issue 24, "From the security review"), each finding against real
 /// agents: relays, descriptors, pre-auth places and the refusal log.

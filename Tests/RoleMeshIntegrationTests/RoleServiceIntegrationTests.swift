@@ -4,11 +4,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Issue 26 on real agents (127.0.0.x): node1 and node2 hold `llm` and each serves `llm/api` (an
 /// echo service that greets with its node's name) at its own port; node3, the thin client, holds

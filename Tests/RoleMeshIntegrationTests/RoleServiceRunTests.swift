@@ -1,11 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshControl
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Supervised `run` processes of role services (issue 26), on real agents: started, restarted when
 /// killed, logged, unhealthy when they keep dying, and with `where = "route"` only on the role's

@@ -2,11 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Roles, routing and failover on real agents, checked with `rolemesh route` on every node.
 final class RoutingIntegrationTests: XCTestCase {

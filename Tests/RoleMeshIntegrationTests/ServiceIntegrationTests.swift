@@ -1,10 +1,7 @@
 import Foundation
 import XCTest
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshPlatform
 
 /// `rolemesh service install|uninstall` as a person runs it. Nothing is enabled on this machine:
 /// `--print` writes nothing, and the install tests put a stand-in systemctl first on PATH

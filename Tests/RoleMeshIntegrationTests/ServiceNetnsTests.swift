@@ -1,9 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshControl
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Role services between devices (issue 26): each agent in a network namespace of its own, joined
 /// to the others by a veth pair into a bridge (in a namespace the test creates), so each device has

@@ -1,11 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A node whose every file write takes 5 s (`ROLEMESH_TEST_WRITE_DELAY_MS`, a test-only hook)
 /// must keep beating: commands that write files wait for the disk, the failure detector does not.

@@ -1,9 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshControl
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The chaos soak (issue 22, part 5): 8 real agents, each in a network namespace of its own behind a
 /// router namespace, under random faults for `ROLEMESH_SOAK_MINUTES` (3 here, as issue 22 asks of

@@ -1,9 +1,7 @@
 import Foundation
 import XCTest
 import RoleMeshControl
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Network splits with real agents (issue 22). The agents run inside a network namespace of the
 /// test's own, whose loopback carries them all; a split is `iptables` rules there dropping every

@@ -1,11 +1,9 @@
 import Foundation
 import XCTest
 import RoleMeshAgent
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshTransport
+import RoleMeshPlatform
 
 /// A control client must never stall the agent's queue, which also ticks the failure detector:
 /// on `fast` a 400 ms stall makes a node think it was suspended and raise its incarnation.

@@ -2,11 +2,8 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import RoleMeshPlatform
 
 /// Hardening of the task channel and the executor: pre-auth floods, task names, the task's
 /// environment, revocation, peer-chosen ids and who may read logs.

@@ -3,11 +3,7 @@ import XCTest
 import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `submit`, `tasks`, `logs` between real agents over the encrypted task channel.
 final class TaskIntegrationTests: XCTestCase {

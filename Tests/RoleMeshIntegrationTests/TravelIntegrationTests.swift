@@ -2,9 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshAgent
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Moving between networks (docs/contract.md, "New devices, revocation, and travelling"; README,
 /// "Travelling"), with each device in a network namespace of its own, since loopback hides these

@@ -3,9 +3,7 @@ import XCTest
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Who may change trust (docs/contract.md, "Who may change trust"), with real agents and a thief:
 /// a test peer that signs statements and slot records with a stolen device's secret key file.

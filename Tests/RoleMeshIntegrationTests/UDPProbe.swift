@@ -1,9 +1,5 @@
 import Foundation
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A bare UDP socket for tests: capture what an agent sends, send it anything.
 final class UDPProbe {

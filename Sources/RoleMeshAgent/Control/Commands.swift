@@ -16,7 +16,7 @@ extension Agent {
             // Held open until the agent stops (closed by `control.stop()` just before exit), so
             // `rolemesh leave` returns when the agent has gone, with no polling on either side.
             conn.send(OkReply(node: config.name))
-            leaveAndExit()
+            leave()
         case .route(let role, let heavy):
             conn.reply(routeReply(route(role, heavy: heavy)))
         case .roles(let action, let role):

@@ -1,5 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
+import RoleMeshStorage
+import RoleMeshTransport
 
 /// The command-line side of the control socket: blocking I/O, one request per connection.
 public final class ControlClient {

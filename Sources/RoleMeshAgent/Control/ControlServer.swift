@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshControl
+import RoleMeshTransport
 
 /// The agent's control socket `DIR/agent.sock` (mode 0600: only the node's owner may steer it).
 ///

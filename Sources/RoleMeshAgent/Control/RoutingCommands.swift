@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// Control requests about roles, routing, signals and draining. Changes apply to the running
 /// node at once (so a second command builds on the first); the file that keeps them is written
@@ -16,7 +17,7 @@ extension Agent {
         } catch { return conn.fail(error) }
         overrides = o
         applySignals(announce: true)
-        Task {
+        spawn {
             if let failure = await saveOverrides() { conn.fail(failure) } else { conn.reply(OkReply(signals: signalsStatus(core.me.signals))) }
         }
     }
@@ -24,7 +25,7 @@ extension Agent {
     func setDraining(_ draining: Bool, _ conn: ControlConnection) {
         overrides.draining = draining
         perform(node.updateSelf(now: Clock.now()) { $0.draining = draining })
-        Task {
+        spawn {
             if let failure = await saveOverrides() { conn.fail(failure) } else { conn.reply(OkReply(draining: draining)) }
         }
     }
@@ -82,7 +83,7 @@ extension Agent {
         let note = add && !grants.allows(name, role, backup: backup)
             ? "\(role) is not granted to \(name): the other nodes skip it for \(role) (`not granted`) until an introducer runs `rolemesh grant \(name) \(RoleGrants.word(role: role, backup: backup))`"
             : nil
-        Task {
+        spawn {
             if let failure = await disk.written({ () throws(MeshError) in try Self.persist(written, to: file) }) {
                 conn.fail(failure)
             } else { conn.reply(OkReply(note: note)) }
@@ -109,7 +110,7 @@ extension Agent {
         guard !probing else { return }
         probing = true
         let probe = self.probe
-        Task {
+        spawn {
             let s = await offQueue { probe.read() }
             probing = false
             probed = s

@@ -1,5 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshStorage
+import RoleMeshTransport
 
 /// The checks that need nothing but this machine: node.toml, the secret key, the listen
 /// address, the clock.

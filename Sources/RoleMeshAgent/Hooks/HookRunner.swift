@@ -6,7 +6,7 @@ import RoleMeshPlatform
 /// `TZ`). Unlike Serf's handlers, nothing waits on a hook: each hook has its own line of at most
 /// 4 runs at once (so a slow hook delays only its own later runs), a run is killed (its process
 /// group) after 30 s, and a line longer than 64 drops its oldest event, logged. A failing hook is
-/// logged, nothing more. An actor: runs are tasks awaiting their child's exit.
+/// logged, nothing more. An actor: runs are children of the agent's (`children`) awaiting their child's exit.
 actor HookRunner {
     let dir: URL
     let me: String
@@ -19,8 +19,9 @@ actor HookRunner {
         var waiting: [(event: String, node: String, line: [UInt8])] = []
     }
     private var lines: [String: Line] = [:]
+    private let children: ChildTasks
 
-    init(dir: URL, me: String) { self.dir = dir; self.me = me }
+    init(dir: URL, me: String, children: ChildTasks) { self.dir = dir; self.me = me; self.children = children }
 
     /// Executable regular files of the folder, by name; dot files and editor backups (`~`) are not hooks.
     nonisolated func hooks() -> [String] {
@@ -52,7 +53,7 @@ actor HookRunner {
             let next = l.waiting.removeFirst()
             l.running += 1
             lines[hook] = l
-            Task { await self.run(hook, event: next.event, node: next.node, line: next.line) }
+            children.spawn { await self.run(hook, event: next.event, node: next.node, line: next.line) }
         }
     }
 
@@ -74,14 +75,25 @@ actor HookRunner {
             stdin.abort()
             return Log.warn("hook \(hook) could not be started for \(event)")
         }
-        // The line, then end of input; a hook that does not read it just gets a closed pipe.
-        Task { _ = await stdin.write(line); stdin.close() }
-        let limit = Task {
-            try? await Task.sleep(for: Self.timeLimit)
-            if !Task.isCancelled { kill(-pid, SIGKILL) }
+        // The line, then end of input (a hook that does not read it just gets a closed pipe), beside
+        // the 30-s limit; both end with the process.
+        let code = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { _ = await stdin.write(line); stdin.close(); return nil }
+            group.addTask {
+                guard (try? await Task.sleep(for: Self.timeLimit)) != nil else { return nil }
+                kill(-pid, SIGKILL)
+                return nil
+            }
+            group.addTask { await Spawn.exit(of: pid) }
+            var code: Int32 = 0
+            for await r in group {
+                guard let r else { continue }
+                code = r
+                stdin.abort()
+                group.cancelAll()
+            }
+            return code
         }
-        let code = await Spawn.exit(of: pid)
-        limit.cancel()
         if code != 0 { Log.warn("hook \(hook) for \(event) \(code == 128 + SIGKILL ? "was killed (30 s limit)" : "exited \(code)")") }
     }
 }

@@ -1,3 +1,4 @@
+import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 

@@ -54,13 +54,13 @@ extension Agent {
                     c.resume(returning: r)
                     return true
                 }
-                Task {
+                spawn {
                     let r: Result<Opened, MeshError>
                     do throws(MeshError) { r = .success(try await self.attempt(service, on: node)) } catch { r = .failure(error) }
                     // Too late (the node was given up): what it brought is closed.
                     if !finish(r), case .success(let o) = r { Self.close(o) }
                 }
-                Task {
+                spawn {
                     while !decided.withLock({ $0 }) {
                         try? await Task.sleep(for: .milliseconds(Self.attemptPollMs))
                         let m = self.core.snapshot(now: Clock.now()).first { $0.name == node }

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshStorage
 
 /// Reads every `roles/ROLE/service.toml` of the node. A file that does not parse is reported
 /// (file → sentence naming its line and key) and its role's services are left out; nothing else

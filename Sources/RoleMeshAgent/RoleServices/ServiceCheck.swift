@@ -1,5 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshStorage
+import RoleMeshTransport
 
 /// One health check of a service on this node: a TCP connect to `127.0.0.1:port`, or the role's
 /// check executable (exit 0 healthy, killed with its process group after 10 s). Runs on a pool

@@ -47,7 +47,7 @@ extension Agent {
         if stdio {
             return conn.takeOver { frames in
                 let local = frames.io
-                Task {
+                self.spawn {
                     await self.forward(local, to: service) { node, error in
                         if let node {
                             _ = local.enqueue(Array(ControlJSON.line(ConnectReply(listen: nil, node: node, via: await self.via(node)))))
@@ -93,7 +93,7 @@ extension Agent {
             guard let self else { sysClose(fd); return }
             self.assumeIsolated { agent in
                 agent.services.listeners[id]?.connections += 1
-                Task {
+                spawn {
                     await agent.forward(AsyncFD(fd), to: service) { _, error in
                         if let error { Log.info("a connection to \(service) found no node: \(error.message)") }
                     }

@@ -42,7 +42,7 @@ extension Agent {
         services.reading = true
         services.readAt = Clock.now()
         let dir = self.dir
-        Task {
+        spawn {
             let (defs, errors) = await offQueue { RoleServiceFiles.load(dir) }
             services.reading = false
             for (file, sentence) in errors where services.errors[file] != sentence { Log.warn(sentence, context: ["file": file]) }
@@ -56,7 +56,7 @@ extension Agent {
         services.checkedAt[d.id] = Clock.now()
         let dir = self.dir
         let env = serviceEnvironment(d)
-        Task {
+        spawn {
             let (ok, why) = await ServiceCheck.run(d, dir: dir, environment: env)
             services.checking.remove(d.id)
             guard var t = services.health[d.id] else { return }

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshTransport
 
 /// A local TCP listener for one service (`forward` in node.toml, or a running `connect`): each
 /// accepted connection is forwarded to the service's current route. Confinement: created, started

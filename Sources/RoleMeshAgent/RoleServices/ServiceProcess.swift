@@ -1,26 +1,31 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshStorage
 
 /// A service's `run` executable, kept running while this node offers the service: restarted on
 /// exit after 1 s, doubling to 60 s (back to 1 s after a run of a minute), in its own process
 /// group; stopped with SIGTERM to the group, SIGKILL 10 s later. Its output (both streams) goes to
 /// `DIR/state/services/ROLE/NAME.log`, capped at `max_log`: a full log moves to `NAME.log.1` (the one
-/// before is removed), so at most twice the cap is kept. Thread-safe; its loop is a task of its own.
+/// before is removed), so at most twice the cap is kept. Thread-safe; its loop and its output's
+/// pump are children of the agent's (`children`).
 final class ServiceProcess: Sendable {
     struct Exit: Sendable { var status: Int32; var seconds: Double }
     private struct State {
         var pid: pid_t = 0
         var stopping = false
-        var loop: Task<Void, Never>?
     }
     private let state = Locked(State())
+    /// Bumped by `stop()` (it ends a backoff at once); `ended` once the loop is over.
+    private let stopRequested = ChangeSignal(), ended = ChangeSignal()
+    private let children: ChildTasks
     let definition: ServiceDefinition
     private let path: String, folder: String, environment: [String], log: URL, cap: Int
     /// Runs this many times in a row that ended within a minute: the service keeps dying.
     static let dyingAfter = 3
     static let stopGraceSeconds = 10
 
-    init(_ d: ServiceDefinition, dir: NodeDirectory, environment: [String], cap: Int) {
+    init(_ d: ServiceDefinition, dir: NodeDirectory, environment: [String], cap: Int, children: ChildTasks) {
+        self.children = children
         definition = d
         folder = dir.rolesDir.appendingPathComponent(d.role).path
         path = folder + "/" + (d.run ?? "")
@@ -31,14 +36,15 @@ final class ServiceProcess: Sendable {
 
     /// Starts the loop; `exited(status, keepsDying)` after each run, `started()` at each start.
     func start(started: @escaping @Sendable (pid_t) -> Void, exited: @escaping @Sendable (Exit, Bool) -> Void) {
-        let loop = Task {
+        children.spawn { [self] in
+            defer { ended.bump() }
             var backoff = 1.0, quickExits = 0
-            while !state.withLock({ $0.stopping }) {
+            while !state.withLock({ $0.stopping }), !Task.isCancelled {     // cancelled: the agent has stopped
                 let t0 = Date()
                 guard let pid = spawn() else {
                     quickExits += 1
                     exited(Exit(status: 126, seconds: 0), quickExits >= Self.dyingAfter)
-                    try? await Task.sleep(for: .seconds(backoff)); backoff = min(backoff * 2, 60)
+                    await stopRequested.wait(after: 0, timeout: .seconds(backoff)); backoff = min(backoff * 2, 60)
                     continue
                 }
                 let stopped = state.withLock { s -> Bool in s.pid = pid; return s.stopping }
@@ -50,27 +56,20 @@ final class ServiceProcess: Sendable {
                 if ran >= 60 { backoff = 1; quickExits = 0 } else { quickExits += 1 }
                 if state.withLock({ $0.stopping }) { break }
                 exited(Exit(status: status, seconds: ran), quickExits >= Self.dyingAfter)
-                try? await Task.sleep(for: .seconds(backoff))
+                await stopRequested.wait(after: 0, timeout: .seconds(backoff))
                 backoff = min(backoff * 2, 60)
             }
         }
-        state.withLock { $0.loop = loop }
     }
 
     /// SIGTERM to its process group, SIGKILL 10 s later if it is still there; returns once it ended.
     func stop() async {
-        let (pid, loop) = state.withLock { s -> (pid_t, Task<Void, Never>?) in s.stopping = true; return (s.pid, s.loop) }
-        loop?.cancel()      // ends a backoff sleep at once
-        if pid > 0 {
-            kill(-pid, SIGTERM)
-            let killer = Task {
-                try? await Task.sleep(for: .seconds(Self.stopGraceSeconds))
-                if !Task.isCancelled { kill(-pid, SIGKILL) }
-            }
-            await loop?.value
-            killer.cancel()
-        } else {
-            await loop?.value
+        let pid = state.withLock { s -> pid_t in s.stopping = true; return s.pid }
+        stopRequested.bump()      // ends a backoff at once
+        if pid > 0 { kill(-pid, SIGTERM) }
+        if await ended.wait(after: 0, timeout: .seconds(Self.stopGraceSeconds)) == 0, pid > 0 {
+            kill(-pid, SIGKILL)
+            await ended.wait(after: 0)
         }
     }
 
@@ -89,7 +88,7 @@ final class ServiceProcess: Sendable {
         guard case .success(let pid) = r else { sysClose(readEnd); return nil }
         let io = AsyncFD(readEnd)
         let log = self.log, cap = self.cap
-        Task { await Self.pump(io, to: log, cap: cap) }
+        children.spawn { await Self.pump(io, to: log, cap: cap) }
         return pid
     }
 

@@ -14,15 +14,16 @@ extension Agent {
             services.runs[id] = nil
             services.dying[id] = nil
             Log.info("stopping the service's process", context: ["service": id])
-            Task { await p.stop() }
+            spawn { await p.stop() }
         }
         for d in wanted where services.runs[d.id] == nil {
-            let p = ServiceProcess(d, dir: dir, environment: serviceEnvironment(d), cap: config.maxLogBytes)
+            let p = ServiceProcess(d, dir: dir, environment: serviceEnvironment(d), cap: config.maxLogBytes, children: children)
             services.runs[d.id] = p
             let id = d.id
             p.start(started: { pid in Log.info("started the service's process (pid \(pid))", context: ["service": id]) },
                     exited: { [weak self] exit, dying in
-                        Task { await self?.runExited(id, exit, keepsDying: dying) }
+                        guard let self else { return }
+                        self.spawn { await self.runExited(id, exit, keepsDying: dying) }
                     })
         }
     }

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshStorage
 
 /// Reads every `roles/ROLE/schedule.toml` of the node. A file that does not parse is reported
 /// (file → sentence) and its role's schedules are left out; nothing else is affected.

@@ -8,7 +8,7 @@ import RoleMeshCore
 extension Agent {
     func startSchedules() {
         let dir = self.dir, me = name, keys = keyRing.trusted, journal = self.journal
-        Task {
+        spawn {
             let (stored, kept) = await offQueue { () -> (Int, [SlotRun]) in
                 let all = SlotStore.load(dir)
                 return (all.count, SlotStore.cleaned(all, me: me, keys: keys) { journal.record($0) != nil })
@@ -64,7 +64,7 @@ extension Agent {
         guard !background.readingFiles else { return }
         background.readingFiles = true
         let dir = self.dir
-        Task {
+        spawn {
             let (schedules, errors) = await offQueue { ScheduleFiles.load(dir) }
             background.readingFiles = false
             for (file, e) in errors where background.fileErrors[file] != e { Log.warn("\(e); its schedules are not run") }
@@ -93,7 +93,7 @@ extension Agent {
         background.probingIdle = true
         background.idleReadAt = Clock.now()
         let probe = idleProbe
-        Task {
+        spawn {
             let r = await offQueue { probe.read() }
             background.probingIdle = false
             background.idle = r.idle
@@ -147,7 +147,7 @@ extension Agent {
         saveLedger()
         shareSlots()
         let submitter = self.submitter, journal = self.journal, id = sub.id, run = sub
-        Task {
+        spawn {
             await submitter.run(run, sink: nil)
             let record = await offQueue { journal.record(id) }
             runEnded(id, record)

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// Slot records travel outside the membership core: over the task channel (authenticated and
 /// encrypted), as a `slots` request that carries this node's records and is answered with the
@@ -104,15 +105,15 @@ extension Agent {
         // One exchange per peer at a time; news that comes meanwhile goes in another right after.
         guard background.exchanging.insert(peer).inserted else { background.again.insert(peer); return }
         let ours = ourSlots()
-        Task {
+        spawn {
             var theirs = SlotsPayload(records: [])
             do {
                 let ch = try await channel(to: peer, address: address)
                 // A peer that stops answering does not hold the exchange open.
-                let limit = Task { try? await Task.sleep(for: .seconds(5)); ch.abort() }
+                ch.io.setDeadline(5)
                 try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [], trust: ours.trust ?? [])))
                 if let f = try await ch.receive(), f.type == .slots, let p = f.decode(SlotsPayload.self) { theirs = p }
-                limit.cancel()
+                ch.io.setDeadline(nil)
                 ch.close()
             } catch {
                 Log.debug("slot records: no exchange with \(peer): \((error as? MeshError)?.message ?? "\(error)")")

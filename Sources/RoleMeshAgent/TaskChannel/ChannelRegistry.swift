@@ -36,4 +36,10 @@ final class ChannelRegistry: Sendable {
         let ios = open.withLock { $0.removeValue(forKey: peer) ?? [] }.compactMap(\.io)
         for io in ios { io.close() }
     }
+
+    /// Ends every connection (the agent has left).
+    func closeAll() {
+        let ios = open.withLock { all in defer { all = [:] }; return all.values.flatMap { $0 } }.compactMap(\.io)
+        for io in ios { io.close() }
+    }
 }

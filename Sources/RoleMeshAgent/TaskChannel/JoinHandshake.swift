@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshTransport
 
 /// The join variant of the task-channel handshake: a new device, not trusted yet, proves it holds
 /// an invite's secret without sending it (`protocol.md`, "Task channel", join). It is the same

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshTransport
 
 /// The task channel between two agents: TCP, mutually authenticated with both nodes'
 /// Ed25519 keys, encrypted with XChaCha20-Poly1305. `protocol.md` ("Task channel") has the bytes.

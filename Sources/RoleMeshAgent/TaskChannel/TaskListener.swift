@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import Synchronization
 import RoleMeshCore
+import RoleMeshTransport
 
 /// The TCP side of the agent's address: accepts task connections (`AcceptSource`, on the agent's
 /// queue) and hands each one to the pre-auth gate, which starts its handshake as soon as it has a

@@ -10,7 +10,7 @@ extension Agent {
 
     func cancel(id given: String, _ conn: ControlConnection) {
         let journal = self.journal, submitter = self.submitter, executor = self.executor, me = config.name
-        Task {
+        spawn {
             let id = journal.resolve(given) ?? given
             guard let record = await offQueue({ journal.record(id) }) else {
                 return conn.fail(MeshError(MeshError.other, "no task \(given) is known to \(me) (cancel it on the node that submitted or runs it)"))

@@ -36,7 +36,7 @@ extension Agent {
         for (node, r) in due {
             reach[node] = (r.via, Date())      // one try per period, however long it takes
             guard let direct = provenAddress(of: node) else { continue }
-            Task {
+            spawn {
                 do throws(MeshError) {
                     let ch = try await SecureChannel.connect(to: direct, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
                     ch.close()

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// A task someone asked this node to run somewhere: what `submit` sent, and what the
 /// queue persists under `DIR/state/queue/ID.json` until a node can take it.
@@ -192,7 +193,11 @@ actor Submitter {
         let relay = Relay(sink: sink)
         relays[sub.id] = relay
         // Whatever the outcome, it is final: a queued submission must never run again after it.
-        defer { relays[sub.id] = nil; relay.finish(); try? FileManager.default.removeItem(at: queueFile(sub.id)) }
+        defer {
+            relays[sub.id] = nil; relay.finish()
+            // Cancelled: the agent stopped; a queued submission stays on disk for the next start.
+            if !Task.isCancelled { try? FileManager.default.removeItem(at: queueFile(sub.id)) }
+        }
         guard let agent = link.agent else { return }
         func end(_ frame: Frame) async { if let sink { try? await sink.send(frame) } }
         func fail(_ e: MeshError) async { await end(.error(e)) }
@@ -241,6 +246,7 @@ actor Submitter {
         }
 
         while true {
+            if Task.isCancelled { return }       // the agent stopped: the journal stays as it is
             if relay.cancelled { return await cancelled() }
             let viewSeen = agent.viewChanges.count
             let target: (name: String, address: WireAddress)
@@ -327,6 +333,7 @@ actor Submitter {
             } catch {}
             relay.detach()
             active[sub.id] = nil
+            if Task.isCancelled { return }       // the agent stopped, not the node: nothing was lost
             if revokedRuns.remove(sub.id) != nil {
                 channel.abort()
                 return await failed(on: target.name, MeshError(MeshError.noPermission, "trust in \(target.name) was revoked on \(me)"))

@@ -72,7 +72,7 @@ extension Agent {
         let gate = PreAuthGate(start: { fd, source, place in
             // The handshake is a task of its own, off the agent queue; the agent is asked for a key
             // once the client's hello opened.
-            Task.detached {
+            self.spawn {
                 let io = AsyncFD(fd)
                 let channel: SecureChannel
                 do throws(SecureChannel.Refusal) {
@@ -87,14 +87,14 @@ extension Agent {
                 place.release()
                 await self.serveAccepted(channel)
             }
-        }, refused: { source, why in Task { await self.noteRefusal(why, from: source.host) } })
+        }, refused: { source, why in self.spawn { await self.noteRefusal(why, from: source.host) } })
         taskListener.start(queue: queue, gate: gate)
         every(ms: Int(RefusalLog.interval)) { agent in
             if let line = agent.refusals.flush(now: Clock.now()) { Log.info(line) }
         }
         every(ms: 5_000) { $0.retryDirectPaths() }
         let submitter = self.submitter
-        Task { await submitter.resume() }
+        spawn { await submitter.resume() }
     }
 
     /// A refused task connection, for the log (`RefusalLog`: one line at once, then a summary at
@@ -132,7 +132,7 @@ extension Agent {
             let e = MeshError(MeshError.usage, "submit needs ROLE/TASK: a valid role name and a file name")
             if detach { conn.fail(e) } else {
                 conn.takeOver { sink in
-                    Task { try? await sink.send(.error(e)); sink.close() }
+                    self.spawn { try? await sink.send(.error(e)); sink.close() }
                 }
             }
             return
@@ -144,11 +144,11 @@ extension Agent {
             if !sub.queue, case .failure(let e) = target(for: sub, excluding: [:]) { conn.fail(e); return }
             conn.reply(SubmittedReply(id: sub.id))
             let s = sub, submitter = self.submitter
-            Task { await submitter.run(s, sink: nil) }
+            spawn { await submitter.run(s, sink: nil) }
         } else {
             let s = sub, submitter = self.submitter
             conn.takeOver { sink in
-                Task {
+                self.spawn {
                     try? await sink.send(Frame(.started, encoding: StartedInfo(id: s.id, state: "accepted")))
                     await submitter.run(s, sink: sink)
                 }
@@ -160,7 +160,7 @@ extension Agent {
     /// answered back on it (the connection buffers it without waiting for the client).
     func sendTasks(_ conn: ControlConnection) {
         let journal = self.journal
-        Task {
+        spawn {
             let answer = await offQueue { Array(ControlJSON.line(TasksReply(tasks: journal.all()))) }
             conn.replyRaw(answer)
         }
@@ -169,7 +169,7 @@ extension Agent {
     func logs(id given: String, follow: Bool, _ conn: ControlConnection) {
         let journal = self.journal, submitter = self.submitter
         conn.takeOver { sink in
-            Task {
+            self.spawn {
                 // The stream's first frame says the agent took the request, so the command line's
                 // time limit on a first answer holds even while a followed task waits in the queue.
                 try? await sink.send(Frame(.started, encoding: StartedInfo(id: given, state: "logs")))

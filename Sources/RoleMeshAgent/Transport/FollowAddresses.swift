@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshTransport
 
 /// Moving between networks (README, "Travelling"): the agent follows its own addresses.
 ///
@@ -19,7 +20,8 @@ extension Agent {
 
     func startFollowingAddresses() {
         addressWatcher = AddressWatcher { [weak self] in
-            Task { await self?.addressesMayHaveChanged() }
+            guard let self else { return }
+            self.spawn { await self.addressesMayHaveChanged() }
         }
         every(ms: Self.addressLookMs) { $0.checkOwnAddress() }
     }
@@ -49,7 +51,7 @@ extension Agent {
                     node.forgetProofs()
                     perform(node.updateSelf(now: Clock.now(), announce: true) { $0.address = here })
                     let submitter = self.submitter
-                    Task { await submitter.ownAddressChanged(to: here) }
+                    spawn { await submitter.ownAddressChanged(to: here) }
                 }
             } else {
                 reachable = targets.isEmpty      // alone: there is nobody to be cut off from
@@ -80,7 +82,7 @@ extension Agent {
         for (name, address) in now {
             guard let old = memberAddresses[name], old != address else { continue }
             let submitter = self.submitter
-            Task { await submitter.memberMoved(name, from: old, to: address) }
+            spawn { await submitter.memberMoved(name, from: old, to: address) }
         }
         memberAddresses = now
     }

@@ -1,3 +1,4 @@
+import RoleMeshPlatform
 import RoleMeshCore
 
 /// Datagrams dropped because they are signed by a node this one does not trust: counted in

@@ -1,6 +1,8 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
+import RoleMeshTransport
 
 /// `rolemesh invite NAME`: this node holds a one-time secret for NAME and prints a code; the new
 /// device proves the secret in a join handshake (TaskChannel/JoinHandshake.swift), gets the
@@ -46,7 +48,7 @@ extension Agent {
         let text = code.text
         Log.info("invite for \(invited) made, valid until \(Self.wallText(expires))" + (others.isEmpty ? "" : " (\(others.count) earlier one(s) for it still pending)"))
         let also = others.sorted { $0.expires < $1.expires }.map { Self.wallText($0.expires) }
-        Task {
+        spawn {
             if let failure = await saveInvites() { conn.fail(failure); return }
             conn.reply(InviteReply(name: invited, code: text, expires: Self.wallText(expires), alsoPending: also.isEmpty ? nil : also))
         }
@@ -107,7 +109,7 @@ extension Agent {
         guard let p = pendingInvite(invited, id: id) else { return false }
         claimedGrants[invited] = p.grants ?? []
         invites.removeAll { $0.name == invited }
-        Task { _ = await saveInvites() }
+        spawn { _ = await saveInvites() }
         Log.info("\(invited) proved its invite; admitting it")
         return true
     }
@@ -128,10 +130,9 @@ extension Agent {
     func welcome(_ channel: SecureChannel) async {
         defer { channel.close() }
         guard let key = channel.joinKey else { return }
-        // Cancelled once the frame is in: the sleep then throws and nothing is aborted.
-        let limit = Task { if (try? await Task.sleep(for: .seconds(3))) != nil { channel.abort() } }
+        channel.io.setDeadline(3)      // lifted once the frame is in
         let asked = (try? await channel.receive()).flatMap { $0.type == .request ? $0.decode(JoinRequest.self) : nil }
-        limit.cancel()
+        channel.io.setDeadline(nil)
         guard let asked else { claimedGrants[channel.peer] = nil; return Log.warn("\(channel.peer) proved its invite but did not say what it holds; not admitting it") }
         var granted = RoleGrants(claimedGrants.removeValue(forKey: channel.peer) ?? []) ?? RoleGrants()
         let wanted = RoleGrants.needed(roles: asked.roles.filter { NodeName.isValid($0) }.prefix(32).map { $0 },

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshStorage
 
 /// `rolemesh revoke NAME` while this node's agent is not running: the key moves now and the signed
 /// revocation waits in `state/trust.json`, which the agent loads and passes on to every member it

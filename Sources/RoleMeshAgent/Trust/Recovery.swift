@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// The recovery code on the command line (RoleMeshCore/Trust/RecoveryCode.swift): `init` makes
 /// one and records, signed by it, that the new node is the mesh's first introducer; `--recovery`

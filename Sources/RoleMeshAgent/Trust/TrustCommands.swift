@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// The commands that change trust (`revoke`, `introducers`, `grant`, `ungrant`, and their
 /// `--recovery` form) and the audit (`trust`). Each signs a statement, has the ledger judge it
@@ -8,7 +9,7 @@ import RoleMeshCore
 /// changed is on disk.
 extension Agent {
     /// Waits for file changes; the last failure, if any.
-    func finished(_ applying: [Task<MeshError?, Never>]) async -> MeshError? {
+    func finished(_ applying: [Later<MeshError?>]) async -> MeshError? {
         var failure: MeshError?
         for t in applying { if let e = await t.value { failure = e } }
         return failure
@@ -31,7 +32,7 @@ extension Agent {
         // Read before the revocation drops what the key signed.
         let introduced = trust.introduced(by: revoked, key: key)
         let restored = trust.revoked(by: revoked, key: key).map(\.name)
-        var applying: [Task<MeshError?, Never>] = [], moved = false
+        var applying: [Later<MeshError?>] = [], moved = false
         if trustedKey != nil {
             let (outcome, tasks) = judge(signed(.revoke, name: revoked, key: key))
             guard case .accepted(let effects) = outcome else {
@@ -56,7 +57,7 @@ extension Agent {
         let reply = RevokeReply(name: revoked, moved: moved,
                                 introduced: introduced.map { .init(name: $0.name, at: Self.rfc3339(ms: $0.time)) },
                                 cascaded: cascaded, restored: restored)
-        Task {      // on the agent (it uses `self`), where `conn` lives
+        spawn {      // on the agent (it uses `self`), where `conn` lives
             // The key has moved (not just been queued to move); the revocation is signed and kept
             // whatever happened to the file: say both halves.
             if let failure = await finished(applying) {
@@ -81,7 +82,7 @@ extension Agent {
         let message = add
             ? "\(subject) is an introducer now: every node that accepts \(name) lets \(subject) invite, revoke and grant"
             : "\(subject) is no longer an introducer on the nodes that accept \(name); its statements stop counting there"
-        Task {
+        spawn {
             if let failure = await finished(applying) { return conn.fail(failure) }
             conn.reply(TrustChangeReply(message: message))
         }
@@ -113,7 +114,7 @@ extension Agent {
         let (outcome, applying) = judge(signed(.grant, name: subject, key: key, grants: next.sorted))
         if case .refused(let why) = outcome { return conn.fail(Self.refusedHere(why)) }
         let what = next.words.isEmpty ? "no role" : next.text
-        Task {
+        spawn {
             if let failure = await finished(applying) { return conn.fail(failure) }
             conn.reply(TrustChangeReply(message: "\(subject) is granted \(what) now; the grant spreads to every node that accepts \(name)"))
         }
@@ -140,7 +141,7 @@ extension Agent {
         case .known: effects = []
         case .accepted(let e): effects = e
         }
-        Task {
+        spawn {
             if let failure = await finished(applying) { return conn.fail(failure) }
             switch s.kind {
             case .revoke:
@@ -160,7 +161,7 @@ extension Agent {
     /// whether it is an introducer, its grants, and the revocations this node refused.
     func trustReply(_ conn: ControlConnection) {
         let dir = self.dir
-        Task {
+        spawn {
             let revokedFiles = await offQueue { (try? KeyStore.loadRevokedFiles(in: dir)) ?? [:] }
             var keys: [TrustReply.Key] = []
             let selfIntroducer = mayChangeTrust() == nil

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// Trust statements: judged by `TrustLedger` (RoleMeshCore/Trust), applied to `keys/` and
 /// node.toml's `introducers` here, and spread on the slot-record exchange (Schedules/SlotRelay.swift):
@@ -78,8 +79,8 @@ extension Agent {
 
     /// Considers statements (a peer's); applies what is accepted and passes news on.
     @discardableResult
-    func considerTrust(_ statements: [TrustStatement], from peer: String) -> [Task<MeshError?, Never>] {
-        var news = false, applying: [Task<MeshError?, Never>] = [], introducersChanged = false
+    func considerTrust(_ statements: [TrustStatement], from peer: String) -> [Later<MeshError?>] {
+        var news = false, applying: [Later<MeshError?>] = [], introducersChanged = false
         for s in statements.prefix(TrustLedger.perExchange) {
             switch trust.consider(s, trustView) {
             case .known: continue
@@ -98,10 +99,10 @@ extension Agent {
 
     /// This node's own statement: the outcome (a refusal says why, for the command's answer) and
     /// the file changes it started, each ending with its failure if it failed.
-    func judge(_ s: TrustStatement) -> (TrustLedger.Outcome, [Task<MeshError?, Never>]) {
+    func judge(_ s: TrustStatement) -> (TrustLedger.Outcome, [Later<MeshError?>]) {
         let outcome = trust.consider(s, trustView)
         guard case .accepted(let effects) = outcome else { return (outcome, []) }
-        var applying: [Task<MeshError?, Never>] = [], introducersChanged = false
+        var applying: [Later<MeshError?>] = [], introducersChanged = false
         for e in effects {
             if case .introducer = e { introducersChanged = true }
             applying.append(apply(e))
@@ -124,7 +125,7 @@ extension Agent {
         TrustStatement.make(kind, by: name, name: subject, key: key, time: Self.wallMillis(), grants: grants, sign: keyRing.keyPair.sign)
     }
 
-    func apply(_ e: TrustLedger.Effect) -> Task<MeshError?, Never> {
+    func apply(_ e: TrustLedger.Effect) -> Later<MeshError?> {
         switch e {
         case .introduce(let s, let grants): return applyIntroduction(s, grants: grants)
         case .grant(let subject, let key, let grants): return applyGrant(subject, key: key, grants: grants)
@@ -132,7 +133,7 @@ extension Agent {
         case .revokedSelf(let s):
             Log.warn("this node was revoked by \(Self.signerText(s)) at \(Self.rfc3339(ms: s.time)): the other devices no longer trust it")
             publish(Self.revokedEvent(s))
-            return Task { nil }
+            return Later(nil)
         case .introducer(let subject, let add): return applyIntroducer(subject, add: add)
         case .restore(let r): return applyRestore(r)
         }
@@ -144,21 +145,24 @@ extension Agent {
         return e
     }
 
-    func applyIntroduction(_ s: TrustStatement, grants: [String]?) -> Task<MeshError?, Never> {
+    func applyIntroduction(_ s: TrustStatement, grants: [String]?) -> Later<MeshError?> {
         let dir = self.dir
-        return Task {
+        let later = Later<MeshError?>()
+        spawn {
             let written = await disk.written { () throws(MeshError) in
                 if try KeyStore.writeIntroduced(s, grants: grants, in: dir) { Log.info("\(s.by) introduced \(s.name): wrote keys/\(s.name).pub") }
             }
             if let written { Log.warn(written.message) }
             reloadKeys()
-            return written
+            later.resolve(written)
         }
+        return later
     }
 
-    func applyGrant(_ subject: String, key: [UInt8], grants: [String]?) -> Task<MeshError?, Never> {
+    func applyGrant(_ subject: String, key: [UInt8], grants: [String]?) -> Later<MeshError?> {
         let dir = self.dir
-        return Task {
+        let later = Later<MeshError?>()
+        spawn {
             let written = await disk.written { () throws(MeshError) in
                 if try KeyStore.rewriteGrants(name: subject, key: key, grants: grants, in: dir) {
                     Log.info("\(subject) is granted \(grants.map { $0.isEmpty ? "no role" : $0.joined(separator: " ") } ?? "every role") now (keys/\(subject).pub)")
@@ -166,18 +170,20 @@ extension Agent {
             }
             if let written { Log.warn(written.message) }
             reloadKeys()
-            return written
+            later.resolve(written)
         }
+        return later
     }
 
     /// The revoked device is told first (it learns it was revoked: its `status`, `watch`), then
     /// its key moves and the keys reload ends its channels and tasks.
-    func applyRevocation(_ s: TrustStatement) -> Task<MeshError?, Never> {
+    func applyRevocation(_ s: TrustStatement) -> Later<MeshError?> {
         let dir = self.dir
         publish(Self.revokedEvent(s))
-        return Task {
+        let later = Later<MeshError?>()
+        spawn {
             // Bounded as a whole (connecting, relays included): the revocation never waits on it for long.
-            await Self.atMost(seconds: 2) { await self.tellRevoked(s.name) }
+            await atMost(seconds: 2) { await self.tellRevoked(s.name) }
             let failure = await disk.written { () throws(MeshError) in
                 guard try KeyStore.moveToRevoked(name: s.name, key: s.key, in: dir) else {
                     throw MeshError(MeshError.other, "keys/\(s.name).pub no longer holds the revoked key; nothing was moved")
@@ -186,18 +192,16 @@ extension Agent {
             }
             if let failure { Log.warn(failure.message) }
             reloadKeys()
-            return failure
+            later.resolve(failure)
         }
+        return later
     }
 
-    /// Waits for `body`, but `seconds` at most: after that `body` goes on alone.
-    nonisolated static func atMost(seconds: Double, _ body: @escaping @Sendable () async -> Void) async {
-        let resumed = Locked(false)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            @Sendable func finish() { if resumed.withLock({ was in defer { was = true }; return !was }) { c.resume() } }
-            Task { await body(); finish() }
-            Task { try? await Task.sleep(for: .seconds(seconds)); finish() }
-        }
+    /// Waits for `body`, but `seconds` at most: after that `body` goes on alone (a child of the agent's).
+    nonisolated func atMost(seconds: Double, _ body: @escaping @Sendable () async -> Void) async {
+        let done = ChangeSignal()
+        spawn { await body(); done.bump() }
+        await done.wait(after: 0, timeout: .seconds(seconds))
     }
 
     /// One exchange with a device being revoked, while it is still trusted: it gets the
@@ -207,8 +211,8 @@ extension Agent {
         let ours = ourSlots()
         do throws(MeshError) {
             let ch = try await channel(to: peer, address: address)
-            let limit = Task { try? await Task.sleep(for: .seconds(2)); ch.abort() }
-            defer { limit.cancel(); ch.close() }
+            ch.io.setDeadline(2)
+            defer { ch.io.setDeadline(nil); ch.close() }
             try await ch.send(Frame(.request, encoding: TaskRequest.slots(ours.records, schedules: ours.schedules ?? [], trust: ours.trust ?? [])))
             _ = try await ch.receive()
         } catch {
@@ -217,18 +221,20 @@ extension Agent {
     }
 
     /// node.toml's `introducers`, edited in place (comments kept) and in the running node at once.
-    func applyIntroducer(_ subject: String, add: Bool) -> Task<MeshError?, Never> {
+    func applyIntroducer(_ subject: String, add: Bool) -> Later<MeshError?> {
         var next = config.acceptedIntroducers
         if add { if !next.contains(subject) { next.append(subject) } } else { next.removeAll { $0 == subject } }
         config.introducers = next
         let list = next
         Log.info(add ? "\(subject) is an introducer here now (node.toml)" : "\(subject) is no longer an introducer here (node.toml)")
         let file = dir.configFile
-        return Task {
+        let later = Later<MeshError?>()
+        spawn {
             let failure = await disk.written { () throws(MeshError) in try Self.persistIntroducers(list, to: file) }
             if let failure { Log.warn(failure.message) }
-            return failure
+            later.resolve(failure)
         }
+        return later
     }
 
     static func persistIntroducers(_ list: [String], to path: URL) throws(MeshError) {
@@ -243,9 +249,10 @@ extension Agent {
     }
 
     /// A revocation whose signer was revoked no longer counts: the key comes back where it was moved.
-    func applyRestore(_ r: TrustStatement) -> Task<MeshError?, Never> {
+    func applyRestore(_ r: TrustStatement) -> Later<MeshError?> {
         let dir = self.dir
-        return Task {
+        let later = Later<MeshError?>()
+        spawn {
             let failure = await disk.written { () throws(MeshError) in
                 if try KeyStore.restoreRevoked(name: r.name, key: r.key, in: dir) {
                     Log.notice("\(r.by) was revoked, so its revocation of \(r.name) no longer counts: moved keys/revoked/\(r.name).pub back to keys/")
@@ -253,7 +260,8 @@ extension Agent {
             }
             if let failure { Log.warn(failure.message) }
             reloadKeys()
-            return failure
+            later.resolve(failure)
         }
+        return later
     }
 }

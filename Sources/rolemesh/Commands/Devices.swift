@@ -3,6 +3,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// New devices and revocation (docs/contract.md, "New devices, revocation, and travelling"), and
 /// who may change trust ("Who may change trust").

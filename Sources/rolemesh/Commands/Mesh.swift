@@ -3,6 +3,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "The membership view as this node sees it.")

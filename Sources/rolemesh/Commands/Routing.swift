@@ -3,6 +3,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 struct Route: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "route", abstract: "Where a task for ROLE would go now, and why every other node was skipped.")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import RoleMeshPlatform
 import RoleMeshAgent
+import RoleMeshStorage
 
 struct Service: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
+import RoleMeshStorage
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a node: its directory, node.toml and key pair.")
@@ -137,7 +138,18 @@ struct AgentCommand: ParsableCommand {
             Log.verbose = verbose
             if let logLevel { Log.setLevel(named: logLevel.rawValue) }
             let agent = try Agent(dir: dir.node)
-            try agent.start()
+            // Until the CLI is async (issue 25): the agent runs on the async side; the main thread
+            // serves Dispatch meanwhile. Leaving may take `leaveBound` at most, then the process ends.
+            Task {
+                do throws(MeshError) { try await agent.run() } catch { RoleMeshCLI.fail(error) }
+                RoleMeshCLI.terminate(0)
+            }
+            Task {
+                await agent.leaving()
+                try? await Task.sleep(for: .seconds(10))
+                Log.warn("the agent did not stop within 10 s of leaving; ending it")
+                RoleMeshCLI.terminate(0)
+            }
             dispatchMain()
         }
     }

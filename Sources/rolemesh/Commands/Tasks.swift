@@ -4,6 +4,7 @@ import Synchronization
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshStorage
 
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
 struct Submit: ParsableCommand {

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshAgent
+import RoleMeshStorage
 
 /// Runs the platform's own tools (systemctl, launchctl) the way a person would from a shell.
 enum SystemCommand {

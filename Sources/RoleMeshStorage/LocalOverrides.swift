@@ -54,7 +54,7 @@ public struct LocalOverrides: Equatable, Sendable {
         return s
     }
 
-    static func file(_ dir: NodeDirectory) -> URL { dir.stateDir.appendingPathComponent("local.json") }
+    public static func file(_ dir: NodeDirectory) -> URL { dir.stateDir.appendingPathComponent("local.json") }
 
     public static func load(_ dir: NodeDirectory) -> LocalOverrides {
         guard let data = try? Data(contentsOf: file(dir)), let f = ControlJSON.decode(Stored.self, from: data) else {
@@ -76,7 +76,7 @@ public struct LocalOverrides: Equatable, Sendable {
     }
 
     /// `local.json`: `{"draining": false, "pinned": {"load": null, "mem_free": 0.5, ...}}`.
-    struct Stored: Codable {
+    public struct Stored: Codable {
         var draining: Bool?
         var pinned: SignalsStatus?
     }

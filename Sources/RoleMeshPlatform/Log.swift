@@ -1,4 +1,6 @@
-import RoleMeshPlatform
+import Glibc
+import Dispatch
+import FoundationEssentials
 import Logging
 import Synchronization
 
@@ -9,7 +11,7 @@ public enum Log {
     /// The lowest level written (`agent --log-level`); an index into `Logger.Level.allCases`.
     private static let threshold = Atomic(Logger.Level.allCases.firstIndex(of: .info)!)
 
-    static let logger = Logger(label: "rolemesh") { _ in LineLogHandler() }
+    public static let logger = Logger(label: "rolemesh") { _ in LineLogHandler() }
 
     /// The level names `--log-level` takes, lowest first.
     public static let levelNames = Logger.Level.allCases.map(\.rawValue)
@@ -43,7 +45,7 @@ public enum Log {
     public static func notice(_ s: String, context: KeyValuePairs<String, String>) { write(.notice, s, context) }
     public static func warn(_ s: String, context: KeyValuePairs<String, String>) { write(.warning, s, context) }
 
-    static func write(_ l: Logger.Level, _ s: String, _ context: KeyValuePairs<String, String>) {
+    public static func write(_ l: Logger.Level, _ s: String, _ context: KeyValuePairs<String, String>) {
         guard l >= level else { return }
         // Metadata keeps no order; the context's order (node=, peer=, task=, role=) is kept by
         // passing it in one ordered value.
@@ -55,23 +57,23 @@ public enum Log {
 /// `TIME LEVEL message key=value...` on stderr, one event per line. Under systemd (the journal
 /// sets `JOURNAL_STREAM` for the units whose output it takes) the time is left out: the journal
 /// stamps every line itself.
-struct LineLogHandler: LogHandler {
-    static let contextKey = "context"
-    static let stampTime = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] == nil
+public struct LineLogHandler: LogHandler {
+    public static let contextKey = "context"
+    public static let stampTime = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] == nil
 
-    var metadata: Logger.Metadata = [:]
+    public var metadata: Logger.Metadata = [:]
     /// The threshold lives in `Log`, so `--log-level` applies to every logger at once.
-    var logLevel: Logger.Level {
+    public var logLevel: Logger.Level {
         get { Log.level }
         set { Log.level = newValue }
     }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         // Never trapping: a closed stderr loses the line, it does not bring the agent down.
         let line = Self.format(level: event.level, message: "\(event.message)",
                                metadata: self.metadata.merging(event.metadata ?? [:]) { $1 },
@@ -81,7 +83,7 @@ struct LineLogHandler: LogHandler {
 
     /// One line. Names and sentences may come from unauthenticated peers, so control characters
     /// (newlines, escape sequences) are escaped rather than written to the terminal or journal.
-    static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, time: String?) -> String {
+    public static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, time: String?) -> String {
         var line = time.map { $0 + " " } ?? ""
         line += "\(level.rawValue) \(message)"
         if case .string(let pairs)? = metadata[contextKey] { line += " " + pairs }
@@ -90,7 +92,7 @@ struct LineLogHandler: LogHandler {
     }
 
     /// A value as `key=value` shows it: quoted when it has a space, a quote or is empty.
-    static func quoted(_ v: String) -> String {
+    public static func quoted(_ v: String) -> String {
         guard v.isEmpty || v.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) else { return v }
         return "\"" + v.replacingScalar("\"", with: "\\\"") + "\""
     }

@@ -16,7 +16,7 @@ public enum SocketAddress {
     }
 
     /// Calls `body` with a sockaddr for `a` and its length.
-    static func with<T>(_ a: WireAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    public static func with<T>(_ a: WireAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
         if a.isIPv6 {
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)
@@ -32,7 +32,7 @@ public enum SocketAddress {
         }
     }
 
-    static func from(_ storage: sockaddr_storage) -> WireAddress? {
+    public static func from(_ storage: sockaddr_storage) -> WireAddress? {
         var s = storage
         switch Int32(s.ss_family) {
         case AF_INET:
@@ -56,7 +56,7 @@ public enum SocketAddress {
     }
 
     /// "HOST:PORT" with a numeric or DNS host; nil when it cannot be resolved now.
-    static func resolve(_ hostPort: String) -> WireAddress? {
+    public static func resolve(_ hostPort: String) -> WireAddress? {
         guard let (host, port) = NodeConfig.splitHostPort(hostPort) else { return nil }
         if let numeric = WireAddress(host: host, port: port) { return numeric }
         var hints = addrinfo()
@@ -72,7 +72,7 @@ public enum SocketAddress {
     }
 
     /// The two ends of a connected socket (getsockname, getpeername); nil when it has none now.
-    static func ends(of fd: Int32) -> (local: WireAddress, remote: WireAddress)? {
+    public static func ends(of fd: Int32) -> (local: WireAddress, remote: WireAddress)? {
         func one(_ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> WireAddress? {
             var storage = sockaddr_storage()
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -84,7 +84,7 @@ public enum SocketAddress {
     }
 
     /// The local IP the kernel would use to reach `peer` (a connected UDP socket sends nothing).
-    static func localIP(toward peer: WireAddress) -> WireAddress? {
+    public static func localIP(toward peer: WireAddress) -> WireAddress? {
         let fd = socket(peer.isIPv6 ? AF_INET6 : AF_INET, sockDgram, 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -1,15 +1,17 @@
-import RoleMeshPlatform
+import Glibc
+import Dispatch
+import FoundationEssentials
 import Synchronization
-import RoleMeshCore
 
 /// The clocks the shell injects into the core.
 public enum Clock {
     /// Milliseconds on a clock that keeps counting while the machine sleeps (Linux
     /// CLOCK_BOOTTIME), so a closed laptop lid shows up as a gap between ticks.
-    public static func now() -> Millis {
+    /// The core's `Millis` (an Int64).
+    public static func now() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_BOOTTIME, &ts)
-        return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     /// Wall-clock time as RFC 3339 in UTC with milliseconds, for what people read (events,

@@ -8,8 +8,8 @@ public struct StateStore: Sendable {
     public let dir: URL
     public init(dir: NodeDirectory) { self.dir = dir.stateDir }
 
-    var incarnationFile: URL { dir.appendingPathComponent("incarnation") }
-    var peersFile: URL { dir.appendingPathComponent("peers.json") }
+    public var incarnationFile: URL { dir.appendingPathComponent("incarnation") }
+    public var peersFile: URL { dir.appendingPathComponent("peers.json") }
 
     public func prepare() throws(MeshError) {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {

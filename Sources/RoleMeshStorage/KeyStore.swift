@@ -65,7 +65,7 @@ public enum KeyStore {
     /// Why there is no secret for `name`, and the fix. A typo in `name` is the likely cause when
     /// another secret is there: `keygen` would make a new identity no other device trusts, so it
     /// is suggested only when the directory has no secret at all.
-    static func missingSecret(name: String, in dir: NodeDirectory) -> String {
+    public static func missingSecret(name: String, in dir: NodeDirectory) -> String {
         let (what, fix) = missingSecretAndFix(name: name, in: dir)
         return "\(what): \(fix)"
     }
@@ -89,7 +89,7 @@ public enum KeyStore {
 
     /// The key pair in `path`, without the ownership and mode checks: `doctor` still proves this
     /// node's identity to its seeds with a key it reports as too open. Links are refused.
-    static func readSecret(_ path: String) throws(MeshError) -> Ed25519.KeyPair {
+    public static func readSecret(_ path: String) throws(MeshError) -> Ed25519.KeyPair {
         // Read with O_NOFOLLOW so a link swapped in after the check is refused too; wipe the copies.
         let fd = open(path, O_RDONLY | O_NOFOLLOW)
         guard fd >= 0 else { throw MeshError(MeshError.config, "cannot read \(path): \(String(cString: strerror(errno)))") }
@@ -112,12 +112,12 @@ public enum KeyStore {
     }
 
     /// Every well-formed `*.pub` in `path` (`keys/`, or `keys/revoked/`).
-    static func loadKeys(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: [UInt8]] {
+    public static func loadKeys(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: [UInt8]] {
         try loadKeyFiles(at: path, report: report).mapValues(\.key)
     }
 
     /// The same, with what each file's comment lines say (`# granted:`, `# introduced by`).
-    static func loadKeyFiles(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: KeyFile] {
+    public static func loadKeyFiles(at path: String, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: KeyFile] {
         guard let d = opendir(path) else {
             throw MeshError(MeshError.other, "cannot list \(path): \(String(cString: strerror(errno)))")
         }
@@ -156,7 +156,7 @@ public enum KeyStore {
 
     /// The text of a regular file (up to 64 KiB), nil if it is not a regular file, or the errno
     /// (as the code) and its sentence.
-    static func readSmallFile(_ path: String) -> Result<String?, MeshError> {
+    public static func readSmallFile(_ path: String) -> Result<String?, MeshError> {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return .failure(MeshError(errno, String(cString: strerror(errno)))) }
         defer { close(fd) }
@@ -177,7 +177,7 @@ public enum KeyStore {
 
     /// Accepts the bare base64 text, or a line whose last word is the base64 key (comment lines
     /// such as `# granted: ...` come before it).
-    static func decode(_ text: String) -> [UInt8]? {
+    public static func decode(_ text: String) -> [UInt8]? {
         let word = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\r" || $0 == "\t" }).last.map(String.init) ?? ""
         return Data(base64Encoded: word).map { [UInt8]($0) }
     }

@@ -1,24 +1,26 @@
-import RoleMeshPlatform
+import Glibc
+import Dispatch
+import FoundationEssentials
 
 /// Accepting connections on a listening socket with a Dispatch read source, and the one answer to
 /// running out of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM): the listening socket stays
 /// readable, so accepting again at once would spin at full CPU; the source pauses for a second
 /// instead, said in the log at most once per 10 s. The task listener and the control socket both
 /// accept through this. Confinement: created, started and stopped on `queue` (its handlers run there).
-final class AcceptSource {
-    let fd: Int32
-    let what: String
+public final class AcceptSource {
+    public let fd: Int32
+    public let what: String
     private let queue: DispatchQueue
     private var source: DispatchSourceRead?
     private var backingOff = false
     private var lastFullLog: UInt64 = 0
 
-    init(fd: Int32, queue: DispatchQueue, what: String) {
+    public init(fd: Int32, queue: DispatchQueue, what: String) {
         self.fd = fd; self.queue = queue; self.what = what
     }
 
     /// `onAccept(fd, peer)`: a new connection and its peer's address (empty for a Unix socket).
-    func start(_ onAccept: @escaping (Int32, sockaddr_storage) -> Void) {
+    public func start(_ onAccept: @escaping (Int32, sockaddr_storage) -> Void) {
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         s.setEventHandler { [weak self, fd] in
             guard let self else { return }
@@ -62,7 +64,7 @@ final class AcceptSource {
         t.resume()
     }
 
-    func stop() {
+    public func stop() {
         guard let s = source else { return }
         source = nil
         // A suspended source must be resumed for its cancellation to run.

@@ -6,16 +6,16 @@ import RoleMeshCore
 /// Confinement: everything here runs on `queue` (the agent's queue), including `onDatagram`.
 /// A wakeup reads at most `batchLimit` datagrams, so a flood (each costing a signature check
 /// upstream) cannot starve ticks and control requests; the source fires again for the rest.
-final class UDPSocket {
-    let fd: Int32
-    let local: WireAddress
+public final class UDPSocket {
+    public let fd: Int32
+    public let local: WireAddress
     private var source: DispatchSourceRead?
     private let queue: DispatchQueue
-    static let batchLimit = 64
+    public static let batchLimit = 64
     private var buffer = [UInt8](repeating: 0, count: 65_536)
 
     /// Binds `address`. No SO_REUSEADDR: two agents must never share a port unnoticed.
-    init(bind address: WireAddress, queue: DispatchQueue) throws(MeshError) {
+    public init(bind address: WireAddress, queue: DispatchQueue) throws(MeshError) {
         let family = address.isIPv6 ? AF_INET6 : AF_INET
         let fd = socket(family, sockDgram, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create a UDP socket: \(String(cString: strerror(errno)))") }
@@ -40,7 +40,7 @@ final class UDPSocket {
         self.queue = queue
     }
 
-    func start(onDatagram: @escaping ([UInt8], WireAddress) -> Void) {
+    public func start(onDatagram: @escaping ([UInt8], WireAddress) -> Void) {
         let s = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         s.setEventHandler { [weak self] in
             guard let self else { return }
@@ -62,7 +62,7 @@ final class UDPSocket {
         s.resume()
     }
 
-    func send(_ bytes: [UInt8], to address: WireAddress) {
+    public func send(_ bytes: [UInt8], to address: WireAddress) {
         // An IPv4 peer from an IPv6 socket needs the mapped form, and vice versa is impossible.
         var target = address
         if local.isIPv6, !address.isIPv6 { target = WireAddress(ip: [0,0,0,0,0,0,0,0,0,0,0xff,0xff] + address.ip, port: address.port) }
@@ -72,5 +72,5 @@ final class UDPSocket {
         }
     }
 
-    func stop() { source?.cancel(); source = nil }
+    public func stop() { source?.cancel(); source = nil }
 }

@@ -3,17 +3,17 @@ import RoleMeshControl
 import RoleMeshCore
 
 /// A key file as read: its key and what its comment lines say.
-struct KeyFile: Equatable, Sendable {
-    var key: [UInt8]
+public struct KeyFile: Equatable, Sendable {
+    public var key: [UInt8]
     /// From `# granted: ROLE backup:ROLE ...`; nil without that line (every role).
-    var grants: RoleGrants?
+    public var grants: RoleGrants?
     /// From `# introduced by BY at TIME` (a key received at join says only who passed it on).
-    var introducedBy: String?
-    var introducedAt: String?
+    public var introducedBy: String?
+    public var introducedAt: String?
 
-    init(key: [UInt8], grants: RoleGrants? = nil) { self.key = key; self.grants = grants }
+    public init(key: [UInt8], grants: RoleGrants? = nil) { self.key = key; self.grants = grants }
 
-    init(text: String, key: [UInt8]) {
+    public init(text: String, key: [UInt8]) {
         self.key = key
         for raw in text.split(whereSeparator: \.isNewline) {
             let line = raw.trimmed(where: \.isWhitespace)
@@ -34,39 +34,39 @@ struct KeyFile: Equatable, Sendable {
 /// truth a person reads) and `keys/revoked/NAME.pub` (where a revoked key goes; an introduction
 /// never brings it back).
 extension KeyStore {
-    static func revokedDir(_ dir: NodeDirectory) -> URL { dir.keysDir.appendingPathComponent("revoked") }
+    public static func revokedDir(_ dir: NodeDirectory) -> URL { dir.keysDir.appendingPathComponent("revoked") }
 
     /// The keys in `keys/revoked/`; none when the folder is missing.
-    static func loadRevoked(in dir: NodeDirectory) throws(MeshError) -> Set<[UInt8]> {
+    public static func loadRevoked(in dir: NodeDirectory) throws(MeshError) -> Set<[UInt8]> {
         Set(try loadRevokedFiles(in: dir).values.map(\.key))
     }
 
-    static func loadRevokedFiles(in dir: NodeDirectory) throws(MeshError) -> [String: KeyFile] {
+    public static func loadRevokedFiles(in dir: NodeDirectory) throws(MeshError) -> [String: KeyFile] {
         let path = revokedDir(dir).path
         guard FileManager.default.fileExists(atPath: path) else { return [:] }
         return try loadKeyFiles(at: path)
     }
 
     /// Every trusted key file (`keys/*.pub`), with its comment lines read.
-    static func loadTrustedFiles(in dir: NodeDirectory, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: KeyFile] {
+    public static func loadTrustedFiles(in dir: NodeDirectory, report: (String) -> Void = { _ in }) throws(MeshError) -> [String: KeyFile] {
         try loadKeyFiles(at: dir.keysDir.path, report: report)
     }
 
     /// `# granted: build backup:transcode` (`# granted:` alone grants nothing); no line for nil.
-    static func grantLine(_ grants: [String]?) -> String {
+    public static func grantLine(_ grants: [String]?) -> String {
         guard let grants else { return "" }
         return "# granted:" + grants.sorted().map { " " + $0 }.joined() + "\n"
     }
 
     /// `# introduced by BY at TIME`, the grant line and the key; the key stays the last word, as `decode` reads it.
-    static func introducedText(_ s: TrustStatement, grants: [String]?) -> String {
+    public static func introducedText(_ s: TrustStatement, grants: [String]?) -> String {
         let when = Clock.rfc3339(Date(timeIntervalSince1970: Double(s.time) / 1000))
         return "# introduced by \(s.by) at \(when)\n" + grantLine(grants) + "\(Data(s.key).base64EncodedString())\n"
     }
 
     /// Writes `keys/NAME.pub` for an accepted introduction, unless a file is there already
     /// (a person's file always wins). True when written.
-    static func writeIntroduced(_ s: TrustStatement, grants: [String]?, in dir: NodeDirectory) throws(MeshError) -> Bool {
+    public static func writeIntroduced(_ s: TrustStatement, grants: [String]?, in dir: NodeDirectory) throws(MeshError) -> Bool {
         let file = dir.publicKey(s.name)
         guard !FileManager.default.fileExists(atPath: file.path) else { return false }
         try AtomicFile.replace(file, with: introducedText(s, grants: grants))
@@ -75,7 +75,7 @@ extension KeyStore {
 
     /// Replaces the `# granted:` line of `keys/NAME.pub` (removed for nil), when the file holds
     /// `key`; every other line is kept. True when the file changed.
-    static func rewriteGrants(name: String, key: [UInt8], grants: [String]?, in dir: NodeDirectory) throws(MeshError) -> Bool {
+    public static func rewriteGrants(name: String, key: [UInt8], grants: [String]?, in dir: NodeDirectory) throws(MeshError) -> Bool {
         let file = dir.publicKey(name)
         guard case .success(let text?) = readSmallFile(file.path), decode(text) == key else { return false }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -90,7 +90,7 @@ extension KeyStore {
     }
 
     /// Moves `keys/NAME.pub` to `keys/revoked/NAME.pub` when it holds `key`. True when moved.
-    static func moveToRevoked(name: String, key: [UInt8], in dir: NodeDirectory) throws(MeshError) -> Bool {
+    public static func moveToRevoked(name: String, key: [UInt8], in dir: NodeDirectory) throws(MeshError) -> Bool {
         let file = dir.publicKey(name)
         guard case .success(let text?) = readSmallFile(file.path), decode(text) == key else { return false }
         let target = revokedDir(dir)
@@ -105,7 +105,7 @@ extension KeyStore {
 
     /// Moves `keys/revoked/NAME.pub` back to `keys/NAME.pub` when it holds `key` and no file took
     /// its place (a revocation that no longer counts). True when moved.
-    static func restoreRevoked(name: String, key: [UInt8], in dir: NodeDirectory) throws(MeshError) -> Bool {
+    public static func restoreRevoked(name: String, key: [UInt8], in dir: NodeDirectory) throws(MeshError) -> Bool {
         let from = revokedDir(dir).appendingPathComponent("\(name).pub"), to = dir.publicKey(name)
         guard case .success(let text?) = readSmallFile(from.path), decode(text) == key,
               !FileManager.default.fileExists(atPath: to.path) else { return false }
@@ -117,35 +117,39 @@ extension KeyStore {
 }
 
 /// `state/trust.json`: `{"statements": [...]}`, every trust statement this node holds.
-enum TrustStore {
-    struct File: Codable { var statements: [TrustStatement] }
-    static let file = StateJSON<File>(name: "trust.json")
+public enum TrustStore {
+    public struct File: Codable { var statements: [TrustStatement] }
+    public static let file = StateJSON<File>(name: "trust.json")
 
-    static func load(_ dir: NodeDirectory) -> [TrustStatement] { file.load(dir)?.statements ?? [] }
+    public static func load(_ dir: NodeDirectory) -> [TrustStatement] { file.load(dir)?.statements ?? [] }
 
-    static func save(_ statements: [TrustStatement], _ dir: NodeDirectory) throws(MeshError) {
+    public static func save(_ statements: [TrustStatement], _ dir: NodeDirectory) throws(MeshError) {
         try file.save(File(statements: statements), dir)
     }
 }
 
 /// An invite this node holds until it is used or expires (`state/invites.json`).
-struct PendingInvite: Codable, Equatable, Sendable {
-    var name: String
+public struct PendingInvite: Codable, Equatable, Sendable {
+    public var name: String
     /// base64.
-    var secret: String
+    public var secret: String
     /// Seconds since the epoch.
-    var expires: Int64
+    public var expires: Int64
     /// What `invite --role R --backup R` granted besides what the device asks for at `join`.
-    var grants: [String]?
+    public var grants: [String]?
+
+    public init(name: String, secret: String, expires: Int64, grants: [String]?) {
+        self.name = name; self.secret = secret; self.expires = expires; self.grants = grants
+    }
 }
 
-enum InviteStore {
-    struct File: Codable { var invites: [PendingInvite] }
-    static let file = StateJSON<File>(name: "invites.json")
+public enum InviteStore {
+    public struct File: Codable { var invites: [PendingInvite] }
+    public static let file = StateJSON<File>(name: "invites.json")
 
-    static func load(_ dir: NodeDirectory) -> [PendingInvite] { file.load(dir)?.invites ?? [] }
+    public static func load(_ dir: NodeDirectory) -> [PendingInvite] { file.load(dir)?.invites ?? [] }
 
-    static func save(_ invites: [PendingInvite], _ dir: NodeDirectory) throws(MeshError) {
+    public static func save(_ invites: [PendingInvite], _ dir: NodeDirectory) throws(MeshError) {
         try file.save(File(invites: invites), dir)
     }
 }

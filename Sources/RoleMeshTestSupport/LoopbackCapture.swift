@@ -11,7 +11,7 @@ public final class LoopbackCapture: Sendable {
     private let source: Locked<Source>
     private let packets = Locked<[[UInt8]]>([])
     private let segments = Locked<[[UInt8]]>([])
-    static let maxPackets = 500_000
+    public static let maxPackets = 500_000
 
     /// Nil when the process may not open a packet socket.
     public init?(port: UInt16, hosts: Set<String>) {
@@ -39,7 +39,7 @@ public final class LoopbackCapture: Sendable {
     }
 
     /// An IPv4/UDP packet's payload if it is to or from `port` on one of `ips`.
-    static func udpPayload(_ b: [UInt8], _ n: Int, port: UInt16, ips: Set<[UInt8]>) -> [UInt8]? {
+    public static func udpPayload(_ b: [UInt8], _ n: Int, port: UInt16, ips: Set<[UInt8]>) -> [UInt8]? {
         guard n >= 28, b[0] >> 4 == 4, b[9] == 17 else { return nil }
         let ihl = Int(b[0] & 0x0f) * 4
         guard n >= ihl + 8 else { return nil }
@@ -49,7 +49,7 @@ public final class LoopbackCapture: Sendable {
     }
 
     /// An IPv4/TCP segment's payload (possibly empty) if it is to or from `port` on one of `ips`.
-    static func tcpPayload(_ b: [UInt8], _ n: Int, port: UInt16, ips: Set<[UInt8]>) -> [UInt8]? {
+    public static func tcpPayload(_ b: [UInt8], _ n: Int, port: UInt16, ips: Set<[UInt8]>) -> [UInt8]? {
         guard n >= 40, b[0] >> 4 == 4, b[9] == 6 else { return nil }
         let ihl = Int(b[0] & 0x0f) * 4
         let total = min(n, Int(UInt16(b[2]) << 8 | UInt16(b[3])))
@@ -110,7 +110,7 @@ public final class LoopbackCapture: Sendable {
         return secrets.filter { contains(joined, $0.bytes) }.map { "\($0.what) in the task channel's TCP bytes" }
     }
 
-    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+    public static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, needle.count <= hay.count else { return false }
         for i in 0...(hay.count - needle.count) where hay[i] == needle[0] {
             if hay[i..<i + needle.count].elementsEqual(needle) { return true }

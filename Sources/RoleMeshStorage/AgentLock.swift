@@ -4,9 +4,9 @@ import RoleMeshPlatform
 /// taken before it does anything else, so a second agent on the same directory refuses before it
 /// logs "agent started" or raises the incarnation. The kernel lets go when the process ends,
 /// however it ends; the file holds the holder's pid for the message.
-enum AgentLock {
+public enum AgentLock {
     /// The lock's descriptor (kept open: closing it would let go), or why it cannot be had.
-    static func acquire(_ dir: NodeDirectory) throws(MeshError) -> Int32 {
+    public static func acquire(_ dir: NodeDirectory) throws(MeshError) -> Int32 {
         let state = dir.stateDir.path
         do { try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true) } catch {
             throw MeshError(MeshError.other, "cannot create \(state): \(error.sentence)")

@@ -34,7 +34,7 @@ public final class IdleProbe: Sendable {
     public init(root: String = "/") { self.root = root.hasSuffix("/") ? root : root + "/" }
 
     /// Busy below this share of the whole machine (all cores) is quiet.
-    static let quietShare = 0.3
+    public static let quietShare = 0.3
 
     public func read(now: Millis = Clock.now(), wallSeconds: Double = Date().timeIntervalSince1970) -> (idle: Bool?, seconds: Int?) {
         return linuxRead(now: now, wallSeconds: wallSeconds)
@@ -140,7 +140,7 @@ public final class IdleProbe: Sendable {
         return result
     }
 
-    static let loginctl = "/usr/bin/loginctl"
+    public static let loginctl = "/usr/bin/loginctl"
 
     /// `TOOL ARGS` (loginctl; ioreg and pmset on macOS), at most 2 s; nil if it is missing, fails or hangs.
     private static func run(_ tool: String, _ args: [String]) -> String? {

@@ -6,12 +6,12 @@ import CLinux
 /// the `Poller`. What changed is not parsed: the agent looks again at what it needs (the address
 /// it announces, whether its fixed listen address is still here). Elsewhere nothing is watched
 /// yet (macOS would use `NWPathMonitor`): the agent notices at its next periodic look.
-final class AddressWatcher: Sendable {
+public final class AddressWatcher: Sendable {
     private let fd: Int32
     private let registration: Locked<Poller.Registration?>
 
     /// Nil if the kernel refuses the netlink socket (a sandbox without it): nothing is watched.
-    init?(onChange: @escaping @Sendable () -> Void) {
+    public init?(onChange: @escaping @Sendable () -> Void) {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
         guard fd >= 0 else { return nil }
         var addr = sockaddr_nl()
@@ -42,7 +42,7 @@ final class AddressWatcher: Sendable {
         Poller.shared.arm(reg, read: true, write: false)
     }
 
-    func stop() {
+    public func stop() {
         guard let r = registration.withLock({ r -> Poller.Registration? in defer { r = nil }; return r }) else { return }
         Poller.shared.remove(r)
         close(fd)

@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "RoleMeshProbes", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
         // The agent: composes the core and the targets above; tasks, trust, schedules, services.
         .target(name: "RoleMeshAgent", dependencies: ["RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes",
-                                                      "RoleMeshCore", "RoleMeshControl", "CLinux"]),
+                                                      "RoleMeshCore", "RoleMeshControl"]),
         // What tests and benchmarks use and the agent never does (capturing loopback traffic).
         .target(name: "RoleMeshTestSupport", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
         // The release's version comes from the file VERSION (Plugins/VersionFile).

@@ -7,6 +7,7 @@ import RoleMeshAgent
 import RoleMeshCore
 import Glibc
 import RoleMeshStorage
+import RoleMeshTransport
 
 /// The task channel's client against a fake server, the escaping helper, and reading keys/.
 final class TaskHardeningUnitTests: XCTestCase {

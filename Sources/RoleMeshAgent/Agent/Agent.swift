@@ -43,7 +43,8 @@ public actor Agent {
     let control: ControlServer
     var timers: [DispatchSourceTimer] = []
     var signalSources: [DispatchSourceSignal] = []
-    var watchers: [ControlConnection] = []
+    /// `watch` streams and hooks (Hooks/EventHub.swift).
+    var events: EventHub
     var lastSavedPeers: [String: WireAddress] = [:]
     var lastKeyReadFailureLog: Millis = 0
     /// Which untrusted senders were named in the log lately (`noteUnknownKey`).
@@ -53,14 +54,14 @@ public actor Agent {
     let probe: SignalProbe
     var overrides: LocalOverrides
     nonisolated let listenAddress: WireAddress
-    /// Seeds as resolved at start (where to look for a route when the device's addresses change).
-    let seedAddresses: [WireAddress]
     /// Netlink address events (Transport/FollowAddresses.swift); nil where there is none.
     var addressWatcher: AddressWatcher?
     var addressLookPending = false
+    /// This device's own address and members' moves (RoleMeshTransport/AddressFollower.swift).
+    var addresses: AddressFollower
     /// No route to the mesh now (between networks, or the fixed listen address gone): the failure
     /// detector is held rather than accusing everyone.
-    var cutOff = false
+    var cutOff: Bool { addresses.cutOff }
     let taskListener: TaskListener
     nonisolated let journal: TaskJournal
     nonisolated let executor: Executor
@@ -80,8 +81,6 @@ public actor Agent {
     /// Schedules, slot records, idle readings and paused runs (Schedules/).
     var background = BackgroundState()
     let idleProbe: IdleProbe
-    /// `DIR/hooks/`, run per `watch` event beside the agent, never waited for.
-    nonisolated let hooks: HookRunner
     /// Introductions and revocations this node holds and passes on (`state/trust.json`, Trust/).
     var trust: TrustLedger
     /// Keys in `keys/revoked/`, read with `keys/`: an introduction never re-admits one.
@@ -92,15 +91,8 @@ public actor Agent {
     var claimedGrants: [String: [String]] = [:]
     /// `keys/*.pub` as last read: grants and who introduced each (Trust/TrustRelay.swift).
     var keyFiles: [String: KeyFile] = [:]
-    /// Members this node reaches through another (Tasks/Reach.swift): the relay, and when the
-    /// direct path last failed. Absent: direct.
-    var reach: [String: (via: String, failed: Date)] = [:]
-    /// Where each member was reached at the last view change (`noticeMoves`).
-    var memberAddresses: [String: WireAddress] = [:]
-    /// Channels this node carries for others now (bounded), by id: their two ends and connections,
-    /// so that revoking either end cuts them here too.
-    var carried: [Int: (from: String, to: String, ends: [AsyncFD])] = [:]
-    var nextCarryID = 0
+    /// Members reached through another, and channels carried for others (Tasks/RelayTable.swift).
+    var relays = RelayTable()
     /// `state/agent.lock`, held while the agent runs (`AgentLock`).
     nonisolated let lockFD: Int32
     /// Every authenticated task connection, by peer: the per-peer cap, closed on revocation.
@@ -158,7 +150,7 @@ public actor Agent {
         listenAddress = listen
         control = ControlServer(path: dir.socketPath, queue: queue)
         journal = TaskJournal(dir: dir)
-        hooks = HookRunner(dir: dir.hooksDir, me: config.name, children: children)
+        events = EventHub(hooks: HookRunner(dir: dir.hooksDir, me: config.name, children: children), children: children)
         trust = TrustLedger(TrustStore.load(dir))
         revokedOnDisk = (try? KeyStore.loadRevoked(in: dir)) ?? []
         invites = InviteStore.load(dir)
@@ -167,7 +159,7 @@ public actor Agent {
         for seed in config.seeds {
             if let a = SocketAddress.resolve(seed) { seeds.append(a) } else { Log.warn("cannot resolve seed \(seed) now; skipping it") }
         }
-        seedAddresses = seeds
+        addresses = AddressFollower(listen: listen, seeds: seeds)
         var bootstrap = seeds
         for (_, addr) in state.loadPeers() { if let a = SocketAddress.resolve(addr), !bootstrap.contains(a) { bootstrap.append(a) } }
         // Listening on 0.0.0.0 (or ::): advertise the address our seeds see, so nodes that only
@@ -286,7 +278,8 @@ public actor Agent {
             case .authenticated: unknownKeyLog.authenticated(source: source.description, now: now)
             case .unknownKeyIn(let plain):
                 unknownKeyLog.authenticated(source: source.description, now: now)
-                noteUnknownKey(plain, from: source)
+                let ring = keyRing
+                unknownKeyLog.noteUnknownKey(plain, from: source, now: now) { ring.trusted[$0] != nil }
             }
         }
         armCoreTick()    // the input may have brought the core's next deadline forward
@@ -322,10 +315,7 @@ public actor Agent {
     func publish(_ event: WatchEvent) {
         if event.event == "run-paused" { background.paused[event.id ?? ""] = event.reason }
         if event.event == "run-resumed" || event.event == "run-finished" { background.paused[event.id ?? ""] = nil }
-        let line = Array(ControlJSON.line(event))
-        let hooks = self.hooks
-        spawn { await hooks.fire(event: event.event, node: event.node, line: line) }
-        watchers.removeAll { !$0.sendRaw(line) }
+        events.publish(event)
     }
 
     // MARK: - Files
@@ -399,7 +389,7 @@ public actor Agent {
         armCoreTick()
         // Its open doors close too: tasks, channels and `logs` streams (off the agent queue: they do I/O).
         if !revoked.isEmpty {
-            for (_, c) in carried where revoked.contains(c.from) || revoked.contains(c.to) { for io in c.ends { io.abort() } }
+            for io in relays.ends(touching: Set(revoked)) { io.abort() }
             let names = revoked, executor = self.executor, submitter = self.submitter, channels = self.channels
             spawn {
                 for name in names {

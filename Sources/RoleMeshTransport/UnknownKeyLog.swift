@@ -71,22 +71,19 @@ public struct UnknownKeyLog {
         }
         return names
     }
-}
 
-extension Agent {
     /// Names in the log the sources whose datagrams no key of ours opens (on the tick; cheap when none).
-    func logStrangers() {
-        for source in unknownKeyLog.strangersToLog(now: Clock.now()) {
+    public mutating func logStrangers(now: Millis) {
+        for source in strangersToLog(now: now) {
             Log.notice("dropped datagrams from \(source) sealed by a device whose key is not trusted here: if it is one of your devices, copy its keys/NAME.pub into keys/ (further drops from it are counted in status as unknown_key, logged again in a minute)",
                        context: ["peer": source])
         }
     }
 
-    /// Called when the core counted a drop for an unknown key in the datagram just received.
-    func noteUnknownKey(_ bytes: [UInt8], from: WireAddress) {
-        let names = UnknownKeyLog.untrustedNames(in: bytes) { keyRing.trusted[$0] != nil }
-        let now = Clock.now()
-        for name in names.isEmpty ? ["(unnamed)"] : names where unknownKeyLog.shouldLog(source: from.description, name: name, now: now) {
+    /// The core counted a drop for an unknown key in `bytes`, just received from `from`.
+    public mutating func noteUnknownKey(_ bytes: [UInt8], from: WireAddress, now: Millis, isTrusted: (String) -> Bool) {
+        let names = Self.untrustedNames(in: bytes, isTrusted: isTrusted)
+        for name in names.isEmpty ? ["(unnamed)"] : names where shouldLog(source: from.description, name: name, now: now) {
             Log.notice("dropped a datagram from \(from) signed as \"\(name)\", whose key is not trusted here: if it is one of your devices, copy its keys/\(name).pub into keys/ (further drops from it are counted in status, logged again in a minute)",
                        context: ["peer": name])
         }

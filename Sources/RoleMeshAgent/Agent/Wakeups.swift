@@ -36,7 +36,7 @@ extension Agent {
                 refreshSignals()
             }
             perform(node.tick(now: now))
-            logStrangers()
+            unknownKeyLog.logStrangers(now: now)
         }
         runChores()
         armCoreTick()

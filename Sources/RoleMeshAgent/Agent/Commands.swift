@@ -10,7 +10,7 @@ extension Agent {
         case .status:
             conn.reply(statusReply())
         case .watch:
-            watchers.append(conn)
+            events.add(conn)
             conn.send(WatchEvent(event: WatchEvent.watching, node: config.name, time: Clock.rfc3339()))
         case .leave:
             // Held open until the agent stops (closed by `control.stop()` just before exit), so

@@ -7,21 +7,18 @@ import RoleMeshCore
 /// there, the target's watchers (`Relays`). A member reached through a relay is tried directly
 /// again after `retryDirect`; `status` shows `"reach": "via NODE"` meanwhile.
 extension Agent {
-    static let retryDirect: TimeInterval = 30
-    /// Relayed channels this node carries at once for others, at most.
-    static let carryLimit = 32
     /// Relays tried for one channel: a member that is down costs a connect timeout per try.
     static let relayTries = 2
 
     /// A relay the task plane uses, else the member the gossip hears `node` through, else direct.
     func reachText(_ node: String, gossipVia: String? = nil) -> String {
-        if let r = reach[node] { return "via \(r.via)" }
+        if let r = relays.relay(for: node) { return "via \(r)" }
         return gossipVia.map { "via \($0)" } ?? "direct"
     }
 
     /// The member a channel to `node` goes through from here now (`reachText`'s), or nil: direct.
     func via(_ node: String) -> String? {
-        if let r = reach[node] { return r.via }
+        if let r = relays.relay(for: node) { return r }
         return node == name ? nil : core.snapshot(now: Clock.now()).first { $0.name == node }?.via
     }
 
@@ -29,21 +26,18 @@ extension Agent {
     /// `retryDirect` has passed since it failed (a chore, every few seconds), so `via` ends within
     /// about that long after the direct path returns, whether or not a task needs the member.
     func retryDirectPaths() {
-        let due = reach.filter { Date().timeIntervalSince($0.value.failed) >= Self.retryDirect }
-        guard !due.isEmpty, !leaving else { return }
+        guard !leaving else { return }
+        let due = relays.dueForDirectTry()
+        guard !due.isEmpty else { return }
         let (keyPair, trusted) = credentials()
         let me = name, from = listenAddress
-        for (node, r) in due {
-            reach[node] = (r.via, Date())      // one try per period, however long it takes
+        for node in due {
             guard let direct = provenAddress(of: node) else { continue }
             spawn {
                 do throws(MeshError) {
                     let ch = try await SecureChannel.connect(to: direct, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
                     ch.close()
-                    if let was = reach[node] {
-                        reach[node] = nil
-                        Log.info("\(node) is reachable directly again (was via \(was.via))")
-                    }
+                    if let was = relays.reachedDirectly(node) { Log.info("\(node) is reachable directly again (was via \(was))") }
                 } catch {
                     Log.debug("\(node) is still not reachable directly: \(error.message)")
                 }
@@ -70,7 +64,7 @@ extension Agent {
         let view = core.snapshot(now: Clock.now())
         // The direct path failed lately, or the gossip hears the node only through another member
         // (connectivity that is not transitive): a connect there would only time out.
-        let recentlyFailed = reach[node].map { Date().timeIntervalSince($0.failed) < Self.retryDirect } ?? false
+        let recentlyFailed = relays.failedLately(node)
         let gossipVia = view.first { $0.name == node }?.via
         let direct = provenAddress(of: node)
         // A member of the release before this one speaks the first handshake (and carries no relay).
@@ -79,7 +73,7 @@ extension Agent {
             do throws(MeshError) {
                 let ch = try await SecureChannel.connect(to: direct, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from,
                                                          previousRelease: previous)
-                if let was = reach.removeValue(forKey: node) { Log.info("\(node) is reachable directly again (was via \(was.via))") }
+                if let was = relays.reachedDirectly(node) { Log.info("\(node) is reachable directly again (was via \(was))") }
                 channels.enter(node, ch.io, capped: false)
                 return ch
             } catch {
@@ -91,14 +85,14 @@ extension Agent {
         // A suspect member is often down: each try may cost a connect timeout, so one only.
         let tries = view.first { $0.name == node }?.state == .suspect ? 1 : Self.relayTries
         for relay in Relays.candidates(for: node, members: view, watchers: core.profile.watchers,
-                                       unreachable: Set(reach.keys)).prefix(tries) {
+                                       unreachable: relays.unreachable).prefix(tries) {
             guard let relayAddress = provenAddress(of: relay) else { continue }
             do throws(MeshError) {
                 let ch = try await SecureChannel.connect(via: relay, at: relayAddress, to: node, me: me, keyPair: keyPair,
                                                          trusted: trusted, from: from)
-                if failure != nil || gossipVia != nil || reach[node] != nil {
-                    if reach[node]?.via != relay { Log.info("reaching \(node) through \(relay): no direct path") }
-                    reach[node] = (relay, failure == nil ? reach[node]?.failed ?? Date() : Date())
+                if failure != nil || gossipVia != nil || relays.relay(for: node) != nil {
+                    if relays.relay(for: node) != relay { Log.info("reaching \(node) through \(relay): no direct path") }
+                    relays.reached(node, through: relay, directFailedNow: failure != nil)
                 } else {
                     // Only not heard from directly yet (just learnt through a sync, moments after
                     // start): no path failed, so nothing is marked. Its first datagram here proves its
@@ -119,7 +113,7 @@ extension Agent {
         }
         // The relays failed too, and the direct path was not tried (it failed moments ago, or the
         // gossip said it would): try it now.
-        reach[node] = nil
+        relays.reachedDirectly(node)
         if gossipVia != nil {
             let ch = try await SecureChannel.connect(to: direct, expected: node, me: me, keyPair: keyPair, trusted: trusted, from: from)
             channels.enter(node, ch.io, capped: false)
@@ -143,11 +137,8 @@ extension Agent {
         guard let address = provenAddress(of: target) else {
             return await refuse("\(name) has not heard from \(target) directly, so it carries no channel to it")
         }
-        guard carried.count < Self.carryLimit else { return await refuse("\(name) carries too many channels now") }
-        let id = nextCarryID
-        nextCarryID += 1
-        carried[id] = (ch.peer, target, [ch.io])
-        defer { carried[id] = nil }
+        guard let id = relays.startCarrying(from: ch.peer, to: target, ch.io) else { return await refuse("\(name) carries too many channels now") }
+        defer { relays.stopCarrying(id) }
         let (keyPair, trusted) = credentials()
         let outer: SecureChannel
         do throws(MeshError) {
@@ -155,7 +146,7 @@ extension Agent {
         } catch {
             return await refuse("\(name) cannot reach \(target): \(error.message)")
         }
-        carried[id]?.ends.append(outer.io)
+        relays.addEnd(outer.io, to: id)
         channels.enter(target, outer.io, capped: false)
         outer.io.setDeadline(SecureChannel.handshakeSeconds)
         let taken: Bool

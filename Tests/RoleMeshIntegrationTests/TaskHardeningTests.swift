@@ -48,7 +48,7 @@ final class TaskHardeningTests: XCTestCase {
     }
 
     func runRequest(id: String, task: String = "mark") -> TaskRequest {
-        TaskRequest(op: "run", id: id, role: "job", task: task, args: [], submitted: Clock.rfc3339())
+        .run(RunRequest(id: id, role: "job", task: task, submitted: Clock.rfc3339()))
     }
 
     func taskJSON(_ id: String, on node: String) -> JSON? {
@@ -139,8 +139,8 @@ final class TaskHardeningTests: XCTestCase {
         XCTAssertFalse(r.stdout.contains("pwned") || r.stdout.contains("task ran"), r.stdout)
         // The executor refuses such a name too, whoever sends it.
         let frame = try ask(try channel(as: "node1", to: "node2"),
-                            TaskRequest(op: "run", id: TaskJournal.newID(), role: "r", task: "A=B",
-                                        args: ["/bin/echo", "pwned"], submitted: Clock.rfc3339()))
+                            .run(RunRequest(id: TaskJournal.newID(), role: "r", task: "A=B",
+                                            args: ["/bin/echo", "pwned"], submitted: Clock.rfc3339())))
         XCTAssertEqual(frame?.type, .error)
         XCTAssertEqual(frame?.meshError.code, 64)
     }
@@ -269,6 +269,30 @@ final class TaskHardeningTests: XCTestCase {
         let own = try submit(["job/mark", "--to", "node2"], from: "node2")
         XCTAssertEqual(own.status, 0, own.stderr)
         XCTAssertEqual(own.stdout, "marked by node2\n")
+    }
+
+    /// The typed request (issue 25) answers as the string `switch` did: an unknown op, and a
+    /// known one without a field it needs, get `error` 64 with a sentence; a run after it still runs.
+    func testAnUnknownOrMalformedRequestIsToldSo() throws {
+        try setUpThree()
+        func askRaw(_ json: String) throws -> Frame? {
+            let ch = try channel(as: "node1", to: "node2")
+            defer { ch.close() }
+            try ch.sendBlocking(Frame(.request, Array(json.utf8)))
+            while let f = try ch.receiveBlocking() { if f.type == .exit || f.type == .error { return f } }
+            return nil
+        }
+        for (json, message) in [(#"{"op":"launch","id":"0123456789abcdef"}"#, "unknown request"),
+                                (#"{"role":"job","task":"mark"}"#, "unknown request"),
+                                (#"{"op":"run","role":"job","task":"mark","args":[]}"#, "a malformed task request"),
+                                (#"{"op":"run","id":"xyz","role":"job","task":"mark"}"#, "a malformed task request"),
+                                (#"{"op":"relay","to":5}"#, "a malformed task request")] {
+            let answer = try askRaw(json)
+            XCTAssertEqual(answer?.type, .error, json)
+            XCTAssertEqual(answer?.meshError.code, 64, json)
+            XCTAssertEqual(answer?.meshError.message, message, json)
+        }
+        XCTAssertEqual(try ask(try channel(as: "node1", to: "node2"), runRequest(id: TaskJournal.newID()))?.type, .exit)
     }
 
     func testLogsOverTheTaskChannelOnlyForTheSubmitterOrRunner() throws {

@@ -509,7 +509,13 @@ public final class OutputLog: Sendable {
     private let onAppend: @Sendable () -> Void
 
     public init(url: URL, limit: Int = Int.max, onAppend: @escaping @Sendable () -> Void = {}) {
-        state = Locked(State(fd: open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)))
+        var fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        // The task's folder may not be on disk yet: the journal makes it with the record's first
+        // write, on the disk queue.
+        if fd < 0, errno == ENOENT, mkdir(url.deletingLastPathComponent().path, 0o700) == 0 || errno == EEXIST {
+            fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        }
+        state = Locked(State(fd: fd))
         self.limit = limit
         self.onAppend = onAppend
     }

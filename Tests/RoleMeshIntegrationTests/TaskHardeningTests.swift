@@ -271,8 +271,9 @@ final class TaskHardeningTests: XCTestCase {
         XCTAssertEqual(own.stdout, "marked by node2\n")
     }
 
-    /// The typed request (issue 25) answers as the string `switch` did: an unknown op, and a
-    /// known one without a field it needs, get `error` 64 with a sentence; a run after it still runs.
+    /// The typed request (issue 25) answers as the string `switch` did: an unknown op gets `error`
+    /// 64, a known one without a field it needs what that operation said of a missing field; a
+    /// run after them still runs.
     func testAnUnknownOrMalformedRequestIsToldSo() throws {
         try setUpThree()
         func askRaw(_ json: String) throws -> Frame? {
@@ -282,14 +283,16 @@ final class TaskHardeningTests: XCTestCase {
             while let f = try ch.receiveBlocking() { if f.type == .exit || f.type == .error { return f } }
             return nil
         }
-        for (json, message) in [(#"{"op":"launch","id":"0123456789abcdef"}"#, "unknown request"),
-                                (#"{"role":"job","task":"mark"}"#, "unknown request"),
-                                (#"{"op":"run","role":"job","task":"mark","args":[]}"#, "a malformed task request"),
-                                (#"{"op":"run","id":"xyz","role":"job","task":"mark"}"#, "a malformed task request"),
-                                (#"{"op":"relay","to":5}"#, "a malformed task request")] {
+        for (json, code, message) in [(#"{"op":"launch","id":"0123456789abcdef"}"#, 64, "unknown request"),
+                                      (#"{"role":"job","task":"mark"}"#, 64, "unknown request"),
+                                      (#"{"op":"run","role":"job","task":"mark","args":[]}"#, 64, "a malformed task request"),
+                                      (#"{"op":"run","id":"xyz","role":"job","task":"mark"}"#, 64, "a malformed task request"),
+                                      (#"{"op":"logs","follow":true}"#, 1, "node2 has no task "),
+                                      (#"{"op":"relay","to":5}"#, 69, "node2 cannot carry a channel to that node"),
+                                      (#"{"op":"carry"}"#, 69, "node2 takes no channel from that node")] {
             let answer = try askRaw(json)
             XCTAssertEqual(answer?.type, .error, json)
-            XCTAssertEqual(answer?.meshError.code, 64, json)
+            XCTAssertEqual(answer?.meshError.code, Int32(code), json)
             XCTAssertEqual(answer?.meshError.message, message, json)
         }
         XCTAssertEqual(try ask(try channel(as: "node1", to: "node2"), runRequest(id: TaskJournal.newID()))?.type, .exit)

@@ -13,7 +13,7 @@ import RoleMeshCore
 /// "Slot records"), `{"op": "relay", "to"}`, `{"op": "carry", "from"}`, `{"op": "connect", "service"}`.
 /// Read leniently, field by field: a peer's mistyped field is a missing one; a missing field an
 /// operation needs makes the request malformed (`TaskRequestError`), which the executor refuses
-/// with a sentence, not silence.
+/// with a sentence, not silence: the one it gave before requests were typed.
 public enum TaskRequest: Equatable, Sendable {
     case run(RunRequest)
     /// A task's stored output, and with `follow` whatever comes until it ends.
@@ -28,15 +28,17 @@ public enum TaskRequest: Equatable, Sendable {
     /// The service (`ROLE/NAME`) whose port on the serving node to connect to.
     case connect(service: String)
 
-    /// The operation's name on the wire.
-    public var op: String {
+    /// The operations, named as on the wire.
+    public enum Op: String, Sendable, CaseIterable { case run, logs, slots, relay, carry, connect }
+
+    public var op: Op {
         switch self {
-        case .run: "run"
-        case .logs: "logs"
-        case .slots: "slots"
-        case .relay: "relay"
-        case .carry: "carry"
-        case .connect: "connect"
+        case .run: .run
+        case .logs: .logs
+        case .slots: .slots
+        case .relay: .relay
+        case .carry: .carry
+        case .connect: .connect
         }
     }
 
@@ -56,9 +58,9 @@ public enum TaskRequestError: Error, Equatable, Sendable {
     case notAnObject
     /// No `op`, or one this node does not know: `error` 64 "unknown request".
     case unknownOp(String?)
-    /// A known `op` without a field it needs (or with it of the wrong type): `error` 64
-    /// "a malformed task request".
-    case malformed(op: String, field: String)
+    /// A known `op` without a field it needs (or with it of the wrong type): answered as when
+    /// that field was passed on as missing (`Executor.malformed(_:)`).
+    case malformed(op: TaskRequest.Op, field: String)
 }
 
 /// What `run` asks for: the task, its arguments and how the submitter waits.
@@ -106,13 +108,14 @@ extension TaskRequest: Codable {
         let c = try decoder.container(keyedBy: Key.self)
         // Field by field, leniently: a field of the wrong type is a missing one.
         func optional<T: Decodable>(_ k: Key, _ t: T.Type = T.self) -> T? { (try? c.decodeIfPresent(T.self, forKey: k)) ?? nil }
-        let op = optional(.op, String.self)
+        let name = optional(.op, String.self)
+        guard let op = name.flatMap(Op.init(rawValue:)) else { throw TaskRequestError.unknownOp(name) }
         func required<T: Decodable>(_ k: Key, _ t: T.Type = T.self) throws(TaskRequestError) -> T {
-            guard let v = optional(k, T.self) else { throw .malformed(op: op ?? "", field: k.stringValue) }
+            guard let v = optional(k, T.self) else { throw .malformed(op: op, field: k.stringValue) }
             return v
         }
         switch op {
-        case "run":
+        case .run:
             var run = RunRequest(id: try required(.id), role: try required(.role), task: try required(.task),
                                  args: optional(.args) ?? [], submitted: optional(.submitted), detached: optional(.detached) ?? false)
             if optional(.background, Bool.self) == true {
@@ -120,22 +123,21 @@ extension TaskRequest: Codable {
                                                        force: optional(.force) ?? false)
             }
             self = .run(run)
-        case "logs": self = .logs(id: try required(.id), follow: optional(.follow) ?? false)
-        case "slots":
+        case .logs: self = .logs(id: try required(.id), follow: optional(.follow) ?? false)
+        case .slots:
             // A peer's malformed statement is dropped alone; the rest of the exchange stands.
             self = .slots(optional(.records) ?? [], schedules: optional(.schedules),
                           trust: optional(.trust, [Lenient<TrustStatement>].self)?.compactMap(\.value))
-        case "relay": self = .relay(to: try required(.to))
-        case "carry": self = .carry(from: try required(.from))
-        case "connect": self = .connect(service: try required(.service))
-        default: throw TaskRequestError.unknownOp(op)
+        case .relay: self = .relay(to: try required(.to))
+        case .carry: self = .carry(from: try required(.from))
+        case .connect: self = .connect(service: try required(.service))
         }
     }
 
     /// The keys earlier releases wrote for each operation, and only those.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Key.self)
-        try c.encode(op, forKey: .op)
+        try c.encode(op.rawValue, forKey: .op)
         switch self {
         case .run(let r):
             try c.encode(r.id, forKey: .id); try c.encode(r.role, forKey: .role); try c.encode(r.task, forKey: .task)

@@ -105,9 +105,9 @@ actor Executor {
             case .success(.run(let req)):
                 if !first { Log.debug("a run on a kept channel", context: ["peer": channel.peer]) }
                 guard await run(req, on: channel, refusal: refusal) else { return }
-            case .failure(.malformed(op: "run", _)):
+            case .failure(.malformed(op: .run, _)):
                 // Refused as a run is: the channel then waits for the submitter's `next`.
-                await fail(channel, Self.malformed)
+                await fail(channel, malformed(.run))
                 guard await skipToNext(channel) else { return }
             case .success(.logs(let id, let follow)) where first: return await streamLogs(id: id, follow: follow, on: channel, asker: channel.peer)
             case .success(.slots(let records, let schedules, let trust)) where first:
@@ -121,7 +121,7 @@ actor Executor {
             case .success(.connect(let service)) where first:
                 await link.agent?.serveConnect(service, on: channel)
                 return
-            case .failure(.malformed) where first: return await fail(channel, Self.malformed)
+            case .failure(.malformed(let op, _)) where first: return await fail(channel, malformed(op))
             default: return await fail(channel, MeshError(MeshError.usage, "unknown request"))
             }
             first = false
@@ -156,8 +156,17 @@ actor Executor {
         return false
     }
 
-    /// A request without a field its operation needs (or an invalid task id).
-    static let malformed = MeshError(MeshError.usage, "a malformed task request")
+    /// The answer to a request without a field its operation needs: the one each operation gave
+    /// when that field reached it as missing, before requests were typed, so peers see no change.
+    nonisolated func malformed(_ op: TaskRequest.Op) -> MeshError {
+        switch op {
+        case .run, .slots: MeshError(MeshError.usage, "a malformed task request")
+        case .logs: MeshError(MeshError.other, "\(me) has no task ")
+        case .relay: MeshError(MeshError.unavailable, "\(me) cannot carry a channel to that node")
+        case .carry: MeshError(MeshError.unavailable, "\(me) takes no channel from that node")
+        case .connect: MeshError(MeshError.noPermission, "\(me) does not offer that service")
+        }
+    }
 
     nonisolated func fail(_ ch: FrameTransport, _ e: MeshError) async {
         try? await ch.send(.error(e))
@@ -221,7 +230,7 @@ actor Executor {
     private func run(_ req: RunRequest, on ch: SecureChannel, input: Input, refusal: String?) async {
         let me = self.me
         let id = req.id, role = req.role, task = req.task
-        guard TaskJournal.isValidID(id) else { return await fail(ch, Self.malformed) }
+        guard TaskJournal.isValidID(id) else { return await fail(ch, malformed(.run)) }
         guard Self.isValidName(role: role, task: task) else {
             return await fail(ch, MeshError(MeshError.usage, "not a valid task name: ROLE and TASK are letters, digits, '.', '_' or '-', starting with a letter or digit"))
         }

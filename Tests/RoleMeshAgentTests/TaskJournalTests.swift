@@ -84,6 +84,7 @@ final class OutputCapTests: XCTestCase {
         }
         // Room for two and a half: the two oldest go, except one still running.
         journal.trimOutputs(toAtMost: 2500, keeping: [ids[0]])
+        journal.flush()     // outputs are replaced on the disk queue
         func stored(_ id: String) -> String {
             let r = OutputLog.Reader(url: journal.outputFile(id))
             var s = ""
@@ -137,6 +138,7 @@ final class TaskJournalIndexTests: XCTestCase {
         XCTAssertEqual(journal.resolve("ffffffff"), id)
         XCTAssertEqual(journal.recordsRead, afterLoad, "no record was read from disk for the new task's work")
         XCTAssertLessThanOrEqual(journal.totalOutputBytes, 300 * 1005)
+        journal.flush()     // outputs are replaced on the disk queue
         // The oldest outputs went first (5 of them make room for the new 5005 bytes), the newest stayed.
         let note = TaskJournalIndexTests.stored(journal, String(format: "%016x", 1))
         XCTAssertTrue(note.hasPrefix("rolemesh: this task's output was removed"), note)
@@ -190,5 +192,73 @@ final class JournalArgsCapTests: XCTestCase {
         journal.trimOutputs(toAtMost: 2 * TaskJournal.argsKept + 100)
         XCTAssertEqual(journal.record("bbbbbbbb00")?.args, [], "the oldest task's arguments go first")
         XCTAssertFalse(journal.record("bbbbbbbb02")?.args.isEmpty ?? true)
+    }
+}
+
+/// The journal's files are written on the disk queue (issue 25), never by the caller: what the
+/// journal answers meanwhile comes from memory, so a reader sees every change at once.
+final class JournalDiskQueueTests: XCTestCase {
+    /// A disk that takes 300 ms per write: anything written by the caller would be there at once.
+    func slowJournal() -> (TaskJournal, URL) {
+        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("journal-\(UUID().uuidString.prefix(8))")
+        let writer = DiskWriter(environment: ["ROLEMESH_TEST_WRITE_DELAY_MS": "300"])
+        return (TaskJournal(dir: NodeDirectory(root: root), writer: writer), root)
+    }
+
+    func testRecordsAreReadableAtOnceAndWrittenOnTheQueue() throws {
+        let (journal, root) = slowJournal()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let id = "cccccccc00000001"
+        let folder = root.appendingPathComponent("state/tasks/\(id)")
+        journal.update(id, initial: TaskRecord(id: id, role: "r", task: "t", node: "n", from: "n", state: .queued,
+                                               submitted: Clock.rfc3339())) { $0.state = .running }
+        journal.update(id) { $0.state = .done; $0.exitCode = 0; $0.finished = Clock.rfc3339() }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.path), "the caller made the task's folder")
+        // What a reply naming the task prompts (`tasks`, `logs`): the final record, from memory.
+        XCTAssertEqual(journal.record(id)?.state, .done)
+        XCTAssertEqual(journal.all().map(\.id), [id])
+        XCTAssertEqual(journal.recordsRead, 0)
+        // The task's output may come before its record's first write: its folder is made for it.
+        let log = OutputLog(url: journal.outputFile(id))
+        log.append(.stdout, Array("out\n".utf8))
+        log.close()
+        journal.noteOutput(id)
+        XCTAssertEqual(journal.totalOutputBytes, 9)
+        journal.flush()
+        // Written: the finished record left memory and is read from its file, whole.
+        XCTAssertEqual(journal.record(id)?.state, .done)
+        XCTAssertEqual(journal.recordsRead, 1)
+        XCTAssertEqual(TaskJournal(dir: NodeDirectory(root: root)).record(id)?.exitCode, 0)
+    }
+
+    func testPruningAndTheCapWriteOnTheQueueAndCountAtOnce() throws {
+        let (journal, root) = slowJournal()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let old = Clock.rfc3339(Date().addingTimeInterval(-40 * 86_400))
+        let ids = ["dddddddd00000001", "dddddddd00000002", "dddddddd00000003"]
+        for (i, id) in ids.enumerated() {
+            var r = TaskRecord(id: id, role: "r", task: "t", node: "n", from: "n", state: .done,
+                               submitted: i == 0 ? old : Clock.rfc3339(Date().addingTimeInterval(Double(i))))
+            r.finished = r.submitted
+            journal.save(r)
+            let log = OutputLog(url: journal.outputFile(id))
+            log.append(.stdout, [UInt8](repeating: 0x78, count: 1000))
+            log.close()
+            journal.noteOutput(id)
+        }
+        journal.flush()
+        let pruned = root.appendingPathComponent("state/tasks/\(ids[0])")
+        journal.prune(olderThan: 30)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: pruned.path), "the caller removed the folder")
+        XCTAssertEqual(journal.all().map(\.id), [ids[1], ids[2]], "a folder about to go is not taken back")
+        XCTAssertNil(journal.record(ids[0]))
+        journal.trimOutputs(toAtMost: 1500)
+        XCTAssertLessThanOrEqual(journal.totalOutputBytes, 1500, "counted at once")
+        XCTAssertEqual(TaskJournalIndexTests.stored(journal, ids[1]).count, 1000, "the caller replaced the output")
+        journal.flush()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: pruned.path))
+        XCTAssertTrue(TaskJournalIndexTests.stored(journal, ids[1]).hasPrefix("rolemesh: this task's output was removed"))
+        XCTAssertEqual(TaskJournalIndexTests.stored(journal, ids[2]).count, 1000)
+        XCTAssertEqual(journal.all().map(\.id), [ids[1], ids[2]])
     }
 }

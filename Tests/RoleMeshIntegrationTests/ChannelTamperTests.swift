@@ -33,7 +33,7 @@ final class ChannelTamperTests: XCTestCase {
     var ran: Bool { FileManager.default.fileExists(atPath: cluster.root.path + "/ran") }
 
     func request() -> Frame {
-        Frame(.request, encoding: TaskRequest(op: "run", id: TaskJournal.newID(), role: "job", task: "mark", args: [], submitted: "now"))
+        Frame(.request, encoding: TaskRequest.run(RunRequest(id: TaskJournal.newID(), role: "job", task: "mark", submitted: "now")))
     }
 
     func testAFlippedBitEndsTheConnectionAndNothingRuns() throws {

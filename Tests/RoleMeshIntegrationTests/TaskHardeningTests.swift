@@ -45,7 +45,7 @@ final class TaskHardeningTests: XCTestCase {
     }
 
     func runRequest(id: String, task: String = "mark") -> TaskRequest {
-        TaskRequest(op: "run", id: id, role: "job", task: task, args: [], submitted: Clock.rfc3339())
+        .run(RunRequest(id: id, role: "job", task: task, submitted: Clock.rfc3339()))
     }
 
     func taskJSON(_ id: String, on node: String) -> JSON? {
@@ -136,8 +136,8 @@ final class TaskHardeningTests: XCTestCase {
         XCTAssertFalse(r.stdout.contains("pwned") || r.stdout.contains("task ran"), r.stdout)
         // The executor refuses such a name too, whoever sends it.
         let frame = try ask(try channel(as: "node1", to: "node2"),
-                            TaskRequest(op: "run", id: TaskJournal.newID(), role: "r", task: "A=B",
-                                        args: ["/bin/echo", "pwned"], submitted: Clock.rfc3339()))
+                            .run(RunRequest(id: TaskJournal.newID(), role: "r", task: "A=B",
+                                            args: ["/bin/echo", "pwned"], submitted: Clock.rfc3339())))
         XCTAssertEqual(frame?.type, .error)
         XCTAssertEqual(frame?.meshError.code, 64)
     }
@@ -266,6 +266,33 @@ final class TaskHardeningTests: XCTestCase {
         let own = try submit(["job/mark", "--to", "node2"], from: "node2")
         XCTAssertEqual(own.status, 0, own.stderr)
         XCTAssertEqual(own.stdout, "marked by node2\n")
+    }
+
+    /// The typed request (issue 25) answers as the string `switch` did: an unknown op gets `error`
+    /// 64, a known one without a field it needs what that operation said of a missing field; a
+    /// run after them still runs.
+    func testAnUnknownOrMalformedRequestIsToldSo() throws {
+        try setUpThree()
+        func askRaw(_ json: String) throws -> Frame? {
+            let ch = try channel(as: "node1", to: "node2")
+            defer { ch.close() }
+            try ch.sendBlocking(Frame(.request, Array(json.utf8)))
+            while let f = try ch.receiveBlocking() { if f.type == .exit || f.type == .error { return f } }
+            return nil
+        }
+        for (json, code, message) in [(#"{"op":"launch","id":"0123456789abcdef"}"#, 64, "unknown request"),
+                                      (#"{"role":"job","task":"mark"}"#, 64, "unknown request"),
+                                      (#"{"op":"run","role":"job","task":"mark","args":[]}"#, 64, "a malformed task request"),
+                                      (#"{"op":"run","id":"xyz","role":"job","task":"mark"}"#, 64, "a malformed task request"),
+                                      (#"{"op":"logs","follow":true}"#, 1, "node2 has no task "),
+                                      (#"{"op":"relay","to":5}"#, 69, "node2 cannot carry a channel to that node"),
+                                      (#"{"op":"carry"}"#, 69, "node2 takes no channel from that node")] {
+            let answer = try askRaw(json)
+            XCTAssertEqual(answer?.type, .error, json)
+            XCTAssertEqual(answer?.meshError.code, Int32(code), json)
+            XCTAssertEqual(answer?.meshError.message, message, json)
+        }
+        XCTAssertEqual(try ask(try channel(as: "node1", to: "node2"), runRequest(id: TaskJournal.newID()))?.type, .exit)
     }
 
     func testLogsOverTheTaskChannelOnlyForTheSubmitterOrRunner() throws {

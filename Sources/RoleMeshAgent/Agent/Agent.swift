@@ -149,7 +149,7 @@ public actor Agent {
         do { taskListener = try TaskListener(bind: listen) } catch { udp.stop(); throw error }
         listenAddress = listen
         control = ControlServer(path: dir.socketPath, queue: queue)
-        journal = TaskJournal(dir: dir)
+        journal = TaskJournal(dir: dir, writer: disk)
         events = EventHub(hooks: HookRunner(dir: dir.hooksDir, me: config.name, children: children), children: children)
         trust = TrustLedger(TrustStore.load(dir))
         revokedOnDisk = (try? KeyStore.loadRevoked(in: dir)) ?? []

@@ -98,10 +98,7 @@ extension Agent {
         guard let address = address(of: node) else { throw MeshError(MeshError.tempFail, "its address is not known") }
         let ch = try await channel(to: node, address: address)
         ch.io.setDeadline(Self.serviceConnectSeconds)
-        var req = TaskRequest(op: "connect", id: "")
-        req.id = nil
-        req.service = service
-        try await ch.send(Frame(.request, encoding: req))
+        try await ch.send(Frame(.request, encoding: TaskRequest.connect(service: service)))
         let answer = try await ch.receive()
         ch.io.setDeadline(nil)
         guard let answer, answer.type == .info else {
@@ -124,9 +121,9 @@ extension Agent {
 
     /// `{"op": "connect", "service": "ROLE/NAME"}` from a trusted peer: the service's answer,
     /// then its bytes both ways until either side ends.
-    func serveConnect(_ req: TaskRequest, on ch: SecureChannel) async {
+    func serveConnect(_ service: String, on ch: SecureChannel) async {
         let io: AsyncFD
-        do throws(MeshError) { io = try await connectOwnService(req.service, for: ch.peer) } catch {
+        do throws(MeshError) { io = try await connectOwnService(service, for: ch.peer) } catch {
             Log.info("refused a service connection: \(error.message)", context: ["peer": ch.peer])
             try? await ch.send(.error(error))
             return

@@ -14,13 +14,13 @@ struct BackgroundRun: Sendable {
     /// `schedules run`: conditions are ignored, so it is never paused.
     let force: Bool
 
-    init?(_ req: TaskRequest) {
-        guard req.background == true, let role = req.role, let task = req.task else { return nil }
-        self.role = role; self.task = task
-        schedule = req.schedule.flatMap { $0.isEmpty ? nil : $0 }
-        slot = schedule == nil ? nil : req.slot.map { max(0, $0) }
-        runID = schedule == nil ? nil : req.runID.flatMap { NodeName.isValid($0, maxLength: 64) ? $0 : nil }
-        force = req.force == true
+    init?(_ req: RunRequest) {
+        guard let bg = req.background else { return nil }
+        role = req.role; task = req.task
+        schedule = bg.schedule.flatMap { $0.isEmpty ? nil : $0 }
+        slot = schedule == nil ? nil : bg.slot.map { max(0, $0) }
+        runID = schedule == nil ? nil : bg.runID.flatMap { NodeName.isValid($0, maxLength: 64) ? $0 : nil }
+        force = bg.force
     }
 
     var slotText: String? { slot.map(Slots.rfc3339) }
@@ -79,9 +79,9 @@ extension Executor {
     }
 
     /// `slots`: the peer's records and schedules in, ours back (protocol.md, "Slot records").
-    func exchangeSlots(_ req: TaskRequest, on ch: SecureChannel) async {
+    func exchangeSlots(_ theirs: SlotsPayload, on ch: SecureChannel) async {
         guard let agent = link.agent else { return }
-        let ours = await agent.mergeSlots(SlotsPayload(records: req.records ?? [], schedules: req.schedules, trust: req.trust), from: ch.peer)
+        let ours = await agent.mergeSlots(theirs, from: ch.peer)
         try? await ch.send(Frame(.slots, encoding: ours))
     }
 }

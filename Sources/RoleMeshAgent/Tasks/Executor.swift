@@ -96,25 +96,33 @@ actor Executor {
             let frame = try? await channel.receive()
             idle[ObjectIdentifier(channel)] = nil
             channel.io.setDeadline(nil)
-            guard let frame, frame.type == .request, let req = frame.decode(TaskRequest.self) else { return }
+            guard let frame, frame.type == .request else { return }
+            let request = TaskRequest.parse(frame.payload)
+            if case .failure(.notAnObject) = request { return }
             // Trust may have been revoked while the handshake ran, or while the channel was idle.
             let (trusted, refusal) = await link.agent?.admission(channel.peer) ?? (false, nil)
             guard trusted else { return await fail(channel, revokedError(channel.peer)) }
-            switch req.op {
-            case "run":
+            switch request {
+            case .success(.run(let req)):
                 if !first { Log.debug("a run on a kept channel", context: ["peer": channel.peer]) }
                 guard await run(req, on: channel, refusal: refusal) else { return }
-            case "logs" where first: return await streamLogs(req, on: channel, asker: channel.peer)
-            case "slots" where first: return await exchangeSlots(req, on: channel)
-            case "relay" where first:
-                await link.agent?.carry(to: req.to, for: channel)
+            case .failure(.malformed(op: .run, _)):
+                // Refused as a run is: the channel then waits for the submitter's `next`.
+                await fail(channel, malformed(.run))
+                guard await skipToNext(channel) else { return }
+            case .success(.logs(let id, let follow)) where first: return await streamLogs(id: id, follow: follow, on: channel, asker: channel.peer)
+            case .success(.slots(let records, let schedules, let trust)) where first:
+                return await exchangeSlots(SlotsPayload(records: records, schedules: schedules, trust: trust), on: channel)
+            case .success(.relay(let to)) where first:
+                await link.agent?.carry(to: to, for: channel)
                 return
-            case "carry" where first:
-                await link.agent?.carried(from: req.from, on: channel)
+            case .success(.carry(let from)) where first:
+                await link.agent?.carried(from: from, on: channel)
                 return
-            case "connect" where first:
-                await link.agent?.serveConnect(req, on: channel)
+            case .success(.connect(let service)) where first:
+                await link.agent?.serveConnect(service, on: channel)
                 return
+            case .failure(.malformed(let op, _)) where first: return await fail(channel, malformed(op))
             default: return await fail(channel, MeshError(MeshError.usage, "unknown request"))
             }
             first = false
@@ -132,16 +140,33 @@ actor Executor {
 
     /// Runs one `run` request, then waits for the submitter's `next`: true if it came.
     /// `refusal`: why this node takes no new task, asked with the request's trust.
-    func run(_ req: TaskRequest, on ch: SecureChannel, refusal: String?) async -> Bool {
+    func run(_ req: RunRequest, on ch: SecureChannel, refusal: String?) async -> Bool {
         let input = Input()
         await run(req, on: ch, input: input, refusal: refusal)
         if let reader = input.reader { return await reader.value }
-        // Refused before its input was read: skip to the `next`.
+        return await skipToNext(ch)
+    }
+
+    /// A run refused before its input was read: what the submitter sends for it is skipped up to
+    /// its `next` (true: the channel goes on).
+    func skipToNext(_ ch: SecureChannel) async -> Bool {
         while let f = try? await ch.receive() {
             if f.type == .next { return true }
             if f.type == .request { return false }
         }
         return false
+    }
+
+    /// The answer to a request without a field its operation needs: the one each operation gave
+    /// when that field reached it as missing, before requests were typed, so peers see no change.
+    nonisolated func malformed(_ op: TaskRequest.Op) -> MeshError {
+        switch op {
+        case .run, .slots: MeshError(MeshError.usage, "a malformed task request")
+        case .logs: MeshError(MeshError.other, "\(me) has no task ")
+        case .relay: MeshError(MeshError.unavailable, "\(me) cannot carry a channel to that node")
+        case .carry: MeshError(MeshError.unavailable, "\(me) takes no channel from that node")
+        case .connect: MeshError(MeshError.noPermission, "\(me) does not offer that service")
+        }
     }
 
     nonisolated func fail(_ ch: FrameTransport, _ e: MeshError) async {
@@ -203,12 +228,10 @@ actor Executor {
         return access(t, X_OK) == 0 ? .ready(t) : .notExecutable
     }
 
-    private func run(_ req: TaskRequest, on ch: SecureChannel, input: Input, refusal: String?) async {
+    private func run(_ req: RunRequest, on ch: SecureChannel, input: Input, refusal: String?) async {
         let me = self.me
-        guard let id = req.id, TaskJournal.isValidID(id), let role = req.role,
-              let task = req.task else {
-            return await fail(ch, MeshError(MeshError.usage, "a malformed task request"))
-        }
+        let id = req.id, role = req.role, task = req.task
+        guard TaskJournal.isValidID(id) else { return await fail(ch, malformed(.run)) }
         guard Self.isValidName(role: role, task: task) else {
             return await fail(ch, MeshError(MeshError.usage, "not a valid task name: ROLE and TASK are letters, digits, '.', '_' or '-', starting with a letter or digit"))
         }
@@ -227,7 +250,7 @@ actor Executor {
         case .missing:
             return await fail(ch, MeshError(MeshError.noPermission, "\(me) has no task \(role)/\(task) (no executable file roles/\(role)/\(task) inside the role's folder)"))
         }
-        let args = req.args ?? []
+        let args = req.args
         let bg = BackgroundRun(req)
         var initial = TaskRecord(id: id, role: role, task: task, node: me, from: ch.peer, state: .queued,
                                  submitted: req.submitted ?? Clock.rfc3339())
@@ -247,7 +270,7 @@ actor Executor {
 
         // The connection's input: stdin, end of stdin, signals. Started before waiting for a
         // slot, so a Ctrl-C while queued still cancels.
-        let detached = req.detached == true
+        let detached = req.detached
         input.reader = Task { await self.forwardInput(from: ch, to: stdin, for: r, detached: detached) }
 
         // Wait for a slot, but give up as soon as the run is cancelled (Ctrl-C, revocation).
@@ -446,9 +469,9 @@ actor Executor {
     /// `logs`: the stored output, and with `follow` whatever comes until the task ends.
     /// `asker`: the peer asking over the task channel (nil for this node's own `logs`); it must
     /// have submitted or run the task.
-    func streamLogs(_ req: TaskRequest, on ch: FrameTransport, asker: String? = nil) async {
-        guard let id = req.id, TaskJournal.isValidID(id), let record = journal.record(id) else {
-            return await fail(ch, MeshError(MeshError.other, "\(me) has no task \(req.id ?? "")"))
+    func streamLogs(id: String, follow: Bool, on ch: FrameTransport, asker: String? = nil) async {
+        guard TaskJournal.isValidID(id), let record = journal.record(id) else {
+            return await fail(ch, MeshError(MeshError.other, "\(me) has no task \(id)"))
         }
         if let asker, record.from != asker, record.node != asker {
             return await fail(ch, MeshError(MeshError.noPermission, "\(asker) neither submitted nor ran task \(id)"))
@@ -460,7 +483,6 @@ actor Executor {
             follower = f
         }
         defer { if let f = follower { followers[ObjectIdentifier(f)] = nil } }
-        let follow = req.follow ?? false
         let reader = OutputLog.Reader(url: journal.outputFile(id))
         let deadline = ContinuousClock.now + .seconds(24 * 3600)
         while ContinuousClock.now < deadline, follower?.revoked != true {
@@ -497,7 +519,13 @@ public final class OutputLog: Sendable {
     private let onAppend: @Sendable () -> Void
 
     public init(url: URL, limit: Int = Int.max, onAppend: @escaping @Sendable () -> Void = {}) {
-        state = Locked(State(fd: open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)))
+        var fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        // The task's folder may not be on disk yet: the journal makes it with the record's first
+        // write, on the disk queue.
+        if fd < 0, errno == ENOENT, mkdir(url.deletingLastPathComponent().path, 0o700) == 0 || errno == EEXIST {
+            fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        }
+        state = Locked(State(fd: fd))
         self.limit = limit
         self.onAppend = onAppend
     }

@@ -302,13 +302,9 @@ actor Submitter {
             journal.update(sub.id) { $0.via = via }
             if let via { await relay.forward(.info("\(sub.role)/\(sub.task) goes to \(target.name) via \(via): no direct path from here")) }
 
-            var request = TaskRequest.run(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
-                                          submitted: sub.submitted, detached: sink == nil)
-            if sub.background {
-                request.background = true
-                request.schedule = sub.schedule; request.slot = sub.slot; request.runID = sub.runID
-                request.force = sub.force ? true : nil
-            }
+            let background = sub.background ? RunRequest.Background(schedule: sub.schedule, slot: sub.slot, runID: sub.runID, force: sub.force) : nil
+            let request = TaskRequest.run(RunRequest(id: sub.id, role: sub.role, task: sub.task, args: sub.args,
+                                                     submitted: sub.submitted, detached: sink == nil, background: background))
             var outcome: Frame?
             var started = false
             do {
@@ -400,7 +396,7 @@ actor Submitter {
         }
         let req = TaskRequest.logs(id: id, follow: follow)
         if r.node == me || FileManager.default.fileExists(atPath: journal.outputFile(id).path) {
-            return await executor.streamLogs(req, on: sink)
+            return await executor.streamLogs(id: id, follow: follow, on: sink)
         }
         guard let node = r.node else { return await fail(MeshError(MeshError.other, "task \(id) has not run yet (it is \(r.state.rawValue))")) }
         guard let agent = link.agent else { return }

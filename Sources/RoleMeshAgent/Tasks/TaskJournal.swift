@@ -14,14 +14,16 @@ import RoleMeshStorage
 /// memory between their updates. The folder is read once, at the first use.
 ///
 /// A record changes in memory at once (everyone reads it there) and reaches its file just after,
-/// on a queue of the journal's own, in order, the latest version only: a task's round trip no
-/// longer waits for six file replacements. An agent that stops cleanly waits for them
-/// (`flushed`); one killed may lose the last milliseconds of changes, as a power cut could before.
+/// on the agent's one `DiskWriter`, in order, the latest version only: a task's round trip no
+/// longer waits for six file replacements, and no file is written on the shared pool (nor under
+/// the lock): a task's folder, its record, an output replaced under the cap, a pruned folder's
+/// removal. An agent that stops cleanly waits for them (`flushed`); one killed may lose the last
+/// milliseconds of changes, as a power cut could before.
 public final class TaskJournal: Sendable {
     let root: URL
     private let rootPath: String
     private let state = Locked(Index())
-    private let writes = DispatchQueue(label: "rolemesh.journal")
+    private let writer: DiskWriter
     /// Rises on every change of a record or of a task's stored output; `logs --follow` and a
     /// leaving executor wait on it instead of polling on a timer.
     public let changes = ChangeSignal()
@@ -50,11 +52,16 @@ public final class TaskJournal: Sendable {
         var reads = 0
         /// The newest bytes of each record not written yet; a record stays in `live` until written.
         var pending: [String: [UInt8]] = [:]
+        /// Pruned tasks whose folder is not removed yet: `all` must not take them back meanwhile.
+        var removing: Set<String> = []
     }
 
-    public init(dir: NodeDirectory) {
+    /// `writer`: the agent's own (`Agent.disk`), so the journal's files take their turn with the
+    /// agent's other writes; a journal alone (tests, the bench) has one of its own.
+    public init(dir: NodeDirectory, writer: DiskWriter = DiskWriter()) {
         root = dir.stateDir.appendingPathComponent("tasks")
         rootPath = root.path
+        self.writer = writer
         try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -127,12 +134,11 @@ public final class TaskJournal: Sendable {
     private func store(_ r: TaskRecord, _ s: inout Index) {
         var r = r
         r.args = Self.keptArgs(r.args)
-        // The folder at once: the task's output goes there as soon as it runs.
-        if s.entries[r.id] == nil { mkdir(rootPath + "/" + r.id, 0o700) }
         let bytes = [UInt8](ControlJSON.encode(r, userInfo: [TaskRecord.withArgs: true]) + Data([10]))
         if s.pending.updateValue(bytes, forKey: r.id) == nil {
-            let id = r.id
-            writes.async { self.write(id) }
+            // A new task's first write makes its folder (its output may make it first: OutputLog).
+            let id = r.id, creating = s.entries[r.id] == nil
+            writer.write { [self] () throws(MeshError) in try write(id, creating: creating) }
         }
         let old = s.entries[r.id]
         if let old, old.submitted != r.submitted, let i = s.trimmable.firstIndex(where: { $0.id == r.id }) {
@@ -146,25 +152,30 @@ public final class TaskJournal: Sendable {
         noteChange()
     }
 
-    /// On the journal's queue: the newest bytes of `id`'s record to its file; a finished record
-    /// then leaves memory.
-    private func write(_ id: String) {
+    /// On the disk queue: the newest bytes of `id`'s record to its file (a failure is logged by
+    /// the writer); a finished record then leaves memory, where it was read until now.
+    private func write(_ id: String, creating: Bool) throws(MeshError) {
         guard let bytes = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
-        do { try AtomicFile.replace(URL(fileURLWithPath: recordPath(id)), with: bytes, durable: false) } catch {
-            Log.warn(error.message)
+        defer {
+            state.withLock { s in
+                if s.pending[id] == nil, s.live[id]?.isFinal == true { s.live[id] = nil }
+            }
         }
-        state.withLock { s in
-            if s.pending[id] == nil, s.live[id]?.isFinal == true { s.live[id] = nil }
-        }
+        if creating { mkdir(rootPath + "/" + id, 0o700) }
+        try AtomicFile.replace(URL(fileURLWithPath: recordPath(id)), with: bytes, durable: false)
     }
 
     /// Returns once every change asked for so far is in its file (an agent stopping, tests).
     public func flushed() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in writes.async { c.resume() } }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in writer.whenDone { c.resume() } }
     }
 
-    /// `flushed`, blocking (tests).
-    public func flush() { writes.sync {} }
+    /// `flushed`, blocking (tests, the bench; never on the shared pool).
+    public func flush() {
+        let done = DispatchSemaphore(value: 0)
+        writer.whenDone { done.signal() }
+        done.wait()
+    }
 
     /// Read-modify-write under the lock; a record that does not exist yet starts from `initial`.
     @discardableResult
@@ -194,17 +205,27 @@ public final class TaskJournal: Sendable {
         }
     }
 
-    /// Forgets finished tasks (record and output) that ended more than `days` ago.
+    /// Forgets finished tasks (record and output) that ended more than `days` ago: gone from the
+    /// index at once, their folders removed on the disk queue.
     /// RFC 3339 UTC times with a fixed layout compare as strings. Reads the records of finished
     /// tasks submitted before the cutoff only (none ended before it was submitted).
     public func prune(olderThan days: Int) {
         let cutoff = Clock.rfc3339(Date().addingTimeInterval(-Double(days) * 86_400))
-        state.withLock { s in
+        let gone = state.withLock { s -> [String] in
             ensureLoaded(&s)
+            var gone: [String] = []
             for (id, e) in s.entries where e.isFinal && e.submitted < cutoff {
                 guard let r = s.live[id] ?? load(id, &s), (r.finished ?? r.submitted) < cutoff else { continue }
-                try? FileManager.default.removeItem(at: folder(id))
-                forget(id, &s)
+                gone.append(id)
+            }
+            for id in gone { forget(id, &s); s.removing.insert(id) }
+            return gone
+        }
+        for id in gone {
+            let folder = folder(id)
+            writer.write { [self] in
+                try? FileManager.default.removeItem(at: folder)
+                state.withLock { _ = $0.removing.remove(id) }
             }
         }
     }
@@ -254,21 +275,23 @@ public final class TaskJournal: Sendable {
     /// Keeps all tasks' stored output and kept arguments under `cap` bytes: the oldest tasks' output
     /// goes first, each replaced by one line saying so (what `logs` then prints), then, if that is
     /// not enough, the oldest tasks' arguments leave their records. Runs in `keeping` are spared.
-    /// Works from the index's running total: nothing is read unless something must go.
+    /// Works from the index's running total: nothing is read unless something must go. An output
+    /// is replaced on the disk queue and counted as replaced at once; one that fails is counted
+    /// again from its file.
     public func trimOutputs(toAtMost cap: Int, keeping: Set<String> = []) {
         let replacement = Self.replacement(cap: cap)
         var trimmed = false
+        var replaced: [String] = []
         state.withLock { s in
             ensureLoaded(&s)
             var i = 0
             while s.totalOutput > cap, i < s.trimmable.count {
                 let id = s.trimmable[i].id
                 guard let e = s.entries[id], !keeping.contains(id), e.output > replacement.count else { i += 1; continue }
-                guard (try? AtomicFile.replace(outputFile(id), with: replacement, durable: false)) != nil else { i += 1; continue }
                 s.totalOutput -= e.output - replacement.count
                 s.entries[id]?.output = replacement.count
                 s.trimmable.remove(at: i)
-                trimmed = true
+                replaced.append(id)
             }
             guard s.totalOutput > cap else { return }
             let withArgs = s.entries.filter { $0.value.args > 0 && !keeping.contains($0.key) }
@@ -281,6 +304,16 @@ public final class TaskJournal: Sendable {
             }
         }
         if trimmed { noteChange() }
+        for id in replaced {
+            let url = outputFile(id)
+            writer.write { [self] () throws(MeshError) in
+                do throws(MeshError) { try AtomicFile.replace(url, with: replacement, durable: false) } catch {
+                    noteOutput(id)
+                    throw error
+                }
+                noteChange()
+            }
+        }
     }
 
     /// Every task, oldest first: what `tasks` lists. Reads each record once (the index says
@@ -291,7 +324,7 @@ public final class TaskJournal: Sendable {
         let listed = (try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []
         let ids = state.withLock { s -> [(String, String)] in
             ensureLoaded(&s)
-            for id in listed where s.entries[id] == nil { adopt(id, &s) }
+            for id in listed where s.entries[id] == nil && !s.removing.contains(id) { adopt(id, &s) }
             return s.entries.map { ($0.value.submitted, $0.key) }
         }.sorted { $0 < $1 }
         return ids.compactMap { record($0.1) }

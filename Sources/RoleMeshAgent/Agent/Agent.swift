@@ -176,10 +176,10 @@ public actor Agent {
                           backup: config.backup, draining: overrides.draining, profile: profile, bootstrap: bootstrap),
             keyPair: pair, trusted: trusted, seed: seed, now: Clock.now())
         let link = AgentLink()
-        let executor = Executor(me: config.name, dir: dir, journal: journal, link: link, maxTasks: config.maxTasks,
+        let executor = Executor(me: config.name, dir: dir, journal: journal, link: link, children: children, maxTasks: config.maxTasks,
                                 envPassthrough: config.envPassthrough, maxLogBytes: config.maxLogBytes)
         self.executor = executor
-        submitter = Submitter(me: config.name, dir: dir, journal: journal, link: link, executor: executor)
+        submitter = Submitter(me: config.name, dir: dir, journal: journal, link: link, children: children, executor: executor)
         link.set(self)
         Log.info("agent started on \(listen) (profile \(profile.name), incarnation \(incarnation), \(trusted.count) trusted keys, seed \(seed))",
                  context: ["node": config.name])

@@ -46,9 +46,13 @@ actor Executor {
     }
     private var followers: [ObjectIdentifier: Follower] = [:]
 
-    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, maxTasks: Int, envPassthrough: [String],
+    /// The agent's background work, which this executor's own is part of.
+    private let children: ChildTasks
+
+    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, children: ChildTasks, maxTasks: Int, envPassthrough: [String],
          maxLogBytes: Int = NodeConfig(name: "").maxLogBytes) {
         self.me = me
+        self.children = children
         self.maxLogBytes = maxLogBytes
         self.dir = dir
         self.journal = journal
@@ -135,7 +139,7 @@ actor Executor {
     /// What the submitter sends for one run after the request, read by one task from the start
     /// of the run until `next` (true: the channel goes on) or the end of the channel (false).
     final class Input {
-        var reader: Task<Bool, Never>?
+        var reader: Later<Bool>?
     }
 
     /// Runs one `run` request, then waits for the submitter's `next`: true if it came.
@@ -271,7 +275,9 @@ actor Executor {
         // The connection's input: stdin, end of stdin, signals. Started before waiting for a
         // slot, so a Ctrl-C while queued still cancels.
         let detached = req.detached
-        input.reader = Task { await self.forwardInput(from: ch, to: stdin, for: r, detached: detached) }
+        let reader = Later<Bool>()
+        children.spawn { reader.resolve(await self.forwardInput(from: ch, to: stdin, for: r, detached: detached)) }
+        input.reader = reader
 
         // Wait for a slot, but give up as soon as the run is cancelled (Ctrl-C, revocation).
         let (gotSlot, waited) = await acquireSlot(for: r)
@@ -346,7 +352,7 @@ actor Executor {
         try? await ch.send(started)
         if let bg {
             await announce("run-started", bg, id: id)
-            Task { await self.keepToConditions(r, bg) }
+            children.spawn { await self.keepToConditions(r, bg) }
         }
 
         // Output: to the journal and, while it listens, to the submitter. A slow reader slows
@@ -360,9 +366,8 @@ actor Executor {
             if r.cancelled { kill(-pid, SIGKILL) }   // nothing of a cancelled task outlives it
             // Output written just before exit still arrives; a grandchild holding the pipes
             // open does not hold the task's end for more than 10 s.
-            let linger = Task { try? await Task.sleep(for: .seconds(10)); stdout.abort(); stderr.abort() }
+            stdout.setDeadline(10); stderr.setDeadline(10)
             await pumps.waitForAll()
-            linger.cancel()
             return code
         }
         log.close()
@@ -440,8 +445,8 @@ actor Executor {
         kill(-pid, sig)
         // A paused run must run again to see the signal (and to die of SIGINT or SIGTERM).
         if r.paused { kill(-pid, SIGCONT) }
-        Task {
-            try? await Task.sleep(for: .seconds(3))
+        children.spawn {
+            try? await Task.sleep(for: .seconds(3))      // cancelled: the agent stops, and kills it now
             self.killIfLingering(r, pid)
         }
     }

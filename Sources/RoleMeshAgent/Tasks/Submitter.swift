@@ -88,8 +88,12 @@ actor Submitter {
     /// Runs whose node this node stopped trusting: they end with 77, never retried.
     private var revokedRuns: Set<String> = []
 
-    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, executor: Executor) {
+    /// The agent's background work, which the submissions are part of.
+    private let children: ChildTasks
+
+    init(me: String, dir: NodeDirectory, journal: TaskJournal, link: AgentLink, children: ChildTasks, executor: Executor) {
         self.me = me
+        self.children = children
         self.journal = journal
         self.link = link
         self.executor = executor
@@ -110,7 +114,7 @@ actor Submitter {
         for r in journal.unfinished() where !queuedIDs.contains(r.id) {
             journal.update(r.id) { $0.state = .lost; $0.finished = $0.finished ?? Clock.rfc3339() }
         }
-        for s in queued { Task { await self.run(s, sink: nil) } }
+        for s in queued { children.spawn { await self.run(s, sink: nil) } }
     }
 
     /// Trust in `node` was revoked here: our channels to it close and their runs report 77.
@@ -190,7 +194,7 @@ actor Submitter {
 
     /// Runs until the task is over.
     func run(_ sub: Submission, sink: PlainFrames?) async {
-        let relay = Relay(sink: sink)
+        let relay = Relay(sink: sink, children: children)
         relays[sub.id] = relay
         // Whatever the outcome, it is final: a queued submission must never run again after it.
         defer {
@@ -434,10 +438,10 @@ final class Relay: Sendable {
     /// Bumped on attach, cancel, the sink going away and the end: what input and a queued run wait on.
     private let events = ChangeSignal()
 
-    init(sink: PlainFrames?) {
+    init(sink: PlainFrames?, children: ChildTasks) {
         self.sink = sink
         guard let sink else { return }
-        Task { [self] in await readInput(from: sink) }
+        children.spawn { [self] in await readInput(from: sink) }
     }
 
     var cancelled: Bool { state.withLock { $0.cancelled } }

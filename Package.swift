@@ -45,9 +45,12 @@ let package = Package(
         .target(name: "RoleMeshTransport", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "CLinux"]),
         // This device's resource signals and idleness, read from /proc and /sys.
         .target(name: "RoleMeshProbes", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
+        // The task channel: encrypted, mutually authenticated TCP between members; handshakes,
+        // frames, the pre-auth gate, relayed channels.
+        .target(name: "RoleMeshTaskChannel", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "RoleMeshTransport", "RoleMeshStorage", "RoleMeshControl"]),
         // The agent: composes the core and the targets above; tasks, trust, schedules, services.
         .target(name: "RoleMeshAgent", dependencies: ["RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes",
-                                                      "RoleMeshCore", "RoleMeshControl"]),
+                                                      "RoleMeshTaskChannel", "RoleMeshCore", "RoleMeshControl"]),
         // What tests and benchmarks use and the agent never does (capturing loopback traffic).
         .target(name: "RoleMeshTestSupport", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
         // The release's version comes from the file VERSION (Plugins/VersionFile).
@@ -61,11 +64,11 @@ let package = Package(
             plugins: ["VersionFile"]
         ),
         .executableTarget(name: "rolemesh-bench", dependencies: ["RoleMeshAgent", "RoleMeshCore", "RoleMeshSimulation", "RoleMeshPlatform",
-                                                         "RoleMeshStorage", "RoleMeshTransport", "RoleMeshTestSupport"]),
+                                                         "RoleMeshStorage", "RoleMeshTransport", "RoleMeshTaskChannel", "RoleMeshTestSupport"]),
         .testTarget(name: "RoleMeshCoreTests", dependencies: ["RoleMeshCore"]),
-        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes", "RoleMeshTestSupport"]),
+        .testTarget(name: "RoleMeshAgentTests", dependencies: ["RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes", "RoleMeshTaskChannel", "RoleMeshTestSupport"]),
         .testTarget(name: "RoleMeshSimulationTests", dependencies: ["RoleMeshSimulation", "RoleMeshCore"],
                     resources: [.copy("scenarios")]),
-        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes", "RoleMeshTestSupport", "rolemesh"]),
+        .testTarget(name: "RoleMeshIntegrationTests", dependencies: ["RoleMeshCore", "RoleMeshAgent", "RoleMeshControl", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes", "RoleMeshTaskChannel", "RoleMeshTestSupport", "rolemesh"]),
     ]
 )

@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import RoleMeshAgent
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// A temporary directory under /tmp, removed on every exit path.
 func makeTempRoot(_ label: String) throws -> String {

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import Foundation
 import RoleMeshAgent
+import RoleMeshTaskChannel
 
 /// N HashiCorp Serf agents (default `lan` profile) on 127.0.102.<i+1>, all joining s1.
 final class SerfCluster {

@@ -4,6 +4,7 @@ import Synchronization
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// `services`: a forwarded connection (`rolemesh connect`) against connecting to the service
 /// directly, on loopback. node2 holds role `bench` and node3 backs it up, each "serving" `bench/echo`

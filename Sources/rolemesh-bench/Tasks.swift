@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import Foundation
 import RoleMeshAgent
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// `tasks`: how fast commands answer, and `rolemesh submit ROLE/true` to another local agent
 /// against `ssh 127.0.0.1 true` with key authentication (a private sshd started here on a

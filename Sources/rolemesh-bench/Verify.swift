@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import Foundation
 import RoleMeshAgent
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// `verify`: signed heartbeats per second through `Membership.receive(bytes:from:now:)` (decode,
 /// signature check, state update, relay queue) versus a bare `Ed25519.verify` (`crypto_sign_verify_detached`) loop

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import RoleMeshAgent
 import RoleMeshControl
+import RoleMeshTaskChannel
 
 /// The control socket's JSON: every request survives the trip, and replies have the
 /// contract's keys and value types (docs/contract.md), `null`s included.

@@ -1,6 +1,7 @@
 import XCTest
 import RoleMeshAgent
 import RoleMeshControl
+import RoleMeshTaskChannel
 
 /// The requests written without the JSON encoder are byte for byte what it writes.
 final class ControlRequestLineTests: XCTestCase {

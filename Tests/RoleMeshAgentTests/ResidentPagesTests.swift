@@ -2,6 +2,7 @@ import Foundation
 import RoleMeshPlatform
 import RoleMeshAgent
 import XCTest
+import RoleMeshTaskChannel
 
 final class ResidentPagesTests: XCTestCase {
     /// Mappings as smaps shows them: only clean, private, read-only file pages may go, and only

@@ -8,6 +8,7 @@ import RoleMeshCore
 import Glibc
 import RoleMeshStorage
 import RoleMeshTransport
+import RoleMeshTaskChannel
 
 /// The task channel's client against a fake server, the escaping helper, and reading keys/.
 final class TaskHardeningUnitTests: XCTestCase {

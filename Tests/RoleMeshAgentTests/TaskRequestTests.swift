@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import RoleMeshAgent
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// The task channel's `request` frame as a typed enum, with the bytes on the wire unchanged.
 final class TaskRequestTests: XCTestCase {

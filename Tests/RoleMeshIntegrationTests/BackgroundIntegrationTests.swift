@@ -4,6 +4,7 @@ import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// Schedules, idle and pausing with real agents on `fast`: node1 holds role `meta`, node2 stands
 /// by for it, node3 holds nothing. Task scripts log what they saw to `runs.log` and their pid to

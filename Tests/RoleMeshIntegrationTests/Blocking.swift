@@ -1,6 +1,7 @@
 import Dispatch
 import RoleMeshPlatform
 import RoleMeshAgent
+import RoleMeshTaskChannel
 
 /// Runs async code (the task channel) from a synchronous test that drives real agents.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {

@@ -4,6 +4,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// A man in the middle on the task channel: flipped bits and a replayed session must end the
 /// connection before any task runs.

@@ -4,6 +4,7 @@ import RoleMeshAgent
 import RoleMeshCore
 import Glibc
 import RoleMeshTransport
+import RoleMeshTaskChannel
 
 /// New devices and revocation with real agents (docs/contract.md, "New devices, revocation, and
 /// travelling"): invite + join with no file copied by hand, codes that no longer work, and

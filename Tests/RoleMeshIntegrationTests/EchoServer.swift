@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import RoleMeshTaskChannel
 
 /// A TCP service for the service tests: on `host:port`, each connection gets `greeting` and a
 /// newline, then its own bytes back until it ends its side. `stop()` closes the listener and

@@ -3,6 +3,7 @@ import XCTest
 import RoleMeshAgent
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// Regression tests for the hardening issue: what a local user, a restart or a stolen key could
 /// do to a node before. Each names the finding it guards.

@@ -4,6 +4,7 @@ import Synchronization
 import RoleMeshAgent
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// What a new user ran into in the second round (issue 24, "From the new user"), against the real
 /// binary and real agents.

@@ -4,6 +4,7 @@ import RoleMeshAgent
 import RoleMeshCore
 import Glibc
 import RoleMeshTestSupport
+import RoleMeshTaskChannel
 
 /// Gossip is private (protocol.md 2): a passive capture of real agents' traffic on loopback holds
 /// no node name, role name or signal value, however it is encoded; and since issue 24 neither does

@@ -4,6 +4,7 @@ import Synchronization
 import RoleMeshAgent
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// The second security review (issue 24, "From the security review"), each finding against real
 /// agents: relays, descriptors, pre-auth places and the refusal log.

@@ -5,6 +5,7 @@ import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// Issue 26 on real agents (127.0.0.x): node1 and node2 hold `llm` and each serves `llm/api` (an
 /// echo service that greets with its node's name) at its own port; node3, the thin client, holds

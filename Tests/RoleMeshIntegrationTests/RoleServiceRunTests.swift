@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshControl
 import Glibc
+import RoleMeshTaskChannel
 
 /// Supervised `run` processes of role services (issue 26), on real agents: started, restarted when
 /// killed, logged, unhealthy when they keep dying, and with `where = "route"` only on the role's

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Glibc
 import RoleMeshPlatform
+import RoleMeshTaskChannel
 
 /// `rolemesh service install|uninstall` as a person runs it. Nothing is enabled on this machine:
 /// `--print` writes nothing, and the install tests put a stand-in systemctl first on PATH

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import RoleMeshControl
 import Glibc
+import RoleMeshTaskChannel
 
 /// Role services between devices (issue 26): each agent in a network namespace of its own, joined
 /// to the others by a veth pair into a bridge (in a namespace the test creates), so each device has

@@ -4,6 +4,7 @@ import RoleMeshAgent
 import Glibc
 import RoleMeshTransport
 import RoleMeshPlatform
+import RoleMeshTaskChannel
 
 /// A control client must never stall the agent's queue, which also ticks the failure detector:
 /// on `fast` a 400 ms stall makes a node think it was suspended and raise its incarnation.

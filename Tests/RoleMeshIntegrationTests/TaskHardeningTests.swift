@@ -4,6 +4,7 @@ import RoleMeshAgent
 import RoleMeshCore
 import Glibc
 import RoleMeshPlatform
+import RoleMeshTaskChannel
 
 /// Hardening of the task channel and the executor: pre-auth floods, task names, the task's
 /// environment, revocation, peer-chosen ids and who may read logs.

@@ -4,6 +4,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// `submit`, `tasks`, `logs` between real agents over the encrypted task channel.
 final class TaskIntegrationTests: XCTestCase {

@@ -4,6 +4,7 @@ import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
 import Glibc
+import RoleMeshTaskChannel
 
 /// Who may change trust (docs/contract.md, "Who may change trust"), with real agents and a thief:
 /// a test peer that signs statements and slot records with a stolen device's secret key file.

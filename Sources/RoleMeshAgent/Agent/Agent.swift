@@ -4,6 +4,7 @@ import RoleMeshCore
 import RoleMeshStorage
 import RoleMeshTransport
 import RoleMeshProbes
+import RoleMeshTaskChannel
 
 /// The shell around the membership core: sockets, timers, files and the control socket.
 ///

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// Control requests: one `switch` over the typed request. Each answers on its connection.
 extension Agent {

@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// Forwarded connections: the client side picks the node by the routing rules (`routeService`)
 /// and tries the next candidate at once when one cannot be reached or refuses; the serving side

@@ -3,6 +3,7 @@ import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
 import RoleMeshTransport
+import RoleMeshTaskChannel
 
 /// `rolemesh invite NAME`: this node holds a one-time secret for NAME and prints a code; the new
 /// device proves the secret in a join handshake (TaskChannel/JoinHandshake.swift), gets the

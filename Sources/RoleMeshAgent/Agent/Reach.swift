@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// Reaching members through others: every task channel this node opens (submit, logs, slot
 /// exchanges) goes through `channel(to:)`, which tries the direct path and, when nothing answers

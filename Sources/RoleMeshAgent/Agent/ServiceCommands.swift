@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// Control requests about services: `services`, `connect`, and the `forwards` of `status`.
 extension Agent {

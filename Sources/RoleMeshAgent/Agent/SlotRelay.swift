@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// Slot records travel outside the membership core: over the task channel (authenticated and
 /// encrypted), as a `slots` request that carries this node's records and is answered with the

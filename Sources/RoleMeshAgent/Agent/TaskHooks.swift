@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// The task channel and task commands, wired into the agent.
 extension Agent {

@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// Trust statements: judged by `TrustLedger` (RoleMeshCore/Trust), applied to `keys/` and
 /// node.toml's `introducers` here, and spread on the slot-record exchange (Schedules/SlotRelay.swift):

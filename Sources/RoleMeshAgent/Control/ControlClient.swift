@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshStorage
 import RoleMeshTransport
+import RoleMeshTaskChannel
 
 /// The command-line side of the control socket: blocking I/O, one request per connection.
 public final class ControlClient {

@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshControl
+import RoleMeshTaskChannel
 
 /// One client of the control socket. Never blocks the agent queue, which also ticks the
 /// failure detector: writes go to a per-connection buffer that a write source drains as the

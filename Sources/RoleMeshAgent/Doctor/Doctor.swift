@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// `rolemesh doctor`: why this device cannot see the others, one line per check, each failure
 /// with its fix. Every check is bounded in time (the agent 3 s, each probe its handshake's 5 s,

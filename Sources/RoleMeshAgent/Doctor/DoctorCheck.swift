@@ -1,4 +1,5 @@
 import RoleMeshPlatform
+import RoleMeshTaskChannel
 
 /// One line of `rolemesh doctor`: what was checked, what was found, and for a failure the
 /// command (or the one step) that fixes it.

@@ -3,6 +3,7 @@ import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
 import RoleMeshTransport
+import RoleMeshTaskChannel
 
 /// The checks that ask others: this node's agent on its control socket, the seeds, and every
 /// trusted node, each through the same authenticated hello a task connection starts with.

@@ -1,4 +1,5 @@
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// What the agent keeps about role services (Agent.services): its `service.toml` files, the
 /// health of what it offers, where each service's connections went last, and its listeners.

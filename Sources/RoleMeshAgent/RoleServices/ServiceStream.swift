@@ -1,5 +1,6 @@
 import RoleMeshPlatform
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// The bytes of one forwarded connection over a task channel (protocol.md, "Service
 /// connections"): the client side sends `stdin` frames and `stdinEOF` when its side stops

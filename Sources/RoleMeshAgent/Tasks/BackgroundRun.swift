@@ -1,6 +1,7 @@
 import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// What makes a run a background run (a schedule's slot, or `submit --when idle`): its lowest
 /// priority (`BackgroundPriority`), its pause rule and its `run-*` events.

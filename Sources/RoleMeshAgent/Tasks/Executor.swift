@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// Runs tasks that peers submit over the task channel: `DIR/roles/ROLE/TASK`, with their
 /// arguments, in a fresh working directory, in its own process group, at most `max_tasks`

@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// A task someone asked this node to run somewhere: what `submit` sent, and what the
 /// queue persists under `DIR/state/queue/ID.json` until a node can take it.

@@ -2,6 +2,7 @@ import RoleMeshPlatform
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// The task journal under `DIR/state/tasks/ID/`: `task.json` (the record) and, on the node
 /// that ran it, `output` (stdout and stderr as frames, in the order they were written).

@@ -4,6 +4,7 @@ import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// New devices and revocation (docs/contract.md, "New devices, revocation, and travelling"), and
 /// who may change trust ("Who may change trust").

@@ -3,6 +3,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
+import RoleMeshTaskChannel
 
 /// `rolemesh services [--json]`
 struct Services: ParsableCommand {

@@ -5,6 +5,7 @@ import RoleMeshAgent
 import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
+import RoleMeshTaskChannel
 
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
 struct Submit: ParsableCommand {

@@ -7,11 +7,11 @@ import RoleMeshTransport
 /// queue) and hands each one to the pre-auth gate, which starts its handshake as soon as it has a
 /// place (`PreAuthPlaces`: per source IP, with a short queue).
 /// Confinement: created, started and stopped on the agent's queue (its handlers run there).
-final class TaskListener {
-    let fd: Int32
+public final class TaskListener {
+    public let fd: Int32
     private var acceptor: AcceptSource?
 
-    init(bind address: WireAddress) throws(MeshError) {
+    public init(bind address: WireAddress) throws(MeshError) {
         let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, sockStream, 0)
         guard fd >= 0 else { throw MeshError(MeshError.other, "cannot create the task socket") }
         var one: Int32 = 1
@@ -32,7 +32,7 @@ final class TaskListener {
     }
 
     /// Every accepted connection goes to `gate`, which starts its handshake when it has a place.
-    func start(queue: DispatchQueue, gate: PreAuthGate) {
+    public func start(queue: DispatchQueue, gate: PreAuthGate) {
         let a = AcceptSource(fd: fd, queue: queue, what: "task connections")
         a.start { c, peer in
             var one: Int32 = 1
@@ -42,7 +42,7 @@ final class TaskListener {
         acceptor = a
     }
 
-    func stop() {
+    public func stop() {
         acceptor?.stop(); acceptor = nil
     }
 }
@@ -50,8 +50,8 @@ final class TaskListener {
 /// The listener's pre-auth places (`PreAuthPlaces`, the rules) around real connections: thread
 /// safe, as handshakes run as tasks and free their places from anywhere. A connection that waits
 /// for a place is held unread; one the rules refuse is closed unread and reported.
-final class PreAuthGate: Sendable {
-    typealias Start = @Sendable (Int32, WireAddress, Place) -> Void
+public final class PreAuthGate: Sendable {
+    public typealias Start = @Sendable (Int32, WireAddress, Place) -> Void
     /// Unchecked: Sendable but for the Dispatch timer, which Dispatch makes safe from any thread.
     private struct State: @unchecked Sendable {
         var places: PreAuthPlaces
@@ -67,14 +67,14 @@ final class PreAuthGate: Sendable {
 
     /// `start(fd, source, place)`: a connection's handshake begins (it frees `place` when over);
     /// `refused(source, why)`: a connection was closed unread.
-    init(_ places: PreAuthPlaces = PreAuthPlaces(), start: @escaping Start,
+    public init(_ places: PreAuthPlaces = PreAuthPlaces(), start: @escaping Start,
          refused: @escaping @Sendable (WireAddress, String) -> Void) {
         state = Locked(State(places: places))
         limits = (places.total, places.perSource, places.wait)
         self.start = start; self.refused = refused
     }
 
-    func arrive(_ fd: Int32, from source: WireAddress) {
+    public func arrive(_ fd: Int32, from source: WireAddress) {
         let now = Clock.now()
         let decision = state.withLock { s -> (PreAuthPlaces.Arrival, Int) in
             let id = s.nextID
@@ -123,12 +123,12 @@ final class PreAuthGate: Sendable {
     }
 
     /// One connection's place; `release()` frees it the first time only.
-    final class Place: Sendable {
+    public final class Place: Sendable {
         private let gate: PreAuthGate
         private let source: WireAddress
         private let released = Atomic(false)
         init(gate: PreAuthGate, source: WireAddress) { self.gate = gate; self.source = source }
-        func release() {
+        public func release() {
             guard released.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
             gate.leave(source)
         }

@@ -56,9 +56,9 @@ public struct ReadyInfo: Codable, Equatable, Sendable {
 }
 
 /// One element of a list read leniently: a malformed one is nil instead of failing the whole list.
-struct Lenient<T: Decodable>: Decodable {
-    let value: T?
-    init(from decoder: Decoder) throws { value = try? T(from: decoder) }
+public struct Lenient<T: Decodable>: Decodable {
+    public let value: T?
+    public init(from decoder: Decoder) throws { value = try? T(from: decoder) }
 }
 
 /// `welcome`: what the inviter gives a device it admitted. `keys`: every key it trusts (name →

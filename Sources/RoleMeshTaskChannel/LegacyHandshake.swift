@@ -13,13 +13,13 @@ import RoleMeshCore
 ///   C → S  sig_c(transcript)
 ///   S → C  the first encrypted frame, `info` "ready"
 /// Session keys come from `crypto_kx` over the ephemeral X25519 keys.
-enum LegacyHandshake {
-    static let magic = Array("RMT1".utf8)
-    static let serverTag = Array("rolemesh/1 task-server\0".utf8)
-    static let clientTag = Array("rolemesh/1 task-client\0".utf8)
+public enum LegacyHandshake {
+    public static let magic = Array("RMT1".utf8)
+    public static let serverTag = Array("rolemesh/1 task-server\0".utf8)
+    public static let clientTag = Array("rolemesh/1 task-client\0".utf8)
 
     /// The client's side, to `expected` (a 0.1.0 member), through the server's "ready".
-    static func connect(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
+    public static func connect(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
                         trusted: [String: [UInt8]], within seconds: Double) async throws(SecureChannel.HandshakeFailure) -> SecureChannel {
         io.setDeadline(seconds)
         guard let serverKey = trusted[expected] else { throw .untrusted(expected) }
@@ -41,7 +41,7 @@ enum LegacyHandshake {
     /// The server's side, after the 4-byte magic was read. `legacyKey(name)`: the key of `name` if
     /// it is a trusted member of the previous release at this connection's source address, else nil
     /// (and the client gets the refusal every failure gets).
-    static func accept(io: AsyncFD, me: String, keyPair: Ed25519.KeyPair,
+    public static func accept(io: AsyncFD, me: String, keyPair: Ed25519.KeyPair,
                        legacyKey: (String) async -> [UInt8]?) async throws(SecureChannel.Refusal) -> SecureChannel {
         guard let n = await io.readExactly(1), let nameBytes = await io.readExactly(Int(n[0])),
               let clientEph = await io.readExactly(32) else { throw .ended }
@@ -60,9 +60,9 @@ enum LegacyHandshake {
         return SecureChannel(io: io, peer: client, keys: ChannelHandshake.SessionKeys(send: k.send, receive: k.receive))
     }
 
-    static func kxKeyPair() -> ([UInt8], [UInt8]) { X25519.keyPair() }
+    public static func kxKeyPair() -> ([UInt8], [UInt8]) { X25519.keyPair() }
 
-    static func transcriptBytes(client: String, clientEph: [UInt8], server: String, serverEph: [UInt8]) -> [UInt8] {
+    public static func transcriptBytes(client: String, clientEph: [UInt8], server: String, serverEph: [UInt8]) -> [UInt8] {
         var w = ByteWriter()
         w.shortString(client); w.raw(clientEph); w.shortString(server); w.raw(serverEph)
         return w.bytes

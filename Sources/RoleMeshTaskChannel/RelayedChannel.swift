@@ -28,13 +28,13 @@ extension SecureChannel {
 
     /// The host answered a direct connection with a refusal (it is up, no agent listens there): a
     /// relay would meet the same. Read from `openTCP`'s sentence, which ends with the system's.
-    static func refusedByHost(_ e: MeshError) -> Bool {
+    public static func refusedByHost(_ e: MeshError) -> Bool {
         e.message.hasSuffix(": " + String(cString: strerror(ECONNREFUSED)))
     }
 
     /// The relay's side: copies bytes both ways between the requester's connection and TARGET's
     /// until either ends, then ends both.
-    static func splice(_ a: AsyncFD, _ b: AsyncFD) async {
+    public static func splice(_ a: AsyncFD, _ b: AsyncFD) async {
         await withTaskGroup(of: Void.self) { group in
             for (from, to) in [(a, b), (b, a)] {
                 group.addTask {

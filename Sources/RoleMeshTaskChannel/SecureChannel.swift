@@ -16,7 +16,7 @@ import RoleMeshTransport
 ///   length u32 | AEAD(type | payload), nonce = a per-direction counter, length as associated data,
 /// so a tampered, replayed, reordered or dropped frame fails to open and ends the connection.
 public final class SecureChannel: FrameTransport {
-    let io: AsyncFD
+    public let io: AsyncFD
     public let peer: String
     /// Each direction's key and frame counter. The sender encrypts and queues a frame under its
     /// lock, so frames leave in counter order whoever sends them.
@@ -26,8 +26,8 @@ public final class SecureChannel: FrameTransport {
     /// The whole handshake, on either side, must be over within this many seconds.
     public static let handshakeSeconds: Double = 5
 
-    static let aeadOverhead = AEAD.overhead
-    static let nonceSize = AEAD.nonceSize
+    public static let aeadOverhead = AEAD.overhead
+    public static let nonceSize = AEAD.nonceSize
 
     /// Set on the server's side of a join (a new device proving an invite): the public key it
     /// proved it holds. Such a channel carries only the `welcome` (JoinHandshake.swift).
@@ -42,7 +42,7 @@ public final class SecureChannel: FrameTransport {
     /// a run into a channel the server is just closing.
     public static let serverIdleSeconds: Double = 60
 
-    init(io: AsyncFD, peer: String, keys: ChannelHandshake.SessionKeys, joinKey: [UInt8]? = nil) {
+    public init(io: AsyncFD, peer: String, keys: ChannelHandshake.SessionKeys, joinKey: [UInt8]? = nil) {
         self.io = io; self.peer = peer; self.joinKey = joinKey
         self.tx = Locked((keys.send, 0)); self.rx = Locked((keys.receive, 0))
     }
@@ -60,7 +60,7 @@ public final class SecureChannel: FrameTransport {
 
     /// The client's side on a connected `io` (direct, or spliced through a relay), through to the
     /// server's "ready"; `io` is aborted if it fails.
-    static func establish(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
+    public static func establish(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
                           trusted: [String: [UInt8]], previousRelease: Bool = false) async throws(MeshError) -> SecureChannel {
         do throws(MeshError) {
             let channel: SecureChannel
@@ -82,7 +82,7 @@ public final class SecureChannel: FrameTransport {
 
     /// A TCP connection from `local` to `address`, connected within `handshakeSeconds` (the
     /// deadline stays armed for the handshake that follows).
-    static func openTCP(to address: WireAddress, peer: String, from local: WireAddress?) async throws(MeshError) -> AsyncFD {
+    public static func openTCP(to address: WireAddress, peer: String, from local: WireAddress?) async throws(MeshError) -> AsyncFD {
         let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, sockStream, 0)
         guard fd >= 0 else {
             throw MeshError(MeshError.tempFail, "cannot create a TCP socket: \(String(cString: strerror(errno)))")
@@ -115,7 +115,7 @@ public final class SecureChannel: FrameTransport {
 
     /// The server confirms it accepted our proof; without this a rejected client would only
     /// learn of it at its first read.
-    func awaitReady() async throws(MeshError) {
+    public func awaitReady() async throws(MeshError) {
         guard let ready = try? await receive(), ready.type == .info else {
             throw MeshError(MeshError.noPermission, "\(peer) refused the task connection (it did not accept our identity)")
         }
@@ -135,7 +135,7 @@ public final class SecureChannel: FrameTransport {
     }
 
     /// Why a client handshake failed, for callers that act on the reason (`rolemesh doctor`).
-    enum HandshakeFailure: Error, Sendable, Equatable {
+    public enum HandshakeFailure: Error, Sendable, Equatable {
         case lost                       // the connection ended or the deadline passed
         case refused                    // "RMTX" after our proof
         case otherVersion               // "RMTX" 76: the server does not speak this handshake
@@ -158,7 +158,7 @@ public final class SecureChannel: FrameTransport {
 
     /// The handshake itself, as `identity` (a node's name, or a join) to the node `expected`
     /// whose key is `serverKey`; `psk`: a join's invite secret.
-    static func handshake(io: AsyncFD, expected: String, serverKey: [UInt8], as identity: ChannelHandshake.Identity,
+    public static func handshake(io: AsyncFD, expected: String, serverKey: [UInt8], as identity: ChannelHandshake.Identity,
                           keyPair: Ed25519.KeyPair, psk: [UInt8]? = nil, within seconds: Double) async throws(HandshakeFailure) -> SecureChannel {
         io.setDeadline(seconds)
         guard var client = ChannelHandshake.Client(server: serverKey, as: identity, psk: psk) else { throw .notAccepted(expected) }
@@ -174,7 +174,7 @@ public final class SecureChannel: FrameTransport {
         return SecureChannel(io: io, peer: expected, keys: keys)
     }
 
-    static func handshake(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
+    public static func handshake(io: AsyncFD, expected: String, me: String, keyPair: Ed25519.KeyPair,
                           trusted: [String: [UInt8]], within seconds: Double) async throws(HandshakeFailure) -> SecureChannel {
         guard let serverKey = trusted[expected] else { throw .untrusted(expected) }
         return try await handshake(io: io, expected: expected, serverKey: serverKey, as: .task(me), keyPair: keyPair, within: seconds)
@@ -254,16 +254,16 @@ public final class SecureChannel: FrameTransport {
     }
 
     /// "RMTX", a code, a zero length: the same bytes for every refusal of one kind, naming no one.
-    static func refuse(_ io: AsyncFD, _ code: UInt8) async {
+    public static func refuse(_ io: AsyncFD, _ code: UInt8) async {
         _ = await io.write(ChannelHandshake.refusal(code))
         _ = await io.drained()
     }
 
-    static func lost(_ peer: String) -> MeshError { MeshError(MeshError.tempFail, "the connection to \(peer) was lost") }
+    public static func lost(_ peer: String) -> MeshError { MeshError(MeshError.tempFail, "the connection to \(peer) was lost") }
 
     // MARK: - Frames
 
-    static func nonce(_ counter: UInt64) -> [UInt8] {
+    public static func nonce(_ counter: UInt64) -> [UInt8] {
         var n = [UInt8](repeating: 0, count: nonceSize)
         for i in 0..<8 { n[i] = UInt8((counter >> (8 * UInt64(i))) & 0xff) }
         return n
@@ -318,7 +318,7 @@ public final class SecureChannel: FrameTransport {
 
     /// Sends what is queued (bounded), then ends the connection.
     /// The TCP connection's two ends now (a relayed channel's remote end is the relay).
-    var ends: (local: WireAddress, remote: WireAddress)? { SocketAddress.ends(of: io.fd) }
+    public var ends: (local: WireAddress, remote: WireAddress)? { SocketAddress.ends(of: io.fd) }
 
     public func close() { io.close() }
 

@@ -37,12 +37,12 @@ extension SecureChannel {
                         "cannot reach the inviter \(code.inviter) (\(failures.joined(separator: "; "))): start its agent, or run join where it can be reached")
     }
 
-    static func refusedCode(_ code: InviteCode) -> MeshError {
+    public static func refusedCode(_ code: InviteCode) -> MeshError {
         MeshError(MeshError.noPermission,
                   "\(code.inviter) did not accept this code: it was used, it expired, or the invite was revoked there (or another device answers at \(code.addresses.joined(separator: ", "))): ask for a new one with `rolemesh invite \(code.name)` on a trusted device")
     }
 
-    static func joinHandshake(io: AsyncFD, code: InviteCode, keyPair: Ed25519.KeyPair) async throws(MeshError) -> SecureChannel {
+    public static func joinHandshake(io: AsyncFD, code: InviteCode, keyPair: Ed25519.KeyPair) async throws(MeshError) -> SecureChannel {
         let identity = ChannelHandshake.Identity.join(code.name, key: keyPair.publicKey, invite: code.id)
         let channel: SecureChannel
         do throws(HandshakeFailure) {

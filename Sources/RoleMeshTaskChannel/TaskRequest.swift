@@ -99,7 +99,7 @@ public struct RunRequest: Equatable, Sendable {
 }
 
 extension TaskRequest: Codable {
-    enum Key: String, CodingKey {
+    public enum Key: String, CodingKey {
         case op, id, role, task, args, submitted, detached, follow, background, schedule, slot, runID = "run_id", force, records
         case schedules, trust, to, from, service
     }

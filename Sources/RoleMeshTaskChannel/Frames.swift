@@ -58,7 +58,7 @@ public struct Frame: Sendable {
     }
 
     /// `type u8 · length u32`: the header of a plain frame (control socket, stored task output).
-    static func plainHeader(_ type: FrameType, count: Int) -> [UInt8] {
+    public static func plainHeader(_ type: FrameType, count: Int) -> [UInt8] {
         var w = ByteWriter(capacity: 5)
         w.u8(type.rawValue)
         w.u32(UInt32(count))
@@ -66,7 +66,7 @@ public struct Frame: Sendable {
     }
 
     /// A received plain frame's header: a known type and a payload within `maxFrame`, or the error.
-    static func checkedPlainHeader(_ header: [UInt8]) throws(MeshError) -> (type: FrameType, length: Int) {
+    public static func checkedPlainHeader(_ header: [UInt8]) throws(MeshError) -> (type: FrameType, length: Int) {
         guard let (t, n) = parsePlainHeader(header), let type = FrameType(rawValue: t), n <= maxFrame else {
             throw MeshError(MeshError.other, "a malformed frame arrived")
         }
@@ -74,7 +74,7 @@ public struct Frame: Sendable {
     }
 
     /// The type byte and payload length of a plain frame header (the first 5 bytes of `bytes`).
-    static func parsePlainHeader(_ bytes: [UInt8]) -> (type: UInt8, length: Int)? {
+    public static func parsePlainHeader(_ bytes: [UInt8]) -> (type: UInt8, length: Int)? {
         var r = ByteReader(bytes, to: min(5, bytes.count))
         guard let type = try? r.u8(), let n = try? r.u32() else { return nil }
         return (type, Int(n))
@@ -93,7 +93,7 @@ public protocol FrameTransport: AnyObject, Sendable {
 
 /// Frames in the clear: [type u8][length u32][payload]. The agent's side of the control socket.
 public final class PlainFrames: FrameTransport {
-    let io: AsyncFD
+    public let io: AsyncFD
     public init(_ io: AsyncFD) { self.io = io }
 
     public func send(_ frame: Frame) async throws(MeshError) {

@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "RoleMeshProbes", dependencies: ["RoleMeshPlatform", "RoleMeshCore"]),
         // The task channel: encrypted, mutually authenticated TCP between members; handshakes,
         // frames, the pre-auth gate, relayed channels.
-        .target(name: "RoleMeshTaskChannel", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "RoleMeshTransport", "RoleMeshStorage", "RoleMeshControl"]),
+        .target(name: "RoleMeshTaskChannel", dependencies: ["RoleMeshPlatform", "RoleMeshCore", "RoleMeshTransport", "RoleMeshControl"]),
         // The agent: composes the core and the targets above; tasks, trust, schedules, services.
         .target(name: "RoleMeshAgent", dependencies: ["RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshProbes",
                                                       "RoleMeshTaskChannel", "RoleMeshCore", "RoleMeshControl"]),

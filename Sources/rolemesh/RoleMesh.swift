@@ -4,7 +4,7 @@ import RoleMeshAgent
 import RoleMeshCore
 
 @main
-struct RoleMesh: ParsableCommand {
+struct RoleMesh: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rolemesh",
         abstract: "A peer-to-peer agent for a personal compute mesh.",
@@ -26,16 +26,28 @@ struct RoleMesh: ParsableCommand {
     @OptionGroup var dir: DirOption
 
     /// Owner-only files from the first one on (node.toml, keys, state): umask 077.
-    static func main() {
+    ///
+    /// The one place the command line exits: a command throws, a MeshError becomes its sentence on
+    /// stderr and its exit code (the contract's), `ExitCode` a task's own status, anything else
+    /// ArgumentParser's message.
+    static func main() async {
         NodeDirectory.restrictNewFiles()
         let args = Arguments.hoistingDir(Array(CommandLine.arguments.dropFirst()))
-        if getenv(QuickCommand.switchName).map({ String(cString: $0) }) != "0", let quick = QuickCommand.parse(args) {
-            do { try runQuick(quick) } catch { exit(withError: error) }
-            return
-        }
         do {
+            if getenv(QuickCommand.switchName).map({ String(cString: $0) }) != "0", let quick = QuickCommand.parse(args) {
+                try await runQuick(quick)
+                return
+            }
             var command = try parseAsRoot(args)
-            try command.run()
+            if var async = command as? AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()       // ArgumentParser's own: help
+            }
+        } catch let e as MeshError {
+            // Messages may come from the agent or another node: never raw control characters.
+            _ = FD.writeAll(2, Array("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))
+            exit(withError: ExitCode(e.code))
         } catch {
             if let hint = Arguments.hint(forError: message(for: error), args) {
                 _ = FD.writeAll(2, Array("Error: \(message(for: error))\nrolemesh: \(hint)\n".utf8))
@@ -47,14 +59,14 @@ struct RoleMesh: ParsableCommand {
 }
 
 /// A command line `QuickCommand` recognized, run by the same code its ArgumentParser command runs.
-func runQuick(_ quick: QuickCommand) throws {
+func runQuick(_ quick: QuickCommand) async throws {
     switch quick {
     case .version:
         printOut(RoleMeshVersion.string)
     case .status(let json, let dir):
         try Status.show(node: NodeDirectory.resolve(dir), json: json)
     case .submit(let role, let task, let args, let detach, let heavy, let queue, let dir):
-        try Submit.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: nil, detach: detach, queue: queue,
+        try await Submit.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: nil, detach: detach, queue: queue,
                                          retry: 0, whenIdle: false), node: NodeDirectory.resolve(dir))
     }
 }
@@ -64,26 +76,6 @@ struct DirOption: ParsableArguments {
     @Option(name: .long, help: "The node's directory (default: $ROLEMESH_DIR, else ~/.rolemesh).")
     var dir: String?
     var node: NodeDirectory { NodeDirectory.resolve(dir) }
-}
-
-/// Runs a command body, turning a MeshError into one sentence on stderr and its exit code.
-enum RoleMeshCLI {
-    static func run(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let e as MeshError {
-            fail(e)
-        }
-    }
-
-    /// The C `exit`, for code inside a command, where `exit` means ParsableCommand's own.
-    static func terminate(_ code: Int32) -> Never { exit(code) }
-
-    static func fail(_ e: MeshError) -> Never {
-        // Messages may come from the agent or another node: never raw control characters.
-        _ = FD.writeAll(2, Array("rolemesh: \(e.message.escapingControlCharacters)\n".utf8))
-        exit(e.code)
-    }
 }
 
 func printOut(_ s: String) {

@@ -3,7 +3,7 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshCore
 
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a node: its directory, node.toml and key pair.")
     @Argument(help: "This node's name (letters, digits, '.', '_', '-').") var name: String
     @OptionGroup var node: NodeOptions
@@ -15,21 +15,19 @@ struct Init: ParsableCommand {
         for s in seeds where NodeConfig.splitHostPort(s) == nil { throw ValidationError("invalid --seed \"\(s)\" (expected HOST:PORT)") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            // A new mesh: its recovery code, shown once, and this node its first introducer.
-            var config = try node.config(name: name, seeds: seeds)
-            let (code, recoveryKey) = Recovery.newCode()
-            config.recovery = recoveryKey
-            let pair = try NodeSetup.create(dir.node, config)
-            try Recovery.recordFirstIntroducer(dir.node, name: name, key: pair.publicKey, code: code)
-            let pub = dir.node.publicKey(name)
-            printOut(pub.path)
-            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
-            printOut("recovery code (write it down now: it is shown this once and stored nowhere):")
-            printOut("  \(code.text)")
-            printOut("with it, on any device of this mesh, `rolemesh revoke NAME --recovery` and `rolemesh introducers add NAME --recovery` work even when every introducer is lost or stolen")
-        }
+    func run() async throws {
+        // A new mesh: its recovery code, shown once, and this node its first introducer.
+        var config = try node.config(name: name, seeds: seeds)
+        let (code, recoveryKey) = Recovery.newCode()
+        config.recovery = recoveryKey
+        let pair = try NodeSetup.create(dir.node, config)
+        try Recovery.recordFirstIntroducer(dir.node, name: name, key: pair.publicKey, code: code)
+        let pub = dir.node.publicKey(name)
+        printOut(pub.path)
+        printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+        printOut("recovery code (write it down now: it is shown this once and stored nowhere):")
+        printOut("  \(code.text)")
+        printOut("with it, on any device of this mesh, `rolemesh revoke NAME --recovery` and `rolemesh introducers add NAME --recovery` work even when every introducer is lost or stolen")
     }
 }
 
@@ -97,7 +95,7 @@ enum NodeSetup {
     }
 }
 
-struct Keygen: ParsableCommand {
+struct Keygen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keygen", abstract: "Write a key pair into DIR/keys/ and nothing else.")
     @Argument(help: "The node name the keys are for.") var name: String
     @OptionGroup var dir: DirOption
@@ -106,17 +104,15 @@ struct Keygen: ParsableCommand {
         guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            _ = try KeyStore.generate(name: name, in: dir.node)
-            let pub = dir.node.publicKey(name)
-            printOut(pub.path)
-            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
-        }
+    func run() async throws {
+        _ = try KeyStore.generate(name: name, in: dir.node)
+        let pub = dir.node.publicKey(name)
+        printOut(pub.path)
+        printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
     }
 }
 
-struct AgentCommand: ParsableCommand {
+struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run the agent in the foreground, logging to stderr. SIGINT/SIGTERM leave gracefully.")
@@ -132,13 +128,19 @@ struct AgentCommand: ParsableCommand {
         if verbose, let logLevel, logLevel != .debug { throw ValidationError("--verbose is --log-level debug; give one or the other") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            Log.verbose = verbose
-            if let logLevel { Log.setLevel(named: logLevel.rawValue) }
-            let agent = try Agent(dir: dir.node)
-            try agent.start()
-            dispatchMain()
-        }
+    func run() async throws {
+        Log.verbose = verbose
+        if let logLevel { Log.setLevel(named: logLevel.rawValue) }
+        let agent = try Agent(dir: dir.node)
+        try agent.start()
+        // The agent runs on its own queue, and ends the process itself once it has left the mesh
+        // (SIGINT, SIGTERM, `rolemesh leave`): this command keeps it and waits.
+        await Self.untilTheProcessEnds(keeping: agent)
+    }
+
+    /// Never returns: nothing resumes it (it is the agent's `exit` that ends the wait). An
+    /// argument lives as long as the call, so `agent` lives as long as the process.
+    static func untilTheProcessEnds(keeping agent: Agent) async {
+        await withUnsafeContinuation { (_: UnsafeContinuation<Void, Never>) in }
     }
 }

@@ -38,12 +38,12 @@ struct Submit: AsyncParsableCommand {
 
     func run() async throws {
         let (role, task) = Submission.split(target)!       // checked in validate()
-        try await Self.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to, detach: detach, queue: queue,
-                                             retry: retry, whenIdle: when == .idle), node: dir.node)
+        try Self.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to, detach: detach, queue: queue,
+                                       retry: retry, whenIdle: when == .idle), node: dir.node)
     }
 
     /// The whole command, however its words were parsed (here or `QuickCommand`).
-    static func perform(_ submit: SubmitRequest, node: NodeDirectory) async throws {
+    static func perform(_ submit: SubmitRequest, node: NodeDirectory) throws {
         let req = ControlRequest.submit(submit)
         if submit.detach {
             printOut(try ControlClient.call(node, req, as: SubmittedReply.self).id)
@@ -59,13 +59,12 @@ struct Submit: AsyncParsableCommand {
         // The task's output is printed on a thread of its own, and the command waits for whichever
         // comes first: the task's end, or a second Ctrl-C, which must end it even while a write to
         // a full pipe blocks that thread.
-        let (ends, end) = AsyncStream.makeStream(of: StreamEnd.self, bufferingPolicy: .bufferingOldest(1))
-        let interrupts = Self.forwardInterrupts(writer, giveUp: { end.yield(.gaveUp) })
+        let end = FirstOf<StreamEnd>()
+        let interrupts = Self.forwardInterrupts(writer, giveUp: { end.settle(.gaveUp) })
         defer { withExtendedLifetime(interrupts) {} }
         nonisolated(unsafe) let stream = client     // handed over: only that thread reads it from here on
-        OwnThread.start(name: "rolemesh.output") { end.yield(Self.printOutput(stream)) }
-        var whichever = ends.makeAsyncIterator()
-        switch await whichever.next() ?? .closed {     // the stream is never finished: nil never comes
+        OwnThread.start(name: "rolemesh.output") { end.settle(Self.printOutput(stream)) }
+        switch end.wait() {
         case .ended(let f): try Self.finish(f)
         case .failed(let e): throw e
         case .closed: throw MeshError(MeshError.other, "the local agent went away before the task ended")

@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "rolemesh",
             dependencies: [
-                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport",
+                "RoleMeshAgent", "RoleMeshControl", "RoleMeshCore", "RoleMeshPlatform", "RoleMeshStorage", "RoleMeshTransport", "RoleMeshTaskChannel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             plugins: ["VersionFile"]

@@ -10,10 +10,10 @@ import RoleMeshTestSupport
 /// few seconds; the capture, UDP and TCP, must hold no node name, role name, task name or signal
 /// value.
 enum CaptureBench {
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "seconds"])
-        let n = opts.ints("nodes", [5], min: 2, max: 60)[0]
-        let seconds = opts.double("seconds", 60, min: 2, max: 3_600)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["nodes", "seconds"])
+        let n = try opts.ints("nodes", [5], min: 2, max: 60)[0]
+        let seconds = try opts.double("seconds", 60, min: 2, max: 3_600)
         say("capture: \(n) lan agents on loopback, \(fmt(seconds, 0)) s of their gossip captured from start; \(machineDescription())")
         do {
             let roles = (1...n).map { "benchrole\($0)" }

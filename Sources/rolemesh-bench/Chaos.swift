@@ -9,21 +9,21 @@ import RoleMeshSimulation
 /// from `--first` on every core and sums them up (the suite runs 2,000; docs/benchmarks.md records
 /// longer runs).
 enum ChaosBench {
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["seed", "seeds", "first", "profile"])
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["seed", "seeds", "first", "profile"])
         let profileName = opts.string("profile", "fast")
-        guard let profile = TimingProfile.named(profileName) else { usage("--profile is fast, lan or travel") }
+        guard let profile = TimingProfile.named(profileName) else { throw .usage("--profile is fast, lan or travel") }
         if let one = opts.value("seed") {
-            guard let seed = UInt64(one) else { usage("--seed takes a number") }
-            replay(seed, profile: profile)
+            guard let seed = UInt64(one) else { throw .usage("--seed takes a number") }
+            try replay(seed, profile: profile)
             return
         }
-        let count = opts.int("seeds", 2_000, min: 1, max: 10_000_000)
-        let first = UInt64(opts.int("first", 1, min: 0, max: Int.max / 2))
-        many(count: count, first: first, profile: profile)
+        let count = try opts.int("seeds", 2_000, min: 1, max: 10_000_000)
+        let first = UInt64(try opts.int("first", 1, min: 0, max: Int.max / 2))
+        try many(count: count, first: first, profile: profile)
     }
 
-    static func replay(_ seed: UInt64, profile: TimingProfile) {
+    static func replay(_ seed: UInt64, profile: TimingProfile) throws(BenchExit) {
         let o = ChaosRun.run(seed: seed, profile: profile)
         say("chaos seed \(seed) (\(profile.name)): \(o.nodes) nodes, \(o.virtualMs) virtual ms")
         say("")
@@ -34,10 +34,10 @@ enum ChaosBench {
         say(o.trace)
         if let f = o.failure { say("FAILED: \(f.message)") } else { say("every invariant held") }
         printResult("chaos_seed", [("seed", .int(Int(seed))), ("profile", .string(profile.name)), ("failed", .bool(o.failure != nil))])
-        if o.failure != nil { exit(1) }
+        if o.failure != nil { throw .reported }
     }
 
-    static func many(count: Int, first: UInt64, profile: TimingProfile) {
+    static func many(count: Int, first: UInt64, profile: TimingProfile) throws(BenchExit) {
         say("chaos: \(count) seeds from \(first) on \(ProcessInfo.processInfo.activeProcessorCount) threads, \(profile.name); \(machineDescription())")
         struct Tally: Sendable { var failures: [ChaosRun.Failure] = []; var splits: [Millis] = []; var virtual: Millis = 0; var done = 0 }
         let tally = Locked(Tally())
@@ -68,6 +68,6 @@ enum ChaosBench {
             ("splits", .int(splits.count)), ("split_median_ms", .int(Int(pick(0.5)))), ("split_p99_ms", .int(Int(pick(0.99)))),
             ("split_max_ms", .int(Int(splits.last ?? 0))), ("virtual_s", .int(Int(virtual / 1000))), ("wall_s", .double(wall)),
         ])
-        if !failures.isEmpty { exit(1) }
+        if !failures.isEmpty { throw .reported }
     }
 }

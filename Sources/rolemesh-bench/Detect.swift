@@ -16,10 +16,10 @@ enum DetectBench {
         var falseDead: [String]     // survivors declared dead by someone (must stay empty)
     }
 
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "runs"])
-        let n = opts.int("nodes", 10, min: 3, max: 200)
-        let runs = opts.int("runs", 3, min: 1, max: 50)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["nodes", "runs"])
+        let n = try opts.int("nodes", 10, min: 3, max: 200)
+        let runs = try opts.int("runs", 3, min: 1, max: 50)
         say("detect: \(n) agents per mesh, \(runs) run(s) per profile; \(machineDescription())")
 
         var results: [Run] = []

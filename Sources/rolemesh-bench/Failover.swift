@@ -33,12 +33,12 @@ enum FailoverBench {
         var error: String?
     }
 
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "runs", "loss-minutes", "loss-percent"])
-        let n = opts.int("nodes", 10, min: 3, max: 200)
-        let runs = opts.int("runs", 3, min: 1, max: 50)
-        let lossMinutes = opts.double("loss-minutes", 2, min: 0, max: 120)
-        lossProbability = opts.double("loss-percent", 10, min: 0.1, max: 90) / 100
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["nodes", "runs", "loss-minutes", "loss-percent"])
+        let n = try opts.int("nodes", 10, min: 3, max: 200)
+        let runs = try opts.int("runs", 3, min: 1, max: 50)
+        let lossMinutes = try opts.double("loss-minutes", 2, min: 0, max: 120)
+        lossProbability = try opts.double("loss-percent", 10, min: 0.1, max: 90) / 100
         say("failover: \(n) nodes, \(runs) run(s) each; loss check \(fmt(lossMinutes, 1)) min at \(Int((lossProbability * 100).rounded())) % loss; \(machineDescription())")
         say("serf: \(SerfCluster.version())")
 

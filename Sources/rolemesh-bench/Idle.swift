@@ -18,12 +18,12 @@ enum IdleBench {
     /// Per-agent figures of one run, for the summary across N.
     struct Figures { var n: Int; var outPkts: Double; var allPkts: Double?; var tcpSegs: Double; var bytes: Double?; var cpu: Double?; var rss: Double? }
 
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "seconds", "signals"])
-        let ns = opts.ints("nodes", [10], min: 2, max: 200)
-        let seconds = opts.double("seconds", 30, min: 2, max: 3_600)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["nodes", "seconds", "signals"])
+        let ns = try opts.ints("nodes", [10], min: 2, max: 200)
+        let seconds = try opts.double("seconds", 30, min: 2, max: 3_600)
         let signals = opts.string("signals", "machine")
-        guard ["machine", "steady"].contains(signals) else { usage("--signals must be machine or steady") }
+        guard ["machine", "steady"].contains(signals) else { throw .usage("--signals must be machine or steady") }
         var all: [Figures] = []
         for n in ns { if let f = run(n: n, seconds: seconds, steadySignals: signals == "steady") { all.append(f) } }
         guard all.count > 1 else { return }

@@ -15,10 +15,10 @@ enum LeaveBench {
         var missing: [String]
     }
 
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "runs"])
-        let n = opts.int("nodes", 8, min: 3, max: 200)
-        let runs = opts.int("runs", 5, min: 1, max: 50)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["nodes", "runs"])
+        let n = try opts.int("nodes", 8, min: 3, max: 200)
+        let runs = try opts.int("runs", 5, min: 1, max: 50)
         say("leave: \(n) lan agents, \(runs) run(s); `rolemesh leave` on one node until every other node's watch shows member-left; \(machineDescription())")
 
         var results: [Run] = []

@@ -36,9 +36,9 @@ final class Cleanup: Sendable {
         for dir in d { try? FileManager.default.removeItem(atPath: dir) }
     }
 
-    /// Ctrl-C, SIGTERM, SIGHUP: clean up, then exit 130/143/129. Keep the sources returned
-    /// for the bench's life (a released source stops delivering).
-    func installSignalHandlers() -> [any DispatchSourceSignal] {
+    /// Ctrl-C, SIGTERM, SIGHUP: clean up, then `end` (main.swift's: exit 130/143/129). Keep the
+    /// sources returned for the bench's life (a released source stops delivering).
+    func installSignalHandlers(then end: @escaping @Sendable (Int32) -> Never) -> [any DispatchSourceSignal] {
         var sources: [any DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig, SIG_IGN)
@@ -46,7 +46,7 @@ final class Cleanup: Sendable {
             s.setEventHandler {
                 note("signal \(sig): stopping every child and cleaning up")
                 Cleanup.shared.runAll()
-                exit(128 + sig)
+                end(sig)
             }
             s.resume()
             sources.append(s)

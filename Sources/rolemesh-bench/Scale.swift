@@ -24,13 +24,13 @@ enum ScaleBench {
         var msgsPerNodeLoss: Double = 0     // sent, at the loss
     }
 
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["nodes", "seconds", "loss-percent", "one"])
-        let sizes = opts.ints("nodes", [100, 300, 1000], min: 10, max: 20_000).sorted()
-        let lossSeconds = opts.int("seconds", 60, min: 10, max: 3_600)
-        let lossPercent = opts.double("loss-percent", 10, min: 0, max: 90)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["nodes", "seconds", "loss-percent", "one"])
+        let sizes = try opts.ints("nodes", [100, 300, 1000], min: 10, max: 20_000).sorted()
+        let lossSeconds = try opts.int("seconds", 60, min: 10, max: 3_600)
+        let lossPercent = try opts.double("loss-percent", 10, min: 0, max: 90)
         let loss = lossPercent / 100
-        if opts.int("one", 0, min: 0, max: 1) == 1, let n = sizes.first {
+        if try opts.int("one", 0, min: 0, max: 1) == 1, let n = sizes.first {
             // The child's part: one size, one line for the parent.
             let r = once(n, lossSeconds: lossSeconds, loss: loss)
             say("ROW \(r.n) \(r.setupWall) \(r.msgsPerNode) \(r.firstDead.map { "\($0)" } ?? "-") \(r.allDead.map { "\($0)" } ?? "-") \(r.rounds.map(String.init) ?? "-") \(r.suspects) \(r.falseDead) \(r.peakMiB) \(r.wall) \(r.msgsPerNodeLoss)")

@@ -15,14 +15,12 @@ import RoleMeshTaskChannel
 /// served, and the connects that failed). `ssh -L` through a running ssh to a private sshd beside
 /// it, to the same servers, when ssh and sshd are installed.
 enum ServicesBench {
-    static func main(_ args: [String]) {
-        let o = Options(args, allowed: ["runs", "megabytes"])
-        let runs = o.int("runs", 200, min: 10, max: 5000)
-        let megabytes = o.int("megabytes", 1000, min: 10, max: 20_000)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let o = try Options(args, allowed: ["runs", "megabytes"])
+        let runs = try o.int("runs", 200, min: 10, max: 5000)
+        let megabytes = try o.int("megabytes", 1000, min: 10, max: 20_000)
         do { try body(runs: runs, bytes: megabytes * 1_048_576) } catch {
-            note("services: \(error)")
-            Cleanup.shared.runAll()
-            exit(1)
+            throw .failed("services: \(error)")
         }
     }
 

@@ -39,24 +39,24 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ s: String) { description = s }
 }
 
-/// `--name value` or `--name=value`; anything else is a usage error (exit 64).
+/// `--name value` or `--name=value`; anything else is a usage error (`BenchExit.usage`, exit 64).
 struct Options {
     private var values: [String: String] = [:]
 
-    init(_ args: [String], allowed: [String]) {
+    init(_ args: [String], allowed: [String]) throws(BenchExit) {
         var i = 0
         while i < args.count {
             let a = args[i]
-            guard a.hasPrefix("--") else { usage("unexpected argument \(a)") }
+            guard a.hasPrefix("--") else { throw .usage("unexpected argument \(a)") }
             var key = String(a.dropFirst(2))
             var value: String?
             if let eq = key.firstIndex(of: "=") {
                 value = String(key[key.index(after: eq)...])
                 key = String(key[..<eq])
             }
-            guard allowed.contains(key) else { usage("unknown option --\(key)") }
+            guard allowed.contains(key) else { throw .usage("unknown option --\(key)") }
             if value == nil {
-                guard i + 1 < args.count else { usage("--\(key) needs a value") }
+                guard i + 1 < args.count else { throw .usage("--\(key) needs a value") }
                 i += 1
                 value = args[i]
             }
@@ -66,18 +66,18 @@ struct Options {
     }
 
     /// A comma-separated list of integers (`--nodes 10,30,60`).
-    func ints(_ key: String, _ def: [Int], min lo: Int = 1, max hi: Int = 1_000_000) -> [Int] {
+    func ints(_ key: String, _ def: [Int], min lo: Int = 1, max hi: Int = 1_000_000) throws(BenchExit) -> [Int] {
         guard let s = values[key] else { return def }
         let vs = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !vs.isEmpty, vs.allSatisfy({ $0 != nil && $0! >= lo && $0! <= hi }) else {
-            usage("--\(key) must be integers in \(lo)...\(hi), separated by commas")
+            throw .usage("--\(key) must be integers in \(lo)...\(hi), separated by commas")
         }
         return vs.map { $0! }
     }
 
-    func int(_ key: String, _ def: Int, min lo: Int = 1, max hi: Int = 1_000_000) -> Int {
+    func int(_ key: String, _ def: Int, min lo: Int = 1, max hi: Int = 1_000_000) throws(BenchExit) -> Int {
         guard let s = values[key] else { return def }
-        guard let v = Int(s), v >= lo, v <= hi else { usage("--\(key) must be an integer in \(lo)...\(hi)") }
+        guard let v = Int(s), v >= lo, v <= hi else { throw .usage("--\(key) must be an integer in \(lo)...\(hi)") }
         return v
     }
 
@@ -86,17 +86,27 @@ struct Options {
 
     func string(_ key: String, _ def: String) -> String { values[key] ?? def }
 
-    func double(_ key: String, _ def: Double, min lo: Double = 0, max hi: Double = 1e6) -> Double {
+    func double(_ key: String, _ def: Double, min lo: Double = 0, max hi: Double = 1e6) throws(BenchExit) -> Double {
         guard let s = values[key] else { return def }
-        guard let v = Double(s), v >= lo, v <= hi else { usage("--\(key) must be a number in \(lo)...\(hi)") }
+        guard let v = Double(s), v >= lo, v <= hi else { throw .usage("--\(key) must be a number in \(lo)...\(hi)") }
         return v
     }
 }
 
-func usage(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("rolemesh-bench: \(message)\n\(usageText)\n".utf8))
-    Cleanup.shared.runAll()
-    exit(64)
+/// How the bench ends early, thrown up to main.swift: it writes `stderr` as it is, stops every
+/// child, and exits with `code`.
+struct BenchExit: Error {
+    var code: Int32
+    var stderr: String
+
+    /// A bad command line: the sentence and the usage, exit 64.
+    static func usage(_ message: String) -> BenchExit { BenchExit(code: 64, stderr: "rolemesh-bench: \(message)\n\(usageText)\n") }
+
+    /// A bench that failed: the sentence as `note` writes it, exit 1.
+    static func failed(_ message: String) -> BenchExit { BenchExit(code: 1, stderr: "[bench] \(message)\n") }
+
+    /// A failure the bench's own report has said already: exit 1, nothing more.
+    static let reported = BenchExit(code: 1, stderr: "")
 }
 
 let usageText = """

@@ -14,17 +14,15 @@ import RoleMeshTaskChannel
 /// measured (the packaged one, with the Swift runtime linked in); the default is the one built
 /// next to this bench.
 enum TasksBench {
-    static func main(_ args: [String]) {
-        let o = Options(args, allowed: ["runs", "megabytes", "journal"])
-        let runs = o.int("runs", 30, min: 3, max: 500)
-        let megabytes = o.int("megabytes", 50, min: 1, max: 1000)
-        let journal = o.int("journal", 10_000, min: 0, max: 200_000)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let o = try Options(args, allowed: ["runs", "megabytes", "journal"])
+        let runs = try o.int("runs", 30, min: 3, max: 500)
+        let megabytes = try o.int("megabytes", 50, min: 1, max: 1000)
+        let journal = try o.int("journal", 10_000, min: 0, max: 200_000)
         do {
             try body(runs: runs, bytes: megabytes * 1_048_576, journal: journal)
         } catch {
-            note("tasks: \(error)")
-            Cleanup.shared.runAll()
-            exit(1)
+            throw .failed("tasks: \(error)")
         }
     }
 

@@ -16,9 +16,9 @@ enum VerifyBench {
         var signatures: [[UInt8]] = []
     }
 
-    static func main(_ args: [String]) {
-        let opts = Options(args, allowed: ["seconds"])
-        let seconds = opts.double("seconds", 3, min: 0.3, max: 600)
+    static func main(_ args: [String]) throws(BenchExit) {
+        let opts = try Options(args, allowed: ["seconds"])
+        let seconds = try opts.double("seconds", 3, min: 0.3, max: 600)
         let cpu = pinToOneCore()
         say("verify: \(fmt(seconds, 1)) s per loop, pinned to cpu \(cpu.map(String.init) ?? "? (pinning failed)"); \(machineDescription())")
         guard Ed25519.ready else {

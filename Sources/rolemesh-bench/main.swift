@@ -3,12 +3,20 @@ import Foundation
 
 // rolemesh-bench: benchmarks of RoleMesh against its targets and anchors (docs/benchmarks.md).
 // Every child process is ended by PID on every exit path; temp dirs and namespaces are removed.
+// This file is the one place the bench exits: a bench throws `BenchExit` up to here.
 
-let signalSources = Cleanup.shared.installSignalHandlers()
+/// Writes what the bench ends with, stops every child, and exits.
+func end(_ e: BenchExit) -> Never {
+    FileHandle.standardError.write(Data(e.stderr.utf8))
+    Cleanup.shared.runAll()
+    exit(e.code)
+}
+
+let signalSources = Cleanup.shared.installSignalHandlers { sig in exit(128 + sig) }
 signal(SIGPIPE, SIG_IGN)
 
 let argv = Array(CommandLine.arguments.dropFirst())
-guard let command = argv.first else { usage("missing subcommand") }
+guard let command = argv.first else { end(.usage("missing subcommand")) }
 let rest = Array(argv.dropFirst())
 
 if command != "help", command != "--help", command != "-h",
@@ -18,32 +26,36 @@ if command != "help", command != "--help", command != "-h",
 }
 Netns.removeStale()
 
-switch command {
-case "detect":
-    DetectBench.main(rest)
-case "verify":
-    VerifyBench.main(rest)
-case "idle":
-    IdleBench.main(rest)
-case "failover":
-    FailoverBench.main(rest)
-case "leave":
-    LeaveBench.main(rest)
-case "tasks":
-    TasksBench.main(rest)
-case "services":
-    ServicesBench.main(rest)
-case "scale":
-    ScaleBench.main(rest)
-case "capture":
-    CaptureBench.main(rest)
-case "chaos":
-    ChaosBench.main(rest)
-case "help", "--help", "-h":
-    say(usageText)
-    exit(0)
-default:
-    usage("unknown subcommand \(command)")
+do throws(BenchExit) {
+    switch command {
+    case "detect":
+        try DetectBench.main(rest)
+    case "verify":
+        try VerifyBench.main(rest)
+    case "idle":
+        try IdleBench.main(rest)
+    case "failover":
+        try FailoverBench.main(rest)
+    case "leave":
+        try LeaveBench.main(rest)
+    case "tasks":
+        try TasksBench.main(rest)
+    case "services":
+        try ServicesBench.main(rest)
+    case "scale":
+        try ScaleBench.main(rest)
+    case "capture":
+        try CaptureBench.main(rest)
+    case "chaos":
+        try ChaosBench.main(rest)
+    case "help", "--help", "-h":
+        say(usageText)
+        exit(0)
+    default:
+        throw .usage("unknown subcommand \(command)")
+    }
+} catch {
+    end(error)
 }
 
 Cleanup.shared.runAll()

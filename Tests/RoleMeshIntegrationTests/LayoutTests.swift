@@ -106,4 +106,19 @@ final class LayoutTests: XCTestCase {
         }
         XCTAssertLessThan(found.count, 10, "unstructured tasks in the agent: \(found.joined(separator: ", "))")
     }
+
+    /// The process ends in one place per executable: the command line's `RoleMesh` (its `main`) and
+    /// the bench's main.swift. The agent returns from `run()`; everything else throws.
+    func testNoExitOutsideTheEntryPoints() throws {
+        let entryPoints: Set<String> = ["Sources/rolemesh/RoleMesh.swift", "Sources/rolemesh-bench/main.swift"]
+        for file in Self.swiftFiles(under: "Sources") where !entryPoints.contains(Self.relative(file)) {
+            let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+            for (i, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") {
+                let code = line.components(separatedBy: "//").first ?? ""
+                if code.range(of: #"((?<![.\w])|Glibc\.)(_)?exit\("#, options: .regularExpression) != nil, !code.contains("func exit(") {
+                    XCTFail("\(Self.relative(file)):\(i + 1) ends the process: only the entry points may")
+                }
+            }
+        }
+    }
 }

@@ -145,6 +145,25 @@ final class TaskIntegrationTests: XCTestCase {
         XCTAssertTrue(JSON.parse(tasks.stdout)?["tasks"]?.array?.contains { $0["state"]?.string == "cancelled" } == true, tasks.stdout)
     }
 
+    /// The first Ctrl-C goes to the task; one that ignores it keeps running, and a second Ctrl-C
+    /// ends the command at once with 130, not when the executor kills the task after its grace.
+    func testASecondCtrlCGivesUpAtOnce() throws {
+        try makeMesh()
+        addTask("node2", "stubborn", "#!/bin/sh\ntrap '' INT TERM HUP\necho started\nsleep 3\(cluster.port)2\n")
+        let (p, out, _) = try startSubmit(["job/stubborn"])
+        XCTAssertEqual(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self), "started\n")
+        kill(p.processIdentifier, SIGINT)
+        // Nothing to wait for that can be seen from here, and two signals close together reach
+        // Dispatch's handler as one: a pause between them.
+        Thread.sleep(forTimeInterval: 0.5)
+        let second = Date()
+        kill(p.processIdentifier, SIGINT)
+        XCTAssertTrue(waitUntil(timeout: 10) { !p.isRunning })
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130)
+        XCTAssertLessThan(Date().timeIntervalSince(second), 1.5, "the second Ctrl-C must not wait for the task to end")
+    }
+
     func processes(matching pattern: String) -> Int {
         let r = try? Cluster.run("/usr/bin/pgrep", ["-f", "-c", pattern])
         return Int(r?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "0") ?? 0

@@ -11,7 +11,7 @@ import RoleMeshTaskChannel
 let deviceCommands: [ParsableCommand.Type] = [Invite.self, Join.self, Revoke.self, Introducers.self, Grant.self, Ungrant.self,
                                               TrustAudit.self]
 
-struct Invite: ParsableCommand {
+struct Invite: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "invite",
         abstract: "Print a one-line, single-use code that admits one new device called NAME (the agent must run).")
@@ -39,21 +39,19 @@ struct Invite: ParsableCommand {
         return out
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let seconds = Int(DurationText.seconds(expires) ?? 3600)
-            let r = try ControlClient.call(dir.node, .invite(name: name, seconds: seconds, grants: (try? grants()) ?? []), as: InviteReply.self)
-            printOut(r.code)
-            var note = "on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n"
-            if let others = r.alsoPending, !others.isEmpty {
-                note += "the \(others.count == 1 ? "earlier code" : "\(others.count) earlier codes") for \(name) (until \(others.joined(separator: ", "))) still \(others.count == 1 ? "works" : "work"): whichever is used first admits \(name), and the others stop working\n"
-            }
-            _ = FD.writeAll(2, Array(note.utf8))
+    func run() async throws {
+        let seconds = Int(DurationText.seconds(expires) ?? 3600)
+        let r = try ControlClient.call(dir.node, .invite(name: name, seconds: seconds, grants: (try? grants()) ?? []), as: InviteReply.self)
+        printOut(r.code)
+        var note = "on the new device, run: rolemesh join CODE  (works once, until \(r.expires))\n"
+        if let others = r.alsoPending, !others.isEmpty {
+            note += "the \(others.count == 1 ? "earlier code" : "\(others.count) earlier codes") for \(name) (until \(others.joined(separator: ", "))) still \(others.count == 1 ? "works" : "work"): whichever is used first admits \(name), and the others stop working\n"
         }
+        _ = FD.writeAll(2, Array(note.utf8))
     }
 }
 
-struct Join: ParsableCommand {
+struct Join: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "join",
         abstract: "Create this node (as init) and join the mesh with a code from `rolemesh invite NAME`.")
@@ -65,32 +63,30 @@ struct Join: ParsableCommand {
         MeshError(MeshError.noPermission, "this invite code cannot be used: \(why); ask for a new one with `rolemesh invite NAME` on a trusted device")
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let invite: InviteCode
-            do throws(InviteCode.Problem) { invite = try InviteCode.parse(code) } catch { throw Self.badCode(error.phrase) }
-            let home = dir.node
-            try NodeSetup.refuseExisting(home, name: invite.name)
-            if invite.expires <= Int64(Date().timeIntervalSince1970) {
-                throw Self.badCode("it expired at \(Clock.rfc3339(Date(timeIntervalSince1970: Double(invite.expires))))")
-            }
-            let config = try node.config(name: invite.name, seeds: invite.addresses)
-            let pair = try NodeSetup.create(home, config)
-            let asked = JoinRequest(roles: config.roles, backup: config.backup.keys.sorted())
-            let result = blockingWait { await Self.admit(invite, pair, asking: asked) }
-            let welcome: WelcomePayload
-            switch result {
-            case .success(let w): welcome = w
-            case .failure(let e):
-                NodeSetup.remove(home, name: invite.name)    // nothing is left behind: join can run again
-                throw e
-            }
-            let written = try Self.store(welcome, invite: invite, in: home)
-            // One write: a reader that takes the first line and closes the pipe (`| head -1`) must
-            // not make join fail with SIGPIPE between two writes.
-            printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)\n"
-                     + "start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
+    func run() async throws {
+        let invite: InviteCode
+        do throws(InviteCode.Problem) { invite = try InviteCode.parse(code) } catch { throw Self.badCode(error.phrase) }
+        let home = dir.node
+        try NodeSetup.refuseExisting(home, name: invite.name)
+        if invite.expires <= Int64(Date().timeIntervalSince1970) {
+            throw Self.badCode("it expired at \(Clock.rfc3339(Date(timeIntervalSince1970: Double(invite.expires))))")
         }
+        let config = try node.config(name: invite.name, seeds: invite.addresses)
+        let pair = try NodeSetup.create(home, config)
+        let asked = JoinRequest(roles: config.roles, backup: config.backup.keys.sorted())
+        let result = await Self.admit(invite, pair, asking: asked)
+        let welcome: WelcomePayload
+        switch result {
+        case .success(let w): welcome = w
+        case .failure(let e):
+            NodeSetup.remove(home, name: invite.name)    // nothing is left behind: join can run again
+            throw e
+        }
+        let written = try Self.store(welcome, invite: invite, in: home)
+        // One write: a reader that takes the first line and closes the pipe (`| head -1`) must
+        // not make join fail with SIGPIPE between two writes.
+        printOut("joined the mesh as \(invite.name): \(invite.inviter) admitted this device; keys of trusted devices written to \(home.keysDir.path): \(written)\n"
+                 + "start the agent: rolemesh agent --dir \(home.root.path)   (or: rolemesh service install --dir \(home.root.path))")
     }
 
     /// The join handshake, the roles this device asks for, and the inviter's `welcome`, within 15 s in all.
@@ -143,7 +139,7 @@ struct Join: ParsableCommand {
     }
 }
 
-struct Revoke: ParsableCommand {
+struct Revoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "revoke",
         abstract: "Remove NAME's key here and sign a revocation that spreads to the mesh (on an introducer; with the agent stopped it spreads once the agent runs).")
@@ -157,21 +153,19 @@ struct Revoke: ParsableCommand {
         if cascade && recovery { throw ValidationError("--cascade and --recovery: revoke with the recovery code first, then --cascade from an introducer") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            if recovery {
-                let statement = try Recovery.statement(.revoke, name: name, code: RecoveryInput.read(), in: dir.node)
-                return Self.say(try ControlClient.call(dir.node, .recovered(statement: statement), as: RevokeReply.self), recovery: true)
-            }
-            let client: ControlClient
-            do { client = try ControlClient(dir: dir.node) } catch {
-                if cascade { throw MeshError(MeshError.unavailable, "--cascade needs this node's agent (`rolemesh agent`); `rolemesh revoke \(name)` alone works without it") }
-                try OfflineRevoke.revoke(name, in: dir.node)
-                printOut("revoked \(name): keys/\(name).pub moved to keys/revoked/; the revocation spreads once this node's agent runs (`rolemesh agent`)")
-                return
-            }
-            Self.say(try ControlClient.decode(RevokeReply.self, client.answer(.revoke(name: name, cascade: cascade))), recovery: false)
+    func run() async throws {
+        if recovery {
+            let statement = try Recovery.statement(.revoke, name: name, code: RecoveryInput.read(), in: dir.node)
+            return Self.say(try ControlClient.call(dir.node, .recovered(statement: statement), as: RevokeReply.self), recovery: true)
         }
+        let client: ControlClient
+        do { client = try ControlClient(dir: dir.node) } catch {
+            if cascade { throw MeshError(MeshError.unavailable, "--cascade needs this node's agent (`rolemesh agent`); `rolemesh revoke \(name)` alone works without it") }
+            try OfflineRevoke.revoke(name, in: dir.node)
+            printOut("revoked \(name): keys/\(name).pub moved to keys/revoked/; the revocation spreads once this node's agent runs (`rolemesh agent`)")
+            return
+        }
+        Self.say(try ControlClient.decode(RevokeReply.self, client.answer(.revoke(name: name, cascade: cascade))), recovery: false)
     }
 
     /// What happened, plainly: "moved" only for a key that moved.
@@ -209,7 +203,7 @@ enum RecoveryInput {
 }
 
 /// `rolemesh introducers add|remove NAME [--recovery]`
-struct Introducers: ParsableCommand {
+struct Introducers: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make NAME an introducer (it may invite, revoke and grant), or no longer one, on every node that accepts this one.")
     @Argument(help: "add or remove") var action: RoleAction
@@ -221,22 +215,20 @@ struct Introducers: ParsableCommand {
         guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let request: ControlRequest
-            if recovery {
-                request = .recovered(statement: try Recovery.statement(action == .add ? .introducerAdd : .introducerRemove, name: name,
-                                                                        code: RecoveryInput.read(), in: dir.node))
-            } else {
-                request = .introducers(action, name: name)
-            }
-            printOut(try ControlClient.call(dir.node, request, as: TrustChangeReply.self).message)
+    func run() async throws {
+        let request: ControlRequest
+        if recovery {
+            request = .recovered(statement: try Recovery.statement(action == .add ? .introducerAdd : .introducerRemove, name: name,
+                                                                    code: RecoveryInput.read(), in: dir.node))
+        } else {
+            request = .introducers(action, name: name)
         }
+        printOut(try ControlClient.call(dir.node, request, as: TrustChangeReply.self).message)
     }
 }
 
 /// `rolemesh grant NAME ROLE...`
-struct Grant: ParsableCommand {
+struct Grant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Let NAME hold these roles (backup:ROLE for a backup); signed, it spreads to the mesh (on an introducer).")
     @Argument(help: "The device.") var name: String
@@ -251,13 +243,13 @@ struct Grant: ParsableCommand {
         for r in roles where !RoleGrants.isValidWord(r) { throw ValidationError("invalid role \"\(r)\" (a role name, or backup:ROLE)") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run { printOut(try ControlClient.call(dir.node, .grant(.add, name: name, roles: roles), as: TrustChangeReply.self).message) }
+    func run() async throws {
+        printOut(try ControlClient.call(dir.node, .grant(.add, name: name, roles: roles), as: TrustChangeReply.self).message)
     }
 }
 
 /// `rolemesh ungrant NAME ROLE...`
-struct Ungrant: ParsableCommand {
+struct Ungrant: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Take roles away from NAME: routing skips it for them (not granted); signed, it spreads to the mesh.")
     @Argument(help: "The device.") var name: String
@@ -266,32 +258,30 @@ struct Ungrant: ParsableCommand {
 
     func validate() throws { try Grant.check(name, roles) }
 
-    func run() throws {
-        try RoleMeshCLI.run { printOut(try ControlClient.call(dir.node, .grant(.remove, name: name, roles: roles), as: TrustChangeReply.self).message) }
+    func run() async throws {
+        printOut(try ControlClient.call(dir.node, .grant(.remove, name: name, roles: roles), as: TrustChangeReply.self).message)
     }
 }
 
 /// `rolemesh trust [--json]`
-struct TrustAudit: ParsableCommand {
+struct TrustAudit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
         abstract: "The audit: every key, who introduced it and when, introducers, grants, revocations, and revocations refused.")
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let r = try ControlClient.call(dir.node, .trust, as: TrustReply.self)
-            if json { return printOut(ControlJSON.string(r)) }
-            var rows = [["NAME", "INTRODUCED BY", "AT", "INTRODUCER", "GRANTED", "STATE"]]
-            for k in r.keys {
-                rows.append([k.name, k.introducedBy ?? "-", k.introducedAt ?? "-", k.introducer ? "yes" : "no",
-                             k.granted.map { $0.isEmpty ? "(nothing)" : $0.joined(separator: " ") } ?? "(every role)",
-                             k.revoked ? "revoked" : "trusted"])
-            }
-            var out = StatusText.table(rows)
-            for f in r.refused { out += "\nrefused \(f.kind) of \(f.name) by \(f.by): \(f.reason)" }
-            printOut(out)
+    func run() async throws {
+        let r = try ControlClient.call(dir.node, .trust, as: TrustReply.self)
+        if json { return printOut(ControlJSON.string(r)) }
+        var rows = [["NAME", "INTRODUCED BY", "AT", "INTRODUCER", "GRANTED", "STATE"]]
+        for k in r.keys {
+            rows.append([k.name, k.introducedBy ?? "-", k.introducedAt ?? "-", k.introducer ? "yes" : "no",
+                         k.granted.map { $0.isEmpty ? "(nothing)" : $0.joined(separator: " ") } ?? "(every role)",
+                         k.revoked ? "revoked" : "trusted"])
         }
+        var out = StatusText.table(rows)
+        for f in r.refused { out += "\nrefused \(f.kind) of \(f.name) by \(f.by): \(f.reason)" }
+        printOut(out)
     }
 }

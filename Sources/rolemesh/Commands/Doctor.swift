@@ -2,7 +2,7 @@ import ArgumentParser
 import RoleMeshPlatform
 import RoleMeshAgent
 
-struct DoctorCommand: ParsableCommand {
+struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Check the node: config, key modes, port, agent, seeds, trust both ways, clock.",
@@ -10,9 +10,9 @@ struct DoctorCommand: ParsableCommand {
     @Flag(help: "One JSON document: {\"ok\", \"checks\": [{\"name\", \"ok\", \"detail\", \"fix\"}]}.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
+    func run() async throws {
         let node = dir.node
-        let report = blockingWait { await Doctor.run(node) }
+        let report = await Doctor.run(node)
         printOut(json ? ControlJSON.string(report) : report.text)
         if !report.ok { throw ExitCode(1) }
     }

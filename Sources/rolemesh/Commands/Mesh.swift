@@ -5,57 +5,51 @@ import RoleMeshControl
 import RoleMeshCore
 import RoleMeshStorage
 
-struct Status: ParsableCommand {
+struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "The membership view as this node sees it.")
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws { try Self.show(node: dir.node, json: json) }
+    func run() async throws { try Self.show(node: dir.node, json: json) }
 
     /// The whole command, however its words were parsed (here or `QuickCommand`).
     static func show(node: NodeDirectory, json: Bool) throws {
-        try RoleMeshCLI.run {
-            let s = try ControlClient.call(node, .status, as: StatusReply.self)
-            printOut(json ? ControlJSON.string(s) : StatusText.render(s))
-        }
+        let s = try ControlClient.call(node, .status, as: StatusReply.self)
+        printOut(json ? ControlJSON.string(s) : StatusText.render(s))
     }
 }
 
-struct Watch: ParsableCommand {
+struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "watch", abstract: "A live stream of mesh events, one per line.")
     @Flag(help: "One JSON object per line.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let c = try ControlClient(dir: dir.node)
-            try c.send(.watch)
-            try c.awaitAnswer()         // only the first line is time-limited: events come when they come
-            while let line = c.readLine() {
-                try ControlClient.check(line)
-                guard let e = ControlJSON.decode(WatchEvent.self, from: line) else { continue }
-                if e.event == WatchEvent.watching { continue }
-                printOut(json ? ControlJSON.string(e) : StatusText.event(e))
-            }
-            throw MeshError(MeshError.other, "the agent stopped")
+    func run() async throws {
+        let c = try ControlClient(dir: dir.node)
+        try c.send(.watch)
+        try c.awaitAnswer()         // only the first line is time-limited: events come when they come
+        while let line = c.readLine() {
+            try ControlClient.check(line)
+            guard let e = ControlJSON.decode(WatchEvent.self, from: line) else { continue }
+            if e.event == WatchEvent.watching { continue }
+            printOut(json ? ControlJSON.string(e) : StatusText.event(e))
         }
+        throw MeshError(MeshError.other, "the agent stopped")
     }
 }
 
-struct Leave: ParsableCommand {
+struct Leave: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "leave", abstract: "Leave the mesh gracefully, then stop the agent.")
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let c = try ControlClient(dir: dir.node, noAgent: "so this node is not in the mesh now: nothing to leave")
-            try c.send(.leave)
-            try ControlClient.check(try c.firstLine())
-            // The agent closes this connection as it stops: wait for that (bounded: running tasks
-            // get up to 30 s to finish), as `systemctl stop` does.
-            if !c.waitForClose(within: 40) {
-                throw MeshError(MeshError.other, "the agent said it is leaving but was still running after 40 s")
-            }
+    func run() async throws {
+        let c = try ControlClient(dir: dir.node, noAgent: "so this node is not in the mesh now: nothing to leave")
+        try c.send(.leave)
+        try ControlClient.check(try c.firstLine())
+        // The agent closes this connection as it stops: wait for that (bounded: running tasks
+        // get up to 30 s to finish), as `systemctl stop` does.
+        if !c.waitForClose(within: 40) {
+            throw MeshError(MeshError.other, "the agent said it is leaving but was still running after 40 s")
         }
     }
 }

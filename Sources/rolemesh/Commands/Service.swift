@@ -3,14 +3,14 @@ import RoleMeshPlatform
 import RoleMeshAgent
 import RoleMeshStorage
 
-struct Service: ParsableCommand {
+struct Service: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service",
         abstract: "Run the agent as a service: a systemd unit (a launchd job on macOS).",
         subcommands: [ServiceInstall.self, ServiceUninstall.self])
 }
 
-struct ServiceInstall: ParsableCommand {
+struct ServiceInstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
         abstract: "Write and enable a unit running `rolemesh agent --dir DIR` (a user unit unless --system).")
@@ -18,67 +18,63 @@ struct ServiceInstall: ParsableCommand {
     @Flag(name: .customLong("print"), help: "Print the unit file; write and enable nothing.") var printOnly = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let unit = try ServiceFiles.unit(for: dir.node, system: system)
-            let path = ServiceFiles.path(of: unit)
-            if printOnly {
-                // The unit alone on stdout (it may be redirected into a file); where it would go
-                // and what would run, on stderr.
-                printOut(unit.render())
-                printNote("would write \(path), then run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))`")
-                return
-            }
-            if let why = ServiceFiles.managerProblem(unit) {
-                throw MeshError(MeshError.unavailable, "no service was installed: \(why); run `rolemesh agent --dir \(dir.node.root.path)` "
-                                + "from whatever starts programs here instead (`rolemesh service install --print` shows the unit)")
-            }
-            try ServiceFiles.write(unit, to: path)
-            printOut("wrote \(path)")
-            // An agent started by hand holds the node's port: the service's own would fail to bind.
-            if (try? ControlClient(dir: dir.node)) != nil {
-                printOut("note: an agent already runs for \(dir.node.root.path); if it is not this service's, stop it "
-                         + "(`rolemesh leave --dir \(dir.node.root.path)`) and run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))` again")
-            }
-            try ServiceFiles.runAll(unit.enableCommands(path: path), after: "\(path) was written")
-            printOut("enabled and started \(unit.name)")
+    func run() async throws {
+        let unit = try ServiceFiles.unit(for: dir.node, system: system)
+        let path = ServiceFiles.path(of: unit)
+        if printOnly {
+            // The unit alone on stdout (it may be redirected into a file); where it would go
+            // and what would run, on stderr.
+            printOut(unit.render())
+            printNote("would write \(path), then run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))`")
+            return
         }
+        if let why = ServiceFiles.managerProblem(unit) {
+            throw MeshError(MeshError.unavailable, "no service was installed: \(why); run `rolemesh agent --dir \(dir.node.root.path)` "
+                            + "from whatever starts programs here instead (`rolemesh service install --print` shows the unit)")
+        }
+        try ServiceFiles.write(unit, to: path)
+        printOut("wrote \(path)")
+        // An agent started by hand holds the node's port: the service's own would fail to bind.
+        if (try? ControlClient(dir: dir.node)) != nil {
+            printOut("note: an agent already runs for \(dir.node.root.path); if it is not this service's, stop it "
+                     + "(`rolemesh leave --dir \(dir.node.root.path)`) and run `\(ServiceUnit.shellLine(unit.enableCommands(path: path)))` again")
+        }
+        try ServiceFiles.runAll(unit.enableCommands(path: path), after: "\(path) was written")
+        printOut("enabled and started \(unit.name)")
     }
 }
 
-struct ServiceUninstall: ParsableCommand {
+struct ServiceUninstall: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uninstall",
         abstract: "Stop, disable and remove the unit `service install` wrote (user or system).")
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let units = try [false, true].map { try ServiceFiles.unit(for: dir.node, system: $0) }
-            let installed = units.filter { FileManager.default.fileExists(atPath: ServiceFiles.path(of: $0)) }
-            guard !installed.isEmpty else {
-                throw MeshError(MeshError.other, "no RoleMesh service is installed for this node (looked for "
-                                + units.map { ServiceFiles.path(of: $0) }.joined(separator: " and ") + ")")
+    func run() async throws {
+        let units = try [false, true].map { try ServiceFiles.unit(for: dir.node, system: $0) }
+        let installed = units.filter { FileManager.default.fileExists(atPath: ServiceFiles.path(of: $0)) }
+        guard !installed.isEmpty else {
+            throw MeshError(MeshError.other, "no RoleMesh service is installed for this node (looked for "
+                            + units.map { ServiceFiles.path(of: $0) }.joined(separator: " and ") + ")")
+        }
+        for unit in installed {
+            let path = ServiceFiles.path(of: unit)
+            // Without a service manager here nothing runs the unit: the file just goes.
+            let problem = ServiceFiles.managerProblem(unit)
+            // Stopped first: removing the file of a running unit would leave an agent nobody manages.
+            if problem == nil {
+                try ServiceFiles.runAll(unit.disableCommands, after: "\(path) is still installed", orDelete: path)
             }
-            for unit in installed {
-                let path = ServiceFiles.path(of: unit)
-                // Without a service manager here nothing runs the unit: the file just goes.
-                let problem = ServiceFiles.managerProblem(unit)
-                // Stopped first: removing the file of a running unit would leave an agent nobody manages.
-                if problem == nil {
-                    try ServiceFiles.runAll(unit.disableCommands, after: "\(path) is still installed", orDelete: path)
-                }
-                guard unlink(path) == 0 else {
-                    throw MeshError(MeshError.other, "cannot remove \(path): \(String(cString: strerror(errno)))"
-                                    + (unit.system && geteuid() != 0 ? " (run it with sudo)" : ""))
-                }
-                if let problem {
-                    printOut("removed \(path) (\(problem), so nothing was stopped or disabled)")
-                    continue
-                }
-                try ServiceFiles.runAll(unit.forgetCommands, after: "\(path) was removed")
-                printOut("stopped, disabled and removed \(path)")
+            guard unlink(path) == 0 else {
+                throw MeshError(MeshError.other, "cannot remove \(path): \(String(cString: strerror(errno)))"
+                                + (unit.system && geteuid() != 0 ? " (run it with sudo)" : ""))
             }
+            if let problem {
+                printOut("removed \(path) (\(problem), so nothing was stopped or disabled)")
+                continue
+            }
+            try ServiceFiles.runAll(unit.forgetCommands, after: "\(path) was removed")
+            printOut("stopped, disabled and removed \(path)")
         }
     }
 }

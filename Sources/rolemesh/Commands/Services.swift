@@ -6,31 +6,29 @@ import RoleMeshCore
 import RoleMeshTaskChannel
 
 /// `rolemesh services [--json]`
-struct Services: ParsableCommand {
+struct Services: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "services",
         abstract: "Every service the mesh knows: where a connection goes now and why, and each node offering it.")
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let r = try ControlClient.call(dir.node, .services, as: ServicesReply.self)
-            // A bad service.toml of this node: named on stderr, whatever the format.
-            for (_, sentence) in (r.errors ?? [:]).sorted(by: { $0.key < $1.key }) { printNote(sentence) }
-            if json { return printOut(ControlJSON.string(r.printed)) }
-            if r.services.isEmpty { return printOut("no services offered in the mesh") }
-            for s in r.services {
-                printOut("\(s.service) (port \(s.port), where \(s.where)) -> \(s.node ?? "(no node)")"
-                         + (s.via.map { " (via \($0): no direct path from here)" } ?? "") + ": \(s.reason)")
-                for n in s.nodes { printOut("  \(n.node): \(n.health)" + (n.detail.map { " (\($0))" } ?? "")) }
-            }
+    func run() async throws {
+        let r = try ControlClient.call(dir.node, .services, as: ServicesReply.self)
+        // A bad service.toml of this node: named on stderr, whatever the format.
+        for (_, sentence) in (r.errors ?? [:]).sorted(by: { $0.key < $1.key }) { printNote(sentence) }
+        if json { return printOut(ControlJSON.string(r.printed)) }
+        if r.services.isEmpty { return printOut("no services offered in the mesh") }
+        for s in r.services {
+            printOut("\(s.service) (port \(s.port), where \(s.where)) -> \(s.node ?? "(no node)")"
+                     + (s.via.map { " (via \($0): no direct path from here)" } ?? "") + ": \(s.reason)")
+            for n in s.nodes { printOut("  \(n.node): \(n.health)" + (n.detail.map { " (\($0))" } ?? "")) }
         }
     }
 }
 
 /// `rolemesh connect ROLE/NAME [--local [HOST:]PORT] [--stdio]`
-struct Connect: ParsableCommand {
+struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connect",
         abstract: "Forward a local port (or stdin/stdout) to a service's current route, until Ctrl-C.")
@@ -50,24 +48,22 @@ struct Connect: ParsableCommand {
     /// The first answer waits for a connection to be made (a few candidates may be tried).
     static let answerSeconds: Double = 30
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let c = try ControlClient(dir: dir.node)
-            try c.send(.connect(service: service, listen: local, stdio: stdio))
-            let line = try c.firstLine(within: Self.answerSeconds)
-            try ControlClient.check(line)
-            let r = try ControlClient.decode(ConnectReply.self, line)
-            if stdio { Self.pipe(c) }
-            printOut("forwarding \(r.listen ?? "?") -> \(service) (now \(r.node ?? "no node"))"
-                     + (r.via.map { " (via \($0))" } ?? ""))
-            // Runs until Ctrl-C; the listener closes with this connection. The agent stopping ends it.
-            while c.readLine() != nil {}
-            throw MeshError(MeshError.other, "the agent stopped; \(service) is no longer forwarded")
-        }
+    func run() async throws {
+        let c = try ControlClient(dir: dir.node)
+        try c.send(.connect(service: service, listen: local, stdio: stdio))
+        let line = try c.firstLine(within: Self.answerSeconds)
+        try ControlClient.check(line)
+        let r = try ControlClient.decode(ConnectReply.self, line)
+        if stdio { return Self.pipe(c) }
+        printOut("forwarding \(r.listen ?? "?") -> \(service) (now \(r.node ?? "no node"))"
+                 + (r.via.map { " (via \($0))" } ?? ""))
+        // Runs until Ctrl-C; the listener closes with this connection. The agent stopping ends it.
+        while c.readLine() != nil {}
+        throw MeshError(MeshError.other, "the agent stopped; \(service) is no longer forwarded")
     }
 
     /// `--stdio`: stdin to the service, the service to stdout, until the service ends its side.
-    static func pipe(_ c: ControlClient) -> Never {
+    static func pipe(_ c: ControlClient) {
         let fd = c.fd
         _ = FD.writeAll(1, c.takeBuffered())
         // A blocking read of stdin on a pool thread: this process does nothing else meanwhile.
@@ -86,6 +82,5 @@ struct Connect: ParsableCommand {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 || !FD.writeAll(1, Array(buf[0..<n])) { break }
         }
-        Glibc.exit(0)
     }
 }

@@ -4,7 +4,7 @@ import RoleMeshAgent
 import RoleMeshCore
 import RoleMeshStorage
 
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a node: its directory, node.toml and key pair.")
     @Argument(help: "This node's name (letters, digits, '.', '_', '-').") var name: String
     @OptionGroup var node: NodeOptions
@@ -16,21 +16,19 @@ struct Init: ParsableCommand {
         for s in seeds where NodeConfig.splitHostPort(s) == nil { throw ValidationError("invalid --seed \"\(s)\" (expected HOST:PORT)") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            // A new mesh: its recovery code, shown once, and this node its first introducer.
-            var config = try node.config(name: name, seeds: seeds)
-            let (code, recoveryKey) = Recovery.newCode()
-            config.recovery = recoveryKey
-            let pair = try NodeSetup.create(dir.node, config)
-            try Recovery.recordFirstIntroducer(dir.node, name: name, key: pair.publicKey, code: code)
-            let pub = dir.node.publicKey(name)
-            printOut(pub.path)
-            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
-            printOut("recovery code (write it down now: it is shown this once and stored nowhere):")
-            printOut("  \(code.text)")
-            printOut("with it, on any device of this mesh, `rolemesh revoke NAME --recovery` and `rolemesh introducers add NAME --recovery` work even when every introducer is lost or stolen")
-        }
+    func run() async throws {
+        // A new mesh: its recovery code, shown once, and this node its first introducer.
+        var config = try node.config(name: name, seeds: seeds)
+        let (code, recoveryKey) = Recovery.newCode()
+        config.recovery = recoveryKey
+        let pair = try NodeSetup.create(dir.node, config)
+        try Recovery.recordFirstIntroducer(dir.node, name: name, key: pair.publicKey, code: code)
+        let pub = dir.node.publicKey(name)
+        printOut(pub.path)
+        printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
+        printOut("recovery code (write it down now: it is shown this once and stored nowhere):")
+        printOut("  \(code.text)")
+        printOut("with it, on any device of this mesh, `rolemesh revoke NAME --recovery` and `rolemesh introducers add NAME --recovery` work even when every introducer is lost or stolen")
     }
 }
 
@@ -98,7 +96,7 @@ enum NodeSetup {
     }
 }
 
-struct Keygen: ParsableCommand {
+struct Keygen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keygen", abstract: "Write a key pair into DIR/keys/ and nothing else.")
     @Argument(help: "The node name the keys are for.") var name: String
     @OptionGroup var dir: DirOption
@@ -107,17 +105,15 @@ struct Keygen: ParsableCommand {
         guard NodeName.isValid(name) else { throw ValidationError("invalid node name \"\(name)\"") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            _ = try KeyStore.generate(name: name, in: dir.node)
-            let pub = dir.node.publicKey(name)
-            printOut(pub.path)
-            printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
-        }
+    func run() async throws {
+        _ = try KeyStore.generate(name: name, in: dir.node)
+        let pub = dir.node.publicKey(name)
+        printOut(pub.path)
+        printOut((try? String(contentsOf: pub, encoding: .utf8)) ?? "")
     }
 }
 
-struct AgentCommand: ParsableCommand {
+struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run the agent in the foreground, logging to stderr. SIGINT/SIGTERM leave gracefully.")
@@ -133,24 +129,12 @@ struct AgentCommand: ParsableCommand {
         if verbose, let logLevel, logLevel != .debug { throw ValidationError("--verbose is --log-level debug; give one or the other") }
     }
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            Log.verbose = verbose
-            if let logLevel { Log.setLevel(named: logLevel.rawValue) }
-            let agent = try Agent(dir: dir.node)
-            // Until the CLI is async (issue 25): the agent runs on the async side; the main thread
-            // serves Dispatch meanwhile. Leaving may take `leaveBound` at most, then the process ends.
-            Task {
-                do throws(MeshError) { try await agent.run() } catch { RoleMeshCLI.fail(error) }
-                RoleMeshCLI.terminate(0)
-            }
-            Task {
-                await agent.leaving()
-                try? await Task.sleep(for: .seconds(10))
-                Log.warn("the agent did not stop within 10 s of leaving; ending it")
-                RoleMeshCLI.terminate(0)
-            }
-            dispatchMain()
-        }
+    func run() async throws {
+        Log.verbose = verbose
+        if let logLevel { Log.setLevel(named: logLevel.rawValue) }
+        let agent = try Agent(dir: dir.node)
+        RoleMesh.boundLeaving(of: agent)
+        // Until the agent has left the mesh (SIGINT, SIGTERM, `rolemesh leave`); then the process ends.
+        try await agent.run()
     }
 }

@@ -8,7 +8,7 @@ import RoleMeshStorage
 import RoleMeshTaskChannel
 
 /// `rolemesh submit ROLE/TASK [-- ARGS...]`: like `ssh host cmd`.
-struct Submit: ParsableCommand {
+struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submit",
         abstract: "Run ROLE/TASK on the node routing picks: stdin forwarded, output streamed, exit status passed through.")
@@ -38,7 +38,7 @@ struct Submit: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let (role, task) = Submission.split(target)!       // checked in validate()
         try Self.perform(SubmitRequest(role: role, task: task, args: args, heavy: heavy, to: to, detach: detach, queue: queue,
                                        retry: retry, whenIdle: when == .idle), node: dir.node)
@@ -46,21 +46,40 @@ struct Submit: ParsableCommand {
 
     /// The whole command, however its words were parsed (here or `QuickCommand`).
     static func perform(_ submit: SubmitRequest, node: NodeDirectory) throws {
-        try RoleMeshCLI.run {
-            let req = ControlRequest.submit(submit)
-            if submit.detach {
-                printOut(try ControlClient.call(node, req, as: SubmittedReply.self).id)
-                return
-            }
-            let client = try ControlClient(dir: node)
-            try client.send(req)
-            try client.awaitAnswer()        // the first frame only: the task itself may take any time
-            guard let first = try client.receiveFrame() else { throw MeshError(MeshError.other, "the agent closed the connection") }
-            if first.type == .error { try Self.finish(first) }
-            let writer = client.frameWriter
-            Self.forwardInput(writer)
-            let interrupts = Self.forwardInterrupts(writer)
-            defer { withExtendedLifetime(interrupts) {} }
+        let req = ControlRequest.submit(submit)
+        if submit.detach {
+            printOut(try ControlClient.call(node, req, as: SubmittedReply.self).id)
+            return
+        }
+        let client = try ControlClient(dir: node)
+        try client.send(req)
+        try client.awaitAnswer()        // the first frame only: the task itself may take any time
+        guard let first = try client.receiveFrame() else { throw MeshError(MeshError.other, "the agent closed the connection") }
+        if first.type == .error { try Self.finish(first) }
+        let writer = client.frameWriter
+        Self.forwardInput(writer)
+        // The task's output is printed on a thread of its own, and the command waits for whichever
+        // comes first: the task's end, or a second Ctrl-C, which must end it even while a write to
+        // a full pipe blocks that thread.
+        let end = FirstOf<StreamEnd>()
+        let interrupts = Self.forwardInterrupts(writer, giveUp: { end.settle(.gaveUp) })
+        defer { withExtendedLifetime(interrupts) {} }
+        nonisolated(unsafe) let stream = client     // handed over: only that thread reads it from here on
+        OwnThread.start(name: "rolemesh.output") { end.settle(Self.printOutput(stream)) }
+        switch end.wait() {
+        case .ended(let f): try Self.finish(f)
+        case .failed(let e): throw e
+        case .closed: throw MeshError(MeshError.other, "the local agent went away before the task ended")
+        case .gaveUp: throw ExitCode(130)
+        }
+    }
+
+    /// How the wait for a task ended: its exit or error frame, a broken stream, or a second Ctrl-C.
+    enum StreamEnd: Sendable { case ended(Frame), failed(MeshError), closed, gaveUp }
+
+    /// The task's output and notes, to stdout and stderr as they come, until its exit or error frame.
+    static func printOutput(_ client: ControlClient) -> StreamEnd {
+        do throws(MeshError) {
             while let f = try client.receiveFrame() {
                 switch f.type {
                 case .stdout: _ = FD.writeAll(1, f.payload)
@@ -68,24 +87,27 @@ struct Submit: ParsableCommand {
                 case .info:
                     let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
                     _ = FD.writeAll(2, Array("rolemesh: \(message)\n".utf8))
-                case .exit, .error: try Self.finish(f)
+                case .exit, .error: return .ended(f)
                 default: break
                 }
             }
-            throw MeshError(MeshError.other, "the local agent went away before the task ended")
+            return .closed
+        } catch {
+            return .failed(error)
         }
     }
 
-    /// Ends the command as the task ended: its exit status, or the mesh's error and code.
+    /// Ends the command as the task ended: its exit status, or the mesh's error and code (the
+    /// entry point exits with either).
     static func finish(_ f: Frame) throws -> Never {
         if f.type == .exit {
-            RoleMeshCLI.terminate(Int32(truncatingIfNeeded: ExitInfo.plainCode(f.payload) ?? f.decode(ExitInfo.self)?.code ?? 1))
+            throw ExitCode(Int32(truncatingIfNeeded: ExitInfo.plainCode(f.payload) ?? f.decode(ExitInfo.self)?.code ?? 1))
         }
-        RoleMeshCLI.fail(f.meshError)
+        throw f.meshError
     }
 
     /// Our stdin to the task, in chunks, then end-of-file. A queue of its own reads the
-    /// terminal (or pipe, or file) while the main thread prints the task's output.
+    /// terminal (or pipe, or file) while another thread prints the task's output.
     static func forwardInput(_ writer: ControlClient.FrameWriter) {
         DispatchQueue(label: "rolemesh.stdin").async {
             var buf = [UInt8](repeating: 0, count: Frame.maxPayload)
@@ -99,9 +121,9 @@ struct Submit: ParsableCommand {
         }
     }
 
-    /// Ctrl-C cancels the remote task; a second one gives up waiting. The sources returned
-    /// must be kept: a released source stops delivering.
-    static func forwardInterrupts(_ writer: ControlClient.FrameWriter) -> [any DispatchSourceSignal] {
+    /// Ctrl-C cancels the remote task; a second one gives up waiting (`giveUp`). The sources
+    /// returned must be kept: a released source stops delivering.
+    static func forwardInterrupts(_ writer: ControlClient.FrameWriter, giveUp: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
         var sources: [any DispatchSourceSignal] = []
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -109,7 +131,7 @@ struct Submit: ParsableCommand {
         for sig in [SIGINT, SIGTERM] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                if count.add(1, ordering: .relaxed).newValue > 1 { RoleMeshCLI.terminate(130) }
+                if count.add(1, ordering: .relaxed).newValue > 1 { return giveUp() }
                 writer.send(Frame(.signal, [UInt8(sig)]))
             }
             s.resume()
@@ -119,75 +141,69 @@ struct Submit: ParsableCommand {
     }
 }
 
-struct Tasks: ParsableCommand {
+struct Tasks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tasks", abstract: "Tasks this node submitted or ran.")
     @Flag(help: "One JSON document.") var json = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let answer = try ControlClient.call(dir.node, .tasks, as: TasksReply.self)
-            if json {
-                printOut(ControlJSON.string(answer))    // without `args`: the contract's keys
-                return
-            }
-            var rows = [["ID", "TASK", "NODE", "FROM", "STATE", "EXIT", "SUBMITTED"]]
-            var notes: [String] = []
-            for t in answer.tasks {
-                // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
-                let submitted = String(t.submitted.dropFirst(5).prefix(14)).replacingScalar("T", with: " ")
-                rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", (t.node ?? "-") + (t.via.map { " via \($0)" } ?? ""), t.from, t.state.rawValue,
-                             t.exitCode.map(String.init) ?? "-", submitted])
-                if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }
-                if t.state == .queued, let why = t.reason { notes.append("\(t.id.prefix(8)) waiting: \(why)") }
-            }
-            printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
-            for n in notes { printOut(n.escapingControlCharacters) }
+    func run() async throws {
+        let answer = try ControlClient.call(dir.node, .tasks, as: TasksReply.self)
+        if json {
+            printOut(ControlJSON.string(answer))    // without `args`: the contract's keys
+            return
         }
+        var rows = [["ID", "TASK", "NODE", "FROM", "STATE", "EXIT", "SUBMITTED"]]
+        var notes: [String] = []
+        for t in answer.tasks {
+            // Ids shortened (any unique prefix works with `logs`); times as MM-DD HH:MM:SS UTC.
+            let submitted = String(t.submitted.dropFirst(5).prefix(14)).replacingScalar("T", with: " ")
+            rows.append([String(t.id.prefix(8)), "\(t.role)/\(t.task)", (t.node ?? "-") + (t.via.map { " via \($0)" } ?? ""), t.from, t.state.rawValue,
+                         t.exitCode.map(String.init) ?? "-", submitted])
+            if t.state == .paused, let why = t.reason { notes.append("\(t.id.prefix(8)) paused: \(why)") }
+            if t.state == .queued, let why = t.reason { notes.append("\(t.id.prefix(8)) waiting: \(why)") }
+        }
+        printOut(StatusText.table(rows.map { $0.map(\.escapingControlCharacters) }))
+        for n in notes { printOut(n.escapingControlCharacters) }
     }
 }
 
-struct Cancel: ParsableCommand {
+struct Cancel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
         abstract: "Cancel a queued, running or paused task, on the node that submitted it or the node running it.")
     @Argument(help: "The task id (any unique prefix of it, as `tasks` shows).") var id: String
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let r = try ControlClient.call(dir.node, .cancel(id: id), as: CancelReply.self)
-            printOut(r.state == TaskRecord.State.cancelled.rawValue ? "cancelled \(r.id)"
-                     : "cancel sent to \(r.id); it is still \(r.state.escapingControlCharacters)")
-        }
+    func run() async throws {
+        let r = try ControlClient.call(dir.node, .cancel(id: id), as: CancelReply.self)
+        printOut(r.state == TaskRecord.State.cancelled.rawValue ? "cancelled \(r.id)"
+                 : "cancel sent to \(r.id); it is still \(r.state.escapingControlCharacters)")
     }
 }
 
-struct Logs: ParsableCommand {
+struct Logs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "A task's output, fetched from wherever it ran.")
     @Argument(help: "The task id (as `submit --detach` printed it).") var id: String
     @Flag(help: "Keep printing output until the task ends.") var follow = false
     @OptionGroup var dir: DirOption
 
-    func run() throws {
-        try RoleMeshCLI.run {
-            let client = try ControlClient(dir: dir.node)
-            try client.send(.logs(id: id, follow: follow))
-            try client.awaitAnswer()        // the agent's first frame; output comes when it comes
-            while let f = try client.receiveFrame() {
-                switch f.type {
-                case .stdout: _ = FD.writeAll(1, f.payload)
-                case .stderr: _ = FD.writeAll(2, f.payload)
-                case .info:
-                    let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
-                    _ = FD.writeAll(2, Array("rolemesh: \(message)\n".utf8))
-                case .exit: return
-                case .error:
-                    throw f.meshError
-                default: break
-                }
+    func run() async throws {
+        let client = try ControlClient(dir: dir.node)
+        try client.send(.logs(id: id, follow: follow))
+        try client.awaitAnswer()        // the agent's first frame; output comes when it comes
+        while let f = try client.receiveFrame() {
+            switch f.type {
+            case .stdout: _ = FD.writeAll(1, f.payload)
+            case .stderr: _ = FD.writeAll(2, f.payload)
+            case .info:
+                let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
+                _ = FD.writeAll(2, Array("rolemesh: \(message)\n".utf8))
+            case .exit: return
+            case .error:
+                throw f.meshError
+            default: break
             }
-            throw MeshError(MeshError.other, "the connection ended before the logs did")
         }
+        throw MeshError(MeshError.other, "the connection ended before the logs did")
     }
 }

@@ -264,6 +264,7 @@ public final class Membership {
                 dropped.replay += 1
                 return takeActions()
             }
+            followAnnouncedAddress(sender.name, source: from)
         case .final:
             // It speaks at an incarnation we hold dead or left: tell it, so it refutes — but only once
             // its newer heartbeat proved to be its own words, fresh, and not a replay of one we answered.
@@ -502,6 +503,19 @@ public final class Membership {
                            limit: urgent ? relayLimit : profile.watchers, urgent: urgent)
         }
         return .accepted
+    }
+
+    /// Entry 0 is the record we hold, again, straight from the address that record announces: the
+    /// member is there, so it is reached there (7.5). A device that moves announces its new address
+    /// to every member directly, but that copy waits for a hello round trip at the new address
+    /// (2.3) while relayed copies do not: a member that got a relayed one first took the direct one
+    /// as a duplicate and kept sending to the old address, where its syncs and checks went
+    /// unanswered, so it held the device 'via' others and, cut off from them by a split, found it
+    /// dead seconds late (chaos seeds 18541, 18785). A replayed duplicate cannot steer traffic
+    /// anywhere the member did not sign as its own address.
+    func followAnnouncedAddress(_ node: String, source: WireAddress) {
+        guard let m = members[node], m.observed != source, m.heartbeat.address == source else { return }
+        members[node]!.observed = source
     }
 
     /// Entry 0 came at a newer version but an incarnation we hold dead or left. Before anything is

@@ -70,8 +70,12 @@ public final class SecureGossip {
         proven.filter { $0.value == peer }.map(\.key).sorted { $0.description < $1.description }
     }
 
-    /// Forget every proof (for a network change: issue 11's address watching calls this).
-    public func forgetProofs() { proven = [:]; challenges = [:] }
+    /// Forget every proof (for a network change: issue 11's address watching calls this). The hello
+    /// rate limit goes too: the device announces its new address to every member at once, and an
+    /// address helloed within `helloInterval` before the move kept that announcement parked until
+    /// the core happened to send there again (seconds, for a member it neither watches nor beats to:
+    /// chaos seed 18785).
+    public func forgetProofs() { proven = [:]; challenges = [:]; lastHello = [:] }
 
     // MARK: - Sending
 

@@ -604,6 +604,9 @@ public final class Membership {
         // with the words of its watchers, or once this node cannot reach it either (6.3).
         m.words[a.accuser] = entry
         if a.kind == .dead, m.deadWord == nil { m.deadWord = entry; deadWordHeld.insert(a.target) }
+        // The helper whose answer showed it up now holds it dead: that answer no longer counts, and
+        // the check verifies the claim (else it ended 'via' the accuser, the claim held for good).
+        if a.kind == .dead, m.check?.helperAnswer == a.accuser { m.check!.helperAnswer = nil }
         members[a.target] = m
         considerDeath(a.target, now: now)
         return true

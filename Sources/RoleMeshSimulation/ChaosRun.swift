@@ -110,14 +110,19 @@ final class ChaosRunner {
         var pool = Set<String>()
         while pool.count < n { pool.insert("\(prefix)\(random(0...99))") }
         names = pool.sorted().shuffled(using: &rng)
+        var starts: [String] = []
         for (i, name) in names.enumerated() {
             var held: [String] = [], backup: [String: Int] = [:]
             for r in roles {
                 if chance(0.3) { held.append(r) } else if chance(0.4) { backup[r] = random(1...2) }
             }
             mesh.addNode(name, profile: profile, seeds: i == 0 ? [] : [names[0]], roles: held, backup: backup)
+            // In scenario syntax (Tests/RoleMeshSimulationTests/scenarios), so a seed replays as a file.
+            starts.append("start \(name)" + (held.isEmpty ? "" : " roles=\(held.joined(separator: ","))")
+                + (backup.isEmpty ? "" : " backup=" + backup.keys.sorted().map { "\($0):\(backup[$0]!)" }.joined(separator: ",")))
         }
         note("start \(names.joined(separator: " ")) profile \(profile.name)")
+        for line in starts { note(line) }
         step(until: { self.converged() }, timeout: 10_000, what: "the mesh to form")
         let episodes = random(2...4)
         for _ in 0..<episodes where failure == nil {

@@ -292,8 +292,10 @@ extension Membership {
     /// `request` (the asker's own signed request or suspicion) beside it to mark it as the answer.
     func help(_ asker: String, about target: String, incarnation: UInt64, request: SignedEntry, now: Millis) {
         guard var m = members[target] else { return }
-        if m.heartbeat.incarnation > incarnation {
-            // It refuted since: what we hold already proves it is up.
+        if m.heartbeat.incarnation > incarnation, now - m.lastHeard < helperWait {
+            // It refuted since, and we heard it just now: what we hold proves it is up. (Only then:
+            // a refutation signed before a split proves nothing about now. Answered with it, the
+            // asker held the member 'via' us while we declared it dead: chaos seed 32969.)
             sendDatagram([freshLead(), m.entry, request], to: asker)
             return
         }

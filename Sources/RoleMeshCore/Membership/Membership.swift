@@ -264,6 +264,7 @@ public final class Membership {
                 dropped.replay += 1
                 return takeActions()
             }
+            followAnnouncedAddress(sender.name, source: from)
         case .final:
             // It speaks at an incarnation we hold dead or left: tell it, so it refutes — but only once
             // its newer heartbeat proved to be its own words, fresh, and not a replay of one we answered.
@@ -504,6 +505,19 @@ public final class Membership {
         return .accepted
     }
 
+    /// Entry 0 is the record we hold, again, straight from the address that record announces: the
+    /// member is there, so it is reached there (7.5). A device that moves announces its new address
+    /// to every member directly, but that copy waits for a hello round trip at the new address
+    /// (2.3) while relayed copies do not: a member that got a relayed one first took the direct one
+    /// as a duplicate and kept sending to the old address, where its syncs and checks went
+    /// unanswered, so it held the device 'via' others and, cut off from them by a split, found it
+    /// dead seconds late (chaos seeds 18541, 18785). A replayed duplicate cannot steer traffic
+    /// anywhere the member did not sign as its own address.
+    func followAnnouncedAddress(_ node: String, source: WireAddress) {
+        guard let m = members[node], m.observed != source, m.heartbeat.address == source else { return }
+        members[node]!.observed = source
+    }
+
     /// Entry 0 came at a newer version but an incarnation we hold dead or left. Before anything is
     /// sent back, it must be a version we have not answered yet and carry its origin's signature.
     func confirmFinal(_ entry: SignedEntry, _ hb: Heartbeat, source: WireAddress, now: Millis) -> Bool {
@@ -590,6 +604,9 @@ public final class Membership {
         // with the words of its watchers, or once this node cannot reach it either (6.3).
         m.words[a.accuser] = entry
         if a.kind == .dead, m.deadWord == nil { m.deadWord = entry; deadWordHeld.insert(a.target) }
+        // The helper whose answer showed it up now holds it dead: that answer no longer counts, and
+        // the check verifies the claim (else it ended 'via' the accuser, the claim held for good).
+        if a.kind == .dead, m.check?.helperAnswer == a.accuser { m.check!.helperAnswer = nil }
         members[a.target] = m
         considerDeath(a.target, now: now)
         return true

@@ -36,7 +36,7 @@ public final class SecureGossip {
     var challenges: [WireAddress: [UInt8]] = [:]
     var lastHello: [WireAddress: Millis] = [:]
     var lastHelloReply: [WireAddress: Millis] = [:]
-    var parked: [WireAddress: [(Envelope.Frame, [UInt8])]] = [:]
+    var parked: [WireAddress: [(frame: Envelope.Frame, plain: [UInt8], at: Millis)]] = [:]
     let random: (Int) -> [UInt8]
     /// The envelope nonce: this run's datagram counter, from a random start (`Envelope`).
     var counter: UInt64
@@ -45,6 +45,12 @@ public final class SecureGossip {
     public static let helloInterval: Millis = 500
     static let helloReplyInterval: Millis = 50
     static let maxParked = 8
+    /// Gossip parked longer than this is dropped, not sent, when the proof comes: two hello rounds.
+    /// A device that was away for long (crashed, asleep) was sent a dead retry's sample every few
+    /// seconds; flushed on its return, the old ones told it, restarted and knowing nothing, that a
+    /// member was dead at an incarnation it had long refuted (chaos seed 17307). What is current
+    /// comes with the answer to its own sync requests.
+    static let maxParkedAge: Millis = 2 * helloInterval
     static let maxAddresses = 4096
     static let none = [UInt8](repeating: 0, count: challengeSize)
 
@@ -70,8 +76,12 @@ public final class SecureGossip {
         proven.filter { $0.value == peer }.map(\.key).sorted { $0.description < $1.description }
     }
 
-    /// Forget every proof (for a network change: issue 11's address watching calls this).
-    public func forgetProofs() { proven = [:]; challenges = [:] }
+    /// Forget every proof (for a network change: issue 11's address watching calls this). The hello
+    /// rate limit goes too: the device announces its new address to every member at once, and an
+    /// address helloed within `helloInterval` before the move kept that announcement parked until
+    /// the core happened to send there again (seconds, for a member it neither watches nor beats to:
+    /// chaos seed 18785).
+    public func forgetProofs() { proven = [:]; challenges = [:]; lastHello = [:] }
 
     // MARK: - Sending
 
@@ -85,8 +95,8 @@ public final class SecureGossip {
         }
         proven[address] = nil
         if parked.count >= Self.maxAddresses, parked[address] == nil { parked = [:] }
-        var waiting = parked[address] ?? []
-        waiting.append((frame, plain))
+        var waiting = (parked[address] ?? []).filter { now - $0.at <= Self.maxParkedAge }
+        waiting.append((frame, plain, now))
         if waiting.count > Self.maxParked { waiting.removeFirst(waiting.count - Self.maxParked) }
         parked[address] = waiting
         return hello(to: address, expected: expected(), now: now)
@@ -143,7 +153,7 @@ public final class SecureGossip {
             challenges[source] = nil
             if proven.count >= Self.maxAddresses { proven = [:] }
             proven[source] = pk.peer
-            for (frame, plain) in parked.removeValue(forKey: source) ?? [] {
+            for (frame, plain, at) in parked.removeValue(forKey: source) ?? [] where now - at <= Self.maxParkedAge {
                 out.append((Envelope.seal(frame, plain, with: pk, nonce: nonce()), source))
             }
         }

@@ -335,14 +335,18 @@ final class HardeningIntegrationTests: XCTestCase {
         probe.send(flipped, to: victim, port: cluster.port)
         XCTAssertTrue(listen(probe, as: link, for: 1.0, at: "node3").isEmpty, "a flipped kind was answered")
         // A genuine, signed sync request (fresh version, flag set) is answered with full state, once
-        // the probe has answered the node's hello (proof of key before content).
-        let request = sealed(Datagram(kind: .syncRequest, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: 2, address: me, syncRequest: true)), by: rogue)]),
+        // the probe has answered the node's hello (proof of key before content). Up to three, each a
+        // fresh version: in the whole suite, as the simulations and the soak start beside it, the one
+        // request went unanswered in 2 runs of 2 here (never alone, nor beside the simulations alone);
+        // a request is answered once, so a lost round trip is only made up by another request.
+        var request: [UInt8] = [], replies: [[UInt8]] = []
+        for seq in UInt64(2)...4 where replies.isEmpty {
+            request = sealed(Datagram(kind: .syncRequest, entries: [signed(.heartbeat(Heartbeat(name: "rogue", incarnation: 1, seq: seq, address: me, syncRequest: true)), by: rogue)]),
                              for: "node3", by: link)
-        probe.send(request, to: victim, port: cluster.port)
-        // (A generous window: the answer waits one hello round trip, several times slower under TSan
-        // or beside the simulations; 4 s once missed it there.)
-        let replies = listen(probe, as: link, for: 6, at: "node3")
-        XCTAssertFalse(replies.isEmpty, "a genuine sync request went unanswered")
+            probe.send(request, to: victim, port: cluster.port)
+            replies = listen(probe, as: link, for: 4, at: "node3")
+        }
+        XCTAssertFalse(replies.isEmpty, "three genuine sync requests went unanswered")
         // The same bytes again, from another port of the same host, after the reply limit has passed: nothing.
         _ = listen(probe, as: link, for: 0.5, at: "node3")
         let other = UDPProbe(host: "127.0.0.79", port: cluster.port &+ 1)

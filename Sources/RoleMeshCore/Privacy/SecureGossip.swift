@@ -49,9 +49,8 @@ public final class SecureGossip {
     /// A device that was away for long (crashed, asleep) was sent a dead retry's sample every few
     /// seconds; flushed on its return, the old ones told it, restarted and knowing nothing, that a
     /// member was dead at an incarnation it had long refuted (chaos seed 17307). What is current
-    /// comes with the answer to its own sync requests. Not shorter: a loaded device answers a hello
-    /// late, and the answer to its sync request waits behind that hello (at two rounds, 1 s, a busy
-    /// test machine lost the answer: HardeningIntegrationTests).
+    /// comes with the answer to its own sync requests. Not shorter: a loaded device may answer a
+    /// hello late, and the answer to its sync request waits behind that hello.
     static let maxParkedAge: Millis = 6 * helloInterval
     static let maxAddresses = 4096
     static let none = [UInt8](repeating: 0, count: challengeSize)

@@ -191,19 +191,11 @@ struct Logs: AsyncParsableCommand {
         let client = try ControlClient(dir: dir.node)
         try client.send(.logs(id: id, follow: follow))
         try client.awaitAnswer()        // the agent's first frame; output comes when it comes
-        while let f = try client.receiveFrame() {
-            switch f.type {
-            case .stdout: _ = FD.writeAll(1, f.payload)
-            case .stderr: _ = FD.writeAll(2, f.payload)
-            case .info:
-                let message = (f.decode(InfoMessage.self)?.message ?? "").escapingControlCharacters
-                _ = FD.writeAll(2, Array("rolemesh: \(message)\n".utf8))
-            case .exit: return
-            case .error:
-                throw f.meshError
-            default: break
-            }
+        // Printed as `submit` prints a task's output; the task's own exit code is not the command's.
+        switch Submit.printOutput(client) {
+        case .ended(let f): if f.type == .error { throw f.meshError }
+        case .failed(let e): throw e
+        case .closed, .gaveUp: throw MeshError(MeshError.other, "the connection ended before the logs did")
         }
-        throw MeshError(MeshError.other, "the connection ended before the logs did")
     }
 }

@@ -70,7 +70,7 @@ struct RoleMesh: AsyncParsableCommand {
     /// of the command line: it outlives the command on purpose.
     static func boundLeaving(of agent: Agent, seconds: Int = 10) {
         Task.detached {
-            await agent.leaving()
+            await agent.untilLeaving()
             try? await Task.sleep(for: .seconds(seconds))
             Log.warn("the agent did not stop within \(seconds) s of leaving; ending it")
             Glibc.exit(0)

@@ -67,7 +67,10 @@ public actor Agent {
     nonisolated let journal: TaskJournal
     nonisolated let executor: Executor
     nonisolated let submitter: Submitter
-    var leaving = false
+    /// Leaving has begun (`leave()`): derived from the signal the entry point waits on.
+    var leaving: Bool { leavingSignal.count > 0 }
+    /// Bumped once, when leaving begins.
+    nonisolated let leavingSignal = ChangeSignal()
     /// Every piece of background work the agent starts runs as a child of `run()` (`spawn`), so
     /// that when it has left, what still runs is cancelled and awaited.
     nonisolated let children: ChildTasks
@@ -202,10 +205,9 @@ public actor Agent {
 
     /// Resumes once the agent has begun to leave: the entry point's bound on how long leaving may
     /// take (`rolemesh agent`).
-    public nonisolated func leaving() async {
-        await leftSignal.wait(after: 0)
+    public nonisolated func untilLeaving() async {
+        await leavingSignal.wait(after: 0)
     }
-    nonisolated let leftSignal = ChangeSignal()
 
     private func startOnQueue() -> MeshError? {
         do throws(MeshError) { try control.start() } catch {
@@ -417,12 +419,11 @@ public actor Agent {
     static let leaveWriteWait: Duration = .seconds(5)
 
     /// Leaves the mesh, then ends `run()`. Running tasks finish first (bounded), and the mesh hears
-    /// this node left once they are done; then every connection still open ends, pending writes
-    /// land (unless the disk hangs), and the background work still running is cancelled.
+    /// this node left once they are done; then pending writes land (unless the disk hangs), the
+    /// background work still running is cancelled, and every connection still open ends.
     func leave() {
         guard !leaving else { return }
-        leaving = true
-        leftSignal.bump()
+        leavingSignal.bump()
         spawn {
             await stopExtensions()
             perform(node.leave(now: Clock.now()))

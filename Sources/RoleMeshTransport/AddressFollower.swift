@@ -32,6 +32,9 @@ public struct AddressFollower: Sendable {
         public var cutOffChanged: Bool?
         /// What to tell the person (the log): warnings and news.
         public var notes: [Note] = []
+
+        /// Nothing changed.
+        public init() {}
     }
     public struct Note: Equatable, Sendable {
         public var warning: Bool
